@@ -1,0 +1,217 @@
+/* bench.c: measures matmul, GPT training and decoding throughput in one process, so the
+ * figures can be compared with each other (medians of repeated runs). */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+bench_params bench_default(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bench_params p = {
+        .model = gpt_config_default(),
+        .train_batch = 16,
+        .train_seq = 256,
+        .train_steps = 5,
+        .decode_batch = 128,
+        .decode_prompt = 32,
+        .decode_new = 24,
+        .decode_reps = 3,
+        .matmul_n = 1024,
+        .threads = cores > 0 ? (int)cores : 1,
+        .seed = 1,
+    };
+    return p;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void say(void (*progress)(const char *, void *), void *arg, const char *line) {
+    if (progress) progress(line, arg);
+}
+
+#define BENCH_MAX_REPS 64
+
+static int fail(tw_ctx *ctx, char *err, size_t errlen, const char *what) {
+    snprintf(err, errlen, "bench: %s: %s", what, tw_errmsg(ctx));
+    return -1;
+}
+
+static int bench_matmul(tw_ctx *ctx, tw_rng *rng, int n, double *gflops) {
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t shape[2] = {n, n};
+    tw_tensor a = tw_randn(ctx, rng, 0, 1, 2, shape), b = tw_randn(ctx, rng, 0, 1, 2, shape);
+    double t[10];
+    const int reps = 10;
+    for (int r = -2; r < reps; r++) { /* two warm-up runs */
+        tw_scope inner = tw_scope_begin(ctx);
+        double t0 = now_s();
+        tw_tensor c = tw_matmul(ctx, a, b);
+        double t1 = now_s();
+        (void)c;
+        tw_scope_end(ctx, inner);
+        if (r >= 0) t[r] = t1 - t0;
+    }
+    tw_scope_end(ctx, scope);
+    if (tw_status_get(ctx)) return -1;
+    *gflops = 2.0 * n * (double)n * n / median(t, reps) / 1e9;
+    return 0;
+}
+
+static int bench_train(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p, double *step_s) {
+    const int64_t B = p->train_batch, T = p->train_seq, V = p->model.vocab;
+    int64_t *tok = malloc(sizeof(int64_t) * (size_t)(B * (T + 1)));
+    if (!tok) return -1;
+    uint64_t s = p->seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < B * (T + 1); i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        tok[i] = (int64_t)(s % (uint64_t)V);
+    }
+    int64_t *in = malloc(sizeof(int64_t) * (size_t)(B * T)), *tg = malloc(sizeof(int64_t) * (size_t)(B * T));
+    if (!in || !tg) {
+        free(tok), free(in), free(tg);
+        return -1;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            in[b * T + t] = tok[b * (T + 1) + t];
+            tg[b * T + t] = tok[b * (T + 1) + t + 1];
+        }
+    int64_t shape[2] = {B, T}, flat[1] = {B * T}, lshape[2] = {B * T, V};
+    tw_tensor x = tw_from_i64(ctx, in, 2, shape), y = tw_from_i64(ctx, tg, 1, flat);
+    free(tok), free(in), free(tg);
+    tw_adamw_params hp = tw_adamw_default();
+    hp.beta2 = 0.95;
+    hp.weight_decay = 0.1;
+    tw_adamw *opt = NULL;
+    if (tw_adamw_new(ctx, gpt_params(m), gpt_param_decay(m), gpt_param_count(m), hp, &opt))
+        return -1;
+    (void)rng;
+    double t[BENCH_MAX_REPS];
+    int reps = p->train_steps < BENCH_MAX_REPS ? p->train_steps : BENCH_MAX_REPS;
+    for (int r = -1; r < reps && tw_status_get(ctx) == TW_OK; r++) {
+        double t0 = now_s();
+        tw_scope scope = tw_scope_begin(ctx);
+        tw_zero_grad(ctx, gpt_params(m), gpt_param_count(m));
+        tw_tensor logits = gpt_forward(m, x, TW_NULL, TW_NULL);
+        tw_tensor loss = tw_cross_entropy(ctx, tw_reshape(ctx, logits, 2, lshape), y, -1);
+        tw_backward(ctx, loss);
+        tw_clip_grad_norm(ctx, gpt_params(m), gpt_param_count(m), 1.0, NULL);
+        tw_adamw_step(opt, hp.lr);
+        tw_scope_end(ctx, scope);
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    tw_adamw_free(opt);
+    tw_free(ctx, x);
+    tw_free(ctx, y);
+    if (tw_status_get(ctx)) return -1;
+    *step_s = median(t, reps);
+    return 0;
+}
+
+static int bench_decode(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p, int use_cache,
+                        double *tok_s) {
+    const int64_t B = p->decode_batch, Tp = p->decode_prompt;
+    int64_t *prompt = malloc(sizeof(int64_t) * (size_t)(B * Tp));
+    if (!prompt) return -1;
+    for (int64_t i = 0; i < B * Tp; i++) prompt[i] = (i * 7 + 3) % p->model.vocab;
+    int64_t shape[2] = {B, Tp};
+    tw_scope scope = tw_scope_begin(ctx);
+    tw_tensor x = tw_from_i64(ctx, prompt, 2, shape);
+    free(prompt);
+    gpt_sample_params sp = gpt_sample_default();
+    sp.max_new = p->decode_new;
+    sp.use_cache = use_cache;
+    double t[BENCH_MAX_REPS];
+    int reps = p->decode_reps < BENCH_MAX_REPS ? p->decode_reps : BENCH_MAX_REPS;
+    for (int r = -1; r < reps; r++) {
+        tw_scope inner = tw_scope_begin(ctx);
+        tw_tensor out;
+        double t0 = now_s();
+        int rc = gpt_sample(m, x, TW_NULL, sp, rng, &out);
+        double dt = now_s() - t0;
+        tw_scope_end(ctx, inner);
+        if (rc) break;
+        if (r >= 0) t[r] = dt;
+    }
+    tw_scope_end(ctx, scope);
+    if (tw_status_get(ctx)) return -1;
+    *tok_s = (double)(B * p->decode_new) / median(t, reps);
+    return 0;
+}
+
+int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, void *),
+              void *arg, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (p.train_steps < 1 || p.decode_reps < 1 || p.matmul_n < 1 || p.threads < 1 ||
+        p.train_batch < 1 || p.train_seq < 1 || p.train_seq > p.model.block_size ||
+        p.decode_prompt + p.decode_new > p.model.block_size) {
+        snprintf(err, errlen, "bench: counts must be >= 1 and sequences must fit block_size %d",
+                 p.model.block_size);
+        return -1;
+    }
+    if (tw_set_num_threads(p.threads)) {
+        snprintf(err, errlen, "bench: cannot set %d threads", p.threads);
+        return -1;
+    }
+    tw_ctx *ctx = NULL;
+    if (tw_ctx_new(&ctx, TW_DEVICE_CPU, err, errlen)) return -1;
+    tw_rng *rng = NULL;
+    gpt *m = NULL;
+    int rc = -1;
+    if (tw_rng_new(ctx, p.seed, &rng)) {
+        fail(ctx, err, errlen, "generator");
+        goto done;
+    }
+    if (gpt_new(ctx, p.model, rng, &m)) {
+        fail(ctx, err, errlen, "model");
+        goto done;
+    }
+    out->params = gpt_config_param_count(p.model);
+    say(progress, arg, "matmul");
+    if (bench_matmul(ctx, rng, p.matmul_n, &out->matmul_gflops)) {
+        fail(ctx, err, errlen, "matmul");
+        goto done;
+    }
+    say(progress, arg, "train");
+    if (bench_train(ctx, rng, m, &p, &out->train_step_s)) {
+        fail(ctx, err, errlen, "train");
+        goto done;
+    }
+    const double tokens = (double)p.train_batch * p.train_seq;
+    out->train_flops_per_step = 3.0 * tokens * gpt_config_flops_per_token(p.model, p.train_seq);
+    out->train_tok_s = tokens / out->train_step_s;
+    out->train_gflops = out->train_flops_per_step / out->train_step_s / 1e9;
+    say(progress, arg, "decode (KV cache)");
+    if (bench_decode(ctx, rng, m, &p, 1, &out->decode_tok_s)) {
+        fail(ctx, err, errlen, "decode");
+        goto done;
+    }
+    say(progress, arg, "decode (recompute)");
+    if (bench_decode(ctx, rng, m, &p, 0, &out->recompute_tok_s)) {
+        fail(ctx, err, errlen, "recompute");
+        goto done;
+    }
+    rc = 0;
+done:
+    gpt_free(m);
+    tw_rng_free(rng);
+    tw_ctx_free(ctx);
+    return rc;
+}

@@ -1,0 +1,535 @@
+/* gpt.c: the GPT model on tw: parameters, training forward, KV-cached decoding, sampling.
+ * The architecture matches tests/fixtures/make_gpt_fixture.py, which the tests compare to. */
+#include "gpt.h"
+#include "tokenizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GPT_NAME_MAX 48
+#define GPT_LN_EPS 1e-5
+
+/* Indices into a layer's block of parameters, in name order. */
+enum {
+    GPT_LN1_W, /* (C) */
+    GPT_LN1_B, /* (C) */
+    GPT_ATTN_W, /* (3C, C) */
+    GPT_ATTN_B, /* (3C) */
+    GPT_APROJ_W, /* (C, C) */
+    GPT_APROJ_B, /* (C) */
+    GPT_LN2_W, /* (C) */
+    GPT_LN2_B, /* (C) */
+    GPT_FC_W, /* (4C, C) */
+    GPT_FC_B, /* (4C) */
+    GPT_MPROJ_W, /* (C, 4C) */
+    GPT_MPROJ_B, /* (C) */
+    GPT_LAYER_PARAMS
+};
+
+static const char *const layer_param_names[GPT_LAYER_PARAMS] = {
+    "ln_1.weight",       "ln_1.bias",       "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",        "ln_2.bias",
+    "mlp.c_fc.weight",   "mlp.c_fc.bias",   "mlp.c_proj.weight",  "mlp.c_proj.bias",
+};
+
+struct gpt {
+    tw_ctx *ctx;
+    gpt_config cfg;
+    int n_params;
+    char (*names)[GPT_NAME_MAX];
+    tw_tensor *params; /* wte (V,C), wpe (Tmax,C), L x layer block, ln_f.weight, ln_f.bias */
+    int *decay;
+};
+
+struct gpt_kv {
+    gpt *m;
+    int batch, max_len, len;
+    tw_tensor *k, *v; /* per layer (B, H, max_len, C/H) */
+    tw_tensor valid;  /* (B, max_len) int64: 1 for real tokens */
+};
+
+gpt_config gpt_config_default(void) {
+    gpt_config c = {.vocab = TOK_VOCAB_SIZE, .block_size = 256, .n_layer = 4, .n_head = 4, .n_embd = 128};
+    return c;
+}
+
+int gpt_config_check(gpt_config c, char *err, size_t errlen) {
+    const char *bad = NULL;
+    if (c.vocab < 2) bad = "vocab must be at least 2";
+    else if (c.block_size < 1) bad = "block_size must be at least 1";
+    else if (c.n_layer < 1) bad = "n_layer must be at least 1";
+    else if (c.n_head < 1) bad = "n_head must be at least 1";
+    else if (c.n_embd < 1 || c.n_embd % c.n_head != 0) bad = "n_embd must be a positive multiple of n_head";
+    if (bad && err && errlen) snprintf(err, errlen, "gpt config: %s", bad);
+    return bad ? -1 : 0;
+}
+
+int64_t gpt_config_param_count(gpt_config c) {
+    int64_t C = c.n_embd;
+    int64_t layer = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) +
+                    (4 * C * C + C);
+    return (int64_t)c.vocab * C + (int64_t)c.block_size * C + c.n_layer * layer + 2 * C;
+}
+
+double gpt_config_flops_per_token(gpt_config c, int t) {
+    double C = c.n_embd;
+    double per_layer = 2.0 * (3 * C * C + C * C + 4 * C * C + 4 * C * C) /* linears */
+                       + 2.0 * 2.0 * t * C;                              /* QK^T and att@V */
+    return c.n_layer * per_layer + 2.0 * C * c.vocab; /* + tied LM head */
+}
+
+static tw_tensor layer_param(const gpt *m, int l, int which) {
+    return m->params[2 + l * GPT_LAYER_PARAMS + which];
+}
+
+tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
+    *out = NULL;
+    char err[128];
+    if (gpt_config_check(cfg, err, sizeof err)) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_new: %s", err);
+        return TW_ERR_ARG;
+    }
+    gpt *m = calloc(1, sizeof *m);
+    if (!m) return TW_ERR_NOMEM;
+    m->ctx = ctx;
+    m->cfg = cfg;
+    m->n_params = 2 + cfg.n_layer * GPT_LAYER_PARAMS + 2;
+    m->names = calloc((size_t)m->n_params, sizeof *m->names);
+    m->params = calloc((size_t)m->n_params, sizeof *m->params);
+    m->decay = calloc((size_t)m->n_params, sizeof *m->decay);
+    if (!m->names || !m->params || !m->decay) {
+        gpt_free(m);
+        return TW_ERR_NOMEM;
+    }
+    const int64_t V = cfg.vocab, T = cfg.block_size, C = cfg.n_embd;
+    const double std = 0.02, proj_std = 0.02 / sqrt(2.0 * cfg.n_layer);
+    tw_scope scope = tw_scope_begin(ctx);
+    int i = 0;
+#define GPT_MATRIX(name_, rows, cols, sd)                                                  \
+    do {                                                                                   \
+        int64_t shape_[2] = {(rows), (cols)};                                              \
+        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                  \
+        m->params[i] = tw_keep(ctx, tw_randn(ctx, rng, 0.0, (sd), 2, shape_));             \
+        m->decay[i++] = 1;                                                                 \
+    } while (0)
+#define GPT_VECTOR(name_, n, value)                                                        \
+    do {                                                                                   \
+        int64_t shape_[1] = {(n)};                                                         \
+        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                  \
+        m->params[i] = tw_keep(ctx, tw_full(ctx, TW_DTYPE_F32, (value), 1, shape_));       \
+        m->decay[i++] = 0;                                                                 \
+    } while (0)
+    GPT_MATRIX("wte", V, C, std);
+    GPT_MATRIX("wpe", T, C, std);
+    for (int l = 0; l < cfg.n_layer; l++) {
+        char name[GPT_NAME_MAX];
+        const int64_t rows[GPT_LAYER_PARAMS] = {C, C, 3 * C, 3 * C, C, C, C, C, 4 * C, 4 * C, C, C};
+        const int64_t cols[GPT_LAYER_PARAMS] = {0, 0, C, 0, C, 0, 0, 0, C, 0, 4 * C, 0};
+        for (int p = 0; p < GPT_LAYER_PARAMS; p++) {
+            snprintf(name, sizeof name, "h.%d.%s", l, layer_param_names[p]);
+            if (cols[p]) {
+                double sd = (p == GPT_APROJ_W || p == GPT_MPROJ_W) ? proj_std : std;
+                GPT_MATRIX(name, rows[p], cols[p], sd);
+            } else {
+                GPT_VECTOR(name, rows[p], (p == GPT_LN1_W || p == GPT_LN2_W) ? 1.0 : 0.0);
+            }
+        }
+    }
+    GPT_VECTOR("ln_f.weight", C, 1.0);
+    GPT_VECTOR("ln_f.bias", C, 0.0);
+#undef GPT_MATRIX
+#undef GPT_VECTOR
+    for (int p = 0; p < m->n_params; p++) tw_set_requires_grad(ctx, m->params[p], 1);
+    tw_scope_end(ctx, scope);
+    if (tw_status_get(ctx) != TW_OK) {
+        tw_status s = tw_status_get(ctx);
+        gpt_free(m);
+        return s;
+    }
+    *out = m;
+    return TW_OK;
+}
+
+void gpt_free(gpt *m) {
+    if (!m) return;
+    if (m->params)
+        for (int i = 0; i < m->n_params; i++) tw_free(m->ctx, m->params[i]);
+    free(m->names);
+    free(m->params);
+    free(m->decay);
+    free(m);
+}
+
+gpt_config gpt_get_config(const gpt *m) {
+    return m->cfg;
+}
+
+tw_ctx *gpt_ctx(const gpt *m) {
+    return m->ctx;
+}
+
+int gpt_param_count(const gpt *m) {
+    return m->n_params;
+}
+
+const char *gpt_param_name(const gpt *m, int i) {
+    return (i >= 0 && i < m->n_params) ? m->names[i] : NULL;
+}
+
+tw_tensor gpt_param(const gpt *m, int i) {
+    return (i >= 0 && i < m->n_params) ? m->params[i] : TW_NULL;
+}
+
+const tw_tensor *gpt_params(const gpt *m) {
+    return m->params;
+}
+
+const int *gpt_param_decay(const gpt *m) {
+    return m->decay;
+}
+
+int gpt_param_find(const gpt *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->names[i], name) == 0) return i;
+    return -1;
+}
+
+/* (B, T, C) -> (B, H, T, C/H) for columns [part*C, (part+1)*C) of qkv (B, T, 3C). */
+static tw_tensor split_heads(gpt *m, tw_tensor qkv, int part, int64_t B, int64_t T) {
+    tw_ctx *ctx = m->ctx;
+    const int64_t C = m->cfg.n_embd, H = m->cfg.n_head;
+    tw_tensor x = tw_slice(ctx, qkv, 2, part * C, (part + 1) * C);
+    int64_t shape[4] = {B, T, H, C / H};
+    return tw_transpose(ctx, tw_reshape(ctx, x, 4, shape), 1, 2);
+}
+
+/* The residual stream after the embeddings (B, T, C). */
+static tw_tensor embed(gpt *m, tw_tensor tokens, tw_tensor pos) {
+    tw_ctx *ctx = m->ctx;
+    tw_tensor x = tw_embedding(ctx, m->params[0], tokens);
+    return tw_add(ctx, x, tw_embedding(ctx, m->params[1], pos));
+}
+
+/* One transformer block. attend(q, k, v) supplies attention so the same code serves the
+ * full and the cached forward. */
+typedef tw_tensor (*gpt_attend_fn)(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v,
+                                   void *arg);
+
+static tw_tensor block(gpt *m, int l, tw_tensor x, gpt_attend_fn attend, void *arg) {
+    tw_ctx *ctx = m->ctx;
+    const int64_t B = tw_size(ctx, x, 0), T = tw_size(ctx, x, 1), C = m->cfg.n_embd;
+    tw_tensor a = tw_layer_norm(ctx, x, layer_param(m, l, GPT_LN1_W),
+                                layer_param(m, l, GPT_LN1_B), GPT_LN_EPS);
+    tw_tensor qkv = tw_linear(ctx, a, layer_param(m, l, GPT_ATTN_W), layer_param(m, l, GPT_ATTN_B));
+    tw_tensor q = split_heads(m, qkv, 0, B, T);
+    tw_tensor k = split_heads(m, qkv, 1, B, T);
+    tw_tensor v = split_heads(m, qkv, 2, B, T);
+    tw_tensor y = attend(m, l, q, k, v, arg); /* (B, H, T, C/H) */
+    int64_t shape[3] = {B, T, C};
+    y = tw_reshape(ctx, tw_transpose(ctx, y, 1, 2), 3, shape);
+    x = tw_add(ctx, x, tw_linear(ctx, y, layer_param(m, l, GPT_APROJ_W), layer_param(m, l, GPT_APROJ_B)));
+    tw_tensor h = tw_layer_norm(ctx, x, layer_param(m, l, GPT_LN2_W), layer_param(m, l, GPT_LN2_B),
+                                GPT_LN_EPS);
+    h = tw_gelu(ctx, tw_linear(ctx, h, layer_param(m, l, GPT_FC_W), layer_param(m, l, GPT_FC_B)));
+    h = tw_linear(ctx, h, layer_param(m, l, GPT_MPROJ_W), layer_param(m, l, GPT_MPROJ_B));
+    return tw_add(ctx, x, h);
+}
+
+static tw_tensor head(gpt *m, tw_tensor x) {
+    tw_ctx *ctx = m->ctx;
+    const int n = m->n_params;
+    x = tw_layer_norm(ctx, x, m->params[n - 2], m->params[n - 1], GPT_LN_EPS);
+    return tw_linear(ctx, x, m->params[0], TW_NULL); /* tied: logits = x @ wte^T */
+}
+
+static tw_tensor attend_full(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v,
+                             void *arg) {
+    (void)layer;
+    return tw_causal_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
+}
+
+tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_valid) {
+    tw_ctx *ctx = m->ctx;
+    tw_scope scope = tw_scope_begin(ctx);
+    const int nd = tw_ndim(ctx, tokens);
+    if (nd != 2) {
+        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward: tokens must be (B, T), got %d dims", nd);
+        return tw_scope_return(ctx, scope, TW_NULL);
+    }
+    const int64_t T = tw_size(ctx, tokens, 1);
+    if (T > m->cfg.block_size) {
+        tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward: sequence length %lld exceeds block_size %d",
+                     (long long)T, m->cfg.block_size);
+        return tw_scope_return(ctx, scope, TW_NULL);
+    }
+    if (tw_is_null(pos)) {
+        int64_t shape[2] = {1, T};
+        pos = tw_reshape(ctx, tw_arange(ctx, T), 2, shape);
+    }
+    tw_tensor x = embed(m, tokens, pos);
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &key_valid);
+    return tw_scope_return(ctx, scope, head(m, x));
+}
+
+/* ---- KV cache ---- */
+
+tw_status gpt_kv_new(gpt *m, int batch, int max_len, gpt_kv **out) {
+    tw_ctx *ctx = m->ctx;
+    *out = NULL;
+    if (batch < 1 || max_len < 1 || max_len > m->cfg.block_size) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_new: batch %d and max_len %d must be >= 1, max_len <= block_size %d",
+                     batch, max_len, m->cfg.block_size);
+        return tw_status_get(ctx);
+    }
+    gpt_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return TW_ERR_NOMEM;
+    kv->m = m;
+    kv->batch = batch;
+    kv->max_len = max_len;
+    kv->k = calloc((size_t)m->cfg.n_layer, sizeof *kv->k);
+    kv->v = calloc((size_t)m->cfg.n_layer, sizeof *kv->v);
+    if (!kv->k || !kv->v) {
+        gpt_kv_free(kv);
+        return TW_ERR_NOMEM;
+    }
+    const int64_t H = m->cfg.n_head, D = m->cfg.n_embd / m->cfg.n_head;
+    int64_t shape[4] = {batch, H, max_len, D};
+    tw_scope scope = tw_scope_begin(ctx);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        kv->k[l] = tw_keep(ctx, tw_zeros(ctx, TW_DTYPE_F32, 4, shape));
+        kv->v[l] = tw_keep(ctx, tw_zeros(ctx, TW_DTYPE_F32, 4, shape));
+    }
+    int64_t vshape[2] = {batch, max_len};
+    kv->valid = tw_keep(ctx, tw_zeros(ctx, TW_DTYPE_I64, 2, vshape));
+    tw_scope_end(ctx, scope);
+    if (tw_status_get(ctx) != TW_OK) {
+        tw_status s = tw_status_get(ctx);
+        gpt_kv_free(kv);
+        return s;
+    }
+    *out = kv;
+    return TW_OK;
+}
+
+void gpt_kv_free(gpt_kv *kv) {
+    if (!kv) return;
+    tw_ctx *ctx = kv->m->ctx;
+    for (int l = 0; l < kv->m->cfg.n_layer; l++) {
+        if (kv->k) tw_free(ctx, kv->k[l]);
+        if (kv->v) tw_free(ctx, kv->v[l]);
+    }
+    tw_free(ctx, kv->valid);
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}
+
+void gpt_kv_reset(gpt_kv *kv) {
+    kv->len = 0;
+}
+
+int gpt_kv_len(const gpt_kv *kv) {
+    return kv->len;
+}
+
+static tw_tensor attend_cached(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v,
+                               void *arg) {
+    tw_ctx *ctx = m->ctx;
+    gpt_kv *kv = arg;
+    const int64_t tn = tw_size(ctx, q, 2), end = kv->len + tn;
+    tw_slice_assign(ctx, kv->k[l], 2, kv->len, k);
+    tw_slice_assign(ctx, kv->v[l], 2, kv->len, v);
+    tw_tensor kk = tw_slice(ctx, kv->k[l], 2, 0, end);
+    tw_tensor vv = tw_slice(ctx, kv->v[l], 2, 0, end);
+    tw_tensor valid = tw_slice(ctx, kv->valid, 1, 0, end);
+    return tw_causal_attention(ctx, q, kk, vv, valid);
+}
+
+tw_tensor gpt_forward_cached(gpt *m, gpt_kv *kv, tw_tensor tokens, tw_tensor pos,
+                             tw_tensor key_valid) {
+    tw_ctx *ctx = m->ctx;
+    if (tw_status_get(ctx) != TW_OK) return TW_NULL;
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t tn = tw_size(ctx, tokens, 1);
+    if (tn < 0) return tw_scope_return(ctx, scope, TW_NULL);
+    if (tw_size(ctx, tokens, 0) != kv->batch || kv->len + tn > kv->max_len) {
+        tw_set_error(ctx, TW_ERR_SHAPE,
+                     "gpt_forward_cached: %lld rows x %lld tokens do not fit the cache (%d rows, "
+                     "%d of %d positions used)",
+                     (long long)tw_size(ctx, tokens, 0), (long long)tn, kv->batch, kv->len,
+                     kv->max_len);
+        return tw_scope_return(ctx, scope, TW_NULL);
+    }
+    if (tw_is_null(key_valid)) {
+        int64_t shape[2] = {kv->batch, tn};
+        key_valid = tw_full(ctx, TW_DTYPE_I64, 1.0, 2, shape);
+    }
+    tw_slice_assign(ctx, kv->valid, 1, kv->len, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64));
+    tw_tensor x = embed(m, tokens, pos);
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_cached, kv);
+    tw_tensor logits = head(m, x);
+    if (tw_status_get(ctx) == TW_OK) kv->len += (int)tn;
+    return tw_scope_return(ctx, scope, logits);
+}
+
+/* ---- sampling ---- */
+
+gpt_sample_params gpt_sample_default(void) {
+    gpt_sample_params p = {.max_new = 24, .temperature = 1.0, .stop_token = -1, .use_cache = 1};
+    return p;
+}
+
+/* Next token per row from the last-position logits (B, 1, V). */
+static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, double temperature, tw_rng *rng) {
+    int64_t shape[2] = {tw_size(ctx, logits, 0), tw_size(ctx, logits, 2)};
+    tw_tensor last = tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
+    if (temperature <= 0.0) return tw_argmax(ctx, last, 1);
+    tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / temperature), 1);
+    return tw_multinomial(ctx, rng, probs);
+}
+
+tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
+                     tw_rng *rng, tw_tensor *out) {
+    tw_ctx *ctx = m->ctx;
+    *out = TW_NULL;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    const int nd = tw_ndim(ctx, prompts);
+    if (nd != 2) {
+        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample: prompts must be (B, T), got %d dims", nd);
+        return tw_status_get(ctx);
+    }
+    const int64_t B = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
+    const int64_t total = Tp + sp.max_new;
+    if (sp.max_new < 1 || total > m->cfg.block_size) {
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "gpt_sample: prompt length %lld + max_new %d must fit block_size %d (max_new >= 1)",
+                     (long long)Tp, sp.max_new, m->cfg.block_size);
+        return tw_status_get(ctx);
+    }
+    if (sp.temperature > 0.0 && !rng) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_sample: temperature %g needs a generator (rng is NULL)",
+                     sp.temperature);
+        return tw_status_get(ctx);
+    }
+
+    /* Host copies: the whole sequence, validity and next positions. */
+    int64_t *seq = malloc(sizeof(int64_t) * (size_t)(B * total));
+    int64_t *valid = malloc(sizeof(int64_t) * (size_t)(B * total));
+    int64_t *pos = malloc(sizeof(int64_t) * (size_t)(B * total));
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)B);
+    int *done = calloc((size_t)B, sizeof *done);
+    gpt_kv *kv = NULL;
+    tw_status rc = (seq && valid && pos && next && done) ? TW_OK : TW_ERR_NOMEM;
+    tw_no_grad_begin(ctx);
+    tw_scope outer = tw_scope_begin(ctx);
+    if (rc == TW_OK) {
+        int64_t *tmp = malloc(sizeof(int64_t) * (size_t)(B * Tp));
+        rc = tmp ? TW_OK : TW_ERR_NOMEM;
+        if (rc == TW_OK) rc = tw_copy_to_i64(ctx, prompts, tmp, (size_t)(B * Tp));
+        for (int64_t b = 0; rc == TW_OK && b < B; b++)
+            for (int64_t t = 0; t < Tp; t++) seq[b * total + t] = tmp[b * Tp + t];
+        if (rc == TW_OK && !tw_is_null(key_valid)) {
+            tw_tensor kv64 = tw_to_dtype(ctx, key_valid, TW_DTYPE_I64);
+            rc = tw_copy_to_i64(ctx, kv64, tmp, (size_t)(B * Tp));
+        } else if (rc == TW_OK) {
+            for (int64_t i = 0; i < B * Tp; i++) tmp[i] = 1;
+        }
+        for (int64_t b = 0; rc == TW_OK && b < B; b++) {
+            int64_t p = 0;
+            for (int64_t t = 0; t < total; t++) {
+                int64_t ok = t < Tp ? (tmp[b * Tp + t] != 0) : 1;
+                valid[b * total + t] = ok;
+                pos[b * total + t] = ok ? p++ : 0;
+            }
+        }
+        free(tmp);
+    }
+    if (rc == TW_OK && sp.use_cache) rc = gpt_kv_new(m, (int)B, (int)total, &kv);
+
+    int64_t cur = Tp; /* tokens known so far */
+    int64_t made = 0;
+    while (rc == TW_OK && made < sp.max_new) {
+        tw_scope step = tw_scope_begin(ctx);
+        tw_tensor logits;
+        if (sp.use_cache) {
+            int64_t from = kv ? gpt_kv_len(kv) : 0, n = cur - from;
+            int64_t *bt = malloc(sizeof(int64_t) * (size_t)(3 * B * n));
+            if (!bt) {
+                tw_scope_end(ctx, step);
+                rc = TW_ERR_NOMEM;
+                break;
+            }
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < n; t++) {
+                    bt[b * n + t] = seq[b * total + from + t];
+                    bt[B * n + b * n + t] = pos[b * total + from + t];
+                    bt[2 * B * n + b * n + t] = valid[b * total + from + t];
+                }
+            int64_t shape[2] = {B, n};
+            logits = gpt_forward_cached(m, kv, tw_from_i64(ctx, bt, 2, shape),
+                                        tw_from_i64(ctx, bt + B * n, 2, shape),
+                                        tw_from_i64(ctx, bt + 2 * B * n, 2, shape));
+            free(bt);
+        } else {
+            int64_t *bt = malloc(sizeof(int64_t) * (size_t)(3 * B * cur));
+            if (!bt) {
+                tw_scope_end(ctx, step);
+                rc = TW_ERR_NOMEM;
+                break;
+            }
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < cur; t++) {
+                    bt[b * cur + t] = seq[b * total + t];
+                    bt[B * cur + b * cur + t] = pos[b * total + t];
+                    bt[2 * B * cur + b * cur + t] = valid[b * total + t];
+                }
+            int64_t shape[2] = {B, cur};
+            logits = gpt_forward(m, tw_from_i64(ctx, bt, 2, shape),
+                                 tw_from_i64(ctx, bt + B * cur, 2, shape),
+                                 tw_from_i64(ctx, bt + 2 * B * cur, 2, shape));
+            free(bt);
+        }
+        tw_tensor tok = pick(ctx, logits, sp.temperature, rng);
+        rc = tw_copy_to_i64(ctx, tok, next, (size_t)B);
+        tw_scope_end(ctx, step);
+        if (rc != TW_OK) break;
+        int all_done = 1;
+        for (int64_t b = 0; b < B; b++) {
+            if (done[b]) next[b] = sp.stop_token;
+            else if (sp.stop_token >= 0 && next[b] == sp.stop_token) done[b] = 1;
+            all_done &= done[b];
+            seq[b * total + cur] = next[b];
+            /* Position of the new token: one past the previous real token. */
+            pos[b * total + cur] = pos[b * total + cur - 1] + 1;
+        }
+        cur++;
+        made++;
+        if (all_done && sp.stop_token >= 0) {
+            for (; made < sp.max_new; made++, cur++)
+                for (int64_t b = 0; b < B; b++) seq[b * total + cur] = sp.stop_token;
+        }
+    }
+    tw_scope_end(ctx, outer);
+    tw_no_grad_end(ctx);
+    gpt_kv_free(kv);
+    if (rc == TW_OK) {
+        int64_t *res = malloc(sizeof(int64_t) * (size_t)(B * sp.max_new));
+        if (!res) rc = TW_ERR_NOMEM;
+        for (int64_t b = 0; res && b < B; b++)
+            for (int64_t t = 0; t < sp.max_new; t++) res[b * sp.max_new + t] = seq[b * total + Tp + t];
+        if (res) {
+            int64_t shape[2] = {B, sp.max_new};
+            *out = tw_from_i64(ctx, res, 2, shape);
+            rc = tw_status_get(ctx);
+        }
+        free(res);
+    }
+    free(seq);
+    free(valid);
+    free(pos);
+    free(next);
+    free(done);
+    return rc ? rc : tw_status_get(ctx);
+}

@@ -1,0 +1,100 @@
+/* gpt: a small GPT-2-style (pre-LayerNorm, tied embeddings) language model on tw tensors.
+ * Training forward (logits at every position), batched KV-cached decoding, and iteration
+ * over named parameters with stable names and shapes (snapshots and the EMA teacher). */
+#ifndef CAOPD_GPT_H
+#define CAOPD_GPT_H
+
+#include "tw.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gpt_config {
+    int vocab;      /* V: token ids are 0..V-1 */
+    int block_size; /* Tmax: positions are 0..Tmax-1 */
+    int n_layer;    /* L */
+    int n_head;     /* H: must divide n_embd */
+    int n_embd;     /* C */
+} gpt_config;
+
+/* V 99 (the tasks tokenizer), Tmax 256, L 4, H 4, C 128. */
+gpt_config gpt_config_default(void);
+
+/* Checks the config; on failure writes a message naming the field to err. Returns 0 if ok. */
+int gpt_config_check(gpt_config cfg, char *err, size_t errlen);
+
+/* Parameters (element count) of a model with this config. */
+int64_t gpt_config_param_count(gpt_config cfg);
+
+/* Forward FLOPs per token of a sequence of length t (matmuls only; attention counted over
+ * the full t x t score matrix; embeddings and elementwise ops not counted). */
+double gpt_config_flops_per_token(gpt_config cfg, int t);
+
+typedef struct gpt gpt;
+
+/* Makes a model in ctx with GPT-2 initialization drawn from rng (normal std 0.02, residual
+ * projections 0.02/sqrt(2L), zero biases, unit LayerNorm gains). Parameters require grad and
+ * are owned by the model. Errors: a status, with the message on ctx (or err for config). */
+tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out);
+void gpt_free(gpt *m); /* frees the parameters; NULL is a no-op */
+gpt_config gpt_get_config(const gpt *m);
+tw_ctx *gpt_ctx(const gpt *m);
+
+/* Named parameters, in a fixed order: "wte" (V,C), "wpe" (Tmax,C), then per layer l
+ * "h.l.ln_1.weight" (C), "h.l.ln_1.bias" (C), "h.l.attn.c_attn.weight" (3C,C),
+ * "h.l.attn.c_attn.bias" (3C), "h.l.attn.c_proj.weight" (C,C), "h.l.attn.c_proj.bias" (C),
+ * "h.l.ln_2.weight" (C), "h.l.ln_2.bias" (C), "h.l.mlp.c_fc.weight" (4C,C),
+ * "h.l.mlp.c_fc.bias" (4C), "h.l.mlp.c_proj.weight" (C,4C), "h.l.mlp.c_proj.bias" (C),
+ * then "ln_f.weight" (C), "ln_f.bias" (C). Names and handles are borrowed from the model. */
+int gpt_param_count(const gpt *m);
+const char *gpt_param_name(const gpt *m, int i);
+tw_tensor gpt_param(const gpt *m, int i);
+const tw_tensor *gpt_params(const gpt *m); /* array of gpt_param_count handles */
+/* 1 for parameters that get weight decay (matrices and embeddings), 0 for biases and gains. */
+const int *gpt_param_decay(const gpt *m);
+/* Index of the parameter with this name, or -1. */
+int gpt_param_find(const gpt *m, const char *name);
+
+/* Logits (B, T, V) for int64 tokens (B, T). pos (B, T) int64 gives each token's position
+ * (TW_NULL: 0..T-1 on every row); key_valid (B, T) marks real (non-pad) tokens (TW_NULL: all
+ * real). The result is a new tensor in the current scope; TW_NULL on error (message on ctx). */
+tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_valid);
+
+/* ---- KV-cached incremental decoding ---- */
+
+/* Keys and values of every layer for `batch` rows and up to `max_len` positions, owned by
+ * the cache (L x 2 tensors of (B, H, max_len, C/H)). */
+typedef struct gpt_kv gpt_kv;
+tw_status gpt_kv_new(gpt *m, int batch, int max_len, gpt_kv **out);
+void gpt_kv_free(gpt_kv *kv); /* NULL is a no-op */
+void gpt_kv_reset(gpt_kv *kv);
+int gpt_kv_len(const gpt_kv *kv); /* positions filled so far */
+
+/* Appends Tn tokens (B, Tn) at cache positions [len, len + Tn) and returns their logits
+ * (B, Tn, V). pos (B, Tn) are the model positions; key_valid (B, Tn) marks real tokens (TW_NULL:
+ * all real). Records no autograd; call under tw_no_grad_begin. */
+tw_tensor gpt_forward_cached(gpt *m, gpt_kv *kv, tw_tensor tokens, tw_tensor pos,
+                             tw_tensor key_valid);
+
+typedef struct gpt_sample_params {
+    int max_new;        /* tokens to generate per row */
+    double temperature; /* 0: greedy (argmax); otherwise softmax(logits / temperature) */
+    int64_t stop_token; /* a row that emits it keeps emitting it; -1: none */
+    int use_cache;      /* 1: KV cache; 0: recompute the whole sequence each step (reference) */
+} gpt_sample_params;
+
+gpt_sample_params gpt_sample_default(void); /* 24 new, temperature 1, no stop, cache on */
+
+/* Generates continuations of left-padded prompts (B, Tp) with key_valid (B, Tp) (TW_NULL: no
+ * padding). Positions count real tokens only. rng may be NULL for greedy decoding. Writes the
+ * new tokens (B, max_new) int64 to *out (in the current scope). Stops early when every row
+ * has emitted stop_token (the rest is filled with stop_token). */
+tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
+                     tw_rng *rng, tw_tensor *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,132 @@
+/* main.c: the `caopd` command line: dispatches subcommands (bench, tasks, ...).
+ * Results go to stdout; progress and errors to stderr. */
+#include "bench.h"
+#include "cli_tasks.h"
+#include "tw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: caopd <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  bench [--json] [options]   measure matmul, training and decoding throughput\n"
+               "  tasks [...]                list task domains and splits, print examples\n"
+               "  version                    print versions\n"
+               "  help                       this text\n"
+               "\n"
+               "bench options (defaults in brackets):\n"
+               "  --threads N    intra-op threads [all cores]\n"
+               "  --width C      model width [128]     --layers L  layers [4]\n"
+               "  --heads H      attention heads [4]   --vocab V   vocabulary [99]\n"
+               "  --batch B      sequences per training step [16]\n"
+               "  --seq T        tokens per sequence [256]\n"
+               "  --steps N      measured training steps [5]\n"
+               "  --decode-batch B  rows decoded together [128]\n"
+               "  --decode-new N    new tokens per row [24]\n"
+               "  --json         print one JSON object instead of a table\n");
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int *out) {
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end || v < lo || v > 1 << 30) {
+        fprintf(stderr, "caopd bench: %s needs an integer >= %d (got '%s')\n", opt, lo,
+                s ? s : "");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static void progress_line(const char *line, void *arg) {
+    (void)arg;
+    fprintf(stderr, "bench: %s ...\n", line);
+}
+
+static int cmd_bench(int argc, char **argv) {
+    bench_params p = bench_default();
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 0;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--threads")) rc = parse_int(a, v, 1, &p.threads), i++;
+        else if (!strcmp(a, "--width")) rc = parse_int(a, v, 1, &p.model.n_embd), i++;
+        else if (!strcmp(a, "--layers")) rc = parse_int(a, v, 1, &p.model.n_layer), i++;
+        else if (!strcmp(a, "--heads")) rc = parse_int(a, v, 1, &p.model.n_head), i++;
+        else if (!strcmp(a, "--vocab")) rc = parse_int(a, v, 2, &p.model.vocab), i++;
+        else if (!strcmp(a, "--batch")) rc = parse_int(a, v, 1, &p.train_batch), i++;
+        else if (!strcmp(a, "--seq")) rc = parse_int(a, v, 1, &p.train_seq), i++;
+        else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, &p.train_steps), i++;
+        else if (!strcmp(a, "--decode-batch")) rc = parse_int(a, v, 1, &p.decode_batch), i++;
+        else if (!strcmp(a, "--decode-new")) rc = parse_int(a, v, 1, &p.decode_new), i++;
+        else {
+            fprintf(stderr, "caopd bench: unknown option '%s' (see 'caopd help')\n", a);
+            return 2;
+        }
+        if (rc) return 2;
+    }
+    char err[512];
+    if (gpt_config_check(p.model, err, sizeof err)) {
+        fprintf(stderr, "caopd bench: %s\n", err);
+        return 2;
+    }
+    if (p.train_seq > p.model.block_size) p.model.block_size = p.train_seq;
+    bench_result r;
+    if (bench_run(p, &r, progress_line, NULL, err, sizeof err)) {
+        fprintf(stderr, "caopd %s\n", err);
+        return 1;
+    }
+    const double decode_speedup = r.decode_tok_s / r.recompute_tok_s;
+    const double train_ratio = r.train_gflops / r.matmul_gflops;
+    if (json) {
+        printf("{\"torch_version\": \"%s\", \"threads\": %d, "
+               "\"model\": {\"vocab\": %d, \"block_size\": %d, \"n_layer\": %d, \"n_head\": %d, "
+               "\"n_embd\": %d, \"params\": %lld}, "
+               "\"matmul_n\": %d, \"matmul_gflops\": %.3f, "
+               "\"train_batch\": %d, \"train_seq\": %d, \"train_tokens_per_step\": %d, "
+               "\"train_flops_per_step\": %.6g, \"train_step_s\": %.6f, \"train_tok_s\": %.1f, "
+               "\"train_gflops\": %.3f, \"train_to_matmul\": %.3f, "
+               "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
+               "\"decode_tok_s\": %.1f, \"recompute_tok_s\": %.1f, \"decode_speedup\": %.2f}\n",
+               tw_version(), p.threads, p.model.vocab, p.model.block_size, p.model.n_layer,
+               p.model.n_head, p.model.n_embd, (long long)r.params, p.matmul_n, r.matmul_gflops,
+               p.train_batch, p.train_seq, p.train_batch * p.train_seq, r.train_flops_per_step,
+               r.train_step_s, r.train_tok_s, r.train_gflops, train_ratio, p.decode_batch,
+               p.decode_prompt, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
+    } else {
+        printf("libtorch %s, %d thread(s); model C=%d L=%d H=%d V=%d (%lld params)\n",
+               tw_version(), p.threads, p.model.n_embd, p.model.n_layer, p.model.n_head,
+               p.model.vocab, (long long)r.params);
+        printf("  matmul %dx%d            %8.2f GFLOP/s\n", p.matmul_n, p.matmul_n,
+               r.matmul_gflops);
+        printf("  train %dx%d tokens/step  %8.2f GFLOP/s (%.2f of matmul), %.0f tok/s, "
+               "%.3f s/step\n",
+               p.train_batch, p.train_seq, r.train_gflops, train_ratio, r.train_tok_s,
+               r.train_step_s);
+        printf("  decode %d rows x %d new   %8.0f tok/s with KV cache, %.0f tok/s recomputing "
+               "(%.1fx)\n",
+               p.decode_batch, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tasks")) return cli_tasks(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version")) {
+        printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
+        return 0;
+    }
+    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, version, help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,1171 @@
+// tw.cpp: the libtorch side of tw.h, the project's only C++.
+// Handles index a per-context slot table (index, generation, context tag); every entry point
+// catches C++ exceptions and turns them into a sticky status with a message.
+#include "tw.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Raised by our own argument checks inside ops; reported as TW_ERR_SHAPE.
+struct shape_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+#define SHAPE_CHECK(cond, ...)                                                                 \
+    do {                                                                                       \
+        if (!(cond)) throw shape_error(c10::str(__VA_ARGS__));                                 \
+    } while (0)
+
+struct Slot {
+    at::Tensor t;
+    uint16_t gen = 1;
+    bool live = false;
+    bool in_scope = false;
+};
+
+std::atomic<uint16_t> next_tag{1};
+
+std::string shape_str(const at::Tensor &t) {
+    if (!t.defined()) return "undefined";
+    std::string s = "[";
+    for (int64_t i = 0; i < t.dim(); i++) {
+        if (i) s += ", ";
+        s += std::to_string(t.size(i));
+    }
+    s += "] ";
+    s += c10::toString(t.scalar_type());
+    return s;
+}
+
+// The first line of a c10::Error message, without the C++ backtrace.
+std::string torch_msg(const c10::Error &e) {
+    std::string m = e.what_without_backtrace();
+    size_t nl = m.find('\n');
+    if (nl != std::string::npos) m.resize(nl);
+    return m;
+}
+
+at::ScalarType to_scalar(tw_dtype d, bool *ok) {
+    *ok = true;
+    switch (d) {
+    case TW_DTYPE_F32: return at::kFloat;
+    case TW_DTYPE_I64: return at::kLong;
+    case TW_DTYPE_BOOL: return at::kBool;
+    case TW_DTYPE_F64: return at::kDouble;
+    }
+    *ok = false;
+    return at::kFloat;
+}
+
+} // namespace
+
+struct tw_ctx {
+    tw_device device = TW_DEVICE_CPU;
+    at::Device torch_device{at::kCPU};
+    uint16_t tag = 1;
+    std::vector<Slot> slots;
+    std::vector<uint32_t> free_slots;
+    std::vector<uint64_t> scope_log; // handles created inside open scopes
+    int scope_depth = 0;
+    size_t live = 0;
+    std::vector<bool> grad_stack;
+    tw_status status = TW_OK;
+    std::string msg;
+
+    void fail(tw_status s, const std::string &m) {
+        if (status != TW_OK) return; // keep the first error
+        status = s;
+        msg = m;
+    }
+
+    // Returns the tensor behind h, or nullptr (and sets the error) for a bad handle.
+    at::Tensor *get(tw_tensor h, const char *op, int argno) {
+        uint32_t idx = (uint32_t)(h.id & 0xffffffffu);
+        uint16_t gen = (uint16_t)((h.id >> 32) & 0xffffu);
+        uint16_t t = (uint16_t)(h.id >> 48);
+        const char *why = nullptr;
+        if (h.id == 0) why = "is the null handle (an earlier op failed or it was never set)";
+        else if (t != tag) why = "belongs to another context";
+        else if (idx == 0 || idx > slots.size()) why = "is not a valid handle";
+        else if (!slots[idx - 1].live || slots[idx - 1].gen != gen) why = "was already freed";
+        if (why) {
+            fail(TW_ERR_HANDLE, std::string(op) + ": tensor argument " + std::to_string(argno) +
+                                    " " + why);
+            return nullptr;
+        }
+        return &slots[idx - 1].t;
+    }
+
+    tw_tensor add(at::Tensor t) {
+        uint32_t idx;
+        if (!free_slots.empty()) {
+            idx = free_slots.back();
+            free_slots.pop_back();
+        } else {
+            slots.emplace_back();
+            idx = (uint32_t)slots.size();
+        }
+        Slot &s = slots[idx - 1];
+        s.t = std::move(t);
+        s.live = true;
+        s.in_scope = scope_depth > 0;
+        live++;
+        tw_tensor h{((uint64_t)tag << 48) | ((uint64_t)s.gen << 32) | idx};
+        if (s.in_scope) scope_log.push_back(h.id);
+        return h;
+    }
+
+    void release(uint32_t idx) {
+        Slot &s = slots[idx - 1];
+        s.t = at::Tensor();
+        s.live = false;
+        s.in_scope = false;
+        s.gen = (uint16_t)(s.gen + 1 ? s.gen + 1 : 1);
+        free_slots.push_back(idx);
+        live--;
+    }
+
+    at::TensorOptions opts(at::ScalarType st) const {
+        return at::TensorOptions().dtype(st).device(torch_device);
+    }
+};
+
+struct tw_rng {
+    tw_ctx *ctx;
+    at::Generator gen;
+};
+
+struct tw_adamw {
+    tw_ctx *ctx;
+    std::vector<tw_tensor> params;
+    std::vector<int> decay;
+    std::vector<tw_tensor> m, v; // owned moment tensors, same shapes as params
+    tw_adamw_params hp;
+    int64_t steps = 0;
+};
+
+namespace {
+
+// Runs f, turning any exception into the context's error. Returns false on failure.
+template <class F> bool guarded(tw_ctx *ctx, const char *op, const std::string &shapes, F &&f) {
+    try {
+        f();
+        return true;
+    } catch (const shape_error &e) {
+        ctx->fail(TW_ERR_SHAPE, std::string(op) + ": " + e.what() +
+                                    (shapes.empty() ? "" : " (inputs: " + shapes + ")"));
+    } catch (const c10::Error &e) {
+        ctx->fail(TW_ERR_TORCH, std::string(op) + ": " + torch_msg(e) +
+                                    (shapes.empty() ? "" : " (inputs: " + shapes + ")"));
+    } catch (const std::bad_alloc &) {
+        ctx->fail(TW_ERR_NOMEM, std::string(op) + ": out of memory" +
+                                    (shapes.empty() ? "" : " (inputs: " + shapes + ")"));
+    } catch (const std::exception &e) {
+        ctx->fail(TW_ERR_TORCH, std::string(op) + ": " + e.what());
+    } catch (...) {
+        ctx->fail(TW_ERR_TORCH, std::string(op) + ": unknown C++ exception");
+    }
+    return false;
+}
+
+template <size_t N> std::string shapes_of(at::Tensor *const (&ts)[N]) {
+    std::string s;
+    for (size_t i = 0; i < N; i++) {
+        if (i) s += ", ";
+        s += ts[i] ? shape_str(*ts[i]) : "none";
+    }
+    return s;
+}
+
+// An op over N tensor arguments. Optional arguments (may be TW_NULL) are flagged in `optional`.
+template <size_t N, class F>
+tw_tensor op(tw_ctx *ctx, const char *name, const tw_tensor (&in)[N], F &&f,
+             unsigned optional = 0) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    at::Tensor *ts[N];
+    for (size_t i = 0; i < N; i++) {
+        if ((optional >> i) & 1u && in[i].id == 0) {
+            ts[i] = nullptr;
+            continue;
+        }
+        ts[i] = ctx->get(in[i], name, (int)i + 1);
+        if (!ts[i]) return TW_NULL;
+    }
+    at::Tensor r;
+    if (!guarded(ctx, name, shapes_of(ts), [&] { r = f(ts); })) return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+bool check_shape(tw_ctx *ctx, const char *name, int ndim, const int64_t *shape,
+                 std::vector<int64_t> *out) {
+    if (ndim < 0 || ndim > TW_MAX_DIMS || (ndim > 0 && !shape)) {
+        ctx->fail(TW_ERR_ARG, std::string(name) + ": ndim " + std::to_string(ndim) +
+                                  " out of range 0.." + std::to_string(TW_MAX_DIMS));
+        return false;
+    }
+    out->assign(shape, shape + ndim);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            ctx->fail(TW_ERR_ARG, std::string(name) + ": negative size " +
+                                      std::to_string(shape[i]) + " in dim " + std::to_string(i));
+            return false;
+        }
+    }
+    return true;
+}
+
+int64_t numel_of(const std::vector<int64_t> &s) {
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    return n;
+}
+
+bool rng_ok(tw_ctx *ctx, tw_rng *rng, const char *name) {
+    if (!ctx || ctx->status != TW_OK) return false;
+    if (!rng || rng->ctx != ctx) {
+        ctx->fail(TW_ERR_ARG, std::string(name) + ": generator is NULL or from another context");
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+extern "C" {
+
+const char *tw_status_str(tw_status s) {
+    switch (s) {
+    case TW_OK: return "ok";
+    case TW_ERR_ARG: return "invalid argument";
+    case TW_ERR_SHAPE: return "shape mismatch";
+    case TW_ERR_HANDLE: return "invalid tensor handle";
+    case TW_ERR_DEVICE: return "device unavailable";
+    case TW_ERR_NOMEM: return "out of memory";
+    case TW_ERR_TORCH: return "libtorch error";
+    case TW_ERR_STATE: return "invalid state";
+    }
+    return "unknown status";
+}
+
+int tw_cuda_available(void) {
+    try {
+        return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+tw_status tw_set_num_threads(int n) {
+    if (n < 1) return TW_ERR_ARG;
+    try {
+        at::set_num_threads(n);
+    } catch (...) {
+        return TW_ERR_TORCH;
+    }
+    return TW_OK;
+}
+
+int tw_get_num_threads(void) {
+    return at::get_num_threads();
+}
+
+const char *tw_version(void) {
+#define TW_STR2(x) #x
+#define TW_STR(x) TW_STR2(x)
+    return TW_STR(TORCH_VERSION_MAJOR) "." TW_STR(TORCH_VERSION_MINOR) "." TW_STR(
+        TORCH_VERSION_PATCH);
+}
+
+tw_status tw_ctx_new(tw_ctx **out, tw_device device, char *err, size_t errlen) {
+    auto report = [&](tw_status s, const char *m) {
+        if (err && errlen) snprintf(err, errlen, "%s", m);
+        return s;
+    };
+    if (!out) return report(TW_ERR_ARG, "tw_ctx_new: out is NULL");
+    *out = nullptr;
+    if (device != TW_DEVICE_CPU && device != TW_DEVICE_CUDA)
+        return report(TW_ERR_DEVICE, "tw_ctx_new: unknown device (expected TW_DEVICE_CPU or "
+                                     "TW_DEVICE_CUDA)");
+    if (device == TW_DEVICE_CUDA && !tw_cuda_available())
+        return report(TW_ERR_DEVICE, "tw_ctx_new: CUDA requested but this libtorch has no CUDA "
+                                     "support or no GPU is visible; use the CPU device");
+    tw_ctx *c = new (std::nothrow) tw_ctx;
+    if (!c) return report(TW_ERR_NOMEM, "tw_ctx_new: out of memory");
+    c->device = device;
+    c->torch_device = device == TW_DEVICE_CUDA ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+    uint16_t t = next_tag.fetch_add(1);
+    if (t == 0) t = next_tag.fetch_add(1);
+    c->tag = t;
+    *out = c;
+    if (err && errlen) err[0] = '\0';
+    return TW_OK;
+}
+
+void tw_ctx_free(tw_ctx *ctx) {
+    delete ctx;
+}
+
+tw_device tw_ctx_device(const tw_ctx *ctx) {
+    return ctx->device;
+}
+
+tw_status tw_status_get(const tw_ctx *ctx) {
+    return ctx ? ctx->status : TW_ERR_ARG;
+}
+
+const char *tw_errmsg(const tw_ctx *ctx) {
+    return ctx ? ctx->msg.c_str() : "context is NULL";
+}
+
+void tw_clear_error(tw_ctx *ctx) {
+    if (!ctx) return;
+    ctx->status = TW_OK;
+    ctx->msg.clear();
+}
+
+void tw_set_error(tw_ctx *ctx, tw_status s, const char *fmt, ...) {
+    if (!ctx || ctx->status != TW_OK) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ctx->fail(s == TW_OK ? TW_ERR_STATE : s, buf);
+}
+
+size_t tw_live_count(const tw_ctx *ctx) {
+    return ctx ? ctx->live : 0;
+}
+
+/* ---- scopes ---- */
+
+tw_scope tw_scope_begin(tw_ctx *ctx) {
+    ctx->scope_depth++;
+    return tw_scope{ctx->scope_log.size()};
+}
+
+void tw_scope_end(tw_ctx *ctx, tw_scope scope) {
+    for (size_t i = scope.mark; i < ctx->scope_log.size(); i++) {
+        uint64_t id = ctx->scope_log[i];
+        uint32_t idx = (uint32_t)(id & 0xffffffffu);
+        uint16_t gen = (uint16_t)((id >> 32) & 0xffffu);
+        Slot &s = ctx->slots[idx - 1];
+        if (s.live && s.gen == gen && s.in_scope) ctx->release(idx);
+    }
+    if (scope.mark < ctx->scope_log.size()) ctx->scope_log.resize(scope.mark);
+    if (ctx->scope_depth > 0) ctx->scope_depth--;
+}
+
+tw_tensor tw_scope_return(tw_ctx *ctx, tw_scope scope, tw_tensor t) {
+    if (t.id != 0 && !ctx->get(t, "tw_scope_return", 1)) t = TW_NULL;
+    Slot *s = t.id ? &ctx->slots[(t.id & 0xffffffffu) - 1] : nullptr;
+    if (s) s->in_scope = false;
+    tw_scope_end(ctx, scope);
+    if (s && ctx->scope_depth > 0) {
+        s->in_scope = true;
+        ctx->scope_log.push_back(t.id);
+    }
+    return t;
+}
+
+tw_tensor tw_keep(tw_ctx *ctx, tw_tensor t) {
+    if (t.id == 0) return t;
+    if (!ctx->get(t, "tw_keep", 1)) return TW_NULL;
+    ctx->slots[(t.id & 0xffffffffu) - 1].in_scope = false;
+    return t;
+}
+
+void tw_free(tw_ctx *ctx, tw_tensor t) {
+    if (!ctx || t.id == 0) return;
+    if (!ctx->get(t, "tw_free", 1)) return;
+    ctx->release((uint32_t)(t.id & 0xffffffffu));
+}
+
+/* ---- creation ---- */
+
+tw_tensor tw_zeros(tw_ctx *ctx, tw_dtype dtype, int ndim, const int64_t *shape) {
+    return tw_full(ctx, dtype, 0.0, ndim, shape);
+}
+
+tw_tensor tw_full(tw_ctx *ctx, tw_dtype dtype, double value, int ndim, const int64_t *shape) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    std::vector<int64_t> s;
+    if (!check_shape(ctx, "tw_full", ndim, shape, &s)) return TW_NULL;
+    bool ok;
+    at::ScalarType st = to_scalar(dtype, &ok);
+    if (!ok) {
+        ctx->fail(TW_ERR_ARG, "tw_full: unknown dtype " + std::to_string((int)dtype));
+        return TW_NULL;
+    }
+    at::Tensor r;
+    if (!guarded(ctx, "tw_full", "", [&] { r = at::full(s, value, ctx->opts(st)); }))
+        return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+tw_tensor tw_arange(tw_ctx *ctx, int64_t n) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    at::Tensor r;
+    if (!guarded(ctx, "tw_arange", "", [&] { r = at::arange(n, ctx->opts(at::kLong)); }))
+        return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+static tw_tensor from_buffer(tw_ctx *ctx, const char *name, const void *data, at::ScalarType st,
+                             int ndim, const int64_t *shape) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    std::vector<int64_t> s;
+    if (!check_shape(ctx, name, ndim, shape, &s)) return TW_NULL;
+    if (!data && numel_of(s) > 0) {
+        ctx->fail(TW_ERR_ARG, std::string(name) + ": data is NULL");
+        return TW_NULL;
+    }
+    at::Tensor r;
+    if (!guarded(ctx, name, "", [&] {
+            at::Tensor cpu = at::empty(s, at::TensorOptions().dtype(st));
+            if (cpu.numel() > 0) std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
+            r = cpu.to(ctx->torch_device);
+        }))
+        return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+tw_tensor tw_from_f32(tw_ctx *ctx, const float *data, int ndim, const int64_t *shape) {
+    return from_buffer(ctx, "tw_from_f32", data, at::kFloat, ndim, shape);
+}
+
+tw_tensor tw_from_i64(tw_ctx *ctx, const int64_t *data, int ndim, const int64_t *shape) {
+    return from_buffer(ctx, "tw_from_i64", data, at::kLong, ndim, shape);
+}
+
+tw_tensor tw_from_f64(tw_ctx *ctx, const double *data, int ndim, const int64_t *shape) {
+    return from_buffer(ctx, "tw_from_f64", data, at::kDouble, ndim, shape);
+}
+
+tw_tensor tw_clone(tw_ctx *ctx, tw_tensor t) {
+    return op(ctx, "tw_clone", {t}, [](at::Tensor **a) { return a[0]->detach().clone(); });
+}
+
+static tw_status copy_out(tw_ctx *ctx, const char *name, tw_tensor t, void *buf, size_t n,
+                          at::ScalarType st) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *x = ctx->get(t, name, 1);
+    if (!x) return ctx->status;
+    if (x->scalar_type() != st) {
+        ctx->fail(TW_ERR_SHAPE, std::string(name) + ": tensor is " + shape_str(*x) +
+                                    ", expected dtype " + c10::toString(st));
+        return ctx->status;
+    }
+    if ((size_t)x->numel() != n || (!buf && n)) {
+        ctx->fail(TW_ERR_SHAPE, std::string(name) + ": buffer holds " + std::to_string(n) +
+                                    " elements, tensor " + shape_str(*x) + " has " +
+                                    std::to_string(x->numel()));
+        return ctx->status;
+    }
+    guarded(ctx, name, "", [&] {
+        at::Tensor c = x->detach().to(at::kCPU).contiguous();
+        if (n) std::memcpy(buf, c.data_ptr(), c.nbytes());
+    });
+    return ctx->status;
+}
+
+tw_status tw_copy_to_f32(tw_ctx *ctx, tw_tensor t, float *buf, size_t n) {
+    return copy_out(ctx, "tw_copy_to_f32", t, buf, n, at::kFloat);
+}
+
+tw_status tw_copy_to_i64(tw_ctx *ctx, tw_tensor t, int64_t *buf, size_t n) {
+    return copy_out(ctx, "tw_copy_to_i64", t, buf, n, at::kLong);
+}
+
+tw_status tw_copy_to_f64(tw_ctx *ctx, tw_tensor t, double *buf, size_t n) {
+    return copy_out(ctx, "tw_copy_to_f64", t, buf, n, at::kDouble);
+}
+
+tw_status tw_copy_from_f32(tw_ctx *ctx, tw_tensor t, const float *buf, size_t n) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *x = ctx->get(t, "tw_copy_from_f32", 1);
+    if (!x) return ctx->status;
+    if (x->scalar_type() != at::kFloat || (size_t)x->numel() != n || (!buf && n)) {
+        ctx->fail(TW_ERR_SHAPE, "tw_copy_from_f32: buffer of " + std::to_string(n) +
+                                    " floats does not fit tensor " + shape_str(*x));
+        return ctx->status;
+    }
+    guarded(ctx, "tw_copy_from_f32", "", [&] {
+        at::NoGradGuard ng;
+        at::Tensor cpu = at::from_blob(const_cast<float *>(buf), x->sizes(), at::kFloat);
+        x->copy_(cpu);
+    });
+    return ctx->status;
+}
+
+static tw_status inplace2(tw_ctx *ctx, const char *name, tw_tensor dst, tw_tensor src,
+                          double w, bool lerp) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *d = ctx->get(dst, name, 1);
+    if (!d) return ctx->status;
+    at::Tensor *s = ctx->get(src, name, 2);
+    if (!s) return ctx->status;
+    if (d->sizes() != s->sizes() || d->scalar_type() != s->scalar_type()) {
+        ctx->fail(TW_ERR_SHAPE, std::string(name) + ": destination " + shape_str(*d) +
+                                    " and source " + shape_str(*s) + " differ");
+        return ctx->status;
+    }
+    guarded(ctx, name, "", [&] {
+        at::NoGradGuard ng;
+        if (lerp) d->lerp_(*s, w);
+        else d->copy_(*s);
+    });
+    return ctx->status;
+}
+
+tw_status tw_assign(tw_ctx *ctx, tw_tensor dst, tw_tensor src) {
+    return inplace2(ctx, "tw_assign", dst, src, 0.0, false);
+}
+
+tw_status tw_lerp_(tw_ctx *ctx, tw_tensor dst, tw_tensor src, double w) {
+    return inplace2(ctx, "tw_lerp_", dst, src, w, true);
+}
+
+/* ---- queries ---- */
+
+int tw_ndim(tw_ctx *ctx, tw_tensor t) {
+    at::Tensor *x = ctx->get(t, "tw_ndim", 1);
+    return x ? (int)x->dim() : -1;
+}
+
+int64_t tw_size(tw_ctx *ctx, tw_tensor t, int dim) {
+    at::Tensor *x = ctx->get(t, "tw_size", 1);
+    if (!x) return -1;
+    int64_t nd = x->dim();
+    int64_t d = dim < 0 ? dim + nd : dim;
+    if (d < 0 || d >= nd) {
+        ctx->fail(TW_ERR_ARG, "tw_size: dim " + std::to_string(dim) + " out of range for " +
+                                  shape_str(*x));
+        return -1;
+    }
+    return x->size(d);
+}
+
+int64_t tw_numel(tw_ctx *ctx, tw_tensor t) {
+    at::Tensor *x = ctx->get(t, "tw_numel", 1);
+    return x ? x->numel() : -1;
+}
+
+tw_dtype tw_dtype_of(tw_ctx *ctx, tw_tensor t) {
+    at::Tensor *x = ctx->get(t, "tw_dtype_of", 1);
+    if (!x) return TW_DTYPE_F32;
+    switch (x->scalar_type()) {
+    case at::kLong: return TW_DTYPE_I64;
+    case at::kBool: return TW_DTYPE_BOOL;
+    case at::kDouble: return TW_DTYPE_F64;
+    default: return TW_DTYPE_F32;
+    }
+}
+
+int tw_shape(tw_ctx *ctx, tw_tensor t, int64_t *dims) {
+    at::Tensor *x = ctx->get(t, "tw_shape", 1);
+    if (!x) return -1;
+    int nd = (int)x->dim();
+    for (int i = 0; i < nd && i < TW_MAX_DIMS; i++) dims[i] = x->size(i);
+    return nd;
+}
+
+tw_status tw_item(tw_ctx *ctx, tw_tensor t, double *out) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *x = ctx->get(t, "tw_item", 1);
+    if (!x) return ctx->status;
+    if (x->numel() != 1) {
+        ctx->fail(TW_ERR_SHAPE, "tw_item: tensor " + shape_str(*x) + " is not one element");
+        return ctx->status;
+    }
+    guarded(ctx, "tw_item", "", [&] { *out = x->item<double>(); });
+    return ctx->status;
+}
+
+/* ---- random ---- */
+
+tw_status tw_rng_new(tw_ctx *ctx, uint64_t seed, tw_rng **out) {
+    if (!ctx || !out) return TW_ERR_ARG;
+    *out = nullptr;
+    tw_rng *r = nullptr;
+    guarded(ctx, "tw_rng_new", "", [&] {
+        r = new tw_rng{ctx, at::make_generator<at::CPUGeneratorImpl>(seed)};
+    });
+    *out = r;
+    return r ? TW_OK : ctx->status;
+}
+
+void tw_rng_free(tw_rng *rng) {
+    delete rng;
+}
+
+tw_status tw_rng_get_state(tw_rng *rng, uint8_t *buf, size_t *len) {
+    if (!rng || !len) return TW_ERR_ARG;
+    try {
+        std::lock_guard<std::mutex> lock(rng->gen.mutex());
+        at::Tensor s = rng->gen.get_state();
+        size_t n = (size_t)s.nbytes();
+        if (!buf) {
+            *len = n;
+            return TW_OK;
+        }
+        if (*len < n) {
+            *len = n;
+            return TW_ERR_ARG;
+        }
+        std::memcpy(buf, s.data_ptr(), n);
+        *len = n;
+        return TW_OK;
+    } catch (...) {
+        return TW_ERR_TORCH;
+    }
+}
+
+tw_status tw_rng_set_state(tw_rng *rng, const uint8_t *buf, size_t len) {
+    if (!rng || !buf) return TW_ERR_ARG;
+    try {
+        at::Tensor s = at::empty({(int64_t)len}, at::kByte);
+        std::memcpy(s.data_ptr(), buf, len);
+        std::lock_guard<std::mutex> lock(rng->gen.mutex());
+        rng->gen.set_state(s);
+        return TW_OK;
+    } catch (const c10::Error &e) {
+        rng->ctx->fail(TW_ERR_ARG, "tw_rng_set_state: " + torch_msg(e));
+        return TW_ERR_ARG;
+    } catch (...) {
+        return TW_ERR_TORCH;
+    }
+}
+
+// Random draws always come from the CPU generator, then move to the device: the same seed
+// gives the same numbers on every device.
+tw_tensor tw_randn(tw_ctx *ctx, tw_rng *rng, double mean, double std, int ndim,
+                   const int64_t *shape) {
+    if (!rng_ok(ctx, rng, "tw_randn")) return TW_NULL;
+    std::vector<int64_t> s;
+    if (!check_shape(ctx, "tw_randn", ndim, shape, &s)) return TW_NULL;
+    at::Tensor r;
+    if (!guarded(ctx, "tw_randn", "", [&] {
+            r = at::normal(mean, std, s, rng->gen, at::TensorOptions().dtype(at::kFloat))
+                    .to(ctx->torch_device);
+        }))
+        return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+tw_tensor tw_rand(tw_ctx *ctx, tw_rng *rng, int ndim, const int64_t *shape) {
+    if (!rng_ok(ctx, rng, "tw_rand")) return TW_NULL;
+    std::vector<int64_t> s;
+    if (!check_shape(ctx, "tw_rand", ndim, shape, &s)) return TW_NULL;
+    at::Tensor r;
+    if (!guarded(ctx, "tw_rand", "", [&] {
+            r = at::rand(s, rng->gen, at::TensorOptions().dtype(at::kFloat))
+                    .to(ctx->torch_device);
+        }))
+        return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs) {
+    if (!rng_ok(ctx, rng, "tw_multinomial")) return TW_NULL;
+    return op(ctx, "tw_multinomial", {probs}, [&](at::Tensor **a) {
+        const at::Tensor &p = *a[0];
+        SHAPE_CHECK(p.dim() >= 1, "probs must have at least one dim");
+        std::vector<int64_t> lead(p.sizes().begin(), p.sizes().end() - 1);
+        at::Tensor p2 = p.detach().reshape({-1, p.size(-1)}).to(at::kCPU);
+        at::Tensor s;
+        s = at::multinomial(p2, 1, false, rng->gen); // the op locks the generator itself
+        return s.reshape(lead).to(ctx->torch_device);
+    });
+}
+
+/* ---- elementwise ---- */
+
+tw_tensor tw_add(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_add", {a, b}, [](at::Tensor **x) { return *x[0] + *x[1]; });
+}
+tw_tensor tw_sub(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_sub", {a, b}, [](at::Tensor **x) { return *x[0] - *x[1]; });
+}
+tw_tensor tw_mul(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_mul", {a, b}, [](at::Tensor **x) { return *x[0] * *x[1]; });
+}
+tw_tensor tw_scale(tw_ctx *ctx, tw_tensor a, double s) {
+    return op(ctx, "tw_scale", {a}, [s](at::Tensor **x) { return *x[0] * s; });
+}
+tw_tensor tw_add_scalar(tw_ctx *ctx, tw_tensor a, double s) {
+    return op(ctx, "tw_add_scalar", {a}, [s](at::Tensor **x) { return *x[0] + s; });
+}
+tw_tensor tw_exp(tw_ctx *ctx, tw_tensor a) {
+    return op(ctx, "tw_exp", {a}, [](at::Tensor **x) { return x[0]->exp(); });
+}
+tw_tensor tw_log(tw_ctx *ctx, tw_tensor a) {
+    return op(ctx, "tw_log", {a}, [](at::Tensor **x) { return x[0]->log(); });
+}
+tw_tensor tw_where(tw_ctx *ctx, tw_tensor cond, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_where", {cond, a, b}, [](at::Tensor **x) {
+        return at::where(x[0]->to(at::kBool), *x[1], *x[2]);
+    });
+}
+tw_tensor tw_to_dtype(tw_ctx *ctx, tw_tensor a, tw_dtype dtype) {
+    bool ok;
+    at::ScalarType st = to_scalar(dtype, &ok);
+    if (!ok) {
+        if (ctx) ctx->fail(TW_ERR_ARG, "tw_to_dtype: unknown dtype " + std::to_string(dtype));
+        return TW_NULL;
+    }
+    return op(ctx, "tw_to_dtype", {a}, [st](at::Tensor **x) { return x[0]->to(st); });
+}
+tw_tensor tw_eq(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_eq", {a, b}, [](at::Tensor **x) { return x[0]->eq(*x[1]); });
+}
+tw_tensor tw_eq_scalar(tw_ctx *ctx, tw_tensor a, double s) {
+    return op(ctx, "tw_eq_scalar", {a}, [s](at::Tensor **x) { return x[0]->eq(s); });
+}
+
+/* ---- linear algebra and layers ---- */
+
+tw_tensor tw_matmul(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_matmul", {a, b}, [](at::Tensor **x) {
+        SHAPE_CHECK(x[0]->dim() >= 1 && x[1]->dim() >= 1, "matmul needs tensors of rank >= 1");
+        int64_t ka = x[0]->size(-1);
+        int64_t kb = x[1]->dim() >= 2 ? x[1]->size(-2) : x[1]->size(0);
+        SHAPE_CHECK(ka == kb, "inner dimensions differ: ", ka, " vs ", kb);
+        return at::matmul(*x[0], *x[1]);
+    });
+}
+
+tw_tensor tw_linear(tw_ctx *ctx, tw_tensor x, tw_tensor w, tw_tensor bias) {
+    return op(
+        ctx, "tw_linear", {x, w, bias},
+        [](at::Tensor **t) {
+            SHAPE_CHECK(t[1]->dim() == 2, "weight must be (out, in)");
+            SHAPE_CHECK(t[0]->size(-1) == t[1]->size(1), "input features ", t[0]->size(-1),
+                        " do not match weight in-features ", t[1]->size(1));
+            return t[2] ? at::linear(*t[0], *t[1], *t[2]) : at::linear(*t[0], *t[1]);
+        },
+        /*optional=*/1u << 2);
+}
+
+tw_tensor tw_embedding(tw_ctx *ctx, tw_tensor weight, tw_tensor idx) {
+    return op(ctx, "tw_embedding", {weight, idx}, [](at::Tensor **t) {
+        SHAPE_CHECK(t[0]->dim() == 2, "weight must be (V, C)");
+        SHAPE_CHECK(t[1]->scalar_type() == at::kLong, "indices must be int64");
+        return at::embedding(*t[0], *t[1]);
+    });
+}
+
+tw_tensor tw_layer_norm(tw_ctx *ctx, tw_tensor x, tw_tensor w, tw_tensor b, double eps) {
+    return op(ctx, "tw_layer_norm", {x, w, b}, [eps](at::Tensor **t) {
+        SHAPE_CHECK(t[0]->dim() >= 1, "input needs rank >= 1");
+        int64_t c = t[0]->size(-1);
+        SHAPE_CHECK(t[1]->numel() == c && t[2]->numel() == c,
+                    "weight and bias must have the normalized size ", c);
+        return at::layer_norm(*t[0], {c}, *t[1], *t[2], eps);
+    });
+}
+
+tw_tensor tw_gelu(tw_ctx *ctx, tw_tensor x) {
+    return op(ctx, "tw_gelu", {x}, [](at::Tensor **t) { return at::gelu(*t[0]); });
+}
+
+tw_tensor tw_softmax(tw_ctx *ctx, tw_tensor x, int dim) {
+    return op(ctx, "tw_softmax", {x}, [dim](at::Tensor **t) { return at::softmax(*t[0], dim); });
+}
+
+tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim) {
+    return op(ctx, "tw_log_softmax", {x},
+              [dim](at::Tensor **t) { return at::log_softmax(*t[0], dim); });
+}
+
+tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
+                              tw_tensor key_valid) {
+    return op(
+        ctx, "tw_causal_attention", {q, k, v, key_valid},
+        [](at::Tensor **t) {
+            const at::Tensor &Q = *t[0], &K = *t[1], &V = *t[2];
+            SHAPE_CHECK(Q.dim() == 4 && K.dim() == 4 && V.dim() == 4,
+                        "q, k, v must be (B, H, T, d)");
+            SHAPE_CHECK(K.sizes() == V.sizes(), "k and v shapes differ");
+            SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) &&
+                            Q.size(3) == K.size(3),
+                        "q and k disagree in batch, heads or head size");
+            int64_t tq = Q.size(2), tk = K.size(2);
+            SHAPE_CHECK(tq <= tk, "more queries (", tq, ") than keys (", tk, ")");
+            auto lopts = at::TensorOptions().dtype(at::kLong).device(Q.device());
+            at::Tensor qpos = at::arange(tk - tq, tk, lopts).unsqueeze(1); // (Tq, 1)
+            at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
+            at::Tensor allowed = kpos.le(qpos);                            // (Tq, Tk)
+            if (t[3]) {
+                const at::Tensor &kv = *t[3];
+                SHAPE_CHECK(kv.dim() == 2 && kv.size(0) == K.size(0) && kv.size(1) == tk,
+                            "key_valid must be (B, Tk) = (", K.size(0), ", ", tk, ")");
+                at::Tensor valid = kv.to(at::kBool).view({K.size(0), 1, 1, tk});
+                allowed = allowed.logical_and(valid.logical_or(kpos.eq(qpos)));
+            }
+            double scale = 1.0 / std::sqrt((double)Q.size(3));
+            at::Tensor att = at::matmul(Q, K.transpose(-2, -1)).mul_(scale);
+            att = att.masked_fill(allowed.logical_not(), -INFINITY);
+            return at::matmul(at::softmax(att, -1), V);
+        },
+        /*optional=*/1u << 3);
+}
+
+/* ---- shapes ---- */
+
+tw_tensor tw_reshape(tw_ctx *ctx, tw_tensor x, int ndim, const int64_t *shape) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    if (ndim < 0 || ndim > TW_MAX_DIMS || (ndim && !shape)) {
+        ctx->fail(TW_ERR_ARG, "tw_reshape: bad ndim " + std::to_string(ndim));
+        return TW_NULL;
+    }
+    std::vector<int64_t> s(shape, shape + ndim);
+    return op(ctx, "tw_reshape", {x}, [&](at::Tensor **t) {
+        std::vector<int64_t> want = s;
+        int64_t known = 1;
+        int infer = -1;
+        for (size_t i = 0; i < want.size(); i++) {
+            if (want[i] == -1 && infer < 0) infer = (int)i;
+            else known *= want[i];
+        }
+        SHAPE_CHECK(infer >= 0 ? (known > 0 && t[0]->numel() % known == 0)
+                               : known == t[0]->numel(),
+                    "cannot reshape ", t[0]->numel(), " elements to ", at::IntArrayRef(want));
+        return t[0]->reshape(want);
+    });
+}
+
+tw_tensor tw_transpose(tw_ctx *ctx, tw_tensor x, int d0, int d1) {
+    return op(ctx, "tw_transpose", {x},
+              [d0, d1](at::Tensor **t) { return t[0]->transpose(d0, d1); });
+}
+
+tw_tensor tw_contiguous(tw_ctx *ctx, tw_tensor x) {
+    return op(ctx, "tw_contiguous", {x}, [](at::Tensor **t) { return t[0]->contiguous(); });
+}
+
+tw_tensor tw_slice(tw_ctx *ctx, tw_tensor x, int dim, int64_t start, int64_t end) {
+    return op(ctx, "tw_slice", {x}, [=](at::Tensor **t) {
+        int64_t nd = t[0]->dim();
+        int64_t d = dim < 0 ? dim + nd : dim;
+        SHAPE_CHECK(d >= 0 && d < nd, "dim ", dim, " out of range");
+        int64_t n = t[0]->size(d);
+        int64_t s = start < 0 ? start + n : start, e = end < 0 ? end + n : end;
+        SHAPE_CHECK(s >= 0 && e <= n && s <= e, "slice [", start, ", ", end,
+                    ") out of range for size ", n);
+        return t[0]->slice(d, s, e);
+    });
+}
+
+tw_tensor tw_cat(tw_ctx *ctx, const tw_tensor *xs, int n, int dim) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    if (n < 1 || !xs) {
+        ctx->fail(TW_ERR_ARG, "tw_cat: needs at least one tensor");
+        return TW_NULL;
+    }
+    std::vector<at::Tensor> ts;
+    std::string shapes;
+    for (int i = 0; i < n; i++) {
+        at::Tensor *t = ctx->get(xs[i], "tw_cat", i + 1);
+        if (!t) return TW_NULL;
+        ts.push_back(*t);
+        shapes += (i ? ", " : "") + shape_str(*t);
+    }
+    at::Tensor r;
+    if (!guarded(ctx, "tw_cat", shapes, [&] { r = at::cat(ts, dim); })) return TW_NULL;
+    return ctx->add(std::move(r));
+}
+
+tw_tensor tw_index_select(tw_ctx *ctx, tw_tensor x, int dim, tw_tensor idx) {
+    return op(ctx, "tw_index_select", {x, idx},
+              [dim](at::Tensor **t) { return at::index_select(*t[0], dim, *t[1]); });
+}
+
+tw_tensor tw_gather(tw_ctx *ctx, tw_tensor x, int dim, tw_tensor idx) {
+    return op(ctx, "tw_gather", {x, idx},
+              [dim](at::Tensor **t) { return at::gather(*t[0], dim, *t[1]); });
+}
+
+tw_status tw_slice_assign(tw_ctx *ctx, tw_tensor x, int dim, int64_t start, tw_tensor src) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *d = ctx->get(x, "tw_slice_assign", 1);
+    if (!d) return ctx->status;
+    at::Tensor *s = ctx->get(src, "tw_slice_assign", 2);
+    if (!s) return ctx->status;
+    guarded(ctx, "tw_slice_assign", shape_str(*d) + ", " + shape_str(*s), [&] {
+        at::NoGradGuard ng;
+        int64_t dd = dim < 0 ? dim + d->dim() : dim;
+        SHAPE_CHECK(dd >= 0 && dd < d->dim() && s->dim() == d->dim(), "dim ", dim,
+                    " out of range or ranks differ");
+        SHAPE_CHECK(start >= 0 && start + s->size(dd) <= d->size(dd), "rows [", start, ", ",
+                    start + s->size(dd), ") exceed size ", d->size(dd));
+        d->narrow(dd, start, s->size(dd)).copy_(*s);
+    });
+    return ctx->status;
+}
+
+/* ---- reductions and losses ---- */
+
+tw_tensor tw_sum(tw_ctx *ctx, tw_tensor x) {
+    return op(ctx, "tw_sum", {x}, [](at::Tensor **t) { return t[0]->sum(); });
+}
+tw_tensor tw_mean(tw_ctx *ctx, tw_tensor x) {
+    return op(ctx, "tw_mean", {x}, [](at::Tensor **t) { return t[0]->mean(); });
+}
+tw_tensor tw_sum_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim) {
+    return op(ctx, "tw_sum_dim", {x},
+              [=](at::Tensor **t) { return t[0]->sum(dim, keepdim != 0); });
+}
+tw_tensor tw_mean_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim) {
+    return op(ctx, "tw_mean_dim", {x},
+              [=](at::Tensor **t) { return t[0]->mean(dim, keepdim != 0); });
+}
+tw_tensor tw_argmax(tw_ctx *ctx, tw_tensor x, int dim) {
+    return op(ctx, "tw_argmax", {x}, [=](at::Tensor **t) { return t[0]->argmax(dim); });
+}
+
+tw_tensor tw_cross_entropy(tw_ctx *ctx, tw_tensor logits, tw_tensor targets,
+                           int64_t ignore_index) {
+    return op(ctx, "tw_cross_entropy", {logits, targets}, [=](at::Tensor **t) {
+        SHAPE_CHECK(t[0]->dim() == 2 && t[1]->dim() == 1 && t[0]->size(0) == t[1]->size(0),
+                    "expected logits (N, V) and targets (N)");
+        SHAPE_CHECK(t[1]->scalar_type() == at::kLong, "targets must be int64");
+        return at::cross_entropy_loss(*t[0], *t[1], {}, at::Reduction::Mean, ignore_index);
+    });
+}
+
+tw_tensor tw_kl_rows(tw_ctx *ctx, tw_tensor logp, tw_tensor logq) {
+    return op(ctx, "tw_kl_rows", {logp, logq}, [](at::Tensor **t) {
+        SHAPE_CHECK(t[0]->sizes() == t[1]->sizes(), "log-prob shapes differ");
+        return (t[0]->exp() * (*t[0] - *t[1])).sum(-1);
+    });
+}
+
+tw_tensor tw_entropy_rows(tw_ctx *ctx, tw_tensor logits) {
+    return op(ctx, "tw_entropy_rows", {logits}, [](at::Tensor **t) {
+        at::Tensor lp = at::log_softmax(*t[0], -1);
+        return -(lp.exp() * lp).sum(-1);
+    });
+}
+
+/* ---- autograd ---- */
+
+tw_status tw_set_requires_grad(tw_ctx *ctx, tw_tensor t, int requires) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *x = ctx->get(t, "tw_set_requires_grad", 1);
+    if (!x) return ctx->status;
+    guarded(ctx, "tw_set_requires_grad", shape_str(*x),
+            [&] { x->set_requires_grad(requires != 0); });
+    return ctx->status;
+}
+
+tw_tensor tw_detach(tw_ctx *ctx, tw_tensor t) {
+    return op(ctx, "tw_detach", {t}, [](at::Tensor **x) { return x[0]->detach(); });
+}
+
+tw_status tw_backward(tw_ctx *ctx, tw_tensor loss) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    at::Tensor *x = ctx->get(loss, "tw_backward", 1);
+    if (!x) return ctx->status;
+    if (x->numel() != 1) {
+        ctx->fail(TW_ERR_SHAPE, "tw_backward: loss " + shape_str(*x) + " is not one element");
+        return ctx->status;
+    }
+    if (!x->requires_grad()) {
+        ctx->fail(TW_ERR_STATE, "tw_backward: the loss does not require grad (computed under "
+                                "no-grad, or from tensors that do not require grad)");
+        return ctx->status;
+    }
+    guarded(ctx, "tw_backward", shape_str(*x), [&] { x->backward(); });
+    return ctx->status;
+}
+
+tw_tensor tw_grad(tw_ctx *ctx, tw_tensor t) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    at::Tensor *x = ctx->get(t, "tw_grad", 1);
+    if (!x) return TW_NULL;
+    at::Tensor g = x->grad();
+    if (!g.defined()) return TW_NULL;
+    return ctx->add(g);
+}
+
+tw_status tw_zero_grad(tw_ctx *ctx, const tw_tensor *params, int n) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    for (int i = 0; i < n; i++) {
+        at::Tensor *x = ctx->get(params[i], "tw_zero_grad", i + 1);
+        if (!x) return ctx->status;
+        x->mutable_grad().reset();
+    }
+    return TW_OK;
+}
+
+void tw_no_grad_begin(tw_ctx *ctx) {
+    ctx->grad_stack.push_back(c10::GradMode::is_enabled());
+    c10::GradMode::set_enabled(false);
+}
+
+void tw_no_grad_end(tw_ctx *ctx) {
+    if (ctx->grad_stack.empty()) {
+        ctx->fail(TW_ERR_STATE, "tw_no_grad_end without a matching tw_no_grad_begin");
+        return;
+    }
+    c10::GradMode::set_enabled(ctx->grad_stack.back());
+    ctx->grad_stack.pop_back();
+}
+
+/* ---- optimization ---- */
+
+tw_status tw_clip_grad_norm(tw_ctx *ctx, const tw_tensor *params, int n, double max_norm,
+                            double *norm_out) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    std::vector<at::Tensor> grads;
+    for (int i = 0; i < n; i++) {
+        at::Tensor *x = ctx->get(params[i], "tw_clip_grad_norm", i + 1);
+        if (!x) return ctx->status;
+        if (x->grad().defined()) grads.push_back(x->grad());
+    }
+    guarded(ctx, "tw_clip_grad_norm", "", [&] {
+        at::NoGradGuard ng;
+        double total = 0.0;
+        if (!grads.empty()) {
+            // Same arithmetic as torch.nn.utils.clip_grad_norm_ (norm of per-tensor norms).
+            std::vector<at::Tensor> norms;
+            for (auto &g : grads) norms.push_back(at::norm(g.detach(), 2));
+            at::Tensor tn = at::norm(at::stack(norms), 2);
+            total = tn.item<double>();
+            at::Tensor coef = at::clamp(max_norm / (tn + 1e-6), c10::nullopt, 1.0);
+            for (auto &g : grads) g.detach().mul_(coef);
+        }
+        if (norm_out) *norm_out = total;
+    });
+    return ctx->status;
+}
+
+tw_adamw_params tw_adamw_default(void) {
+    tw_adamw_params p;
+    p.lr = 1e-3;
+    p.beta1 = 0.9;
+    p.beta2 = 0.999;
+    p.eps = 1e-8;
+    p.weight_decay = 0.01;
+    return p;
+}
+
+tw_status tw_adamw_new(tw_ctx *ctx, const tw_tensor *params, const int *decay, int n,
+                       tw_adamw_params hp, tw_adamw **out) {
+    if (!ctx || !out || (n > 0 && !params)) return TW_ERR_ARG;
+    *out = nullptr;
+    if (ctx->status != TW_OK) return ctx->status;
+    if (!(hp.beta1 >= 0 && hp.beta1 < 1 && hp.beta2 >= 0 && hp.beta2 < 1 && hp.eps > 0)) {
+        ctx->fail(TW_ERR_ARG, "tw_adamw_new: betas must lie in [0, 1) and eps be positive");
+        return ctx->status;
+    }
+    tw_adamw *o = new (std::nothrow) tw_adamw;
+    if (!o) return TW_ERR_NOMEM;
+    o->ctx = ctx;
+    o->hp = hp;
+    for (int i = 0; i < n; i++) {
+        at::Tensor *p = ctx->get(params[i], "tw_adamw_new", i + 1);
+        if (!p) break;
+        o->params.push_back(params[i]);
+        o->decay.push_back(decay ? decay[i] : 1);
+        at::Tensor m, v;
+        if (!guarded(ctx, "tw_adamw_new", "", [&] {
+                m = at::zeros_like(*p).detach();
+                v = at::zeros_like(*p).detach();
+            }))
+            break;
+        // Moments are owned by the optimizer, outside any scope.
+        int depth = ctx->scope_depth;
+        ctx->scope_depth = 0;
+        o->m.push_back(ctx->add(std::move(m)));
+        o->v.push_back(ctx->add(std::move(v)));
+        ctx->scope_depth = depth;
+    }
+    if (ctx->status != TW_OK) {
+        tw_adamw_free(o);
+        return ctx->status;
+    }
+    *out = o;
+    return TW_OK;
+}
+
+void tw_adamw_free(tw_adamw *opt) {
+    if (!opt) return;
+    for (size_t i = 0; i < opt->m.size(); i++) {
+        tw_free(opt->ctx, opt->m[i]);
+        tw_free(opt->ctx, opt->v[i]);
+    }
+    delete opt;
+}
+
+tw_status tw_adamw_step(tw_adamw *opt, double lr) {
+    if (!opt) return TW_ERR_ARG;
+    tw_ctx *ctx = opt->ctx;
+    if (ctx->status != TW_OK) return ctx->status;
+    opt->steps++;
+    const double b1 = opt->hp.beta1, b2 = opt->hp.beta2;
+    const double bc1 = 1.0 - std::pow(b1, (double)opt->steps);
+    const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, (double)opt->steps));
+    const double step_size = lr / bc1;
+    for (size_t i = 0; i < opt->params.size(); i++) {
+        at::Tensor *p = ctx->get(opt->params[i], "tw_adamw_step", (int)i + 1);
+        if (!p) return ctx->status;
+        at::Tensor *m = ctx->get(opt->m[i], "tw_adamw_step", (int)i + 1);
+        at::Tensor *v = ctx->get(opt->v[i], "tw_adamw_step", (int)i + 1);
+        if (!m || !v) return ctx->status;
+        at::Tensor g = p->grad();
+        if (!g.defined()) continue;
+        const double wd = opt->decay[i] ? opt->hp.weight_decay : 0.0;
+        // Same order of operations as torch.optim.AdamW (single-tensor path).
+        if (!guarded(ctx, "tw_adamw_step", shape_str(*p), [&] {
+                at::NoGradGuard ng;
+                p->mul_(1.0 - lr * wd);
+                m->mul_(b1).add_(g, 1.0 - b1);
+                v->mul_(b2).addcmul_(g, g, 1.0 - b2);
+                at::Tensor denom = (v->sqrt() / bc2_sqrt).add_(opt->hp.eps);
+                p->addcdiv_(*m, denom, -step_size);
+            }))
+            return ctx->status;
+    }
+    return TW_OK;
+}
+
+int64_t tw_adamw_step_count(const tw_adamw *opt) {
+    return opt->steps;
+}
+
+void tw_adamw_set_step_count(tw_adamw *opt, int64_t steps) {
+    opt->steps = steps;
+}
+
+tw_status tw_adamw_moments(tw_adamw *opt, int i, tw_tensor *m, tw_tensor *v) {
+    if (!opt || i < 0 || (size_t)i >= opt->m.size()) return TW_ERR_ARG;
+    if (m) *m = opt->m[i];
+    if (v) *v = opt->v[i];
+    return TW_OK;
+}
+
+} // extern "C"

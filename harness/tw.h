@@ -1,0 +1,271 @@
+/* tw: the project's C interface to libtorch (the only C++ lives in tw.cpp).
+ * Tensors are opaque handles owned by a context; ops record autograd like PyTorch.
+ * No C++ exception crosses this interface: failures set a sticky status on the context. */
+#ifndef CAOPD_TW_H
+#define CAOPD_TW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+typedef enum tw_status {
+    TW_OK = 0,
+    TW_ERR_ARG,    /* bad argument: NULL pointer, out-of-range dim, unknown enum value */
+    TW_ERR_SHAPE,  /* shapes or dtypes do not fit the op */
+    TW_ERR_HANDLE, /* a null, freed or foreign tensor handle */
+    TW_ERR_DEVICE, /* the device does not exist or is not built into this libtorch */
+    TW_ERR_NOMEM,  /* an allocation failed */
+    TW_ERR_TORCH,  /* libtorch raised an error not classified above */
+    TW_ERR_STATE,  /* the call does not fit the object's state (e.g. backward without grad) */
+} tw_status;
+
+const char *tw_status_str(tw_status s);
+
+/* ---- devices, dtypes, threads ---------------------------------------------------------- */
+
+typedef enum tw_device { TW_DEVICE_CPU = 0, TW_DEVICE_CUDA = 1 } tw_device;
+typedef enum tw_dtype {
+    TW_DTYPE_F32 = 0, /* the model's dtype */
+    TW_DTYPE_I64 = 1, /* token ids, positions */
+    TW_DTYPE_BOOL = 2,
+    TW_DTYPE_F64 = 3, /* reference computations (finite differences) */
+} tw_dtype;
+
+/* 1 when this libtorch has CUDA and a device is visible. */
+int tw_cuda_available(void);
+
+/* Intra-op thread count for ops issued by the calling thread (n >= 1). */
+tw_status tw_set_num_threads(int n);
+int tw_get_num_threads(void);
+
+/* libtorch version string, e.g. "1.13.1". Static storage. */
+const char *tw_version(void);
+
+/* ---- context and handles --------------------------------------------------------------- */
+
+/* A context owns every tensor made in it; tw_ctx_free releases them all. One thread uses a
+ * context at a time; separate contexts may be used from separate threads. */
+typedef struct tw_ctx tw_ctx;
+
+/* A tensor handle. {0} is the null handle, returned by any op that fails. Handles of freed
+ * tensors are detected (a generation counter), never dereferenced. */
+typedef struct tw_tensor {
+    uint64_t id;
+} tw_tensor;
+
+#define TW_NULL ((tw_tensor){0})
+static inline int tw_is_null(tw_tensor t) {
+    return t.id == 0;
+}
+
+/* Makes a context on `device`. On failure returns a status and writes a message to err
+ * (errlen bytes, may be 0). */
+tw_status tw_ctx_new(tw_ctx **out, tw_device device, char *err, size_t errlen);
+void tw_ctx_free(tw_ctx *ctx); /* NULL is a no-op */
+tw_device tw_ctx_device(const tw_ctx *ctx);
+
+/* Sticky error: the first failure is kept with its message until tw_clear_error; while set,
+ * every op returns TW_NULL without doing anything. */
+tw_status tw_status_get(const tw_ctx *ctx);
+const char *tw_errmsg(const tw_ctx *ctx); /* "" when no error; valid until the next clear */
+void tw_clear_error(tw_ctx *ctx);
+/* Records a failure found by code built on tw (printf-style message), unless one is already
+ * set, so callers read every error the same way. */
+void tw_set_error(tw_ctx *ctx, tw_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Number of live tensors in the context (for leak checks in tests). */
+size_t tw_live_count(const tw_ctx *ctx);
+
+/* ---- scopes: temporaries freed in one call --------------------------------------------- */
+
+/* Every tensor created while a scope is open belongs to the innermost scope and is freed by
+ * tw_scope_end, unless tw_keep moved it out. Tensors made outside any scope are owned by
+ * the caller (tw_free, or tw_ctx_free). Scopes nest. */
+typedef struct tw_scope {
+    size_t mark;
+} tw_scope;
+
+tw_scope tw_scope_begin(tw_ctx *ctx);
+void tw_scope_end(tw_ctx *ctx, tw_scope scope);
+/* Ends the scope like tw_scope_end but keeps t alive, handing it to the enclosing scope
+ * (or to the caller when no scope is open). Returns t (TW_NULL stays TW_NULL). */
+tw_tensor tw_scope_return(tw_ctx *ctx, tw_scope scope, tw_tensor t);
+/* Moves t out of any scope: the caller now owns it. Returns t. */
+tw_tensor tw_keep(tw_ctx *ctx, tw_tensor t);
+/* Frees one tensor. Null is a no-op; a freed or foreign handle sets TW_ERR_HANDLE. */
+void tw_free(tw_ctx *ctx, tw_tensor t);
+
+/* ---- creation and copies --------------------------------------------------------------- */
+
+tw_tensor tw_zeros(tw_ctx *ctx, tw_dtype dtype, int ndim, const int64_t *shape);
+tw_tensor tw_full(tw_ctx *ctx, tw_dtype dtype, double value, int ndim, const int64_t *shape);
+tw_tensor tw_arange(tw_ctx *ctx, int64_t n); /* int64 0..n-1 */
+/* Copies `numel(shape)` elements from data into a new tensor. */
+tw_tensor tw_from_f32(tw_ctx *ctx, const float *data, int ndim, const int64_t *shape);
+tw_tensor tw_from_i64(tw_ctx *ctx, const int64_t *data, int ndim, const int64_t *shape);
+tw_tensor tw_from_f64(tw_ctx *ctx, const double *data, int ndim, const int64_t *shape);
+/* A new tensor with the same data (no autograd history). */
+tw_tensor tw_clone(tw_ctx *ctx, tw_tensor t);
+
+/* Copies t's elements (row-major) out to buf, which holds n elements; n must equal numel. */
+tw_status tw_copy_to_f32(tw_ctx *ctx, tw_tensor t, float *buf, size_t n);
+tw_status tw_copy_to_i64(tw_ctx *ctx, tw_tensor t, int64_t *buf, size_t n);
+tw_status tw_copy_to_f64(tw_ctx *ctx, tw_tensor t, double *buf, size_t n);
+/* Overwrites t's elements from buf in place, without recording autograd. */
+tw_status tw_copy_from_f32(tw_ctx *ctx, tw_tensor t, const float *buf, size_t n);
+/* dst <- src in place (same shape), no autograd. */
+tw_status tw_assign(tw_ctx *ctx, tw_tensor dst, tw_tensor src);
+/* dst <- dst + w * (src - dst) in place, no autograd (EMA: w = alpha). */
+tw_status tw_lerp_(tw_ctx *ctx, tw_tensor dst, tw_tensor src, double w);
+
+/* ---- queries --------------------------------------------------------------------------- */
+
+#define TW_MAX_DIMS 8
+int tw_ndim(tw_ctx *ctx, tw_tensor t);               /* -1 on a bad handle */
+int64_t tw_size(tw_ctx *ctx, tw_tensor t, int dim);  /* negative dim counts from the end */
+int64_t tw_numel(tw_ctx *ctx, tw_tensor t);
+tw_dtype tw_dtype_of(tw_ctx *ctx, tw_tensor t);
+/* Writes the shape into dims[TW_MAX_DIMS]; returns ndim or -1. */
+int tw_shape(tw_ctx *ctx, tw_tensor t, int64_t *dims);
+/* The value of a one-element tensor. */
+tw_status tw_item(tw_ctx *ctx, tw_tensor t, double *out);
+
+/* ---- random numbers -------------------------------------------------------------------- */
+
+/* A seeded generator whose full state can be saved and restored exactly. */
+typedef struct tw_rng tw_rng;
+tw_status tw_rng_new(tw_ctx *ctx, uint64_t seed, tw_rng **out);
+void tw_rng_free(tw_rng *rng); /* NULL is a no-op */
+/* State as bytes: with buf NULL, writes the needed size to *len. */
+tw_status tw_rng_get_state(tw_rng *rng, uint8_t *buf, size_t *len);
+tw_status tw_rng_set_state(tw_rng *rng, const uint8_t *buf, size_t len);
+
+tw_tensor tw_randn(tw_ctx *ctx, tw_rng *rng, double mean, double std, int ndim,
+                   const int64_t *shape);
+tw_tensor tw_rand(tw_ctx *ctx, tw_rng *rng, int ndim, const int64_t *shape); /* U[0,1) */
+/* One draw per row of probs (..., V), non-negative, rows need not sum to 1 -> int64 (...). */
+tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs);
+
+/* ---- ops (autograd-recorded) ----------------------------------------------------------- */
+
+tw_tensor tw_add(tw_ctx *ctx, tw_tensor a, tw_tensor b); /* broadcasting */
+tw_tensor tw_sub(tw_ctx *ctx, tw_tensor a, tw_tensor b);
+tw_tensor tw_mul(tw_ctx *ctx, tw_tensor a, tw_tensor b);
+tw_tensor tw_scale(tw_ctx *ctx, tw_tensor a, double s);
+tw_tensor tw_add_scalar(tw_ctx *ctx, tw_tensor a, double s);
+tw_tensor tw_exp(tw_ctx *ctx, tw_tensor a);
+tw_tensor tw_log(tw_ctx *ctx, tw_tensor a);
+/* Elementwise where(cond, a, b); cond is bool, broadcasting. */
+tw_tensor tw_where(tw_ctx *ctx, tw_tensor cond, tw_tensor a, tw_tensor b);
+tw_tensor tw_to_dtype(tw_ctx *ctx, tw_tensor a, tw_dtype dtype);
+/* Elementwise comparisons -> bool. */
+tw_tensor tw_eq(tw_ctx *ctx, tw_tensor a, tw_tensor b);
+tw_tensor tw_eq_scalar(tw_ctx *ctx, tw_tensor a, double s);
+
+/* (..., n, k) @ (..., k, m) with batch broadcasting. */
+tw_tensor tw_matmul(tw_ctx *ctx, tw_tensor a, tw_tensor b);
+/* x (..., in) @ w(out, in)^T + bias(out); bias may be TW_NULL. */
+tw_tensor tw_linear(tw_ctx *ctx, tw_tensor x, tw_tensor w, tw_tensor bias);
+/* weight (V, C) rows gathered by int64 idx (...) -> (..., C). */
+tw_tensor tw_embedding(tw_ctx *ctx, tw_tensor weight, tw_tensor idx);
+/* Normalizes over the last dim; w, b of that size. */
+tw_tensor tw_layer_norm(tw_ctx *ctx, tw_tensor x, tw_tensor w, tw_tensor b, double eps);
+tw_tensor tw_gelu(tw_ctx *ctx, tw_tensor x); /* exact (erf) GELU */
+tw_tensor tw_softmax(tw_ctx *ctx, tw_tensor x, int dim);
+tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim);
+
+/* Causal scaled-dot-product attention. q (B, H, Tq, d); k, v (B, H, Tk, d); query i sits at
+ * absolute position Tk - Tq + i. Key j is visible to query position p when j <= p and
+ * (key_valid[b, j] or j == p). key_valid is bool/int64 (B, Tk) or TW_NULL (all valid).
+ * Returns (B, H, Tq, d). */
+tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
+                              tw_tensor key_valid);
+
+/* Shape ops. */
+tw_tensor tw_reshape(tw_ctx *ctx, tw_tensor x, int ndim, const int64_t *shape);
+tw_tensor tw_transpose(tw_ctx *ctx, tw_tensor x, int d0, int d1);
+tw_tensor tw_contiguous(tw_ctx *ctx, tw_tensor x);
+/* Elements [start, end) of dim; negative values count from the end as in Python. */
+tw_tensor tw_slice(tw_ctx *ctx, tw_tensor x, int dim, int64_t start, int64_t end);
+tw_tensor tw_cat(tw_ctx *ctx, const tw_tensor *xs, int n, int dim);
+tw_tensor tw_index_select(tw_ctx *ctx, tw_tensor x, int dim, tw_tensor idx);
+/* out[i] = x[i, idx[i]] along dim (torch.gather). */
+tw_tensor tw_gather(tw_ctx *ctx, tw_tensor x, int dim, tw_tensor idx);
+/* Writes src into x[..., start:start+len(src), ...] along dim in place (no autograd). */
+tw_status tw_slice_assign(tw_ctx *ctx, tw_tensor x, int dim, int64_t start, tw_tensor src);
+
+/* Reductions. */
+tw_tensor tw_sum(tw_ctx *ctx, tw_tensor x);
+tw_tensor tw_mean(tw_ctx *ctx, tw_tensor x);
+tw_tensor tw_sum_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim);
+tw_tensor tw_mean_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim);
+tw_tensor tw_argmax(tw_ctx *ctx, tw_tensor x, int dim); /* int64, no keepdim */
+
+/* Mean cross-entropy of logits (N, V) against int64 targets (N); targets equal to
+ * ignore_index do not count. */
+tw_tensor tw_cross_entropy(tw_ctx *ctx, tw_tensor logits, tw_tensor targets, int64_t ignore_index);
+/* Per-row KL(p || q) = sum_v p_v (log p_v - log q_v) over the last dim, from log-probs
+ * (..., V) -> (...). */
+tw_tensor tw_kl_rows(tw_ctx *ctx, tw_tensor logp, tw_tensor logq);
+/* Per-row entropy -sum p log p of the softmax of logits over the last dim -> (...). */
+tw_tensor tw_entropy_rows(tw_ctx *ctx, tw_tensor logits);
+
+/* ---- autograd -------------------------------------------------------------------------- */
+
+tw_status tw_set_requires_grad(tw_ctx *ctx, tw_tensor t, int requires);
+tw_tensor tw_detach(tw_ctx *ctx, tw_tensor t);
+/* Backpropagates from a one-element tensor, accumulating into leaves' gradients. */
+tw_status tw_backward(tw_ctx *ctx, tw_tensor loss);
+/* The accumulated gradient of a leaf (a new handle sharing its storage), or TW_NULL with
+ * no error when it has none yet. */
+tw_tensor tw_grad(tw_ctx *ctx, tw_tensor t);
+tw_status tw_zero_grad(tw_ctx *ctx, const tw_tensor *params, int n);
+/* No-grad region for the calling thread; pairs nest. */
+void tw_no_grad_begin(tw_ctx *ctx);
+void tw_no_grad_end(tw_ctx *ctx);
+
+/* ---- optimization ---------------------------------------------------------------------- */
+
+/* Scales the gradients of params so their global L2 norm is at most max_norm (as torch's
+ * clip_grad_norm_). Writes the norm before clipping to *norm_out (may be NULL). */
+tw_status tw_clip_grad_norm(tw_ctx *ctx, const tw_tensor *params, int n, double max_norm,
+                            double *norm_out);
+
+typedef struct tw_adamw_params {
+    double lr;
+    double beta1;
+    double beta2;
+    double eps;
+    double weight_decay; /* decoupled: p *= 1 - lr * weight_decay, for params marked decay */
+} tw_adamw_params;
+
+tw_adamw_params tw_adamw_default(void); /* lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0.01 */
+
+/* AdamW over n parameters (borrowed handles; they must outlive the optimizer). decay[i]
+ * says whether param i gets weight decay (NULL: all). Owns its moment tensors. */
+typedef struct tw_adamw tw_adamw;
+tw_status tw_adamw_new(tw_ctx *ctx, const tw_tensor *params, const int *decay, int n,
+                       tw_adamw_params hp, tw_adamw **out);
+void tw_adamw_free(tw_adamw *opt); /* NULL is a no-op */
+/* One update with learning rate lr (schedules pass it per step). Params without a grad
+ * are skipped. */
+tw_status tw_adamw_step(tw_adamw *opt, double lr);
+int64_t tw_adamw_step_count(const tw_adamw *opt);
+void tw_adamw_set_step_count(tw_adamw *opt, int64_t steps);
+/* The moment tensors of param i (owned by the optimizer), for checkpoints. */
+tw_status tw_adamw_moments(tw_adamw *opt, int i, tw_tensor *m, tw_tensor *v);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
