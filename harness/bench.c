@@ -21,6 +21,7 @@ bench_params bench_default(void) {
         .decode_reps = 3,
         .matmul_n = 1024,
         .threads = cores > 0 ? (int)cores : 1,
+        .blas_threads = cores > 0 ? (int)cores : 1,
         .seed = 1,
     };
     return p;
@@ -170,6 +171,11 @@ int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, 
         snprintf(err, errlen, "bench: cannot set %d threads", p.threads);
         return -1;
     }
+    if (p.blas_threads < 1) {
+        snprintf(err, errlen, "bench: blas_threads must be >= 1");
+        return -1;
+    }
+    tw_set_blas_threads(p.blas_threads); /* TW_ERR_STATE: not OpenBLAS; nothing to set */
     tw_ctx *ctx = NULL;
     if (tw_ctx_new(&ctx, TW_DEVICE_CPU, err, errlen)) return -1;
     tw_rng *rng = NULL;

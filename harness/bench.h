@@ -15,7 +15,8 @@ typedef struct bench_params {
     int decode_new;   /* new tokens per row */
     int decode_reps;  /* measured repetitions of each decoding mode; the median is reported */
     int matmul_n;     /* square matrix size for the reference matmul rate */
-    int threads;      /* intra-op threads (>= 1) */
+    int threads;      /* libtorch intra-op threads (>= 1) */
+    int blas_threads; /* BLAS threads (>= 1) */
     uint64_t seed;
 } bench_params;
 

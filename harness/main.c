@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static void usage(FILE *f) {
     fprintf(f, "usage: caopd <command> [options]\n"
@@ -18,7 +21,8 @@ static void usage(FILE *f) {
                "  help                       this text\n"
                "\n"
                "bench options (defaults in brackets):\n"
-               "  --threads N    intra-op threads [all cores]\n"
+               "  --threads N    libtorch intra-op threads [all cores]\n"
+               "  --blas-threads N  BLAS threads [all cores]\n"
                "  --width C      model width [128]     --layers L  layers [4]\n"
                "  --heads H      attention heads [4]   --vocab V   vocabulary [99]\n"
                "  --batch B      sequences per training step [16]\n"
@@ -54,6 +58,7 @@ static int cmd_bench(int argc, char **argv) {
         int rc = 0;
         if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--threads")) rc = parse_int(a, v, 1, &p.threads), i++;
+        else if (!strcmp(a, "--blas-threads")) rc = parse_int(a, v, 1, &p.blas_threads), i++;
         else if (!strcmp(a, "--width")) rc = parse_int(a, v, 1, &p.model.n_embd), i++;
         else if (!strcmp(a, "--layers")) rc = parse_int(a, v, 1, &p.model.n_layer), i++;
         else if (!strcmp(a, "--heads")) rc = parse_int(a, v, 1, &p.model.n_head), i++;
@@ -83,7 +88,7 @@ static int cmd_bench(int argc, char **argv) {
     const double decode_speedup = r.decode_tok_s / r.recompute_tok_s;
     const double train_ratio = r.train_gflops / r.matmul_gflops;
     if (json) {
-        printf("{\"torch_version\": \"%s\", \"threads\": %d, "
+        printf("{\"torch_version\": \"%s\", \"blas\": \"%s\", \"threads\": %d, \"blas_threads\": %d, "
                "\"model\": {\"vocab\": %d, \"block_size\": %d, \"n_layer\": %d, \"n_head\": %d, "
                "\"n_embd\": %d, \"params\": %lld}, "
                "\"matmul_n\": %d, \"matmul_gflops\": %.3f, "
@@ -92,14 +97,15 @@ static int cmd_bench(int argc, char **argv) {
                "\"train_gflops\": %.3f, \"train_to_matmul\": %.3f, "
                "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
                "\"decode_tok_s\": %.1f, \"recompute_tok_s\": %.1f, \"decode_speedup\": %.2f}\n",
-               tw_version(), p.threads, p.model.vocab, p.model.block_size, p.model.n_layer,
+               tw_version(), tw_blas_info(), p.threads, p.blas_threads, p.model.vocab, p.model.block_size, p.model.n_layer,
                p.model.n_head, p.model.n_embd, (long long)r.params, p.matmul_n, r.matmul_gflops,
                p.train_batch, p.train_seq, p.train_batch * p.train_seq, r.train_flops_per_step,
                r.train_step_s, r.train_tok_s, r.train_gflops, train_ratio, p.decode_batch,
                p.decode_prompt, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
     } else {
-        printf("libtorch %s, %d thread(s); model C=%d L=%d H=%d V=%d (%lld params)\n",
-               tw_version(), p.threads, p.model.n_embd, p.model.n_layer, p.model.n_head,
+        printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(),
+               p.threads, p.blas_threads, tw_blas_info());
+        printf("model C=%d L=%d H=%d V=%d (%lld params)\n", p.model.n_embd, p.model.n_layer, p.model.n_head,
                p.model.vocab, (long long)r.params);
         printf("  matmul %dx%d            %8.2f GFLOP/s\n", p.matmul_n, p.matmul_n,
                r.matmul_gflops);
@@ -114,7 +120,18 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+/* libtorch allocates every CPU tensor with plain malloc. glibc would hand large blocks back to
+ * the kernel on free and fault them in again on the next step (measured: 10-30% of a training
+ * step); keeping them in the heap avoids that. */
+static void keep_freed_memory(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's maximum */
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 int main(int argc, char **argv) {
+    keep_freed_memory();
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

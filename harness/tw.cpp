@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <dlfcn.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <atomic>
@@ -280,6 +281,23 @@ tw_status tw_set_num_threads(int n) {
 
 int tw_get_num_threads(void) {
     return at::get_num_threads();
+}
+
+// OpenBLAS keeps its own thread pool, apart from libtorch's; it is reached through the
+// process's global symbols so that the project links against whatever libblas.so.3 is.
+tw_status tw_set_blas_threads(int n) {
+    if (n < 1) return TW_ERR_ARG;
+    using set_fn = void (*)(int);
+    static set_fn fn = (set_fn)dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!fn) return TW_ERR_STATE;
+    fn(n);
+    return TW_OK;
+}
+
+const char *tw_blas_info(void) {
+    using config_fn = const char *(*)(void);
+    static config_fn fn = (config_fn)dlsym(RTLD_DEFAULT, "openblas_get_config");
+    return fn ? fn() : "not OpenBLAS (libblas.so.3 may be the slow reference BLAS)";
 }
 
 const char *tw_version(void) {
@@ -820,9 +838,13 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
                 at::Tensor valid = kv.to(at::kBool).view({K.size(0), 1, 1, tk});
                 allowed = allowed.logical_and(valid.logical_or(kpos.eq(qpos)));
             }
+            // The scale goes on q (d wide) rather than on the scores (Tk wide), and the mask is
+            // added in place: two passes over the score matrix fewer than scale + masked_fill.
             double scale = 1.0 / std::sqrt((double)Q.size(3));
-            at::Tensor att = at::matmul(Q, K.transpose(-2, -1)).mul_(scale);
-            att = att.masked_fill(allowed.logical_not(), -INFINITY);
+            at::Tensor att = at::matmul(Q * scale, K.transpose(-2, -1));
+            at::Tensor bias = at::zeros(allowed.sizes(), att.options());
+            bias.masked_fill_(allowed.logical_not(), -INFINITY);
+            att.add_(bias);
             return at::matmul(at::softmax(att, -1), V);
         },
         /*optional=*/1u << 3);
@@ -964,6 +986,14 @@ tw_tensor tw_entropy_rows(tw_ctx *ctx, tw_tensor logits) {
         at::Tensor lp = at::log_softmax(*t[0], -1);
         return -(lp.exp() * lp).sum(-1);
     });
+}
+
+tw_tensor tw_logaddexp(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
+    return op(ctx, "tw_logaddexp", {a, b}, [](at::Tensor **t) { return at::logaddexp(*t[0], *t[1]); });
+}
+
+tw_tensor tw_isfinite(tw_ctx *ctx, tw_tensor a) {
+    return op(ctx, "tw_isfinite", {a}, [](at::Tensor **t) { return at::isfinite(*t[0]); });
 }
 
 /* ---- autograd ---- */

@@ -42,6 +42,11 @@ int tw_cuda_available(void);
 /* Intra-op thread count for ops issued by the calling thread (n >= 1). */
 tw_status tw_set_num_threads(int n);
 int tw_get_num_threads(void);
+/* Threads of the BLAS library under libtorch (OpenBLAS keeps its own pool, separate from
+ * libtorch's, and process-wide). TW_ERR_STATE when the BLAS in use offers no such control. */
+tw_status tw_set_blas_threads(int n);
+/* What BLAS libtorch runs on, e.g. "OpenBLAS 0.3.21 ... Zen". Static storage. */
+const char *tw_blas_info(void);
 
 /* libtorch version string, e.g. "1.13.1". Static storage. */
 const char *tw_version(void);
@@ -218,6 +223,10 @@ tw_tensor tw_cross_entropy(tw_ctx *ctx, tw_tensor logits, tw_tensor targets, int
 tw_tensor tw_kl_rows(tw_ctx *ctx, tw_tensor logp, tw_tensor logq);
 /* Per-row entropy -sum p log p of the softmax of logits over the last dim -> (...). */
 tw_tensor tw_entropy_rows(tw_ctx *ctx, tw_tensor logits);
+/* Elementwise log(exp(a) + exp(b)), stable (torch.logaddexp), broadcasting. */
+tw_tensor tw_logaddexp(tw_ctx *ctx, tw_tensor a, tw_tensor b);
+/* Elementwise isfinite over any dtype -> bool: 1 where neither NaN nor infinite. */
+tw_tensor tw_isfinite(tw_ctx *ctx, tw_tensor a);
 
 /* ---- autograd -------------------------------------------------------------------------- */
 
