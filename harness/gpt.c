@@ -533,3 +533,314 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
     free(done);
     return rc ? rc : tw_status_get(ctx);
 }
+
+/* ---- shared prefixes ---- */
+
+struct gpt_prefix {
+    gpt *m;
+    int rows, len;
+    tw_tensor *k, *v; /* per layer (P, H, Tp, C/H), autograd history when made under grad */
+    tw_tensor valid;  /* (P, Tp) int64 */
+    int64_t *count;   /* (P) real tokens per row */
+};
+
+typedef struct prefix_arg {
+    gpt_prefix *p;
+    tw_tensor valid;
+} prefix_arg;
+
+static tw_tensor attend_capture(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
+    prefix_arg *a = arg;
+    a->p->k[l] = tw_keep(m->ctx, k);
+    a->p->v[l] = tw_keep(m->ctx, v);
+    return tw_causal_attention(m->ctx, q, k, v, a->valid);
+}
+
+void gpt_prefix_free(gpt_prefix *p) {
+    if (!p) return;
+    tw_ctx *ctx = p->m->ctx;
+    for (int l = 0; l < p->m->cfg.n_layer; l++) {
+        if (p->k) tw_free(ctx, p->k[l]);
+        if (p->v) tw_free(ctx, p->v[l]);
+    }
+    tw_free(ctx, p->valid);
+    free(p->k);
+    free(p->v);
+    free(p->count);
+    free(p);
+}
+
+tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_prefix **out) {
+    tw_ctx *ctx = m->ctx;
+    *out = NULL;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    const int nd = tw_ndim(ctx, tokens);
+    if (nd != 2) {
+        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_prefix_new: tokens must be (P, Tp), got %d dims", nd);
+        return tw_status_get(ctx);
+    }
+    const int64_t P = tw_size(ctx, tokens, 0), T = tw_size(ctx, tokens, 1);
+    if (P < 1 || T < 1 || T > m->cfg.block_size) {
+        tw_set_error(ctx, TW_ERR_SHAPE, "gpt_prefix_new: %lld rows x %lld tokens: need >= 1 of each and at most block_size %d tokens",
+                     (long long)P, (long long)T, m->cfg.block_size);
+        return tw_status_get(ctx);
+    }
+    gpt_prefix *p = calloc(1, sizeof *p);
+    int64_t *host = malloc(sizeof(int64_t) * (size_t)(2 * P * T));
+    if (!p || !host) {
+        free(p), free(host);
+        return TW_ERR_NOMEM;
+    }
+    p->m = m;
+    p->rows = (int)P;
+    p->len = (int)T;
+    p->k = calloc((size_t)m->cfg.n_layer, sizeof *p->k);
+    p->v = calloc((size_t)m->cfg.n_layer, sizeof *p->v);
+    p->count = calloc((size_t)P, sizeof *p->count);
+    if (!p->k || !p->v || !p->count) {
+        free(host);
+        gpt_prefix_free(p);
+        return TW_ERR_NOMEM;
+    }
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t shape[2] = {P, T};
+    int64_t *valid = host, *pos = host + P * T;
+    if (tw_is_null(key_valid)) {
+        for (int64_t i = 0; i < P * T; i++) valid[i] = 1;
+    } else {
+        tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid, (size_t)(P * T));
+    }
+    for (int64_t b = 0; b < P; b++) {
+        int64_t c = 0;
+        for (int64_t t = 0; t < T; t++) {
+            valid[b * T + t] = valid[b * T + t] != 0;
+            pos[b * T + t] = valid[b * T + t] ? c++ : 0;
+        }
+        p->count[b] = c;
+    }
+    p->valid = tw_keep(ctx, tw_from_i64(ctx, valid, 2, shape));
+    prefix_arg arg = {p, p->valid};
+    tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_capture, &arg);
+    tw_scope_end(ctx, scope);
+    free(host);
+    if (tw_status_get(ctx) != TW_OK) {
+        tw_status s = tw_status_get(ctx);
+        gpt_prefix_free(p);
+        return s;
+    }
+    *out = p;
+    return TW_OK;
+}
+
+int gpt_prefix_rows(const gpt_prefix *p) {
+    return p->rows;
+}
+
+int gpt_prefix_len(const gpt_prefix *p) {
+    return p->len;
+}
+
+int gpt_prefix_count(const gpt_prefix *p, int row) {
+    return (row >= 0 && row < p->rows) ? (int)p->count[row] : -1;
+}
+
+typedef struct suffix_arg {
+    const gpt_prefix *p;
+    tw_tensor idx;   /* (N) int64 prefix row of each row, or TW_NULL for the identity */
+    tw_tensor valid; /* (N, Tp + Tn) */
+} suffix_arg;
+
+static tw_tensor attend_suffix(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
+    tw_ctx *ctx = m->ctx;
+    suffix_arg *a = arg;
+    tw_tensor pk = a->p->k[l], pv = a->p->v[l];
+    if (!tw_is_null(a->idx)) {
+        pk = tw_index_select(ctx, pk, 0, a->idx);
+        pv = tw_index_select(ctx, pv, 0, a->idx);
+    }
+    tw_tensor ks[2] = {pk, k}, vs[2] = {pv, v};
+    return tw_causal_attention(ctx, q, tw_cat(ctx, ks, 2, 2), tw_cat(ctx, vs, 2, 2), a->valid);
+}
+
+tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of, int n,
+                             tw_tensor tokens, tw_tensor key_valid) {
+    tw_ctx *ctx = m->ctx;
+    if (tw_status_get(ctx) != TW_OK) return TW_NULL;
+    if (!p || !row_of || p->m != m) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: prefix or row_of is NULL, or the prefix belongs to another model");
+        return TW_NULL;
+    }
+    const int nd = tw_ndim(ctx, tokens);
+    if (nd != 2) {
+        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: tokens must be (N, Tn), got %d dims", nd);
+        return TW_NULL;
+    }
+    const int64_t N = tw_size(ctx, tokens, 0), Tn = tw_size(ctx, tokens, 1);
+    if (N != n || Tn < 1) {
+        tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: tokens (%lld, %lld) do not match %d rows",
+                     (long long)N, (long long)Tn, n);
+        return TW_NULL;
+    }
+    int identity = n == p->rows;
+    for (int i = 0; i < n; i++) {
+        if (row_of[i] < 0 || row_of[i] >= p->rows) {
+            tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: row_of[%d] = %lld is not a prefix row (0..%d)",
+                         i, (long long)row_of[i], p->rows - 1);
+            return TW_NULL;
+        }
+        identity &= row_of[i] == i;
+    }
+    int64_t *pos = malloc(sizeof(int64_t) * (size_t)(2 * N * Tn));
+    if (!pos) {
+        tw_set_error(ctx, TW_ERR_NOMEM, "gpt_forward_suffix: out of memory");
+        return TW_NULL;
+    }
+    int64_t *valid = pos + N * Tn;
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t shape[2] = {N, Tn}, ishape[1] = {N};
+    if (tw_is_null(key_valid)) {
+        for (int64_t i = 0; i < N * Tn; i++) valid[i] = 1;
+    } else if (tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid, (size_t)(N * Tn))) {
+        free(pos);
+        return tw_scope_return(ctx, scope, TW_NULL);
+    }
+    /* Real tokens continue their prefix's positions; pads sit at position 0. */
+    for (int64_t i = 0; i < N; i++) {
+        int64_t c = p->count[row_of[i]];
+        for (int64_t t = 0; t < Tn; t++) {
+            valid[i * Tn + t] = valid[i * Tn + t] != 0;
+            pos[i * Tn + t] = valid[i * Tn + t] ? c++ : 0;
+        }
+        if (c > m->cfg.block_size) {
+            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: row %lld has %lld real tokens, more than block_size %d",
+                         (long long)i, (long long)c, m->cfg.block_size);
+            free(pos);
+            return tw_scope_return(ctx, scope, TW_NULL);
+        }
+    }
+    suffix_arg arg = {p, identity ? TW_NULL : tw_from_i64(ctx, row_of, 1, ishape), TW_NULL};
+    tw_tensor pvalid = identity ? p->valid : tw_index_select(ctx, p->valid, 0, arg.idx);
+    tw_tensor vs[2] = {pvalid, tw_from_i64(ctx, valid, 2, shape)};
+    arg.valid = tw_cat(ctx, vs, 2, 1);
+    tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
+    free(pos);
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_suffix, &arg);
+    return tw_scope_return(ctx, scope, head(m, x));
+}
+
+tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int n_rep,
+                            gpt_sample_params sp, tw_rng *rng, tw_tensor *out) {
+    tw_ctx *ctx = m->ctx;
+    *out = TW_NULL;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    const int nd = tw_ndim(ctx, prompts);
+    if (nd != 2) {
+        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample_shared: prompts must be (P, Tp), got %d dims", nd);
+        return tw_status_get(ctx);
+    }
+    const int64_t P = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
+    const int64_t N = P * (int64_t)n_rep, total = Tp + sp.max_new;
+    if (n_rep < 1 || Tp < 2 || sp.max_new < 1 || total > m->cfg.block_size) {
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "gpt_sample_shared: n_rep %d >= 1, prompt length %lld >= 2, max_new %d >= 1, and prompt length + max_new must fit block_size %d",
+                     n_rep, (long long)Tp, sp.max_new, m->cfg.block_size);
+        return tw_status_get(ctx);
+    }
+    if (sp.temperature > 0.0 && !rng) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_sample_shared: temperature %g needs a generator (rng is NULL)",
+                     sp.temperature);
+        return tw_status_get(ctx);
+    }
+    int64_t *row_of = malloc(sizeof(int64_t) * (size_t)N);
+    int64_t *cur = malloc(sizeof(int64_t) * (size_t)N), *pos = malloc(sizeof(int64_t) * (size_t)N);
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)N), *last = malloc(sizeof(int64_t) * (size_t)P);
+    int64_t *res = malloc(sizeof(int64_t) * (size_t)(N * sp.max_new));
+    int *done = calloc((size_t)N, sizeof *done);
+    gpt_prefix *prefix = NULL;
+    gpt_kv *kv = NULL;
+    tw_status rc = (row_of && cur && pos && next && last && res && done) ? TW_OK : TW_ERR_NOMEM;
+    tw_no_grad_begin(ctx);
+    tw_scope outer = tw_scope_begin(ctx);
+    if (rc == TW_OK) {
+        tw_tensor pv = tw_is_null(key_valid) ? TW_NULL : tw_slice(ctx, key_valid, 1, 0, Tp - 1);
+        rc = gpt_prefix_new(m, tw_slice(ctx, prompts, 1, 0, Tp - 1), pv, &prefix);
+    }
+    if (rc == TW_OK) rc = tw_copy_to_i64(ctx, tw_contiguous(ctx, tw_slice(ctx, prompts, 1, Tp - 1, Tp)), last, (size_t)P);
+    if (rc == TW_OK) rc = gpt_kv_new(m, (int)N, (int)(Tp - 1 + sp.max_new), &kv);
+    if (rc == TW_OK) {
+        for (int64_t i = 0; i < N; i++) {
+            row_of[i] = i / n_rep;
+            cur[i] = last[row_of[i]];
+            pos[i] = prefix->count[row_of[i]];
+        }
+        int64_t ishape[1] = {N};
+        tw_tensor idx = tw_from_i64(ctx, row_of, 1, ishape);
+        for (int l = 0; l < m->cfg.n_layer; l++) {
+            tw_slice_assign(ctx, kv->k[l], 2, 0, tw_index_select(ctx, prefix->k[l], 0, idx));
+            tw_slice_assign(ctx, kv->v[l], 2, 0, tw_index_select(ctx, prefix->v[l], 0, idx));
+        }
+        tw_slice_assign(ctx, kv->valid, 1, 0, tw_index_select(ctx, prefix->valid, 0, idx));
+        rc = tw_status_get(ctx);
+        kv->len = (int)(Tp - 1);
+    }
+    gpt_prefix_free(prefix);
+    int made = 0;
+    while (rc == TW_OK && made < sp.max_new) {
+        tw_scope step = tw_scope_begin(ctx);
+        int64_t shape[2] = {N, 1};
+        tw_tensor logits = gpt_forward_cached(m, kv, tw_from_i64(ctx, cur, 2, shape),
+                                              tw_from_i64(ctx, pos, 2, shape), TW_NULL);
+        tw_tensor tok = pick(ctx, logits, sp.temperature, rng);
+        rc = tw_copy_to_i64(ctx, tok, next, (size_t)N);
+        tw_scope_end(ctx, step);
+        if (rc != TW_OK) break;
+        int all_done = 1;
+        for (int64_t i = 0; i < N; i++) {
+            if (done[i]) next[i] = sp.stop_token;
+            else if (sp.stop_token >= 0 && next[i] == sp.stop_token) done[i] = 1;
+            all_done &= done[i];
+            res[i * sp.max_new + made] = next[i];
+            cur[i] = next[i];
+            pos[i]++;
+        }
+        made++;
+        if (all_done && sp.stop_token >= 0) {
+            for (; made < sp.max_new; made++)
+                for (int64_t i = 0; i < N; i++) res[i * sp.max_new + made] = sp.stop_token;
+        }
+    }
+    tw_scope_end(ctx, outer);
+    tw_no_grad_end(ctx);
+    gpt_kv_free(kv);
+    if (rc == TW_OK) {
+        int64_t shape[2] = {N, sp.max_new};
+        *out = tw_from_i64(ctx, res, 2, shape);
+        rc = tw_status_get(ctx);
+    }
+    free(row_of), free(cur), free(pos), free(next), free(last), free(res), free(done);
+    return rc ? rc : tw_status_get(ctx);
+}
+
+static tw_status each_weight(gpt *dst, const gpt *src, double w, int lerp) {
+    tw_ctx *ctx = dst->ctx;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    if (src->ctx != ctx || memcmp(&src->cfg, &dst->cfg, sizeof src->cfg) != 0) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt weights: the two models differ in context or config");
+        return tw_status_get(ctx);
+    }
+    for (int i = 0; i < dst->n_params; i++) {
+        tw_status s = lerp ? tw_lerp_(ctx, dst->params[i], src->params[i], w)
+                           : tw_assign(ctx, dst->params[i], src->params[i]);
+        if (s != TW_OK) return s;
+    }
+    return TW_OK;
+}
+
+tw_status gpt_copy_weights(gpt *dst, const gpt *src) {
+    return each_weight(dst, src, 0.0, 0);
+}
+
+tw_status gpt_lerp_weights(gpt *dst, const gpt *src, double w) {
+    return each_weight(dst, src, w, 1);
+}

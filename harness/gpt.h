@@ -93,6 +93,46 @@ gpt_sample_params gpt_sample_default(void); /* 24 new, temperature 1, no stop, c
 tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
                      tw_rng *rng, tw_tensor *out);
 
+
+/* ---- shared prefixes (CaOPD: each prompt's prefix computed once for its K rollouts) ---- */
+
+/* Keys and values of every layer for P left-padded prefixes (P, Tp), computed once and then
+ * attended to by any number of continuation rows. Made under grad mode, the keys and values
+ * carry autograd history, so a loss over continuations backpropagates through the prefix
+ * (each prefix's gradient is the sum over the rows that continue it). Owns its tensors
+ * (L x 2 of (P, H, Tp, C/H), valid (P, Tp)); free after the backward pass. */
+typedef struct gpt_prefix gpt_prefix;
+
+/* Runs the prefix tokens (P, Tp) with key_valid (P, Tp) (TW_NULL: no padding) through the
+ * model. Positions count real tokens, as in gpt_sample. Errors: a status, message on ctx. */
+tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_prefix **out);
+void gpt_prefix_free(gpt_prefix *p); /* NULL is a no-op */
+int gpt_prefix_rows(const gpt_prefix *p);
+int gpt_prefix_len(const gpt_prefix *p);    /* Tp, padding included */
+int gpt_prefix_count(const gpt_prefix *p, int row); /* real tokens of a row */
+
+/* Logits (N, Tn, V) of continuation tokens (N, Tn): row i continues prefix row_of[i] (host
+ * array of N indices, borrowed), its real tokens at positions gpt_prefix_count(row_of[i]),
+ * +1, ... (pads at position 0). key_valid (N, Tn) marks real tokens (TW_NULL: all real).
+ * Equals gpt_forward over the concatenation of the prefix row and the continuation row.
+ * A row's real tokens (prefix and continuation) must fit block_size. Records autograd when
+ * grad mode is on. */
+tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of, int n,
+                             tw_tensor tokens, tw_tensor key_valid);
+
+/* gpt_sample with n_rep continuations of each prompt: prompts (P, Tp), Tp >= 2, left-padded
+ * with key_valid (TW_NULL: no padding). The first Tp - 1 columns are computed once per prompt
+ * and shared by its n_rep rows in the KV cache; decoding then runs P * n_rep rows. Writes
+ * (P * n_rep, max_new) int64 to *out (current scope): row p * n_rep + r is continuation r of
+ * prompt p. sp.use_cache is ignored (always cached). Same errors as gpt_sample. */
+tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int n_rep,
+                            gpt_sample_params sp, tw_rng *rng, tw_tensor *out);
+
+/* dst <- src for every parameter (same config; no autograd). */
+tw_status gpt_copy_weights(gpt *dst, const gpt *src);
+/* dst <- dst + w * (src - dst) for every parameter (the EMA teacher: w = alpha). */
+tw_status gpt_lerp_weights(gpt *dst, const gpt *src, double w);
+
 #ifdef __cplusplus
 }
 #endif

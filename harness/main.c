@@ -2,6 +2,7 @@
  * Results go to stdout; progress and errors to stderr. */
 #include "bench.h"
 #include "cli_tasks.h"
+#include "cli_train.h"
 #include "tw.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@ static void usage(FILE *f) {
                "commands:\n"
                "  bench [--json] [options]   measure matmul, training and decoding throughput\n"
                "  tasks [...]                list task domains and splits, print examples\n"
+               "  train-demo [...]           base stage + one domain with a method, evaluated\n"
                "  version                    print versions\n"
                "  help                       this text\n"
                "\n"
@@ -140,10 +142,11 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tasks")) return cli_tasks(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train-demo")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "version")) {
         printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
         return 0;
     }
-    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, version, help)\n", cmd);
+    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, version, help)\n", cmd);
     return 2;
 }
