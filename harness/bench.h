@@ -15,17 +15,19 @@ typedef struct bench_params {
     int decode_new;   /* new tokens per row */
     int decode_reps;  /* measured repetitions of each decoding mode; the median is reported */
     int matmul_n;     /* square matrix size for the reference matmul rate */
-    int threads;      /* libtorch intra-op threads (>= 1) */
-    int blas_threads; /* BLAS threads (>= 1) */
+    int threads;      /* cores to use (tw_set_num_threads: intra-op threads, BLAS 1) */
+    int blas_threads; /* 0: the tw_set_num_threads policy; >= 1: override BLAS threads */
     uint64_t seed;
 } bench_params;
 
 /* Width 128, 4 layers, 4 heads, 16 x 256 = 4096 tokens per step, 5 steps; decoding 128 rows
- * x (32 prompt + 24 new) tokens; matmul 1024; 1 thread; seed 1. */
+ * x (32 prompt + 24 new) tokens; matmul 1024; all cores; seed 1. */
 bench_params bench_default(void);
 
 typedef struct bench_result {
-    double matmul_gflops;    /* float32 n x n x n matmul through libtorch, median */
+    double matmul_gflops;    /* float32 n x n x n matmul through libtorch on `threads` BLAS
+                                threads (the machine's rate), median */
+    double matmul_gflops_run; /* the same under the thread setting of the runs below */
     double train_step_s;     /* median wall time of forward + backward + clip + AdamW */
     double train_tok_s;      /* tokens per step / train_step_s */
     double train_gflops;     /* 3 x forward matmul FLOPs per step / train_step_s */

@@ -23,8 +23,8 @@ static void usage(FILE *f) {
                "  help                       this text\n"
                "\n"
                "bench options (defaults in brackets):\n"
-               "  --threads N    libtorch intra-op threads [all cores]\n"
-               "  --blas-threads N  BLAS threads [all cores]\n"
+               "  --threads N    cores: libtorch intra-op threads, one BLAS thread [all cores]\n"
+               "  --blas-threads N  override the BLAS threads of the runs [policy: 1]\n"
                "  --width C      model width [128]     --layers L  layers [4]\n"
                "  --heads H      attention heads [4]   --vocab V   vocabulary [99]\n"
                "  --batch B      sequences per training step [16]\n"
@@ -89,28 +89,30 @@ static int cmd_bench(int argc, char **argv) {
     }
     const double decode_speedup = r.decode_tok_s / r.recompute_tok_s;
     const double train_ratio = r.train_gflops / r.matmul_gflops;
+    const int blas_threads = p.blas_threads > 0 ? p.blas_threads : 1;
     if (json) {
         printf("{\"torch_version\": \"%s\", \"blas\": \"%s\", \"threads\": %d, \"blas_threads\": %d, "
                "\"model\": {\"vocab\": %d, \"block_size\": %d, \"n_layer\": %d, \"n_head\": %d, "
                "\"n_embd\": %d, \"params\": %lld}, "
-               "\"matmul_n\": %d, \"matmul_gflops\": %.3f, "
+               "\"matmul_n\": %d, \"matmul_gflops\": %.3f, \"matmul_gflops_run_threads\": %.3f, "
                "\"train_batch\": %d, \"train_seq\": %d, \"train_tokens_per_step\": %d, "
                "\"train_flops_per_step\": %.6g, \"train_step_s\": %.6f, \"train_tok_s\": %.1f, "
                "\"train_gflops\": %.3f, \"train_to_matmul\": %.3f, "
                "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
                "\"decode_tok_s\": %.1f, \"recompute_tok_s\": %.1f, \"decode_speedup\": %.2f}\n",
-               tw_version(), tw_blas_info(), p.threads, p.blas_threads, p.model.vocab, p.model.block_size, p.model.n_layer,
-               p.model.n_head, p.model.n_embd, (long long)r.params, p.matmul_n, r.matmul_gflops,
+               tw_version(), tw_blas_info(), p.threads, blas_threads, p.model.vocab, p.model.block_size, p.model.n_layer,
+               p.model.n_head, p.model.n_embd, (long long)r.params, p.matmul_n, r.matmul_gflops, r.matmul_gflops_run,
                p.train_batch, p.train_seq, p.train_batch * p.train_seq, r.train_flops_per_step,
                r.train_step_s, r.train_tok_s, r.train_gflops, train_ratio, p.decode_batch,
                p.decode_prompt, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
     } else {
         printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(),
-               p.threads, p.blas_threads, tw_blas_info());
+               p.threads, blas_threads, tw_blas_info());
         printf("model C=%d L=%d H=%d V=%d (%lld params)\n", p.model.n_embd, p.model.n_layer, p.model.n_head,
                p.model.vocab, (long long)r.params);
-        printf("  matmul %dx%d            %8.2f GFLOP/s\n", p.matmul_n, p.matmul_n,
-               r.matmul_gflops);
+        printf("  matmul %dx%d            %8.2f GFLOP/s on %d BLAS threads, %.2f with the run's "
+               "threads\n",
+               p.matmul_n, p.matmul_n, r.matmul_gflops, p.threads, r.matmul_gflops_run);
         printf("  train %dx%d tokens/step  %8.2f GFLOP/s (%.2f of matmul), %.0f tok/s, "
                "%.3f s/step\n",
                p.train_batch, p.train_seq, r.train_gflops, train_ratio, r.train_tok_s,

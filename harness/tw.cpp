@@ -276,6 +276,7 @@ tw_status tw_set_num_threads(int n) {
     } catch (...) {
         return TW_ERR_TORCH;
     }
+    tw_set_blas_threads(1); // TW_ERR_STATE (not OpenBLAS): nothing to set
     return TW_OK;
 }
 

@@ -39,11 +39,14 @@ typedef enum tw_dtype {
 /* 1 when this libtorch has CUDA and a device is visible. */
 int tw_cuda_available(void);
 
-/* Intra-op thread count for ops issued by the calling thread (n >= 1). */
+/* Uses n cores: n libtorch intra-op threads for ops issued by the calling thread, and one
+ * BLAS thread per call. OpenBLAS keeps its own pool, apart from libtorch's; letting both
+ * use every core oversubscribes (measured: a training step 4-5x slower on 2 cores), so
+ * libtorch's parallel loops (batched matmul, elementwise ops) spread the work instead. */
 tw_status tw_set_num_threads(int n);
 int tw_get_num_threads(void);
-/* Threads of the BLAS library under libtorch (OpenBLAS keeps its own pool, separate from
- * libtorch's, and process-wide). TW_ERR_STATE when the BLAS in use offers no such control. */
+/* Overrides the BLAS thread count (process-wide), e.g. to measure a single large matmul on
+ * every core. TW_ERR_STATE when the BLAS in use offers no such control. */
 tw_status tw_set_blas_threads(int n);
 /* What BLAS libtorch runs on, e.g. "OpenBLAS 0.3.21 ... Zen". Static storage. */
 const char *tw_blas_info(void);
