@@ -105,7 +105,8 @@ typedef struct tw_scope {
 tw_scope tw_scope_begin(tw_ctx *ctx);
 void tw_scope_end(tw_ctx *ctx, tw_scope scope);
 /* Ends the scope like tw_scope_end but keeps t alive, handing it to the enclosing scope
- * (or to the caller when no scope is open). Returns t (TW_NULL stays TW_NULL). */
+ * (or to the caller when no scope is open). Meant for a tensor made inside the scope: one
+ * the caller had kept (tw_keep) becomes scope-owned again. Returns t (TW_NULL stays). */
 tw_tensor tw_scope_return(tw_ctx *ctx, tw_scope scope, tw_tensor t);
 /* Moves t out of any scope: the caller now owns it. Returns t. */
 tw_tensor tw_keep(tw_ctx *ctx, tw_tensor t);
