@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(build-essential cmake libtorch-dev libgloo-dev libopenblas0-pthread
-          libhdf5-dev hdf5-tools libcjson-dev)
+          libhdf5-dev hdf5-tools libcjson-dev libcairo2-dev fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

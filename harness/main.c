@@ -1,6 +1,7 @@
 /* main.c: the `caopd` command line: dispatches subcommands (bench, tasks, ...).
  * Results go to stdout; progress and errors to stderr. */
 #include "bench.h"
+#include "cli_run.h"
 #include "cli_tasks.h"
 #include "cli_train.h"
 #include "tw.h"
@@ -19,6 +20,8 @@ static void usage(FILE *f) {
                "  bench [--json] [options]   measure matmul, training and decoding throughput\n"
                "  tasks [...]                list task domains and splits, print examples\n"
                "  train-demo [...]           base stage + one domain with a method, evaluated\n"
+               "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
+               "                             run an experiment spec (docs/spec.md)\n"
                "  version                    print versions\n"
                "  help                       this text\n"
                "\n"
@@ -145,10 +148,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tasks")) return cli_tasks(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-demo")) return cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "version")) {
         printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
         return 0;
     }
-    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, version, help)\n", cmd);
+    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, version, help)\n", cmd);
     return 2;
 }

@@ -313,3 +313,20 @@ tw_status train_step_base(trainer *t, base_gen *g, train_log *log) {
     free(pairs), free(pp), free(tp);
     return s;
 }
+
+tw_adamw *train_optimizer(trainer *t) {
+    return t->opt;
+}
+
+tw_rng *train_rng(trainer *t) {
+    return t->rng;
+}
+
+int64_t train_sched_count(const trainer *t) {
+    return t->sched;
+}
+
+void train_set_counters(trainer *t, int64_t step, int64_t sched) {
+    t->step = step;
+    t->sched = sched;
+}

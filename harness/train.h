@@ -95,6 +95,17 @@ tw_status train_step_domain(trainer *t, task_gen *gen, task_gen *const *replay, 
 /* One base-stage step: batch_prompts pairs from g. */
 tw_status train_step_base(trainer *t, base_gen *g, train_log *log);
 
+/* ---- state for checkpoints (exact resume) ---------------------------------------------- */
+
+/* The optimizer (AdamW moments and step count) and the rollout generator, owned by t; for
+ * saving and restoring a checkpoint (tw_adamw_moments, tw_rng_get_state/set_state). */
+tw_adamw *train_optimizer(trainer *t);
+tw_rng *train_rng(trainer *t);
+/* Steps into the current schedule (train_set_params restarts it at 0). */
+int64_t train_sched_count(const trainer *t);
+/* Restores both counters (after train_set_params, which zeroes the schedule's). */
+void train_set_counters(trainer *t, int64_t step, int64_t sched);
+
 #ifdef __cplusplus
 }
 #endif

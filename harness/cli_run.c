@@ -1,0 +1,204 @@
+/* cli_run.c: `caopd run SPEC.json [--out DIR] [--force]` and `caopd run --resume DIR`:
+ * runs an experiment spec through the scheduler (run.h), shows progress on stderr (one
+ * updating line on a terminal, plain lines otherwise), and ends by printing the accuracy and
+ * ECE matrices (stages x domains, in-distribution test split) on stdout.
+ * For crash tests only: CAOPD_CRASH_AT=S:K kills the process (SIGKILL) after step K of stage
+ * S, S:eval at stage S's first evaluation, S:ckptK right after checkpoint (S, K) is queued. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli_run.h"
+#include "run.h"
+
+typedef struct progress {
+    int tty;
+    int log_every;
+    int crash_stage, crash_step; /* CAOPD_CRASH_AT (tests): raise SIGKILL there */
+    int crash_eval;              /* ... at the first evaluation of crash_stage */
+    int crash_ckpt;              /* ... right after handing checkpoint (crash_stage, crash_step) over */
+    int line_open;
+} progress;
+
+static int usage(void) {
+    fprintf(stderr, "usage: caopd run SPEC.json [--out DIR] [--force]\n"
+                    "       caopd run --resume DIR\n"
+                    "  --out DIR     run directory [the spec's \"output\"]\n"
+                    "  --force       delete a run already in DIR and start over\n"
+                    "  --resume DIR  continue the run in DIR from its last checkpoint\n"
+                    "Spec keys: docs/spec.md; files of a run directory: docs/results.md.\n");
+    return 2;
+}
+
+static void fmt_eta(double s, char *buf, size_t len) {
+    if (!isfinite(s) || s < 0) snprintf(buf, len, "?");
+    else if (s >= 3600) snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60) snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else snprintf(buf, len, "%ds", (int)s);
+}
+
+static void end_line(progress *p) {
+    if (p->line_open) fputc('\n', stderr);
+    p->line_open = 0;
+}
+
+static void on_event(void *arg, const run_event *ev) {
+    progress *p = arg;
+    switch (ev->kind) {
+    case RUN_EVENT_START:
+        fprintf(stderr, "caopd run: %s at stage %d, step %d\n", ev->resumed ? "resuming" : "starting", ev->stage, ev->step);
+        break;
+    case RUN_EVENT_STAGE:
+        end_line(p);
+        fprintf(stderr, "stage %d/%d %s (%s): %d steps%s\n", ev->stage, ev->n_stages, ev->stage_name, ev->method,
+                ev->steps, ev->step ? " (continuing)" : "");
+        break;
+    case RUN_EVENT_STEP: {
+        if (p->crash_stage == ev->stage && p->crash_step == ev->step && !p->crash_ckpt) raise(SIGKILL);
+        char eta[32];
+        fmt_eta(ev->eta_s, eta, sizeof eta);
+        const int on_policy = strcmp(ev->method, "caopd") == 0 || strcmp(ev->method, "sdft") == 0;
+        char pacc[32] = "";
+        if (on_policy) snprintf(pacc, sizeof pacc, " P_acc %.3f", ev->log->s.mean_p_acc);
+        if (p->tty) {
+            fprintf(stderr, "\r\033[Kstage %d/%d %s step %d/%d ETA %s loss %.4f%s", ev->stage, ev->n_stages,
+                    ev->stage_name, ev->step, ev->steps, eta, ev->log->s.loss, pacc);
+            p->line_open = 1;
+        } else if (ev->step % p->log_every == 0 || ev->step == ev->steps) {
+            fprintf(stderr, "stage %d/%d %s step %d/%d ETA %s loss %.4f%s\n", ev->stage, ev->n_stages, ev->stage_name,
+                    ev->step, ev->steps, eta, ev->log->s.loss, pacc);
+        }
+        break;
+    }
+    case RUN_EVENT_EVAL:
+        if (p->crash_stage == ev->stage && p->crash_eval) raise(SIGKILL);
+        end_line(p);
+        fprintf(stderr, "  eval after stage %d: %-5s %-12s acc %.3f ece %.3f conf %.3f fmt_fail %.3f\n", ev->stage,
+                ev->domain, ev->split, ev->metrics->accuracy, ev->metrics->ece, ev->metrics->mean_conf,
+                ev->metrics->format_fail_rate);
+        break;
+    case RUN_EVENT_CHECKPOINT:
+        if (p->crash_ckpt && p->crash_stage == ev->stage && p->crash_step == ev->step) raise(SIGKILL);
+        break;
+    case RUN_EVENT_DONE:
+        break;
+    }
+    fflush(stderr);
+}
+
+static int print_matrix(const char *dir, const char *title, metrics_field f) {
+    double *R = NULL;
+    int rows = 0, nd = 0;
+    task_domain dom[TASK_N_DOMAINS];
+    char err[1024];
+    if (run_read_matrix(dir, "test", f, 0, &R, &rows, dom, &nd, err, sizeof err)) {
+        fprintf(stderr, "caopd run: %s\n", err);
+        return -1;
+    }
+    printf("%s (rows: model after stage; columns: domain, test split)\n%-12s", title, "stage");
+    for (int j = 0; j < nd; j++) printf(" %7s", task_domain_name(dom[j]));
+    printf("\n");
+    for (int i = 0; i < rows; i++) {
+        char name[32];
+        if (i == 0) snprintf(name, sizeof name, "0 base");
+        else snprintf(name, sizeof name, "%d", i);
+        printf("%-12s", name);
+        for (int j = 0; j < nd; j++) printf(" %7.3f", R[i * nd + j]);
+        printf("\n");
+    }
+    free(R);
+    return 0;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int cli_run(int argc, char **argv) {
+    const char *spec_path = NULL, *out = NULL, *resume = NULL;
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--force")) force = 1;
+        else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(a, "--resume") && i + 1 < argc) resume = argv[++i];
+        else if (a[0] == '-' || spec_path) {
+            fprintf(stderr, "caopd run: unexpected argument '%s'\n", a);
+            return usage();
+        } else spec_path = a;
+    }
+    if (!!resume == !!spec_path || (resume && (out || force))) return usage();
+    progress p = {.tty = isatty(2), .log_every = 10, .crash_stage = -1, .crash_step = -1};
+    const char *crash = getenv("CAOPD_CRASH_AT");
+    if (crash) {
+        char what[16] = "";
+        if (sscanf(crash, "%d:%15s", &p.crash_stage, what) == 2) {
+            if (!strcmp(what, "eval")) p.crash_eval = 1;
+            else if (!strncmp(what, "ckpt", 4)) p.crash_ckpt = 1, p.crash_step = atoi(what + 4);
+            else p.crash_step = atoi(what);
+        }
+    }
+    run_opts o = {.force = force, .on_event = on_event, .arg = &p};
+    run_summary sum;
+    char err[2048];
+    int rc;
+    const char *dir = resume;
+    char *text = NULL;
+    if (resume) {
+        rc = run_resume(resume, o, &sum, err, sizeof err);
+    } else {
+        text = read_file(spec_path);
+        if (!text) {
+            fprintf(stderr, "caopd run: %s: cannot read the spec file; check the path\n", spec_path);
+            return 2;
+        }
+        spec *sp = malloc(sizeof *sp);
+        char e[SPEC_ERR_CAP];
+        if (!sp || spec_parse(text, sp, e, sizeof e)) {
+            fprintf(stderr, "caopd run: %s: %s\n", spec_path, sp ? e : "out of memory");
+            free(sp), free(text);
+            return 2;
+        }
+        p.log_every = sp->log_every;
+        static char outdir[SPEC_PATH_CAP];
+        snprintf(outdir, sizeof outdir, "%s", out ? out : sp->output);
+        free(sp);
+        dir = outdir;
+        rc = run_start(text, dir, o, &sum, err, sizeof err);
+    }
+    end_line(&p);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "caopd run: %s\n", err);
+        return 1;
+    }
+    if (sum.already_finished) printf("%s: the run is already finished; its results:\n", dir);
+    if (print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY) || print_matrix(dir, "ECE", METRICS_FIELD_ECE)) return 1;
+    if (!sum.already_finished) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("wall %.1f s (training %.1f s, evaluation %.1f s, snapshots on the training thread %.2f s = %.2f%% of "
+               "training + evaluation, %d checkpoints); peak memory %.0f MiB\n",
+               sum.wall_s, sum.train_s, sum.eval_s, sum.snapshot_s,
+               100.0 * sum.snapshot_s / (sum.train_s + sum.eval_s > 0 ? sum.train_s + sum.eval_s : 1), sum.n_checkpoints,
+               ru.ru_maxrss / 1024.0);
+        printf("results: %s/%s\n", dir, RUN_RESULTS_FILE);
+    }
+    return 0;
+}

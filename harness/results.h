@@ -1,0 +1,58 @@
+/* results: the layout of a run's results file ("caopd-results", format_version 1) on top of
+ * ckpt_: the spec and versions at the root, per stage the training curves and, per (domain,
+ * split), the per-sample arrays with the scalar metrics as attributes; the stage x domain
+ * matrices at the end. Builds ckpt_snapshots (no HDF5 call) and reads finished files.
+ * Exact layout: docs/results.md. */
+#ifndef CAOPD_RESULTS_H
+#define CAOPD_RESULTS_H
+
+#include <stddef.h>
+
+#include "ckpt.h"
+#include "evaluate.h"
+#include "metrics.h"
+#include "spec.h"
+#include "train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RESULTS_FORMAT_VERSION 1
+
+/* A new results file at path (CKPT_MODE_CREATE): root attributes spec (the JSON text,
+ * verbatim), versions, status "running", n_stages, domains (comma-separated evaluation
+ * domains), splits (comma-separated split names). Returns 0 or -1 (message in err). */
+int results_new_file(ckpt_snapshot **out, const char *path, const spec *sp, const char *spec_json,
+                     const ckpt_write_opts *opts, char *err, size_t errlen);
+
+/* An append snapshot of path (CKPT_MODE_APPEND) to which a stage is added. */
+int results_append(ckpt_snapshot **out, const char *path, const ckpt_write_opts *opts, char *err,
+                   size_t errlen);
+
+/* Adds the curves of rows[0..n) under <group>/curves (deterministic values, one element per
+ * step) and <group>/timing (wall-clock seconds, which differ from run to run). */
+int results_add_curves(ckpt_snapshot *s, const char *group, const train_log *rows, int n);
+
+/* Reads what results_add_curves wrote (n rows expected) into rows. */
+int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int n, char *err,
+                        size_t errlen);
+
+/* Adds stages/<stage>/domains/<domain>/<split>: the arrays confidence (f64), correct (u8),
+ * format_fail (u8), answer_entropy (f64), conf_entropy (f64), n_tokens (i64) of es[0..n),
+ * and every metric of metrics_run_compute as an attribute (plus n, n_correct,
+ * n_format_fail, split, severity). *mr (may be NULL) receives the metrics. */
+int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split split,
+                     const eval_sample *es, int n, metrics_run *mr);
+
+/* R[i * n_dom + j] = metric field of stages/<i>/domains/<dom[j]>/<split> for i in
+ * 0..n_rows. Returns 0 or -1 (err names the missing object). */
+int results_read_matrix(ckpt_reader *r, int n_rows, const task_domain *dom, int n_dom,
+                        const char *split, metrics_field field, double *R, char *err,
+                        size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,736 @@
+/* run.c: the stage loop of `caopd run`: base stage, domain stages, evaluation after each,
+ * results appends and checkpoints on one ckpt_io thread, the JSON-lines log, and resume.
+ * Order of writes per stage end: results (stage s) then checkpoint (s + 1, 0), so the last
+ * checkpoint never runs ahead of the results file. */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basedata.h"
+#include "ckpt.h"
+#include "evaluate.h"
+#include "results.h"
+#include "snapshot.h"
+
+#define EVAL_SEED_XOR 0x6576616c75617465ull /* "evaluate": eval examples, same at every stage */
+#define TRAIN_SEED_STRIDE 1000003ull        /* stage i's train stream: seed + i * stride */
+
+typedef struct run {
+    spec sp;
+    const char *json;
+    char dir[SPEC_PATH_CAP];
+    char results_path[SPEC_PATH_CAP + 32], ckpt_path[SPEC_PATH_CAP + 32];
+    tw_ctx *ctx;
+    tw_rng *init;
+    gpt *student;
+    trainer *t;
+    base_gen *bg;
+    task_gen *tg[SPEC_MAX_STAGES];
+    ckpt_io *io;
+    ckpt_write_opts wo;
+    FILE *log;
+    train_log *rows; /* the current stage's curve rows */
+    int rows_cap;
+    int stage, step; /* position: the next step to take */
+    run_opts o;
+    run_summary *sum;
+    double t_start;
+    int64_t steps_total, steps_done_here; /* for the ETA */
+    char *err;
+    size_t errlen;
+} run;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int run_fail(run *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, r->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int stage_steps(const spec *sp, int s) {
+    return s == 0 ? sp->base_train.total_steps : sp->stages[s - 1].train.total_steps;
+}
+
+static train_params stage_params(const spec *sp, int s) {
+    return s == 0 ? sp->base_train : sp->stages[s - 1].train;
+}
+
+static const char *stage_name(const spec *sp, int s) {
+    return s == 0 ? "base" : task_domain_name(sp->stages[s - 1].domain);
+}
+
+static const char *stage_method(const spec *sp, int s) {
+    return s == 0 ? "sft" : train_method_name(sp->stages[s - 1].train.method);
+}
+
+/* ---- JSON-lines log ------------------------------------------------------------------ */
+
+static void jnum(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ",\"%s\":%.17g", key, v);
+    else fprintf(f, ",\"%s\":null", key);
+}
+
+static void log_begin(run *r, const char *event) {
+    if (r->log) fprintf(r->log, "{\"event\":\"%s\",\"t\":%.3f", event, now_s() - r->t_start);
+}
+
+static void log_end(run *r) {
+    if (!r->log) return;
+    fputs("}\n", r->log);
+    fflush(r->log);
+}
+
+static void emit(run *r, run_event *ev) {
+    ev->n_stages = r->sp.n_stages;
+    if (r->o.on_event) r->o.on_event(r->o.arg, ev);
+}
+
+/* ---- files --------------------------------------------------------------------------- */
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int mkdir_p(const char *dir) {
+    char buf[SPEC_PATH_CAP];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* text -> path by <path>.tmp + fsync + rename. */
+static int write_atomic(const char *path, const char *text) {
+    char tmp[SPEC_PATH_CAP + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) return -1;
+    size_t n = strlen(text), off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w <= 0) {
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* ---- set-up and tear-down ------------------------------------------------------------ */
+
+static void run_free(run *r) {
+    if (r->io) ckpt_io_free(r->io); /* runs what is queued */
+    r->io = NULL;
+    for (int i = 0; i < SPEC_MAX_STAGES; i++) task_gen_free(r->tg[i]);
+    base_gen_free(r->bg);
+    train_free(r->t);
+    gpt_free(r->student);
+    tw_rng_free(r->init);
+    tw_ctx_free(r->ctx);
+    if (r->log) fclose(r->log);
+    free(r->rows);
+}
+
+/* Model, trainer, generators, I/O thread, log. */
+static int run_setup(run *r) {
+    const spec *sp = &r->sp;
+    snprintf(r->results_path, sizeof r->results_path, "%s/%s", r->dir, RUN_RESULTS_FILE);
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/%s", r->dir, RUN_CHECKPOINT_FILE);
+    tw_set_num_threads(sp->threads);
+    tw_set_blas_threads(sp->threads); /* TW_ERR_STATE when the BLAS has no control: nothing to do */
+    char e[512];
+    if (tw_ctx_new(&r->ctx, TW_DEVICE_CPU, e, sizeof e) != TW_OK) return run_fail(r, "libtorch: %s", e);
+    if (tw_rng_new(r->ctx, sp->seed, &r->init) || gpt_new(r->ctx, sp->model, r->init, &r->student) ||
+        train_new(r->student, sp->base_train, sp->seed, &r->t))
+        return run_fail(r, "model set-up: %s", tw_errmsg(r->ctx));
+    if (base_gen_new(&r->bg, sp->base_data, sp->seed) != BASE_OK) return run_fail(r, "base data: %s", base_errmsg());
+    for (int i = 0; i < sp->n_stages; i++)
+        if (task_gen_new(&r->tg[i], sp->stages[i].domain, TASK_SPLIT_TRAIN, 0,
+                         sp->seed + (uint64_t)(i + 1) * TRAIN_SEED_STRIDE) != TASK_OK)
+            return run_fail(r, "stage %d: %s", i + 1, task_errmsg());
+    r->wo = ckpt_write_opts_default();
+    r->wo.deflate_level = sp->deflate_level;
+    ckpt_error ce;
+    if (ckpt_io_new(&r->io, 2, &ce)) return run_fail(r, "I/O thread: %s", ce.msg);
+    char lp[SPEC_PATH_CAP + 32];
+    snprintf(lp, sizeof lp, "%s/%s", r->dir, RUN_LOG_FILE);
+    r->log = fopen(lp, "a");
+    if (!r->log) return run_fail(r, "%s: cannot open for appending: %s", lp, strerror(errno));
+    r->steps_total = 0;
+    for (int s = 0; s <= sp->n_stages; s++) r->steps_total += stage_steps(sp, s);
+    int maxs = 1;
+    for (int s = 0; s <= sp->n_stages; s++) maxs = stage_steps(sp, s) > maxs ? stage_steps(sp, s) : maxs;
+    r->rows = calloc((size_t)maxs, sizeof *r->rows);
+    r->rows_cap = maxs;
+    if (!r->rows) return run_fail(r, "out of memory");
+    return 0;
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------- */
+
+/* Builds the checkpoint of position (stage, step) with the current stage's rows[0..step). */
+static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapshot **out) {
+    ckpt_error ce;
+    ckpt_snapshot *s = NULL;
+    *out = NULL;
+    if (ckpt_snapshot_new(&s, r->ckpt_path, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, CKPT_MODE_CREATE,
+                          &r->wo, &ce))
+        return run_fail(r, "%s", ce.msg);
+    char e[1024];
+    int rc = snap_add_trainer(s, r->t, e, sizeof e);
+    if (rc) run_fail(r, "%s", e);
+    uint64_t st[4];
+    int64_t dims1[1] = {4};
+    if (!rc) {
+        base_gen_get_state(r->bg, st);
+        rc = ckpt_snapshot_add(s, "gens/base", CKPT_DTYPE_I64, 1, dims1, st);
+    }
+    const int ns = r->sp.n_stages;
+    int64_t *tgs = calloc((size_t)ns * 4, sizeof(int64_t));
+    if (!rc && !tgs) rc = CKPT_ERR_NOMEM;
+    for (int i = 0; !rc && i < ns; i++) {
+        task_gen_get_state(r->tg[i], st);
+        memcpy(&tgs[i * 4], st, sizeof st);
+    }
+    int64_t dims2[2] = {ns, 4};
+    if (!rc) rc = ckpt_snapshot_add_owned(s, "gens/train", CKPT_DTYPE_I64, 2, dims2, tgs, NULL);
+    else free(tgs);
+    if (!rc) rc = results_add_curves(s, "progress", r->rows, n_rows);
+    if (!rc) rc = ckpt_snapshot_attr_str(s, "", "spec", r->json);
+    if (!rc) rc = ckpt_snapshot_attr_i64(s, "", "stage", stage);
+    if (!rc) rc = ckpt_snapshot_attr_i64(s, "", "step", step);
+    if (!rc) rc = ckpt_snapshot_attr_str(s, "", "versions", tw_version());
+    if (rc && !r->err[0]) run_fail(r, "checkpoint: %s", ckpt_snapshot_errmsg(s));
+    if (rc) {
+        ckpt_snapshot_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int io_check(run *r) {
+    if (ckpt_io_status(r->io) == CKPT_OK) return 0;
+    return run_fail(r, "writing a snapshot failed: %s. The run stopped; the last complete checkpoint in %s is "
+                    "kept: fix the cause (e.g. free disk space) and continue with `caopd run --resume %s`",
+                    ckpt_io_errmsg(r->io), r->dir, r->dir);
+}
+
+static int submit_checkpoint(run *r, int stage, int step, int n_rows) {
+    double t0 = now_s();
+    ckpt_snapshot *s = NULL;
+    if (build_checkpoint(r, stage, step, n_rows, &s)) return -1;
+    ckpt_io_submit_snapshot(r->io, s); /* failures are recorded on the queue */
+    r->sum->snapshot_s += now_s() - t0;
+    r->sum->n_checkpoints++;
+    log_begin(r, "checkpoint");
+    if (r->log) fprintf(r->log, ",\"stage\":%d,\"step\":%d", stage, step);
+    log_end(r);
+    run_event ev = {.kind = RUN_EVENT_CHECKPOINT, .stage = stage, .step = step};
+    emit(r, &ev);
+    return io_check(r);
+}
+
+/* Position, trainer and generators from dir's checkpoint. */
+static int load_checkpoint(run *r) {
+    ckpt_reader *rd = NULL;
+    ckpt_error ce;
+    if (ckpt_reader_open(&rd, r->ckpt_path, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, &ce))
+        return run_fail(r, "%s", ce.msg);
+    char *spec_text = NULL;
+    int64_t stage = -1, step = -1;
+    int rc = 0;
+    if (ckpt_reader_attr_str(rd, "", "spec", &spec_text) || ckpt_reader_attr_i64(rd, "", "stage", &stage) ||
+        ckpt_reader_attr_i64(rd, "", "step", &step))
+        rc = run_fail(r, "%s; the checkpoint is not one of `caopd run`: resume from an intact copy or start over with --force",
+                      ckpt_reader_errmsg(rd));
+    if (!rc && strcmp(spec_text, r->json) != 0)
+        rc = run_fail(r, "%s was written for another spec than %s/%s; restore the spec the run started with",
+                      r->ckpt_path, r->dir, RUN_SPEC_FILE);
+    if (!rc && (stage < 0 || stage > r->sp.n_stages + 1 ||
+                (stage <= r->sp.n_stages && (step < 0 || step > stage_steps(&r->sp, (int)stage)))))
+        rc = run_fail(r, "%s: position stage %lld, step %lld does not fit the spec; the checkpoint is damaged",
+                      r->ckpt_path, (long long)stage, (long long)step);
+    char e[1024];
+    if (!rc) {
+        if (stage <= r->sp.n_stages) train_set_params(r->t, stage_params(&r->sp, (int)stage));
+        if (snap_load_trainer(rd, r->t, e, sizeof e)) rc = run_fail(r, "%s: %s", r->ckpt_path, e);
+    }
+    uint64_t st[4];
+    if (!rc) {
+        if (ckpt_reader_read(rd, "gens/base", CKPT_DTYPE_I64, st, 4) != CKPT_OK)
+            rc = run_fail(r, "%s", ckpt_reader_errmsg(rd));
+        else
+            base_gen_set_state(r->bg, st);
+    }
+    const int ns = r->sp.n_stages;
+    uint64_t *tgs = malloc(sizeof(uint64_t) * 4 * (size_t)ns);
+    if (!rc && (!tgs || ckpt_reader_read(rd, "gens/train", CKPT_DTYPE_I64, tgs, (size_t)ns * 4) != CKPT_OK))
+        rc = run_fail(r, "%s", tgs ? ckpt_reader_errmsg(rd) : "out of memory");
+    for (int i = 0; !rc && i < ns; i++) task_gen_set_state(r->tg[i], &tgs[i * 4]);
+    free(tgs);
+    if (!rc && stage <= r->sp.n_stages && step > 0 &&
+        results_read_curves(rd, "progress", r->rows, (int)step, e, sizeof e))
+        rc = run_fail(r, "%s: %s", r->ckpt_path, e);
+    free(spec_text);
+    ckpt_reader_free(rd);
+    if (!rc) r->stage = (int)stage, r->step = (int)step;
+    return rc;
+}
+
+/* ---- stages ------------------------------------------------------------------------------ */
+
+/* What happens when stage s starts fresh (step 0). */
+static int stage_begin(run *r, int s) {
+    char e[1024];
+    if (s == 0 && r->sp.base_checkpoint[0]) {
+        ckpt_reader *rd = NULL;
+        ckpt_error ce;
+        if (ckpt_reader_open(&rd, r->sp.base_checkpoint, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, &ce))
+            return run_fail(r, "base.checkpoint: %s", ce.msg);
+        int rc = snap_load_model(rd, "student", r->student, e, sizeof e);
+        ckpt_reader_free(rd);
+        if (rc) return run_fail(r, "base.checkpoint: %s: %s", r->sp.base_checkpoint, e);
+        if (train_sync_teacher(r->t)) return run_fail(r, "%s", tw_errmsg(r->ctx));
+    }
+    if (s > 0) {
+        const spec_stage *st = &r->sp.stages[s - 1];
+        if (st->sync_teacher && train_sync_teacher(r->t)) return run_fail(r, "%s", tw_errmsg(r->ctx));
+        if (st->reset_optimizer && snap_reset_optimizer(r->t, e, sizeof e)) return run_fail(r, "%s", e);
+    }
+    train_set_params(r->t, stage_params(&r->sp, s));
+    return 0;
+}
+
+static int train_stage(run *r, int s) {
+    const int steps = stage_steps(&r->sp, s);
+    train_set_stage(r->t, stage_name(&r->sp, s));
+    run_event ev = {.kind = RUN_EVENT_STAGE, .stage = s, .stage_name = stage_name(&r->sp, s),
+                    .method = stage_method(&r->sp, s), .step = r->step, .steps = steps};
+    emit(r, &ev);
+    task_gen *replay[SPEC_MAX_STAGES];
+    int n_replay = 0;
+    for (int i = 0; s > 0 && i < s - 1; i++) replay[n_replay++] = r->tg[i];
+    double train_t = 0;
+    for (int k = r->step; k < steps; k++) {
+        double t0 = now_s();
+        train_log lg;
+        memset(&lg, 0, sizeof lg);
+        tw_status ts = s == 0 ? train_step_base(r->t, r->bg, &lg)
+                              : train_step_domain(r->t, r->tg[s - 1], replay, n_replay, &lg);
+        if (ts != TW_OK) return run_fail(r, "stage %d (%s), step %d: %s", s, stage_name(&r->sp, s), k, tw_errmsg(r->ctx));
+        r->rows[k] = lg;
+        double dt = now_s() - t0;
+        train_t += dt;
+        r->sum->train_s += dt;
+        r->steps_done_here++;
+        int64_t left = 0;
+        for (int j = s; j <= r->sp.n_stages; j++) left += stage_steps(&r->sp, j);
+        left -= k + 1;
+        log_begin(r, "step");
+        if (r->log) {
+            fprintf(r->log, ",\"stage\":%d,\"name\":\"%s\",\"method\":\"%s\",\"step\":%d,\"steps\":%d", s,
+                    stage_name(&r->sp, s), stage_method(&r->sp, s), k + 1, steps);
+            jnum(r->log, "lr", lg.lr);
+            jnum(r->log, "loss", lg.s.loss);
+            jnum(r->log, "kl", lg.s.kl);
+            jnum(r->log, "grad_norm", lg.grad_norm);
+            jnum(r->log, "mean_p_acc", lg.s.mean_p_acc);
+            jnum(r->log, "mean_confidence", lg.s.mean_confidence);
+            jnum(r->log, "format_adherence", lg.s.format_adherence);
+            jnum(r->log, "step_s", lg.step_s);
+        }
+        log_end(r);
+        run_event se = {.kind = RUN_EVENT_STEP, .stage = s, .stage_name = stage_name(&r->sp, s),
+                        .method = stage_method(&r->sp, s), .step = k + 1, .steps = steps, .log = &lg,
+                        .eta_s = (double)left * r->sum->train_s / (double)r->steps_done_here};
+        emit(r, &se);
+        r->step = k + 1;
+        if (r->sp.snapshot_every > 0 && (k + 1) % r->sp.snapshot_every == 0 && k + 1 < steps) {
+            if (submit_checkpoint(r, s, k + 1, k + 1)) return -1;
+        } else if (io_check(r)) {
+            return -1;
+        }
+    }
+    (void)train_t;
+    return 0;
+}
+
+/* Evaluates every domain on every split into a results append for stage s, then hands it and
+ * the stage-end checkpoint to the I/O thread. */
+static int finish_stage(run *r, int s) {
+    const spec *sp = &r->sp;
+    char e[1024];
+    ckpt_snapshot *rs = NULL;
+    if (results_append(&rs, r->results_path, &r->wo, e, sizeof e)) return run_fail(r, "%s", e);
+    char g[64];
+    snprintf(g, sizeof g, "stages/%d", s);
+    const int steps = stage_steps(sp, s);
+    int rc = results_add_curves(rs, g, r->rows, steps);
+    if (!rc) rc = ckpt_snapshot_attr_str(rs, g, "name", stage_name(sp, s));
+    if (!rc) rc = ckpt_snapshot_attr_str(rs, g, "method", stage_method(sp, s));
+    if (!rc) rc = ckpt_snapshot_attr_i64(rs, g, "steps", steps);
+    if (!rc) rc = ckpt_snapshot_attr_i64(rs, g, "trainer_step", train_step_count(r->t));
+    task_domain dom[TASK_N_DOMAINS];
+    const int nd = spec_eval_domains(sp, dom);
+    eval_sample *es = malloc(sizeof *es * (size_t)sp->eval_n);
+    if (!es) rc = CKPT_ERR_NOMEM;
+    double t0 = now_s();
+    for (int i = 0; !rc && i < sp->n_splits; i++)
+        for (int j = 0; !rc && j < nd; j++) {
+            if (eval_split(r->student, dom[j], sp->splits[i].split, sp->splits[i].severity, sp->seed ^ EVAL_SEED_XOR,
+                           sp->eval_n, sp->eval, es, NULL) != TW_OK) {
+                free(es);
+                ckpt_snapshot_free(rs);
+                return run_fail(r, "evaluation after stage %d: %s", s, tw_errmsg(r->ctx));
+            }
+            metrics_run m;
+            rc = results_add_eval(rs, s, dom[j], sp->splits[i], es, sp->eval_n, &m);
+            char nm[32];
+            spec_split_name(sp->splits[i], nm, sizeof nm);
+            log_begin(r, "eval");
+            if (r->log) {
+                fprintf(r->log, ",\"stage\":%d,\"domain\":\"%s\",\"split\":\"%s\",\"n\":%d", s,
+                        task_domain_name(dom[j]), nm, sp->eval_n);
+                for (int f = 0; f < METRICS_FIELD_COUNT; f++)
+                    jnum(r->log, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
+            }
+            log_end(r);
+            run_event ev = {.kind = RUN_EVENT_EVAL, .stage = s, .stage_name = stage_name(sp, s),
+                            .method = stage_method(sp, s), .domain = task_domain_name(dom[j]), .split = nm,
+                            .metrics = &m};
+            emit(r, &ev);
+        }
+    free(es);
+    r->sum->eval_s += now_s() - t0;
+    if (!rc) rc = ckpt_snapshot_attr_f64(rs, g, "eval_s", now_s() - t0); /* timing: not compared */
+    if (rc) {
+        run_fail(r, "results of stage %d: %s", s, rc == CKPT_ERR_NOMEM ? "out of memory" : ckpt_snapshot_errmsg(rs));
+        ckpt_snapshot_free(rs);
+        return -1;
+    }
+    double ts = now_s();
+    ckpt_io_submit_snapshot(r->io, rs);
+    r->sum->snapshot_s += now_s() - ts;
+    r->step = 0;
+    return submit_checkpoint(r, s + 1, 0, 0);
+}
+
+/* Drains the queue and marks the results file finished, with the matrices. */
+static int finish_run(run *r) {
+    double t0 = now_s();
+    if (ckpt_io_drain(r->io) != CKPT_OK) {
+        io_check(r); /* the failure was forgotten by drain; describe it */
+        return run_fail(r, "writing a snapshot failed: %s. The last complete checkpoint in %s is kept: continue "
+                        "with `caopd run --resume %s`", ckpt_io_errmsg(r->io), r->dir, r->dir);
+    }
+    const spec *sp = &r->sp;
+    task_domain dom[TASK_N_DOMAINS];
+    const int nd = spec_eval_domains(sp, dom), rows = sp->n_stages + 1;
+    ckpt_reader *rd = NULL;
+    ckpt_error ce;
+    if (ckpt_reader_open(&rd, r->results_path, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce))
+        return run_fail(r, "%s", ce.msg);
+    ckpt_snapshot *s = NULL;
+    char e[1024];
+    if (results_append(&s, r->results_path, &r->wo, e, sizeof e)) {
+        ckpt_reader_free(rd);
+        return run_fail(r, "%s", e);
+    }
+    static const metrics_field fields[] = {METRICS_FIELD_ACCURACY, METRICS_FIELD_ECE, METRICS_FIELD_BRIER,
+                                           METRICS_FIELD_OCG, METRICS_FIELD_SPR, METRICS_FIELD_AUROC,
+                                           METRICS_FIELD_MEAN_CONF, METRICS_FIELD_FORMAT_FAIL_RATE};
+    int rc = 0;
+    for (int i = 0; !rc && i < sp->n_splits; i++)
+        for (size_t f = 0; !rc && f < sizeof fields / sizeof fields[0]; f++) {
+            double *R = malloc(sizeof(double) * (size_t)(rows * nd));
+            char nm[32], path[128];
+            spec_split_name(sp->splits[i], nm, sizeof nm);
+            if (!R || results_read_matrix(rd, rows, dom, nd, nm, fields[f], R, e, sizeof e)) {
+                free(R);
+                rc = run_fail(r, "%s: %s", r->results_path, R ? e : "out of memory");
+                break;
+            }
+            snprintf(path, sizeof path, "matrices/%s/%s", nm, metrics_field_name(fields[f]));
+            int64_t dims[2] = {rows, nd};
+            if (ckpt_snapshot_add_owned(s, path, CKPT_DTYPE_F64, 2, dims, R, NULL))
+                rc = run_fail(r, "results: %s", ckpt_snapshot_errmsg(s));
+        }
+    ckpt_reader_free(rd);
+    if (!rc && ckpt_snapshot_attr_str(s, "", "status", "finished"))
+        rc = run_fail(r, "results: %s", ckpt_snapshot_errmsg(s));
+    if (!rc && ckpt_snapshot_write(s, &ce)) rc = run_fail(r, "%s", ce.msg);
+    ckpt_snapshot_free(s);
+    r->sum->snapshot_s += now_s() - t0;
+    return rc;
+}
+
+static int run_main(run *r) {
+    const int T = r->sp.n_stages;
+    for (int s = r->stage; s <= T; s++) {
+        if (r->step == 0 && stage_begin(r, s)) return -1;
+        if (train_stage(r, s) || finish_stage(r, s)) return -1;
+        r->stage = s + 1;
+    }
+    if (finish_run(r)) return -1;
+    log_begin(r, "done");
+    if (r->log) {
+        jnum(r->log, "wall_s", now_s() - r->t_start);
+        jnum(r->log, "train_s", r->sum->train_s);
+        jnum(r->log, "eval_s", r->sum->eval_s);
+        jnum(r->log, "snapshot_s", r->sum->snapshot_s);
+    }
+    log_end(r);
+    run_event ev = {.kind = RUN_EVENT_DONE, .stage = T};
+    emit(r, &ev);
+    return 0;
+}
+
+static int run_go(run *r, int resume) {
+    int rc = run_setup(r);
+    int resumed = 0;
+    if (!rc && resume && file_exists(r->ckpt_path)) {
+        rc = load_checkpoint(r);
+        resumed = rc == 0;
+    }
+    if (!rc && !resumed) {
+        /* a fresh start: a new results file */
+        ckpt_snapshot *s = NULL;
+        char e[1024];
+        ckpt_error ce;
+        if (results_new_file(&s, r->results_path, &r->sp, r->json, &r->wo, e, sizeof e)) rc = run_fail(r, "%s", e);
+        else if (ckpt_snapshot_write(s, &ce)) rc = run_fail(r, "%s", ce.msg);
+        ckpt_snapshot_free(s);
+        r->stage = 0, r->step = 0;
+    }
+    if (!rc) {
+        r->sum->resumed = resumed;
+        log_begin(r, resumed ? "resume" : "start");
+        if (r->log) fprintf(r->log, ",\"stage\":%d,\"step\":%d,\"seed\":%llu,\"threads\":%d", r->stage, r->step,
+                            (unsigned long long)r->sp.seed, r->sp.threads);
+        log_end(r);
+        run_event ev = {.kind = RUN_EVENT_START, .stage = r->stage, .step = r->step, .resumed = resumed};
+        emit(r, &ev);
+        rc = run_main(r);
+    }
+    if (rc && r->log) {
+        log_begin(r, "error");
+        fputs(",\"message\":\"", r->log);
+        for (const char *c = r->err; *c; c++) {
+            if (*c == '"' || *c == '\\') fputc('\\', r->log), fputc(*c, r->log);
+            else if ((unsigned char)*c < 0x20) fputc(' ', r->log);
+            else fputc(*c, r->log);
+        }
+        fputc('"', r->log);
+        log_end(r);
+    }
+    if (r->io) {
+        ckpt_io_free(r->io); /* lets queued writes finish: the last good checkpoint is on disk */
+        r->io = NULL;
+    }
+    r->sum->wall_s = now_s() - r->t_start;
+    run_free(r);
+    return rc;
+}
+
+static run *run_alloc(run_opts o, run_summary *sum, char *err, size_t errlen) {
+    run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memset(sum, 0, sizeof *sum);
+    r->o = o, r->sum = sum, r->err = err, r->errlen = errlen;
+    r->t_start = now_s();
+    err[0] = '\0';
+    return r;
+}
+
+int run_start(const char *spec_json, const char *dir, run_opts o, run_summary *sum, char *err,
+              size_t errlen) {
+    run_summary dummy;
+    if (!sum) sum = &dummy;
+    run *r = run_alloc(o, sum, err, errlen);
+    if (!r) return -1;
+    char e[SPEC_ERR_CAP];
+    if (spec_parse(spec_json, &r->sp, e, sizeof e)) {
+        free(r);
+        snprintf(err, errlen, "spec: %s", e);
+        return -1;
+    }
+    if (!dir) dir = r->sp.output;
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    static const char *const files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
+    char p[SPEC_PATH_CAP + 40];
+    int held = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        held |= file_exists(p);
+    }
+    if (held && !o.force) {
+        free(r);
+        snprintf(err, errlen, "%s already holds a run; continue it with `caopd run --resume %s`, or pass --force to "
+                 "delete it and start over", dir, dir);
+        return -1;
+    }
+    for (int i = 0; held && i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
+    if (mkdir_p(dir) || write_atomic(p, spec_json)) {
+        snprintf(err, errlen, "%s: cannot create the run directory or write %s: %s", dir, RUN_SPEC_FILE, strerror(errno));
+        free(r);
+        return -1;
+    }
+    r->json = spec_json;
+    int rc = run_go(r, 0);
+    free(r);
+    return rc;
+}
+
+int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t errlen) {
+    run_summary dummy;
+    if (!sum) sum = &dummy;
+    run *r = run_alloc(o, sum, err, errlen);
+    if (!r) return -1;
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    char p[SPEC_PATH_CAP + 40];
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
+    char *json = read_text(p);
+    if (!json) {
+        snprintf(err, errlen, "%s: no %s; this is not a run directory of `caopd run` (start one with `caopd run SPEC --out %s`)",
+                 dir, RUN_SPEC_FILE, dir);
+        free(r);
+        return -1;
+    }
+    char e[SPEC_ERR_CAP];
+    if (spec_parse(json, &r->sp, e, sizeof e)) {
+        snprintf(err, errlen, "%s: %s", p, e);
+        free(json), free(r);
+        return -1;
+    }
+    r->json = json;
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
+    if (file_exists(p)) {
+        ckpt_reader *rd = NULL;
+        ckpt_error ce;
+        char *status = NULL;
+        if (ckpt_reader_open(&rd, p, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce)) {
+            snprintf(err, errlen, "%s", ce.msg);
+            free(json), free(r);
+            return -1;
+        }
+        int fin = ckpt_reader_attr_str(rd, "", "status", &status) == CKPT_OK && strcmp(status, "finished") == 0;
+        free(status);
+        ckpt_reader_free(rd);
+        if (fin) {
+            sum->already_finished = 1;
+            free(json), free(r);
+            return 0;
+        }
+    } else {
+        snprintf(p, sizeof p, "%s/%s", dir, RUN_CHECKPOINT_FILE);
+        if (file_exists(p)) {
+            snprintf(err, errlen, "%s: %s is missing but a checkpoint exists; the results of the finished stages are "
+                     "lost: start over with `caopd run %s/%s --out %s --force`", dir, RUN_RESULTS_FILE, dir,
+                     RUN_SPEC_FILE, dir);
+            free(json), free(r);
+            return -1;
+        }
+    }
+    int rc = run_go(r, 1);
+    free(json);
+    free(r);
+    return rc;
+}
+
+int run_read_matrix(const char *dir, const char *split, metrics_field field, int partial,
+                    double **R, int *rows, task_domain *dom, int *n_dom, char *err,
+                    size_t errlen) {
+    char p[SPEC_PATH_CAP + 40];
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
+    ckpt_reader *rd = NULL;
+    ckpt_error ce;
+    *R = NULL;
+    if (ckpt_reader_open(&rd, p, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce)) {
+        snprintf(err, errlen, "%s", ce.msg);
+        return -1;
+    }
+    char *json = NULL;
+    spec *sp = malloc(sizeof *sp);
+    char e[SPEC_ERR_CAP];
+    int rc = 0;
+    if (!sp) rc = -1, snprintf(err, errlen, "out of memory");
+    if (!rc && ckpt_reader_attr_str(rd, "", "spec", &json)) rc = -1, snprintf(err, errlen, "%s", ckpt_reader_errmsg(rd));
+    if (!rc && spec_parse(json, sp, e, sizeof e)) rc = -1, snprintf(err, errlen, "%s: spec attribute: %s", p, e);
+    if (!rc) {
+        *n_dom = spec_eval_domains(sp, dom);
+        *rows = sp->n_stages + 1;
+        *R = malloc(sizeof(double) * (size_t)(*rows * *n_dom));
+        if (!*R) rc = -1, snprintf(err, errlen, "out of memory");
+        for (int i = 0; !rc && i < *rows; i++)
+            for (int j = 0; !rc && j < *n_dom; j++) {
+                char g[128];
+                snprintf(g, sizeof g, "stages/%d/domains/%s/%s", i, task_domain_name(dom[j]), split);
+                double *x = *R + i * *n_dom + j;
+                if (ckpt_reader_attr_f64(rd, g, metrics_field_name(field), x) != CKPT_OK) {
+                    if (!partial) rc = -1, snprintf(err, errlen, "%s", ckpt_reader_errmsg(rd));
+                    *x = NAN;
+                }
+            }
+    }
+    free(json), free(sp);
+    ckpt_reader_free(rd);
+    if (rc) {
+        free(*R);
+        *R = NULL;
+    }
+    return rc;
+}
