@@ -43,9 +43,12 @@ static void crash_and_resume(const char *name, const char *const *crashes, int n
     snprintf(errp, sizeof errp, "%s/err.txt", g_tmp);
     char *err = slurp(errp);
     CHECK_MSG(exited(st, 0), "%s: final resume failed: %s", name, err);
-    /* "0:2": killed before any checkpoint, so the run starts over; "0:ckpt2": killed while the
-     * first checkpoint is being written, so either (it is on disk or not yet); else resumed. */
-    const int fresh = strcmp(crashes[0], "0:2") == 0, either = strcmp(crashes[0], "0:ckpt2") == 0;
+    /* "0:2": killed before any checkpoint, so the run starts over. "0:ckpt2": killed while the
+     * first checkpoint is being written; "0:5": killed one step after it was queued, and the
+     * I/O thread may not have published it yet on a loaded machine: either outcome is right.
+     * Else the run resumes. */
+    const int fresh = strcmp(crashes[0], "0:2") == 0;
+    const int either = strcmp(crashes[0], "0:ckpt2") == 0 || strcmp(crashes[0], "0:5") == 0;
     const int started = strstr(err, "starting at stage 0, step 0") != NULL;
     const int resumed = strstr(err, "resuming at stage") != NULL;
     CHECK_MSG(either ? started || resumed : fresh ? started : resumed, "%s: %s", name, err);
@@ -135,7 +138,7 @@ int main(void) {
     /* the same spec twice gives the same file: the comparison itself is meaningful */
     crash_and_resume("no_checkpoint_yet", (const char *[]){"0:2"}, 1); /* starts over */
     crash_and_resume("base_after_ckpt", (const char *[]){"0:ckpt2"}, 1); /* (0, 2) queued */
-    crash_and_resume("base_between", (const char *[]){"0:5"}, 1);     /* resume from (0, 4) */
+    crash_and_resume("base_between", (const char *[]){"0:5"}, 1);     /* (0, 4) queued: resume or restart */
     crash_and_resume("during_eval", (const char *[]){"1:eval"}, 1);   /* stage 1 trained, not written */
     crash_and_resume("stage_start", (const char *[]){"2:1"}, 1);      /* resume from (2, 0) */
     crash_and_resume("twice", (const char *[]){"1:3", "2:eval"}, 2);  /* two crashes, one run */
