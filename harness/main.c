@@ -1,6 +1,7 @@
 /* main.c: the `caopd` command line: dispatches subcommands (bench, tasks, ...).
  * Results go to stdout; progress and errors to stderr. */
 #include "bench.h"
+#include "cli_analyze.h"
 #include "cli_run.h"
 #include "cli_tasks.h"
 #include "cli_train.h"
@@ -22,6 +23,7 @@ static void usage(FILE *f) {
                "  train-demo [...]           base stage + one domain with a method, evaluated\n"
                "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
                "                             run an experiment spec (docs/spec.md)\n"
+               "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs (docs/analysis.md)\n"
                "  version                    print versions\n"
                "  help                       this text\n"
                "\n"
@@ -149,10 +151,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tasks")) return cli_tasks(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-demo")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "analyze")) return cli_analyze(argc - 1, argv + 1);
     if (!strcmp(cmd, "version")) {
         printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
         return 0;
     }
-    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, version, help)\n", cmd);
+    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, analyze, version, help)\n", cmd);
     return 2;
 }
