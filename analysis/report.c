@@ -1219,9 +1219,17 @@ static int retention_figure(report_set *s, const char *dir, const char *domain, 
                                            .dashed = strcmp(splits[sp], "test") != 0,
                                            .color = g % PLOT_NCOLORS + 1};
             }
+    /* ECE lies in [0, 1]: from 0 up to the largest value drawn (at least 0.1). */
+    double ece_top = 0.1;
+    for (int k = 0; k < nser; k++)
+        for (size_t x = 0; x < ser[1][k].n; x++) {
+            const double v = ser[1][k].hi && isfinite(ser[1][k].hi[x]) ? ser[1][k].hi[x] : ser[1][k].y[x];
+            if (isfinite(v) && v > ece_top) ece_top = v;
+        }
+    ece_top = fmin(1.0, ceil(ece_top * 10.0) / 10.0);
     plot_panel panels[2] = {
         {.ylabel = "accuracy", .ymin = 0, .ymax = 1, .series = ser[0], .n_series = (size_t)nser},
-        {.ylabel = "ECE", .ymin = NAN, .ymax = NAN, .series = ser[1], .n_series = (size_t)nser},
+        {.ylabel = "ECE", .ymin = 0, .ymax = ece_top, .series = ser[1], .n_series = (size_t)nser},
     };
     char title[256], stem[300], safe[128];
     snprintf(title, sizeof title, "Retention of domain %s (dashed: OOD splits)", domain);
