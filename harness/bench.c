@@ -1,6 +1,8 @@
-/* bench.c: measures matmul, GPT training and decoding throughput in one process, so the
- * figures can be compared with each other (medians of repeated runs). */
+/* bench.c: measures matmul, GPT training, decoding and a whole CaOPD step in one process, so
+ * the figures can be compared with each other (medians of repeated runs). */
 #include "bench.h"
+
+#include "train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,12 @@ bench_params bench_default(void) {
         .threads = cores > 0 ? (int)cores : 1,
         .blas_threads = 0,
         .seed = 1,
+        .opd_prompts = 16,
+        .opd_k = 8,
+        .opd_new = 24,
+        .opd_steps = 3,
+        .opd_domain = TASK_DOMAIN_ADD,
+        .opd_only = 0,
     };
     return p;
 }
@@ -84,7 +92,8 @@ static int bench_train(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p, 
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         tok[i] = (int64_t)(s % (uint64_t)V);
     }
-    int64_t *in = malloc(sizeof(int64_t) * (size_t)(B * T)), *tg = malloc(sizeof(int64_t) * (size_t)(B * T));
+    int64_t *in = malloc(sizeof(int64_t) * (size_t)(B * T)),
+            *tg = malloc(sizeof(int64_t) * (size_t)(B * T));
     if (!in || !tg) {
         free(tok), free(in), free(tg);
         return -1;
@@ -131,7 +140,8 @@ static int bench_decode(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p,
     const int64_t B = p->decode_batch, Tp = p->decode_prompt;
     int64_t *prompt = malloc(sizeof(int64_t) * (size_t)(B * Tp));
     if (!prompt) return -1;
-    for (int64_t i = 0; i < B * Tp; i++) prompt[i] = (i * 7 + 3) % p->model.vocab;
+    for (int64_t i = 0; i < B * Tp; i++)
+        prompt[i] = (i * 7 + 3) % p->model.vocab;
     int64_t shape[2] = {B, Tp};
     tw_scope scope = tw_scope_begin(ctx);
     tw_tensor x = tw_from_i64(ctx, prompt, 2, shape);
@@ -157,14 +167,131 @@ static int bench_decode(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p,
     return 0;
 }
 
-int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, void *),
-              void *arg, char *err, size_t errlen) {
+/* The plain training step and the two decoding modes on model m. */
+static int bench_model_runs(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params *p,
+                            bench_result *out, void (*progress)(const char *, void *), void *arg,
+                            char *err, size_t errlen) {
+    say(progress, arg, "train");
+    if (bench_train(ctx, rng, m, p, &out->train_step_s)) return fail(ctx, err, errlen, "train");
+    const double tokens = (double)p->train_batch * p->train_seq;
+    out->train_flops_per_step = 3.0 * tokens * gpt_config_flops_per_token(p->model, p->train_seq);
+    out->train_tok_s = tokens / out->train_step_s;
+    out->train_gflops = out->train_flops_per_step / out->train_step_s / 1e9;
+    say(progress, arg, "decode (KV cache)");
+    if (bench_decode(ctx, rng, m, p, 1, &out->decode_tok_s))
+        return fail(ctx, err, errlen, "decode");
+    say(progress, arg, "decode (recompute)");
+    if (bench_decode(ctx, rng, m, p, 0, &out->recompute_tok_s))
+        return fail(ctx, err, errlen, "recompute");
+    out->train_measured = 1;
+    return 0;
+}
+
+/* train_step_opd on a fresh model, one warm-up step then opd_steps measured ones, all on the
+ * same prompts (so every step does the same work up to the sampled completions). */
+static int bench_opd_step(tw_ctx *ctx, const bench_params *p, bench_opd *o, char *err,
+                          size_t errlen) {
+    const int n = p->opd_prompts;
+    const int reps = p->opd_steps < BENCH_MAX_REPS ? p->opd_steps : BENCH_MAX_REPS;
+    task_example *ex = calloc((size_t)n, sizeof *ex);
+    task_gen *g = NULL;
+    tw_rng *init = NULL;
+    gpt *m = NULL;
+    trainer *t = NULL;
+    int rc = -1;
+    if (!ex) {
+        snprintf(err, errlen, "bench: CaOPD step: out of memory");
+        return -1;
+    }
+    if (task_gen_new(&g, p->opd_domain, TASK_SPLIT_TRAIN, 0, p->seed) != TASK_OK) {
+        snprintf(err, errlen, "bench: CaOPD step: prompts: %s", task_errmsg());
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (task_gen_next(g, &ex[i]) != TASK_OK) {
+            snprintf(err, errlen, "bench: CaOPD step: prompts: %s", task_errmsg());
+            goto done;
+        }
+    train_params tp = train_params_default();
+    tp.method = TRAIN_METHOD_CAOPD;
+    tp.batch_prompts = n;
+    tp.opd.k = p->opd_k;
+    tp.opd.max_new = p->opd_new;
+    if (tw_rng_new(ctx, p->seed ^ 0x6f70645f62656e63ull, &init) ||
+        gpt_new(ctx, p->model, init, &m) || train_new(m, tp, p->seed, &t)) {
+        fail(ctx, err, errlen, "CaOPD step: model");
+        goto done;
+    }
+    double step[BENCH_MAX_REPS], roll[BENCH_MAX_REPS], teach[BENCH_MAX_REPS], stud[BENCH_MAX_REPS],
+        other[BENCH_MAX_REPS];
+    double train_tokens = 0;
+    train_log log;
+    for (int r = -1; r < reps; r++) {
+        const double t0 = now_s();
+        if (train_step_opd(t, ex, n, &log)) {
+            fail(ctx, err, errlen, "CaOPD step");
+            goto done;
+        }
+        const double dt = now_s() - t0;
+        if (r < 0) continue;
+        step[r] = dt;
+        roll[r] = log.s.rollout_s;
+        teach[r] = log.s.teacher_s;
+        stud[r] = log.s.train_s;
+        other[r] = dt - log.s.rollout_s - log.s.teacher_s - log.s.train_s;
+        train_tokens += (double)log.s.train_tokens;
+    }
+    /* The prompts are the same every step, so these counts are too (mode demo: one teacher
+     * context per prompt, its length independent of P_acc's value). */
+    o->prompts = n;
+    o->k = p->opd_k;
+    o->max_new = p->opd_new;
+    o->steps = reps;
+    o->prompt_tokens = log.s.prompt_tokens;
+    o->teacher_prompt_tokens = log.s.teacher_prompt_tokens;
+    o->teacher_contexts = n;
+    o->new_tokens = log.s.new_tokens;
+    o->train_tokens = (int64_t)(train_tokens / reps + 0.5);
+    o->teacher_tokens = o->teacher_prompt_tokens + o->train_tokens;
+    o->student_tokens = o->prompt_tokens + o->train_tokens;
+    o->step_s = median(step, reps);
+    o->rollout_s = median(roll, reps);
+    o->teacher_s = median(teach, reps);
+    o->train_s = median(stud, reps);
+    o->other_s = median(other, reps);
+    o->rollout_tok_s = (double)o->new_tokens / o->rollout_s;
+    o->teacher_tok_s = (double)o->teacher_tokens / o->teacher_s;
+    o->train_tok_s = (double)o->student_tokens / o->train_s;
+    o->step_tok_s = (double)(o->new_tokens + o->train_tokens) / o->step_s;
+    o->measured = 1;
+    rc = 0;
+done:
+    train_free(t);
+    gpt_free(m);
+    tw_rng_free(init);
+    task_gen_free(g);
+    free(ex);
+    return rc;
+}
+
+int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, void *), void *arg,
+              char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (p.train_steps < 1 || p.decode_reps < 1 || p.matmul_n < 1 || p.threads < 1 ||
         p.train_batch < 1 || p.train_seq < 1 || p.train_seq > p.model.block_size ||
-        p.decode_prompt + p.decode_new > p.model.block_size) {
-        snprintf(err, errlen, "bench: counts must be >= 1 and sequences must fit block_size %d",
+        p.decode_prompt + p.decode_new > p.model.block_size || p.opd_prompts < 1 || p.opd_new < 1 ||
+        p.opd_steps < 0) {
+        snprintf(err, errlen,
+                 "bench: counts must be >= 1 (opd_steps >= 0) and sequences must fit block_size %d",
                  p.model.block_size);
+        return -1;
+    }
+    if (p.opd_k < 1 || p.opd_k > OPD_MAX_K) {
+        snprintf(err, errlen, "bench: K (rollouts per prompt) must be in 1..%d", OPD_MAX_K);
+        return -1;
+    }
+    if (p.opd_only && p.opd_steps < 1) {
+        snprintf(err, errlen, "bench: opd_only needs opd_steps >= 1");
         return -1;
     }
     if (p.blas_threads < 0) {
@@ -200,24 +327,14 @@ int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, 
         fail(ctx, err, errlen, "matmul");
         goto done;
     }
-    say(progress, arg, "train");
-    if (bench_train(ctx, rng, m, &p, &out->train_step_s)) {
-        fail(ctx, err, errlen, "train");
+    if (!p.opd_only && bench_model_runs(ctx, rng, m, &p, out, progress, arg, err, errlen))
         goto done;
-    }
-    const double tokens = (double)p.train_batch * p.train_seq;
-    out->train_flops_per_step = 3.0 * tokens * gpt_config_flops_per_token(p.model, p.train_seq);
-    out->train_tok_s = tokens / out->train_step_s;
-    out->train_gflops = out->train_flops_per_step / out->train_step_s / 1e9;
-    say(progress, arg, "decode (KV cache)");
-    if (bench_decode(ctx, rng, m, &p, 1, &out->decode_tok_s)) {
-        fail(ctx, err, errlen, "decode");
-        goto done;
-    }
-    say(progress, arg, "decode (recompute)");
-    if (bench_decode(ctx, rng, m, &p, 0, &out->recompute_tok_s)) {
-        fail(ctx, err, errlen, "recompute");
-        goto done;
+    if (p.opd_steps > 0) {
+        char line[128];
+        snprintf(line, sizeof line, "CaOPD step (%d prompts x K %d x %d new tokens)", p.opd_prompts,
+                 p.opd_k, p.opd_new);
+        say(progress, arg, line);
+        if (bench_opd_step(ctx, &p, &out->opd, err, errlen)) goto done;
     }
     rc = 0;
 done:

@@ -18,7 +18,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: caopd <command> [options]\n"
                "\n"
                "commands:\n"
-               "  bench [--json] [options]   measure matmul, training and decoding throughput\n"
+               "  bench [--json] [options]   throughput: matmul, training, decoding, a CaOPD step\n"
                "  tasks [...]                list task domains and splits, print examples\n"
                "  train-demo [...]           base stage + one domain with a method, evaluated\n"
                "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
@@ -37,6 +37,12 @@ static void usage(FILE *f) {
                "  --steps N      measured training steps [5]\n"
                "  --decode-batch B  rows decoded together [128]\n"
                "  --decode-new N    new tokens per row [24]\n"
+               "  --opd-prompts N   CaOPD step: prompts per step [16]\n"
+               "  --k K             CaOPD step: rollouts per prompt [8]\n"
+               "  --opd-new N       CaOPD step: tokens sampled per rollout [24]\n"
+               "  --opd-steps N     CaOPD step: measured steps after one warm-up [3]; 0: skip\n"
+               "  --opd-domain D    CaOPD step: the prompts' task domain [add]\n"
+               "  --opd-only        measure only the matmul rates and the CaOPD step\n"
                "  --json         print one JSON object instead of a table\n");
 }
 
@@ -57,6 +63,30 @@ static void progress_line(const char *line, void *arg) {
     fprintf(stderr, "bench: %s ...\n", line);
 }
 
+/* The "opd_step" object of the JSON output (the fields of bench_opd; bench.h). */
+static void print_opd_json(const bench_params *p, const bench_result *r) {
+    const bench_opd *o = &r->opd;
+    if (!o->measured) {
+        printf("null");
+        return;
+    }
+    printf("{\"domain\": \"%s\", \"prompts\": %d, \"k\": %d, \"max_new\": %d, \"steps\": %d, "
+           "\"vocab\": %d, \"params\": %lld, "
+           "\"prompt_tokens\": %lld, \"teacher_prompt_tokens\": %lld, \"teacher_contexts\": %lld, "
+           "\"new_tokens\": %lld, \"train_tokens\": %lld, \"teacher_tokens\": %lld, "
+           "\"student_tokens\": %lld, "
+           "\"step_s\": %.6f, \"rollout_s\": %.6f, \"teacher_s\": %.6f, \"train_s\": %.6f, "
+           "\"other_s\": %.6f, "
+           "\"rollout_tok_s\": %.1f, \"teacher_tok_s\": %.1f, \"train_tok_s\": %.1f, "
+           "\"step_tok_s\": %.1f}",
+           task_domain_name(p->opd_domain), o->prompts, o->k, o->max_new, o->steps, p->model.vocab,
+           (long long)r->params, (long long)o->prompt_tokens, (long long)o->teacher_prompt_tokens,
+           (long long)o->teacher_contexts, (long long)o->new_tokens, (long long)o->train_tokens,
+           (long long)o->teacher_tokens, (long long)o->student_tokens, o->step_s, o->rollout_s,
+           o->teacher_s, o->train_s, o->other_s, o->rollout_tok_s, o->teacher_tok_s, o->train_tok_s,
+           o->step_tok_s);
+}
+
 static int cmd_bench(int argc, char **argv) {
     bench_params p = bench_default();
     int json = 0;
@@ -75,7 +105,19 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, &p.train_steps), i++;
         else if (!strcmp(a, "--decode-batch")) rc = parse_int(a, v, 1, &p.decode_batch), i++;
         else if (!strcmp(a, "--decode-new")) rc = parse_int(a, v, 1, &p.decode_new), i++;
-        else {
+        else if (!strcmp(a, "--opd-prompts")) rc = parse_int(a, v, 1, &p.opd_prompts), i++;
+        else if (!strcmp(a, "--k")) rc = parse_int(a, v, 1, &p.opd_k), i++;
+        else if (!strcmp(a, "--opd-new")) rc = parse_int(a, v, 1, &p.opd_new), i++;
+        else if (!strcmp(a, "--opd-steps")) rc = parse_int(a, v, 0, &p.opd_steps), i++;
+        else if (!strcmp(a, "--opd-only")) p.opd_only = 1;
+        else if (!strcmp(a, "--opd-domain")) {
+            if (!v || task_domain_from_name(v, &p.opd_domain)) {
+                fprintf(stderr, "caopd bench: --opd-domain: %s\n",
+                        v ? task_errmsg() : "needs a domain name");
+                return 2;
+            }
+            i++;
+        } else {
             fprintf(stderr, "caopd bench: unknown option '%s' (see 'caopd help')\n", a);
             return 2;
         }
@@ -92,39 +134,72 @@ static int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "caopd %s\n", err);
         return 1;
     }
-    const double decode_speedup = r.decode_tok_s / r.recompute_tok_s;
+    const double decode_speedup = r.train_measured ? r.decode_tok_s / r.recompute_tok_s : 0.0;
     const double train_ratio = r.train_gflops / r.matmul_gflops;
     const int blas_threads = p.blas_threads > 0 ? p.blas_threads : 1;
     if (json) {
-        printf("{\"torch_version\": \"%s\", \"blas\": \"%s\", \"threads\": %d, \"blas_threads\": %d, "
+        /* libgomp reads OMP_WAIT_POLICY when it loads; on a busy machine it changes the figures
+         * several-fold (README), so the output records it. */
+        const char *wait_policy = getenv("OMP_WAIT_POLICY");
+        static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        if (wait_policy && strspn(wait_policy, letters) != strlen(wait_policy))
+            wait_policy = "(not a word)"; /* keeps the JSON valid */
+        if (wait_policy) printf("{\"omp_wait_policy\": \"%s\", ", wait_policy);
+        else printf("{\"omp_wait_policy\": null, ");
+        printf("\"torch_version\": \"%s\", \"blas\": \"%s\", \"threads\": %d, "
+               "\"blas_threads\": %d, "
                "\"model\": {\"vocab\": %d, \"block_size\": %d, \"n_layer\": %d, \"n_head\": %d, "
                "\"n_embd\": %d, \"params\": %lld}, "
-               "\"matmul_n\": %d, \"matmul_gflops\": %.3f, \"matmul_gflops_run_threads\": %.3f, "
-               "\"train_batch\": %d, \"train_seq\": %d, \"train_tokens_per_step\": %d, "
-               "\"train_flops_per_step\": %.6g, \"train_step_s\": %.6f, \"train_tok_s\": %.1f, "
-               "\"train_gflops\": %.3f, \"train_to_matmul\": %.3f, "
-               "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
-               "\"decode_tok_s\": %.1f, \"recompute_tok_s\": %.1f, \"decode_speedup\": %.2f}\n",
-               tw_version(), tw_blas_info(), p.threads, blas_threads, p.model.vocab, p.model.block_size, p.model.n_layer,
-               p.model.n_head, p.model.n_embd, (long long)r.params, p.matmul_n, r.matmul_gflops, r.matmul_gflops_run,
-               p.train_batch, p.train_seq, p.train_batch * p.train_seq, r.train_flops_per_step,
-               r.train_step_s, r.train_tok_s, r.train_gflops, train_ratio, p.decode_batch,
-               p.decode_prompt, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
+               "\"matmul_n\": %d, \"matmul_gflops\": %.3f, \"matmul_gflops_run_threads\": %.3f, ",
+               tw_version(), tw_blas_info(), p.threads, blas_threads, p.model.vocab,
+               p.model.block_size, p.model.n_layer, p.model.n_head, p.model.n_embd,
+               (long long)r.params, p.matmul_n, r.matmul_gflops, r.matmul_gflops_run);
+        if (r.train_measured)
+            printf("\"train_batch\": %d, \"train_seq\": %d, \"train_tokens_per_step\": %d, "
+                   "\"train_flops_per_step\": %.6g, \"train_step_s\": %.6f, \"train_tok_s\": %.1f, "
+                   "\"train_gflops\": %.3f, \"train_to_matmul\": %.3f, "
+                   "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
+                   "\"decode_tok_s\": %.1f, \"recompute_tok_s\": %.1f, \"decode_speedup\": %.2f, ",
+                   p.train_batch, p.train_seq, p.train_batch * p.train_seq, r.train_flops_per_step,
+                   r.train_step_s, r.train_tok_s, r.train_gflops, train_ratio, p.decode_batch,
+                   p.decode_prompt, p.decode_new, r.decode_tok_s, r.recompute_tok_s,
+                   decode_speedup);
+        else /* --opd-only: the same keys, not measured */
+            printf("\"train_batch\": %d, \"train_seq\": %d, \"train_tokens_per_step\": %d, "
+                   "\"train_flops_per_step\": null, \"train_step_s\": null, \"train_tok_s\": null, "
+                   "\"train_gflops\": null, \"train_to_matmul\": null, "
+                   "\"decode_batch\": %d, \"decode_prompt\": %d, \"decode_new\": %d, "
+                   "\"decode_tok_s\": null, \"recompute_tok_s\": null, \"decode_speedup\": null, ",
+                   p.train_batch, p.train_seq, p.train_batch * p.train_seq, p.decode_batch,
+                   p.decode_prompt, p.decode_new);
+        printf("\"opd_step\": ");
+        print_opd_json(&p, &r);
+        printf("}\n");
     } else {
         printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(),
                p.threads, blas_threads, tw_blas_info());
-        printf("model C=%d L=%d H=%d V=%d (%lld params)\n", p.model.n_embd, p.model.n_layer, p.model.n_head,
-               p.model.vocab, (long long)r.params);
+        printf("model C=%d L=%d H=%d V=%d (%lld params)\n", p.model.n_embd, p.model.n_layer,
+               p.model.n_head, p.model.vocab, (long long)r.params);
         printf("  matmul %dx%d            %8.2f GFLOP/s on %d BLAS threads, %.2f with the run's "
                "threads\n",
                p.matmul_n, p.matmul_n, r.matmul_gflops, p.threads, r.matmul_gflops_run);
-        printf("  train %dx%d tokens/step  %8.2f GFLOP/s (%.2f of matmul), %.0f tok/s, "
-               "%.3f s/step\n",
-               p.train_batch, p.train_seq, r.train_gflops, train_ratio, r.train_tok_s,
-               r.train_step_s);
-        printf("  decode %d rows x %d new   %8.0f tok/s with KV cache, %.0f tok/s recomputing "
-               "(%.1fx)\n",
-               p.decode_batch, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
+        if (r.train_measured) {
+            printf("  train %dx%d tokens/step  %8.2f GFLOP/s (%.2f of matmul), %.0f tok/s, "
+                   "%.3f s/step\n",
+                   p.train_batch, p.train_seq, r.train_gflops, train_ratio, r.train_tok_s,
+                   r.train_step_s);
+            printf("  decode %d rows x %d new   %8.0f tok/s with KV cache, %.0f tok/s recomputing "
+                   "(%.1fx)\n",
+                   p.decode_batch, p.decode_new, r.decode_tok_s, r.recompute_tok_s, decode_speedup);
+        }
+        const bench_opd *o = &r.opd;
+        if (o->measured)
+            printf("  CaOPD step %d x K %d x %d new (%s): %.3f s/step; rollout %.3f s (%.0f "
+                   "tok/s), teacher %.3f s (%.0f tok/s), student %.3f s (%.0f tok/s), "
+                   "rest %.3f s\n",
+                   o->prompts, o->k, o->max_new, task_domain_name(p.opd_domain), o->step_s,
+                   o->rollout_s, o->rollout_tok_s, o->teacher_s, o->teacher_tok_s, o->train_s,
+                   o->train_tok_s, o->other_s);
     }
     return 0;
 }
