@@ -76,9 +76,9 @@ static inline int run_caopd(const char *crash_at, const char *const *args) {
         dup2(fo, 1), dup2(fe, 2);
         if (crash_at) setenv("CAOPD_CRASH_AT", crash_at, 1);
         else unsetenv("CAOPD_CRASH_AT");
-        const char *argv[16] = {CAOPD_EXE};
+        const char *argv[48] = {CAOPD_EXE};
         int n = 1;
-        for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
+        for (int i = 0; args[i] && n < 47; i++) argv[n++] = args[i];
         argv[n] = NULL;
         execv(CAOPD_EXE, (char *const *)argv);
         _exit(127);
