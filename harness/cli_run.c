@@ -114,22 +114,6 @@ static int print_matrix(const char *dir, const char *title, metrics_field f) {
     return 0;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 int cli_run(int argc, char **argv) {
     const char *spec_path = NULL, *out = NULL, *resume = NULL;
     int force = 0;
@@ -163,15 +147,10 @@ int cli_run(int argc, char **argv) {
     if (resume) {
         rc = run_resume(resume, o, &sum, err, sizeof err);
     } else {
-        text = read_file(spec_path);
-        if (!text) {
-            fprintf(stderr, "caopd run: %s: cannot read the spec file; check the path\n", spec_path);
-            return 2;
-        }
         spec *sp = malloc(sizeof *sp);
         char e[SPEC_ERR_CAP];
-        if (!sp || spec_parse(text, sp, e, sizeof e)) {
-            fprintf(stderr, "caopd run: %s: %s\n", spec_path, sp ? e : "out of memory");
+        if (!sp || spec_load(spec_path, sp, &text, e, sizeof e)) {
+            fprintf(stderr, "caopd run: %s\n", sp ? e : "out of memory");
             free(sp), free(text);
             return 2;
         }
