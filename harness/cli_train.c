@@ -206,77 +206,23 @@ static int load_raw(gpt *m, const char *path, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
-/* ---- the base mixture -----------------------------------------------------------------
- * Teacher-format pairs from the teacher domains, student-format pairs from the student
- * domains (optionally a fixed share of them from the target domain), mixed by p_teacher
- * from the run's own PRNG stream. */
+/* ---- the base mixture: basedata's stream with the options' parameters ------------------ */
 
-typedef struct mixture {
-    base_gen *teach, *stud, *target; /* target: NULL unless base_target_frac >= 0 */
-    task_gen *plain[TASK_N_DOMAINS]; /* SDFT-form pairs, one stream per teacher domain */
-    int n_plain;
-    rng_state r;
-    double p_teacher, target_frac, p_no_note;
-} mixture;
-
-static void mixture_free(mixture *x) {
-    base_gen_free(x->teach), base_gen_free(x->stud), base_gen_free(x->target);
-    for (int i = 0; i < x->n_plain; i++) task_gen_free(x->plain[i]);
-}
-
-static int mixture_new(mixture *x, const demo_opts *o) {
-    memset(x, 0, sizeof *x);
-    const unsigned all = (1u << TASK_N_DOMAINS) - 1;
-    unsigned tmask = o->base_domains ? o->base_domains : all;
-    unsigned smask = o->base_student_domains ? o->base_student_domains : tmask;
+static int mixture_new(base_gen **g, const demo_opts *o) {
     base_params bp = base_params_default();
+    bp.domains = o->base_domains;
+    bp.student_domains = o->base_student_domains;
+    bp.p_teacher = o->base_p_teacher;
     bp.p_solution = o->base_p_solution;
     bp.p_replaced = o->base_p_replaced;
-    x->p_teacher = o->base_p_teacher;
-    x->target_frac = o->base_target_frac;
-    x->p_no_note = o->base_p_no_note;
-    for (int d = 0; d < TASK_N_DOMAINS && x->p_no_note > 0; d++)
-        if (tmask & (1u << d)) {
-            if (task_gen_new(&x->plain[x->n_plain], (task_domain)d, TASK_SPLIT_TRAIN, 0, o->seed ^ 0x706c61696eull) != TASK_OK)
-                return -1;
-            x->n_plain++;
-        }
-    if (o->base_target_frac >= 0) {
-        smask &= ~(1u << o->domain);
-        if (!smask && o->base_target_frac < 1) return -1;
-        bp.p_teacher = 0.0, bp.domains = 1u << o->domain;
-        if (base_gen_new(&x->target, bp, o->seed ^ 0x746172676574ull) != BASE_OK) return -1;
-    }
-    rng_seed(&x->r, o->seed, 0x6d6978ull);
-    bp.p_teacher = 1.0, bp.domains = tmask;
-    if (base_gen_new(&x->teach, bp, o->seed) != BASE_OK) return -1;
-    bp.p_teacher = 0.0, bp.domains = smask ? smask : all;
-    if (base_gen_new(&x->stud, bp, o->seed ^ 0x73747564ull) != BASE_OK) return -1;
-    return 0;
+    bp.p_no_note = o->base_p_no_note;
+    if (o->base_target_frac >= 0) bp.focus = (int)o->domain, bp.focus_share = o->base_target_frac;
+    if (base_gen_new(g, bp, o->seed) == BASE_OK) return 0;
+    fprintf(stderr, "caopd train-demo: base mixture: %s\n", base_errmsg());
+    return -1;
 }
 
-static int mixture_next(mixture *x, base_pair *p) {
-    if (rng_unit(&x->r) < x->p_teacher) {
-        if (x->n_plain == 0 || rng_unit(&x->r) >= x->p_no_note) return base_gen_next(x->teach, p);
-        /* SDFT form: what the sdft teacher sees (demo ending 1.00, no note) and says */
-        task_gen *g = x->plain[rng_below(&x->r, (uint64_t)x->n_plain)];
-        task_example ex;
-        char demo[BASE_TARGET_CAP];
-        if (task_gen_next(g, &ex) != TASK_OK) return BASE_ERR_GEN;
-        memset(p, 0, sizeof *p);
-        p->kind = BASE_KIND_DEMO;
-        p->domain = ex.domain;
-        p->target_hundredths = p->shown_hundredths = 100;
-        tmpl_completion(demo, sizeof demo, ex.answer, 1.0);
-        tmpl_completion(p->target, sizeof p->target, ex.answer, 1.0);
-        tmpl_teacher_demo(p->prompt, sizeof p->prompt, ex.question, demo, TMPL_NO_NOTE);
-        return BASE_OK;
-    }
-    if (x->target && rng_unit(&x->r) < x->target_frac) return base_gen_next(x->target, p);
-    return base_gen_next(x->stud, p);
-}
-
-static tw_status base_step(trainer *t, mixture *x, int n, train_log *log) {
+static tw_status base_step(trainer *t, base_gen *x, int n, train_log *log) {
     tw_ctx *ctx = gpt_ctx(train_student(t));
     base_pair *pairs = malloc(sizeof *pairs * (size_t)n);
     const char **pp = malloc(sizeof(char *) * (size_t)n), **tp = malloc(sizeof(char *) * (size_t)n);
@@ -286,7 +232,7 @@ static tw_status base_step(trainer *t, mixture *x, int n, train_log *log) {
         s = TW_ERR_NOMEM;
     }
     for (int i = 0; s == TW_OK && i < n; i++) {
-        if (mixture_next(x, &pairs[i]) != BASE_OK) {
+        if (base_gen_next(x, &pairs[i]) != BASE_OK) {
             tw_set_error(ctx, TW_ERR_ARG, "base step: %s", base_errmsg());
             s = TW_ERR_ARG;
         }
@@ -438,8 +384,7 @@ int cli_train(int argc, char **argv) {
     tw_rng *init = NULL;
     gpt *m = NULL;
     trainer *t = NULL;
-    mixture mix;
-    memset(&mix, 0, sizeof mix);
+    base_gen *mix = NULL;
     int status = 1;
     gpt_config cfg = gpt_config_default();
     cfg.n_embd = o.width, cfg.n_layer = o.layers, cfg.n_head = o.heads;
@@ -471,7 +416,7 @@ int cli_train(int argc, char **argv) {
         train_set_stage(t, "base");
         for (int s = 0; s < o.base_steps; s++) {
             train_log log;
-            if (base_step(t, &mix, o.base_batch, &log) != TW_OK) {
+            if (base_step(t, mix, o.base_batch, &log) != TW_OK) {
                 fprintf(stderr, "caopd train-demo: %s\n", tw_errmsg(ctx));
                 goto done;
             }
@@ -516,7 +461,7 @@ int cli_train(int argc, char **argv) {
     for (int i = 0; status == 0 && i < o.n_methods; i++) status = run_method(&o, i, m, init);
     printf("total wall time %.1f s\n", now_s() - start);
 done:
-    mixture_free(&mix);
+    base_gen_free(mix);
     train_free(t);
     gpt_free(m);
     tw_rng_free(init);

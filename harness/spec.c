@@ -262,7 +262,8 @@ static int read_base(vctx *v, const cJSON *root, spec *s) {
     const cJSON *o;
     if (get_object(v, root, "", "base", &o) || !o) return v->failed ? -1 : 0;
     static const char *const keys[] = {"checkpoint", "steps", "batch", "lr", "warmup", "min_lr_frac",
-                                       "p_teacher", "p_solution", "p_replaced", "domains", NULL};
+                                       "p_teacher", "p_solution", "p_replaced", "p_no_note",
+                                       "domains", "student_domains", "focus", "focus_share", NULL};
     if (check_keys(v, o, "base", keys)) return -1;
     int has_ckpt = 0;
     get_str(v, o, "base", "checkpoint", s->base_checkpoint, sizeof s->base_checkpoint, &has_ckpt);
@@ -275,9 +276,25 @@ static int read_base(vctx *v, const cJSON *root, spec *s) {
     get_num(v, o, "base", "p_teacher", 0, 1, 0, &s->base_data.p_teacher);
     get_num(v, o, "base", "p_solution", 0, 1, 0, &s->base_data.p_solution);
     get_num(v, o, "base", "p_replaced", 0, 1, 0, &s->base_data.p_replaced);
+    get_num(v, o, "base", "p_no_note", 0, 1, 0, &s->base_data.p_no_note);
+    get_num(v, o, "base", "focus_share", 0, 1, 0, &s->base_data.focus_share);
     const cJSON *dom = cJSON_GetObjectItemCaseSensitive(o, "domains");
     if (!v->failed && dom) read_domains_mask(v, dom, "base.domains", &s->base_data.domains);
+    dom = cJSON_GetObjectItemCaseSensitive(o, "student_domains");
+    if (!v->failed && dom)
+        read_domains_mask(v, dom, "base.student_domains", &s->base_data.student_domains);
+    const cJSON *focus = cJSON_GetObjectItemCaseSensitive(o, "focus");
+    if (!v->failed && focus)
+        get_enum(v, focus, "base.focus", "domain", domain_names, TASK_N_DOMAINS, &s->base_data.focus);
     if (v->failed) return -1;
+    if (s->base_data.focus < 0 && cJSON_GetObjectItemCaseSensitive(o, "focus_share"))
+        return fail(v, "base.focus_share", "given without base.focus; name the focus domain too");
+    if (s->base_data.focus >= 0 && !cJSON_GetObjectItemCaseSensitive(o, "focus_share"))
+        return fail(v, "base.focus", "given without base.focus_share (the share of student-format pairs from it, 0..1)");
+    base_gen *probe = NULL;
+    if (base_gen_new(&probe, s->base_data, 1) != BASE_OK)
+        return fail(v, "base", "%s", base_errmsg());
+    base_gen_free(probe);
     if (has_ckpt) {
         if (!s->base_checkpoint[0]) return fail(v, "base.checkpoint", "empty path; give a caopd-checkpoint file or leave the key out");
         if (cJSON_GetObjectItemCaseSensitive(o, "steps") && t->total_steps > 0)

@@ -24,6 +24,14 @@ typedef struct {
                           instead of demo (default 0.5) */
     double p_replaced; /* teacher-format: probability that the shown demo/solution ends with
                           the note's value (CaOPD replacement 2) instead of 1.00 (default 0.5) */
+    double p_no_note;  /* teacher-format: probability of the SDFT form instead (the context the
+                          sdft teacher sees: a demo ending 1.00 and no note; target
+                          "{answer}\nConfidence: 1.00") (default 0) */
+    unsigned student_domains; /* domains of student-format pairs; 0 means as `domains` */
+    int focus;         /* a task_domain, or -1 (default): student-format pairs come from this
+                          domain with probability focus_share, else uniformly from
+                          student_domains without it */
+    double focus_share;
 } base_params;
 
 base_params base_params_default(void);
@@ -32,6 +40,7 @@ typedef enum {
     BASE_KIND_STUDENT,  /* prompt = student prompt; target = "{answer}\nConfidence: 1.00" */
     BASE_KIND_DEMO,     /* prompt = teacher demo context with a note */
     BASE_KIND_SOLUTION, /* prompt = teacher correct_solution context with a note */
+    BASE_KIND_DEMO_NO_NOTE, /* prompt = teacher demo context ending 1.00, no note (SDFT form) */
 } base_kind;
 
 #define BASE_PROMPT_CAP 320 /* bytes, NUL included; every prompt fits */
@@ -54,8 +63,14 @@ typedef struct {
  *   target = tmpl_completion(answer, P)
  * with shown = P or 1.0 (see p_replaced). */
 
-/* An endless deterministic stream of pairs. The PRNG is seeded by rng_seed(seed,
- * 0x62617365 "base"); the domain, the kind, P and the question all come from it.
+/* SDFT-form pair: prompt = tmpl_teacher_demo(question, tmpl_completion(answer, 1.0), no note),
+ * target = tmpl_completion(answer, 1.0).
+ *
+ * An endless deterministic stream of pairs. The PRNG is seeded by rng_seed(seed,
+ * 0x62617365 "base"); the domain, the kind, P and the question all come from it. With
+ * p_no_note 0, student_domains 0 and focus -1 the draws are (domain, question, kind, ...), the
+ * order of format 1 of this stream; otherwise (kind, domain, question, ...), so that teacher and
+ * student pairs can come from different domains.
  * Not thread-safe per object. */
 typedef struct base_gen base_gen;
 

@@ -62,6 +62,22 @@ static void test_defaults_and_inheritance(void) {
     task_domain d[TASK_N_DOMAINS];
     CHECK_EQ_INT(spec_eval_domains(&g_spec, d), 2);
 
+    expect(HEAD "\"base\": {\"p_no_note\": 0.25, \"student_domains\": [\"add\", \"sub\"], "
+                "\"focus\": \"count\", \"focus_share\": 0.5}, " STAGES "}",
+           NULL);
+    CHECK_NEAR(g_spec.base_data.p_no_note, 0.25, 0);
+    CHECK_EQ_INT(g_spec.base_data.student_domains, 1u << TASK_DOMAIN_ADD | 1u << TASK_DOMAIN_SUB);
+    CHECK_EQ_INT(g_spec.base_data.focus, TASK_DOMAIN_COUNT_CHAR);
+    CHECK_NEAR(g_spec.base_data.focus_share, 0.5, 0);
+    expect(HEAD "\"base\": {\"focus_share\": 0.5}, " STAGES "}",
+           "base.focus_share: given without base.focus; name the focus domain too");
+    expect(HEAD "\"base\": {\"focus\": \"cnt\", \"focus_share\": 0.5}, " STAGES "}",
+           "base.focus: unknown domain 'cnt'; accepted: add, sub, mul, mod, sort, rev, count");
+    expect(HEAD "\"base\": {\"student_domains\": [\"count\"], \"focus\": \"count\", "
+                "\"focus_share\": 0.5}, " STAGES "}",
+           "base: no student-format domain is left besides the focus domain count; add student "
+           "domains or set focus_share to 1");
+
     expect(HEAD "\"base\": {\"checkpoint\": \"x.h5\"}, " STAGES "}", NULL);
     CHECK_EQ_INT(g_spec.base_train.total_steps, 0);
     CHECK_EQ_STR(g_spec.base_checkpoint, "x.h5");

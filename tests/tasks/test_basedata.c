@@ -100,6 +100,53 @@ int main(void) {
     base_gen_free(g);
     CHECK_EQ_INT(off, 0);
 
+    /* The mixed order: SDFT-form share, student domains apart from teacher domains, and a
+     * focus domain taking a fixed share of the student-format pairs. */
+    p = base_params_default();
+    p.p_teacher = 0.6;
+    p.p_no_note = 0.25;
+    p.student_domains = 1u << TASK_DOMAIN_ADD | 1u << TASK_DOMAIN_SUB;
+    p.focus = TASK_DOMAIN_COUNT_CHAR;
+    p.focus_share = 0.5;
+    CHECK_EQ_INT(base_gen_new(&g, p, 3), BASE_OK);
+    const int M = 8000;
+    int n_student = 0, n_focus = 0, n_other_student = 0, n_no_note = 0, n_teacher = 0;
+    bad = 0;
+    for (int i = 0; i < M && g; i++) {
+        base_pair bp;
+        CHECK_EQ_INT(base_gen_next(g, &bp), BASE_OK);
+        if (bp.kind == BASE_KIND_STUDENT) {
+            n_student++;
+            if (bp.domain == TASK_DOMAIN_COUNT_CHAR) n_focus++;
+            else if (bp.domain == TASK_DOMAIN_ADD || bp.domain == TASK_DOMAIN_SUB) n_other_student++;
+            else bad++;
+            continue;
+        }
+        n_teacher++;
+        if (bp.kind != BASE_KIND_DEMO_NO_NOTE) continue;
+        n_no_note++;
+        /* what the sdft teacher reads and says: the demo is the target, ending 1.00 */
+        bad += bp.target_hundredths != 100 || bp.shown_hundredths != 100 ||
+               strstr(bp.prompt, "Note:") != NULL || strstr(bp.prompt, bp.target) == NULL ||
+               strcmp(bp.target + strlen(bp.target) - 16, "Confidence: 1.00") != 0;
+    }
+    base_gen_free(g);
+    CHECK_EQ_INT(bad, 0);
+    CHECK(n_teacher > 0.55 * M && n_teacher < 0.65 * M);
+    CHECK(n_no_note > 0.2 * n_teacher && n_no_note < 0.3 * n_teacher);
+    CHECK(n_focus > 0.45 * n_student && n_focus < 0.55 * n_student);
+    CHECK_EQ_INT(n_focus + n_other_student, n_student);
+    /* the focus with no other student domain and share < 1 is refused */
+    p.student_domains = 1u << TASK_DOMAIN_COUNT_CHAR;
+    g = NULL;
+    CHECK_EQ_INT(base_gen_new(&g, p, 3), BASE_ERR_ARG);
+    CHECK(strstr(base_errmsg(), "focus") != NULL);
+    p.focus_share = 1.0;
+    CHECK_EQ_INT(base_gen_new(&g, p, 3), BASE_OK);
+    base_gen_free(g);
+    p.focus = TASK_N_DOMAINS;
+    CHECK_EQ_INT(base_gen_new(&g, p, 3), BASE_ERR_ARG);
+
     /* Determinism and state save/restore. */
     base_gen *a = NULL, *b = NULL;
     CHECK_EQ_INT(base_gen_new(&a, base_params_default(), 9), BASE_OK);
