@@ -9,6 +9,7 @@
 #include <c10/core/GradMode.h>
 #include <dlfcn.h>
 #include <torch/csrc/api/include/torch/version.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -1429,6 +1430,15 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen) {
     }
     const char *ifn = getenv("GLOO_SOCKET_IFNAME");
     if (ifn) snprintf(p->ifname, sizeof p->ifname, "%s", ifn);
+    const char *as = getenv("TORCHELASTIC_USE_AGENT_STORE");
+    p->agent_store = as && strcmp(as, "True") == 0; /* Python's str(True), as torchrun writes it */
+    if (p->agent_store && getenv("TORCHELASTIC_RESTART_COUNT")) {
+        if (!env_int("TORCHELASTIC_RESTART_COUNT", 0, 1000000, &x, &why)) {
+            copy_msg(err, errlen, why + " (set by torchrun)");
+            return TW_ERR_ARG;
+        }
+        p->restart_count = (int)x;
+    }
     if (p->world_size == 1) return TW_OK;
     if (!env_int("RANK", 0, p->world_size - 1, &x, &why)) {
         copy_msg(err, errlen, why + " (WORLD_SIZE is " + std::to_string(p->world_size) +
@@ -1482,10 +1492,15 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
     try {
         c10d::TCPStoreOptions so;
         so.port = (uint16_t)p->master_port;
-        so.isServer = p->rank == 0;
+        so.isServer = p->rank == 0 && !p->agent_store;
         so.waitWorkers = false;
         so.timeout = timeout;
-        d->store = c10::make_intrusive<c10d::TCPStore>(host, so); // rank 0 listens on every interface
+        auto tcp = c10::make_intrusive<c10d::TCPStore>(host, so); // a server listens on every interface
+        if (p->agent_store) // torchrun's store: the namespace of this attempt, as torch.distributed uses
+            d->store = c10::make_intrusive<c10d::PrefixStore>(
+                "/worker/attempt_" + std::to_string(p->restart_count), tcp);
+        else
+            d->store = tcp;
         // Join: every rank announces itself, then waits for all world_size announcements.
         stage = "join";
         const std::string mine = "caopd/joined/" + std::to_string(p->rank);
@@ -1523,7 +1538,7 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
         d->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store, p->rank, p->world_size, opts);
     } catch (const std::exception &e) {
         std::string m = first_line(e), what;
-        if (stage == "store" && p->rank == 0)
+        if (stage == "store" && p->rank == 0 && !p->agent_store)
             what = me + " could not host the rendezvous (TCPStore) on port " + std::to_string(p->master_port) +
                    ": " + m + "; choose a free MASTER_PORT (the same for every rank)";
         else if (stage == "store")

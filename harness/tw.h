@@ -308,18 +308,25 @@ typedef struct tw_dist_params {
     char ifname[64];      /* GLOO_SOCKET_IFNAME: network interface for the collectives ("":
                              loopback when MASTER_ADDR is a loopback address, else the
                              address the host name resolves to) */
+    int agent_store;      /* TORCHELASTIC_USE_AGENT_STORE=True (set by torchrun's static
+                             rendezvous): the launcher already hosts the TCPStore at MASTER_ADDR:
+                             MASTER_PORT, so rank 0 connects to it like the others, under the key
+                             prefix /worker/attempt_<restart_count> */
+    int restart_count;    /* TORCHELASTIC_RESTART_COUNT (0) */
 } tw_dist_params;
 
 /* Single process: rank 0, world_size 1, master 127.0.0.1:29500, timeout 1800 s. */
 tw_dist_params tw_dist_params_default(void);
 
-/* Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables), CAOPD_DIST_TIMEOUT_S
- * and GLOO_SOCKET_IFNAME into *p and checks them. WORLD_SIZE unset (or 1) gives the
+/* Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables), CAOPD_DIST_TIMEOUT_S,
+ * GLOO_SOCKET_IFNAME, TORCHELASTIC_USE_AGENT_STORE and TORCHELASTIC_RESTART_COUNT into *p and
+ * checks them. WORLD_SIZE unset (or 1) gives the
  * single-process default; with WORLD_SIZE > 1, RANK, MASTER_ADDR and MASTER_PORT are required.
  * TW_ERR_ARG with a message naming the variable, its value and what it must be. */
 tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen);
 
-/* Joins the group described by p (world_size >= 2): rank 0 hosts the TCPStore, every rank
+/* Joins the group described by p (world_size >= 2): rank 0 hosts the TCPStore (unless
+ * agent_store), every rank
  * connects to it and waits, up to timeout_s, until all world_size ranks have joined, then the
  * Gloo group is built. Failures (port taken, master unreachable, ranks missing after the
  * timeout, a rank joined twice) return TW_ERR_DIST/TW_ERR_ARG with the message in err. */
