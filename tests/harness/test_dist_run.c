@@ -5,7 +5,8 @@
  * message at once, and `--resume` with two processes (rank 1 without the run directory)
  * finishes identically, dataset for dataset, to the uninterrupted two-process run; resuming it
  * with one process gives the same curves within the tolerance. Errors without a hang: a batch
- * that does not divide by WORLD_SIZE, and a second rank that never comes. */
+ * that does not divide by WORLD_SIZE, a second rank that never comes, ranks started with
+ * different specs, a bad RANK. */
 #include "run_testutil.h"
 
 #include <arpa/inet.h>
@@ -303,6 +304,23 @@ int main(void) {
     CHECK_MSG(strstr(e, "rank 1 did not join the rendezvous") && strstr(e, "within 2 s"), "%s", e);
     CHECK_MSG(t_lonely >= 1.9 && t_lonely < 15, "%.1f s", t_lonely);
     free(e);
+    /* rank 1 started with another spec: both stop, each saying why */
+    char other[700];
+    snprintf(other, sizeof other, "%s/other.json", g_tmp);
+    text = strdup(dist_spec);
+    q = strstr(text, "\"seed\": 5");
+    q[8] = '6';
+    write_file(other, text, strlen(text));
+    free(text);
+    const char *m0[] = {"run", g_spec, "--out", crash_r1, NULL}, *m1[] = {"run", other, "--out", crash_r1, NULL};
+    t0 = now_s();
+    run_pair("mismatch", m0, m1, NULL, sts);
+    e0 = read_tag("mismatch_r0", "err"), e1 = read_tag("mismatch_r1", "err");
+    CHECK_MSG(exited(sts[0], 1) && exited(sts[1], 1), "statuses %d %d", sts[0], sts[1]);
+    CHECK_MSG(strstr(e1, "the spec given to rank 1 differs from rank 0's"), "rank 1: %s", e1);
+    CHECK_MSG(strstr(e0, "rank 1 of 2 stopped, so every rank stops: the spec given to rank 1 differs"), "rank 0: %s", e0);
+    CHECK_MSG(now_s() - t0 < 30, "%.1f s", now_s() - t0);
+    free(e0), free(e1);
     /* bad environment */
     const char *ae[] = {"run", g_spec, "--out", crash_r1, NULL};
     pid_t pe = spawn("badenv", 2, 2, free_port(), NULL, NULL, ae);

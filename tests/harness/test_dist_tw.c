@@ -1,7 +1,7 @@
 /* tw's data-parallel layer: two forked processes on localhost form a Gloo group and check every
  * collective's values (weighted gradient mean, sum/mean/max/min, broadcasts, barrier), that a
  * size mismatch fails on both ranks instead of hanging, and that a peer that never comes or
- * exits early gives a clear error within the timeout. Also: environment parsing, and that
+ * exits early, or a port already taken, gives a clear error within the timeout. Also: environment parsing, and that
  * tw_multinomial_rows draws, for any split of a batch, what one tw_multinomial over the whole
  * batch draws. */
 #include <arpa/inet.h>
@@ -168,6 +168,21 @@ static void test_missing_peer(void) {
         CHECK_EQ_INT(s, TW_ERR_DIST);
         CHECK_MSG(strstr(err, "rank 1 of 2 could not reach") && strstr(err, "MASTER_ADDR"), "%s", err);
         CHECK_MSG(dt < 10, "%.2f s", dt);
+        /* the port is taken: rank 0 cannot host the store */
+        int port = free_port(), fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_ANY);
+        a.sin_port = htons((uint16_t)port);
+        CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0);
+        p = params(0, port, 1.0);
+        s = tw_dist_init(&p, &d, err, sizeof err);
+        CHECK_EQ_INT(s, TW_ERR_DIST);
+        CHECK_MSG(strstr(err, "rank 0 of 2 could not host the rendezvous (TCPStore) on port") &&
+                      strstr(err, "choose a free MASTER_PORT"),
+                  "%s", err);
+        close(fd);
         _exit(check_report("test_dist_tw missing peer"));
     }
     int st = 0;
