@@ -6,7 +6,7 @@
  * finishes identically, dataset for dataset, to the uninterrupted two-process run; resuming it
  * with one process gives the same curves within the tolerance. Errors without a hang: a batch
  * that does not divide by WORLD_SIZE, a second rank that never comes, ranks started with
- * different specs, a bad RANK. */
+ * different specs, rank 0 refusing the run directory, a bad RANK. */
 #include "run_testutil.h"
 
 #include <arpa/inet.h>
@@ -321,6 +321,12 @@ int main(void) {
     CHECK_MSG(strstr(e0, "rank 1 of 2 stopped, so every rank stops: the spec given to rank 1 differs"), "rank 0: %s", e0);
     CHECK_MSG(now_s() - t0 < 30, "%.1f s", now_s() - t0);
     free(e0), free(e1);
+    /* rank 0 refuses a directory that holds a run: rank 1 stops with its message */
+    run_pair("held", a2, a2r1, NULL, sts);
+    e1 = read_tag("held_r1", "err");
+    CHECK_MSG(exited(sts[0], 1) && exited(sts[1], 1), "statuses %d %d", sts[0], sts[1]);
+    CHECK_MSG(strstr(e1, "rank 0 could not start: ") && strstr(e1, "already holds a run"), "rank 1: %s", e1);
+    free(e1);
     /* bad environment */
     const char *ae[] = {"run", g_spec, "--out", crash_r1, NULL};
     pid_t pe = spawn("badenv", 2, 2, free_port(), NULL, NULL, ae);
