@@ -1603,7 +1603,7 @@ tw_status tw_dist_allreduce(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n,
     if (!d || d->p.world_size == 1) return TW_OK;
     if (!dist_ready(d, ctx)) return ctx->status;
     tw_status s = check_count(d, ctx, "all-reduce", total);
-    if (s != TW_OK) return s;
+    if (s != TW_OK || total == 0) return s;
     at::Tensor flat;
     if (!guarded(ctx, "tw_dist_allreduce", "", [&] {
             std::vector<at::Tensor> parts;
@@ -1683,7 +1683,7 @@ tw_status tw_dist_allreduce_f64(tw_dist *d, double *buf, int n, tw_dist_op op) {
     if (!d || d->p.world_size == 1) return TW_OK;
     if (d->status != TW_OK) return d->status;
     tw_status s = check_count(d, nullptr, "all-reduce", n);
-    if (s != TW_OK) return s;
+    if (s != TW_OK || n == 0) return s;
     at::Tensor t = at::from_blob(buf, {n}, at::kDouble);
     s = dist_run(d, nullptr, "all-reduce", [&] { allreduce_raw(d, t, to_reduce_op(op)); });
     if (s == TW_OK && op == TW_DIST_MEAN)
@@ -1702,7 +1702,7 @@ tw_status tw_dist_broadcast(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n,
     if (root < 0 || root >= d->p.world_size)
         return dist_fail(d, ctx, TW_ERR_ARG, "tw_dist_broadcast: root " + std::to_string(root) + " is not a rank");
     tw_status s = check_count(d, ctx, "broadcast", total);
-    if (s != TW_OK) return s;
+    if (s != TW_OK || total == 0) return s;
     at::Tensor flat;
     if (!guarded(ctx, "tw_dist_broadcast", "", [&] {
             std::vector<at::Tensor> parts;

@@ -116,6 +116,8 @@ static int rank_main(int rank, int port) {
     CHECK_EQ_INT(tw_dist_broadcast_bytes(d, text, sizeof text, 0), TW_OK);
     CHECK_EQ_STR(text, "from rank 0");
     CHECK_EQ_INT(tw_dist_barrier(d), TW_OK);
+    CHECK_EQ_INT(tw_dist_allreduce_f64(d, NULL, 0, TW_DIST_SUM), TW_OK); /* nothing to do, on both */
+    CHECK_EQ_INT(tw_dist_allreduce(d, ctx, NULL, 0, TW_DIST_SUM), TW_OK);
 
     /* a size mismatch fails on both ranks, with both counts, and the group stays failed */
     double w[4] = {0};
