@@ -2,6 +2,9 @@
  * runs an experiment spec through the scheduler (run.h), shows progress on stderr (one
  * updating line on a terminal, plain lines otherwise), and ends by printing the accuracy and
  * ECE matrices (stages x domains, in-distribution test split) on stdout.
+ * Data parallel (docs/distributed.md): with WORLD_SIZE > 1 every process joins the group named
+ * by RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; rank 0 reports and writes, the others are
+ * silent unless they fail.
  * For crash tests only: CAOPD_CRASH_AT=S:K kills the process (SIGKILL) after step K of stage
  * S, S:eval at stage S's first evaluation, S:ckptK right after checkpoint (S, K) is queued. */
 #include <math.h>
@@ -16,6 +19,7 @@
 #include "run.h"
 
 typedef struct progress {
+    int quiet; /* a rank other than 0 of a data-parallel run */
     int tty;
     int log_every;
     int crash_stage, crash_step; /* CAOPD_CRASH_AT (tests): raise SIGKILL there */
@@ -30,6 +34,8 @@ static int usage(void) {
                     "  --out DIR     run directory [the spec's \"output\"]\n"
                     "  --force       delete a run already in DIR and start over\n"
                     "  --resume DIR  continue the run in DIR from its last checkpoint\n"
+                    "Data parallel: start WORLD_SIZE processes with RANK, MASTER_ADDR, MASTER_PORT set\n"
+                    "(torchrun's variables; CAOPD_DIST_TIMEOUT_S) - see docs/distributed.md.\n"
                     "Spec keys: docs/spec.md; files of a run directory: docs/results.md.\n");
     return 2;
 }
@@ -48,6 +54,11 @@ static void end_line(progress *p) {
 
 static void on_event(void *arg, const run_event *ev) {
     progress *p = arg;
+    if (p->quiet) { /* only the crash hooks */
+        if (ev->kind == RUN_EVENT_STEP && p->crash_stage == ev->stage && p->crash_step == ev->step && !p->crash_ckpt)
+            raise(SIGKILL);
+        return;
+    }
     switch (ev->kind) {
     case RUN_EVENT_START:
         fprintf(stderr, "caopd run: %s at stage %d, step %d\n", ev->resumed ? "resuming" : "starting", ev->stage, ev->step);
@@ -138,35 +149,68 @@ int cli_run(int argc, char **argv) {
             else p.crash_step = atoi(what);
         }
     }
-    run_opts o = {.force = force, .on_event = on_event, .arg = &p};
-    run_summary sum;
-    char err[2048];
-    int rc;
+    /* Data parallel: the environment, then the spec's batches against WORLD_SIZE, before
+     * joining (so a bad spec fails at once rather than after waiting for the others). */
+    char who[64] = "caopd run", err[2048];
+    tw_dist_params dp;
+    if (tw_dist_params_from_env(&dp, err, sizeof err) != TW_OK) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return 2;
+    }
+    if (dp.world_size > 1) snprintf(who, sizeof who, "caopd run (rank %d of %d)", dp.rank, dp.world_size);
+    p.quiet = dp.rank != 0;
     const char *dir = resume;
     char *text = NULL;
-    if (resume) {
-        rc = run_resume(resume, o, &sum, err, sizeof err);
-    } else {
-        spec *sp = malloc(sizeof *sp);
+    spec *sp = malloc(sizeof *sp);
+    if (!sp) {
+        fprintf(stderr, "%s: out of memory\n", who);
+        return 1;
+    }
+    if (spec_path) {
         char e[SPEC_ERR_CAP];
-        if (!sp || spec_load(spec_path, sp, &text, e, sizeof e)) {
-            fprintf(stderr, "caopd run: %s\n", sp ? e : "out of memory");
+        if (spec_load(spec_path, sp, &text, e, sizeof e)) {
+            fprintf(stderr, "%s: %s\n", who, e);
             free(sp), free(text);
             return 2;
         }
         p.log_every = sp->log_every;
         static char outdir[SPEC_PATH_CAP];
         snprintf(outdir, sizeof outdir, "%s", out ? out : sp->output);
-        free(sp);
         dir = outdir;
-        rc = run_start(text, dir, o, &sum, err, sizeof err);
+    } else if (dp.world_size > 1 && dp.rank == 0) {
+        char path[SPEC_PATH_CAP + 32], e[SPEC_ERR_CAP];
+        snprintf(path, sizeof path, "%s/spec.json", resume);
+        char *t = NULL;
+        if (spec_load(path, sp, &t, e, sizeof e) == 0 && run_check_world(sp, dp.world_size, err, sizeof err)) {
+            fprintf(stderr, "%s: %s: %s\n", who, path, err);
+            free(sp), free(t);
+            return 2;
+        }
+        free(t); /* a missing or bad spec.json is reported by run_resume */
     }
+    if (spec_path && run_check_world(sp, dp.world_size, err, sizeof err)) {
+        fprintf(stderr, "%s: %s: %s\n", who, spec_path, err);
+        free(sp), free(text);
+        return 2;
+    }
+    free(sp);
+    tw_dist *dist = NULL;
+    if (dp.world_size > 1 && tw_dist_init(&dp, &dist, err, sizeof err) != TW_OK) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        free(text);
+        return 1;
+    }
+    run_opts o = {.force = force, .on_event = on_event, .arg = &p, .dist = dist};
+    run_summary sum;
+    int rc = resume ? run_resume(resume, o, &sum, err, sizeof err) : run_start(text, dir, o, &sum, err, sizeof err);
+    tw_dist_free(dist);
     end_line(&p);
     free(text);
     if (rc) {
-        fprintf(stderr, "caopd run: %s\n", err);
+        fprintf(stderr, "%s: %s\n", who, err);
         return 1;
     }
+    if (p.quiet) return 0; /* rank 0 reports */
     if (sum.already_finished) printf("%s: the run is already finished; its results:\n", dir);
     if (print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY) || print_matrix(dir, "ECE", METRICS_FIELD_ECE)) return 1;
     if (!sum.already_finished) {

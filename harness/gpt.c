@@ -381,12 +381,25 @@ gpt_sample_params gpt_sample_default(void) {
     return p;
 }
 
+int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t stop_token) {
+    if (stop_token < 0) return max_new;
+    int steps = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        int j = 0;
+        while (j < max_new && tokens[i * max_new + j] != stop_token) j++;
+        if (j == max_new) return max_new; /* this row never stopped */
+        if (j + 1 > steps) steps = j + 1;
+    }
+    return steps;
+}
+
 /* Next token per row from the last-position logits (B, 1, V). */
-static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, double temperature, tw_rng *rng) {
+static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, const gpt_sample_params *sp, tw_rng *rng) {
     int64_t shape[2] = {tw_size(ctx, logits, 0), tw_size(ctx, logits, 2)};
     tw_tensor last = tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
-    if (temperature <= 0.0) return tw_argmax(ctx, last, 1);
-    tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / temperature), 1);
+    if (sp->temperature <= 0.0) return tw_argmax(ctx, last, 1);
+    tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
+    if (sp->total_rows > 0) return tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows);
     return tw_multinomial(ctx, rng, probs);
 }
 
@@ -491,7 +504,7 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
                                  tw_from_i64(ctx, bt + 2 * B * cur, 2, shape));
             free(bt);
         }
-        tw_tensor tok = pick(ctx, logits, sp.temperature, rng);
+        tw_tensor tok = pick(ctx, logits, &sp, rng);
         rc = tw_copy_to_i64(ctx, tok, next, (size_t)B);
         tw_scope_end(ctx, step);
         if (rc != TW_OK) break;
@@ -791,7 +804,7 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         int64_t shape[2] = {N, 1};
         tw_tensor logits = gpt_forward_cached(m, kv, tw_from_i64(ctx, cur, 2, shape),
                                               tw_from_i64(ctx, pos, 2, shape), TW_NULL);
-        tw_tensor tok = pick(ctx, logits, sp.temperature, rng);
+        tw_tensor tok = pick(ctx, logits, &sp, rng);
         rc = tw_copy_to_i64(ctx, tok, next, (size_t)N);
         tw_scope_end(ctx, step);
         if (rc != TW_OK) break;

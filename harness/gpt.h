@@ -82,9 +82,19 @@ typedef struct gpt_sample_params {
     double temperature; /* 0: greedy (argmax); otherwise softmax(logits / temperature) */
     int64_t stop_token; /* a row that emits it keeps emitting it; -1: none */
     int use_cache;      /* 1: KV cache; 0: recompute the whole sequence each step (reference) */
+    /* Data-parallel sampling: the B rows sampled here are rows [row_offset, row_offset + B) of
+     * a batch of total_rows rows split across processes. Every decoding step then draws for
+     * all total_rows rows (tw_multinomial_rows), so a row's tokens do not depend on the split.
+     * total_rows 0: the rows are the whole batch (tw_multinomial). */
+    int64_t row_offset, total_rows;
 } gpt_sample_params;
 
-gpt_sample_params gpt_sample_default(void); /* 24 new, temperature 1, no stop, cache on */
+gpt_sample_params gpt_sample_default(void); /* 24 new, temperature 1, no stop, cache on, whole batch */
+
+/* The decoding steps (generator draws, when sampling) that gpt_sample or gpt_sample_shared took
+ * to produce tokens (rows, max_new): max_new, or fewer when every row emitted stop_token
+ * (decoding stops after the step in which the last row emitted it). */
+int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t stop_token);
 
 /* Generates continuations of left-padded prompts (B, Tp) with key_valid (B, Tp) (TW_NULL: no
  * padding). Positions count real tokens only. rng may be NULL for greedy decoding. Writes the

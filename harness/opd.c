@@ -483,11 +483,21 @@ nomem:
 
 tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n,
                            opd_params p, opd_batch *b, opd_stats *st) {
+    return opd_batch_sample_part(student, rng, ex, n, 0, 0, p, b, st);
+}
+
+tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *ex, int n, int first,
+                                int total, opd_params p, opd_batch *b, opd_stats *st) {
     tw_ctx *ctx = gpt_ctx(student);
     memset(b, 0, sizeof *b);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (n < 1 || p.k < 1 || p.k > OPD_MAX_K || p.max_new < 1) {
         tw_set_error(ctx, TW_ERR_ARG, "opd_batch_sample: need >= 1 prompt, K in 1..%d and max_new >= 1", OPD_MAX_K);
+        return tw_status_get(ctx);
+    }
+    if (total != 0 && (first < 0 || first + n > total)) {
+        tw_set_error(ctx, TW_ERR_ARG, "opd_batch_sample: prompts [%d, %d) are not part of a batch of %d", first,
+                     first + n, total);
         return tw_status_get(ctx);
     }
     const double t0 = now_s();
@@ -524,7 +534,8 @@ tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, in
         }
         tw_scope scope = tw_scope_begin(ctx);
         int64_t shape[2] = {n, tp};
-        gpt_sample_params sp = {.max_new = p.max_new, .temperature = p.temperature, .stop_token = TOK_EOS, .use_cache = 1};
+        gpt_sample_params sp = {.max_new = p.max_new, .temperature = p.temperature, .stop_token = TOK_EOS, .use_cache = 1,
+                                .row_offset = total ? (int64_t)first * p.k : 0, .total_rows = (int64_t)total * p.k};
         tw_tensor toks = TW_NULL;
         rc = gpt_sample_shared(student, tw_from_i64(ctx, ptok, 2, shape), tw_from_i64(ctx, pval, 2, shape),
                                p.k, sp, rng, &toks);
@@ -545,6 +556,7 @@ tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, in
         memset(st, 0, sizeof *st);
         st->new_tokens = N * p.max_new;
         st->rollout_s = now_s() - t0;
+        st->decode_steps = rc == TW_OK ? gpt_sample_steps(out, N, p.max_new, TOK_EOS) : 0;
     }
     if (rc == TW_OK) rc = opd_batch_from_rollouts(ctx, ex, n, rollouts, p, b, st);
     free(ids), free(lens), free(out), free(texts), free(rollouts), free(ptok);
@@ -552,8 +564,9 @@ tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, in
     return rc;
 }
 
-/* Mean of per-target values by class over real targets: out[0] answer, out[1] confidence. */
-static void class_means(const float *v, const uint8_t *cls, const opd_seqs *s, double out[2]) {
+/* Mean of per-target values by class over real targets: out[0] answer, out[1] confidence;
+ * count[0..2) (may be NULL) receives the targets of each. */
+static void class_means(const float *v, const uint8_t *cls, const opd_seqs *s, double out[2], int64_t *count) {
     double sum[3] = {0}, cnt[3] = {0};
     for (int i = 0; i < s->n_rows; i++)
         for (int j = 0; j < s->n_target[i]; j++) {
@@ -563,6 +576,7 @@ static void class_means(const float *v, const uint8_t *cls, const opd_seqs *s, d
         }
     out[0] = cnt[OPD_TOK_ANSWER] ? sum[OPD_TOK_ANSWER] / cnt[OPD_TOK_ANSWER] : 0.0;
     out[1] = cnt[OPD_TOK_CONF] ? sum[OPD_TOK_CONF] / cnt[OPD_TOK_CONF] : 0.0;
+    if (count) count[0] = (int64_t)cnt[OPD_TOK_ANSWER], count[1] = (int64_t)cnt[OPD_TOK_CONF];
 }
 
 tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_params p,
@@ -581,7 +595,7 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
         return tw_status_get(ctx);
     }
     float *ent_s = w + N * W, *ent_t = ent_s + N * W;
-    opd_loss_weights(s, p.loss.skip_tokens, w);
+    const int loss_rows = opd_loss_weights(s, p.loss.skip_tokens, w);
     const double t0 = now_s();
     tw_scope scope = tw_scope_begin(ctx);
     tw_no_grad_begin(ctx);
@@ -609,8 +623,11 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, tl), ent_t, (size_t)(N * W));
         tw_no_grad_end(ctx);
         double es[2], et[2];
-        class_means(ent_s, b->cls, s, es);
-        class_means(ent_t, b->cls, s, et);
+        int64_t cnt[2];
+        class_means(ent_s, b->cls, s, es, cnt);
+        class_means(ent_t, b->cls, s, et, NULL);
+        st->loss_rows = loss_rows;
+        st->answer_targets = cnt[0], st->conf_targets = cnt[1];
         st->loss = lv;
         st->kl = kl;
         st->student_ent_answer = es[0], st->student_ent_conf = es[1];

@@ -163,6 +163,11 @@ typedef struct opd_stats {
     int64_t train_tokens;      /* target tokens of the trained rows */
     double rollout_s, teacher_s, train_s; /* wall seconds of sampling, teacher scoring, student
                                              forward + backward */
+    /* Denominators, for combining the statistics of several processes (data-parallel): */
+    int decode_steps;          /* decoding steps the sampling took (max_new, or fewer when every
+                                  rollout ended early) */
+    int loss_rows;             /* rows with a counted target: the loss and kl average over them */
+    int64_t answer_targets, conf_targets; /* targets of each class: the entropies' counts */
 } opd_stats;
 
 /* The batch of one step, after sampling and replacement (host side). */
@@ -182,6 +187,16 @@ void opd_batch_free(opd_batch *b); /* NULL-safe; leaves an empty batch */
  * the student's context. */
 tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n,
                            opd_params p, opd_batch *b, opd_stats *st);
+
+/* opd_batch_sample for one process's part of a data-parallel batch: ex[0..n) are prompts
+ * [first, first + n) of a global batch of `total` prompts. The generator draws, at every
+ * decoding step, for all total * K rollouts (gpt_sample_params.row_offset/total_rows), so each
+ * prompt's rollouts are those a single process sampling the whole batch would draw, provided
+ * the generators agree and every process then advances its generator to the global number of
+ * decoding steps (the largest st->decode_steps of the processes; tw_multinomial_skip over
+ * total * K rows of the vocabulary for the missing steps). total = 0: the whole batch. */
+tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *ex, int n, int first,
+                                int total, opd_params p, opd_batch *b, opd_stats *st);
 
 /* Builds the batch from given rollout texts instead of sampling (rollouts[i * k + r]). */
 tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,

@@ -47,6 +47,8 @@ typedef struct run {
     int64_t steps_total, steps_done_here; /* for the ETA */
     char *err;
     size_t errlen;
+    tw_dist *dist;   /* borrowed from run_opts; NULL: one process */
+    int rank, world; /* this process's rank and the number of processes (0, 1 without a group) */
 } run;
 
 static double now_s(void) {
@@ -189,6 +191,8 @@ static int run_setup(run *r) {
     if (tw_rng_new(r->ctx, sp->seed, &r->init) || gpt_new(r->ctx, sp->model, r->init, &r->student) ||
         train_new(r->student, sp->base_train, sp->seed, &r->t))
         return run_fail(r, "model set-up: %s", tw_errmsg(r->ctx));
+    train_set_dist(r->t, r->dist);
+    if (run_check_world(sp, r->world, r->err, r->errlen)) return -1;
     if (base_gen_new(&r->bg, sp->base_data, sp->seed) != BASE_OK) return run_fail(r, "base data: %s", base_errmsg());
     for (int i = 0; i < sp->n_stages; i++)
         if (task_gen_new(&r->tg[i], sp->stages[i].domain, TASK_SPLIT_TRAIN, 0,
@@ -197,11 +201,13 @@ static int run_setup(run *r) {
     r->wo = ckpt_write_opts_default();
     r->wo.deflate_level = sp->deflate_level;
     ckpt_error ce;
-    if (ckpt_io_new(&r->io, 2, &ce)) return run_fail(r, "I/O thread: %s", ce.msg);
-    char lp[SPEC_PATH_CAP + 32];
-    snprintf(lp, sizeof lp, "%s/%s", r->dir, RUN_LOG_FILE);
-    r->log = fopen(lp, "a");
-    if (!r->log) return run_fail(r, "%s: cannot open for appending: %s", lp, strerror(errno));
+    if (r->rank == 0) { /* the other ranks of a data-parallel run write nothing */
+        if (ckpt_io_new(&r->io, 2, &ce)) return run_fail(r, "I/O thread: %s", ce.msg);
+        char lp[SPEC_PATH_CAP + 32];
+        snprintf(lp, sizeof lp, "%s/%s", r->dir, RUN_LOG_FILE);
+        r->log = fopen(lp, "a");
+        if (!r->log) return run_fail(r, "%s: cannot open for appending: %s", lp, strerror(errno));
+    }
     r->steps_total = 0;
     for (int s = 0; s <= sp->n_stages; s++) r->steps_total += stage_steps(sp, s);
     int maxs = 1;
@@ -256,13 +262,14 @@ static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapsh
 }
 
 static int io_check(run *r) {
-    if (ckpt_io_status(r->io) == CKPT_OK) return 0;
+    if (!r->io || ckpt_io_status(r->io) == CKPT_OK) return 0; /* no I/O thread: a rank other than 0 */
     return run_fail(r, "writing a snapshot failed: %s. The run stopped; the last complete checkpoint in %s is "
                     "kept: fix the cause (e.g. free disk space) and continue with `caopd run --resume %s`",
                     ckpt_io_errmsg(r->io), r->dir, r->dir);
 }
 
 static int submit_checkpoint(run *r, int stage, int step, int n_rows) {
+    if (r->rank != 0) return 0; /* rank 0 alone writes */
     double t0 = now_s();
     ckpt_snapshot *s = NULL;
     if (build_checkpoint(r, stage, step, n_rows, &s)) return -1;
@@ -324,19 +331,148 @@ static int load_checkpoint(run *r) {
     return rc;
 }
 
+/* ---- data parallel (docs/distributed.md) ------------------------------------------------ */
+
+static int dist_lost(run *r) {
+    return run_fail(r, "%s", tw_dist_errmsg(r->dist));
+}
+
+/* Collective: each process passes its own outcome (0, or -1 with its message in r->err); all
+ * return -1 when any failed, the others with the message of the lowest failing rank. */
+static int dist_agree(run *r, int rc) {
+    if (r->world == 1) return rc;
+    double lowest = rc ? r->rank : r->world;
+    if (tw_dist_allreduce_f64(r->dist, &lowest, 1, TW_DIST_MIN)) return dist_lost(r);
+    const int f = (int)lowest;
+    if (f == r->world) return 0;
+    char msg[1024] = "";
+    if (r->rank == f) snprintf(msg, sizeof msg, "%s", r->err);
+    if (tw_dist_broadcast_bytes(r->dist, msg, sizeof msg, f)) return dist_lost(r);
+    if (r->rank != f) run_fail(r, "rank %d of %d stopped, so every rank stops: %s", f, r->world, msg);
+    return -1;
+}
+
+/* Every rank takes rank 0's state: student, teacher, AdamW moments and counters, the rollout
+ * generator, the data generators and the position (stage, step), and whether it resumed. */
+static int sync_state(run *r, int *resumed) {
+    if (r->world == 1) return 0;
+    tw_ctx *ctx = r->ctx;
+    trainer *t = r->t;
+    gpt *st = train_student(t), *te = train_teacher(t);
+    const int np = gpt_param_count(st), ns = r->sp.n_stages;
+    tw_tensor *ts = malloc(sizeof *ts * (size_t)(4 * np));
+    size_t rng_len = 0;
+    tw_rng_get_state(train_rng(t), NULL, &rng_len);
+    enum { H_STAGE, H_STEP, H_OPT, H_TSTEP, H_SCHED, H_RESUMED, H_RNG, H_BASE, H_N = H_BASE + 4 };
+    const size_t n64 = H_N + 4 * (size_t)ns;
+    int64_t *h = calloc(n64, sizeof *h);
+    uint8_t *rs = malloc(rng_len ? rng_len : 1);
+    if (!ts || !h || !rs) {
+        free(ts), free(h), free(rs);
+        return run_fail(r, "out of memory");
+    }
+    for (int i = 0; i < np; i++) {
+        ts[i] = gpt_param(st, i), ts[np + i] = gpt_param(te, i);
+        tw_adamw_moments(train_optimizer(t), i, &ts[2 * np + i], &ts[3 * np + i]);
+    }
+    h[H_STAGE] = r->stage, h[H_STEP] = r->step, h[H_OPT] = tw_adamw_step_count(train_optimizer(t));
+    h[H_TSTEP] = train_step_count(t), h[H_SCHED] = train_sched_count(t), h[H_RESUMED] = *resumed;
+    h[H_RNG] = (int64_t)rng_len;
+    base_gen_get_state(r->bg, (uint64_t *)&h[H_BASE]);
+    for (int i = 0; i < ns; i++) task_gen_get_state(r->tg[i], (uint64_t *)&h[H_N + 4 * i]);
+    int rc = 0;
+    if (tw_dist_broadcast(r->dist, ctx, ts, 4 * np, 0) != TW_OK ||
+        tw_dist_broadcast_bytes(r->dist, h, n64 * sizeof *h, 0) != TW_OK ||
+        tw_rng_get_state(train_rng(t), rs, &rng_len) != TW_OK ||
+        tw_dist_broadcast_bytes(r->dist, rs, rng_len, 0) != TW_OK)
+        rc = dist_lost(r);
+    if (!rc && tw_rng_set_state(train_rng(t), rs, rng_len) != TW_OK) rc = run_fail(r, "%s", tw_errmsg(ctx));
+    if (!rc) {
+        r->stage = (int)h[H_STAGE], r->step = (int)h[H_STEP], *resumed = (int)h[H_RESUMED];
+        if (r->stage <= ns) train_set_params(t, stage_params(&r->sp, r->stage));
+        tw_adamw_set_step_count(train_optimizer(t), h[H_OPT]);
+        train_set_counters(t, h[H_TSTEP], h[H_SCHED]);
+        base_gen_set_state(r->bg, (const uint64_t *)&h[H_BASE]);
+        for (int i = 0; i < ns; i++) task_gen_set_state(r->tg[i], (const uint64_t *)&h[H_N + 4 * i]);
+    }
+    free(ts), free(h), free(rs);
+    return rc;
+}
+
+/* Before anything else: rank 0 tells every rank whether it can start (else its message),
+ * whether the run is already finished, and its spec text (mine on rank 0); a rank whose own
+ * spec (mine, when compare) differs, or that failed itself (rc), stops them all. On success
+ * *json0 is rank 0's spec text (malloc'd). */
+static int dist_handshake(run *r, int rc, const char *mine, int compare, int *finished, char **json0) {
+    *json0 = NULL;
+    int64_t hdr[3] = {0};
+    const char *text = rc ? r->err : mine;
+    if (r->rank == 0) hdr[0] = rc == 0, hdr[1] = *finished, hdr[2] = (int64_t)strlen(text);
+    if (tw_dist_broadcast_bytes(r->dist, hdr, sizeof hdr, 0)) return dist_lost(r);
+    char *buf = malloc((size_t)hdr[2] + 1);
+    if (!buf) return run_fail(r, "out of memory");
+    if (r->rank == 0) memcpy(buf, text, (size_t)hdr[2]);
+    buf[hdr[2]] = '\0';
+    if (tw_dist_broadcast_bytes(r->dist, buf, (size_t)hdr[2], 0)) {
+        free(buf);
+        return dist_lost(r);
+    }
+    if (!hdr[0]) {
+        if (r->rank != 0) run_fail(r, "rank 0 could not start: %s", buf);
+        free(buf);
+        return -1;
+    }
+    *finished = (int)hdr[1];
+    if (!rc && compare && strcmp(mine, buf) != 0)
+        rc = run_fail(r, "the spec given to rank %d differs from rank 0's; start every rank with the same spec file",
+                      r->rank);
+    if (dist_agree(r, rc)) {
+        free(buf);
+        return -1;
+    }
+    *json0 = buf;
+    return 0;
+}
+
+int run_check_world(const spec *sp, int world, char *err, size_t errlen) {
+    if (world <= 1) return 0;
+    if (sp->base_train.total_steps > 0 && sp->base_train.batch_prompts % world != 0) {
+        snprintf(err, errlen, "spec: base.batch %d does not divide among WORLD_SIZE = %d processes; make it a multiple "
+                 "of the number of processes (each trains an equal share of every batch)",
+                 sp->base_train.batch_prompts, world);
+        return -1;
+    }
+    for (int i = 0; i < sp->n_stages; i++)
+        if (sp->stages[i].train.total_steps > 0 && sp->stages[i].train.batch_prompts % world != 0) {
+            snprintf(err, errlen, "spec: stages[%d].batch %d does not divide among WORLD_SIZE = %d processes; make it a "
+                     "multiple of the number of processes (each trains an equal share of every batch)",
+                     i, sp->stages[i].train.batch_prompts, world);
+            return -1;
+        }
+    return 0;
+}
+
 /* ---- stages ------------------------------------------------------------------------------ */
 
 /* What happens when stage s starts fresh (step 0). */
 static int stage_begin(run *r, int s) {
     char e[1024];
     if (s == 0 && r->sp.base_checkpoint[0]) {
-        ckpt_reader *rd = NULL;
-        ckpt_error ce;
-        if (ckpt_reader_open(&rd, r->sp.base_checkpoint, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, &ce))
-            return run_fail(r, "base.checkpoint: %s", ce.msg);
-        int rc = snap_load_model(rd, "student", r->student, e, sizeof e);
-        ckpt_reader_free(rd);
-        if (rc) return run_fail(r, "base.checkpoint: %s: %s", r->sp.base_checkpoint, e);
+        int rc = 0;
+        if (r->rank == 0) { /* rank 0 reads the file; the others take the weights from it */
+            ckpt_reader *rd = NULL;
+            ckpt_error ce;
+            if (ckpt_reader_open(&rd, r->sp.base_checkpoint, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, &ce)) {
+                rc = run_fail(r, "base.checkpoint: %s", ce.msg);
+            } else {
+                rc = snap_load_model(rd, "student", r->student, e, sizeof e);
+                ckpt_reader_free(rd);
+                if (rc) run_fail(r, "base.checkpoint: %s: %s", r->sp.base_checkpoint, e);
+            }
+        }
+        if (dist_agree(r, rc)) return -1;
+        if (tw_dist_broadcast(r->dist, r->ctx, gpt_params(r->student), gpt_param_count(r->student), 0))
+            return dist_lost(r);
         if (train_sync_teacher(r->t)) return run_fail(r, "%s", tw_errmsg(r->ctx));
     }
     if (s > 0) {
@@ -405,6 +541,10 @@ static int train_stage(run *r, int s) {
 /* Evaluates every domain on every split into a results append for stage s, then hands it and
  * the stage-end checkpoint to the I/O thread. */
 static int finish_stage(run *r, int s) {
+    if (r->rank != 0) { /* evaluation and writing are rank 0's */
+        r->step = 0;
+        return 0;
+    }
     const spec *sp = &r->sp;
     char e[1024];
     ckpt_snapshot *rs = NULL;
@@ -464,6 +604,7 @@ static int finish_stage(run *r, int s) {
 
 /* Drains the queue and marks the results file finished, with the matrices. */
 static int finish_run(run *r) {
+    if (r->rank != 0) return 0;
     double t0 = now_s();
     if (ckpt_io_drain(r->io) != CKPT_OK) {
         io_check(r); /* the failure was forgotten by drain; describe it */
@@ -515,10 +656,12 @@ static int run_main(run *r) {
     const int T = r->sp.n_stages;
     for (int s = r->stage; s <= T; s++) {
         if (r->step == 0 && stage_begin(r, s)) return -1;
-        if (train_stage(r, s) || finish_stage(r, s)) return -1;
+        if (train_stage(r, s)) return -1;
+        /* data parallel: the other ranks wait here while rank 0 evaluates and writes */
+        if (dist_agree(r, finish_stage(r, s))) return -1;
         r->stage = s + 1;
     }
-    if (finish_run(r)) return -1;
+    if (dist_agree(r, finish_run(r))) return -1;
     log_begin(r, "done");
     if (r->log) {
         jnum(r->log, "wall_s", now_s() - r->t_start);
@@ -535,11 +678,11 @@ static int run_main(run *r) {
 static int run_go(run *r, int resume) {
     int rc = run_setup(r);
     int resumed = 0;
-    if (!rc && resume && file_exists(r->ckpt_path)) {
+    if (!rc && r->rank == 0 && resume && file_exists(r->ckpt_path)) {
         rc = load_checkpoint(r);
         resumed = rc == 0;
     }
-    if (!rc && !resumed) {
+    if (!rc && r->rank == 0 && !resumed) {
         /* a fresh start: a new results file */
         ckpt_snapshot *s = NULL;
         char e[1024];
@@ -549,11 +692,15 @@ static int run_go(run *r, int resume) {
         ckpt_snapshot_free(s);
         r->stage = 0, r->step = 0;
     }
+    /* data parallel: all ranks continue from rank 0's state, or all stop */
+    rc = dist_agree(r, rc);
+    if (!rc) rc = sync_state(r, &resumed);
     if (!rc) {
         r->sum->resumed = resumed;
         log_begin(r, resumed ? "resume" : "start");
         if (r->log) fprintf(r->log, ",\"stage\":%d,\"step\":%d,\"seed\":%llu,\"threads\":%d", r->stage, r->step,
                             (unsigned long long)r->sp.seed, r->sp.threads);
+        if (r->log && r->world > 1) fprintf(r->log, ",\"world_size\":%d", r->world);
         log_end(r);
         run_event ev = {.kind = RUN_EVENT_START, .stage = r->stage, .step = r->step, .resumed = resumed};
         emit(r, &ev);
@@ -587,6 +734,7 @@ static run *run_alloc(run_opts o, run_summary *sum, char *err, size_t errlen) {
     }
     memset(sum, 0, sizeof *sum);
     r->o = o, r->sum = sum, r->err = err, r->errlen = errlen;
+    r->dist = o.dist, r->rank = tw_dist_rank(o.dist), r->world = tw_dist_size(o.dist);
     r->t_start = now_s();
     err[0] = '\0';
     return r;
@@ -599,40 +747,80 @@ int run_start(const char *spec_json, const char *dir, run_opts o, run_summary *s
     run *r = run_alloc(o, sum, err, errlen);
     if (!r) return -1;
     char e[SPEC_ERR_CAP];
-    if (spec_parse(spec_json, &r->sp, e, sizeof e)) {
-        free(r);
-        snprintf(err, errlen, "spec: %s", e);
-        return -1;
-    }
+    int rc = 0;
+    if (spec_parse(spec_json, &r->sp, e, sizeof e)) rc = run_fail(r, "spec: %s", e);
     if (!dir) dir = r->sp.output;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     static const char *const files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
     char p[SPEC_PATH_CAP + 40];
-    int held = 0;
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        held |= file_exists(p);
+    if (!rc && r->rank == 0) { /* the run directory is rank 0's alone */
+        int held = 0;
+        for (int i = 0; i < 3; i++) {
+            snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+            held |= file_exists(p);
+        }
+        if (held && !o.force)
+            rc = run_fail(r, "%s already holds a run; continue it with `caopd run --resume %s`, or pass --force to "
+                          "delete it and start over", dir, dir);
+        for (int i = 0; !rc && held && i < 4; i++) {
+            snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+            unlink(p);
+        }
+        snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
+        if (!rc && (mkdir_p(dir) || write_atomic(p, spec_json)))
+            rc = run_fail(r, "%s: cannot create the run directory or write %s: %s", dir, RUN_SPEC_FILE, strerror(errno));
     }
-    if (held && !o.force) {
-        free(r);
-        snprintf(err, errlen, "%s already holds a run; continue it with `caopd run --resume %s`, or pass --force to "
-                 "delete it and start over", dir, dir);
-        return -1;
+    char *json0 = NULL;
+    int finished = 0;
+    if (r->world > 1) rc = dist_handshake(r, rc, spec_json, 1, &finished, &json0);
+    if (!rc) {
+        r->json = spec_json; /* the same text as rank 0's */
+        rc = run_go(r, 0);
     }
-    for (int i = 0; held && i < 4; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
-    if (mkdir_p(dir) || write_atomic(p, spec_json)) {
-        snprintf(err, errlen, "%s: cannot create the run directory or write %s: %s", dir, RUN_SPEC_FILE, strerror(errno));
-        free(r);
-        return -1;
-    }
-    r->json = spec_json;
-    int rc = run_go(r, 0);
+    free(json0);
     free(r);
     return rc;
+}
+
+/* Rank 0's part of run_resume before the run: the spec from dir, and whether it is finished. */
+static int resume_prepare(run *r, const char *dir, char **json, int *finished) {
+    char *err = r->err;
+    size_t errlen = r->errlen;
+    char p[SPEC_PATH_CAP + 40];
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
+    *json = read_text(p);
+    if (!*json) {
+        snprintf(err, errlen, "%s: no %s; this is not a run directory of `caopd run` (start one with `caopd run SPEC --out %s`)",
+                 dir, RUN_SPEC_FILE, dir);
+        return -1;
+    }
+    char e[SPEC_ERR_CAP];
+    if (spec_parse(*json, &r->sp, e, sizeof e)) {
+        snprintf(err, errlen, "%s: %s", p, e);
+        return -1;
+    }
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
+    if (file_exists(p)) {
+        ckpt_reader *rd = NULL;
+        ckpt_error ce;
+        char *status = NULL;
+        if (ckpt_reader_open(&rd, p, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce)) {
+            snprintf(err, errlen, "%s", ce.msg);
+            return -1;
+        }
+        *finished = ckpt_reader_attr_str(rd, "", "status", &status) == CKPT_OK && strcmp(status, "finished") == 0;
+        free(status);
+        ckpt_reader_free(rd);
+    } else {
+        snprintf(p, sizeof p, "%s/%s", dir, RUN_CHECKPOINT_FILE);
+        if (file_exists(p)) {
+            snprintf(err, errlen, "%s: %s is missing but a checkpoint exists; the results of the finished stages are "
+                     "lost: start over with `caopd run %s/%s --out %s --force`", dir, RUN_RESULTS_FILE, dir,
+                     RUN_SPEC_FILE, dir);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t errlen) {
@@ -641,51 +829,26 @@ int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t 
     run *r = run_alloc(o, sum, err, errlen);
     if (!r) return -1;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
-    char p[SPEC_PATH_CAP + 40];
-    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
-    char *json = read_text(p);
-    if (!json) {
-        snprintf(err, errlen, "%s: no %s; this is not a run directory of `caopd run` (start one with `caopd run SPEC --out %s`)",
-                 dir, RUN_SPEC_FILE, dir);
-        free(r);
-        return -1;
-    }
-    char e[SPEC_ERR_CAP];
-    if (spec_parse(json, &r->sp, e, sizeof e)) {
-        snprintf(err, errlen, "%s: %s", p, e);
-        free(json), free(r);
-        return -1;
-    }
-    r->json = json;
-    snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
-    if (file_exists(p)) {
-        ckpt_reader *rd = NULL;
-        ckpt_error ce;
-        char *status = NULL;
-        if (ckpt_reader_open(&rd, p, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce)) {
-            snprintf(err, errlen, "%s", ce.msg);
-            free(json), free(r);
-            return -1;
+    char *json = NULL;
+    int finished = 0;
+    /* rank 0 reads the directory; the other ranks get the spec from it (no shared file system
+     * is needed) */
+    int rc = r->rank == 0 ? resume_prepare(r, dir, &json, &finished) : 0;
+    if (r->world > 1) {
+        char *json0 = NULL;
+        rc = dist_handshake(r, rc, json, 0, &finished, &json0);
+        if (!rc && r->rank != 0) {
+            char e[SPEC_ERR_CAP];
+            json = json0, json0 = NULL;
+            if (spec_parse(json, &r->sp, e, sizeof e)) rc = run_fail(r, "rank 0's spec: %s", e);
         }
-        int fin = ckpt_reader_attr_str(rd, "", "status", &status) == CKPT_OK && strcmp(status, "finished") == 0;
-        free(status);
-        ckpt_reader_free(rd);
-        if (fin) {
-            sum->already_finished = 1;
-            free(json), free(r);
-            return 0;
-        }
-    } else {
-        snprintf(p, sizeof p, "%s/%s", dir, RUN_CHECKPOINT_FILE);
-        if (file_exists(p)) {
-            snprintf(err, errlen, "%s: %s is missing but a checkpoint exists; the results of the finished stages are "
-                     "lost: start over with `caopd run %s/%s --out %s --force`", dir, RUN_RESULTS_FILE, dir,
-                     RUN_SPEC_FILE, dir);
-            free(json), free(r);
-            return -1;
-        }
+        free(json0);
     }
-    int rc = run_go(r, 1);
+    if (!rc && finished) sum->already_finished = 1;
+    if (!rc && !finished) {
+        r->json = json;
+        rc = run_go(r, 1);
+    }
     free(json);
     free(r);
     return rc;

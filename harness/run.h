@@ -52,6 +52,8 @@ typedef struct run_opts {
     int force;           /* run_start: replace a run already in the directory */
     run_event_fn on_event; /* may be NULL; called on the calling thread */
     void *arg;
+    tw_dist *dist;       /* data parallel (docs/distributed.md): the group of processes that run
+                            this call together (borrowed); NULL: one process */
 } run_opts;
 
 /* Wall-clock accounting of one process's part of a run (seconds). */
@@ -66,7 +68,18 @@ typedef struct run_summary {
     int n_checkpoints;    /* checkpoints handed to the I/O thread */
 } run_summary;
 
-/* Starts the run of spec text spec_json in dir (created when missing). A directory that
+/* Data parallel: 0 when every batch of spec divides among `world` processes, else -1 with a
+ * message naming the spec key. run_start/run_resume check it too; call it before joining a
+ * group to fail without waiting for the other processes. */
+int run_check_world(const spec *sp, int world, char *err, size_t errlen);
+
+/* With a data-parallel group (o.dist), every rank calls run_start (each with the same spec) or
+ * run_resume (the other ranks' dir is not read: rank 0 sends the spec and, when resuming, the
+ * state it loaded, so no shared file system is needed). Rank 0 alone writes the run directory
+ * and evaluates; the others wait for it (the group's timeout must cover an evaluation). A
+ * failure on one rank stops them all, each returning -1 with a message.
+ *
+ * Starts the run of spec text spec_json in dir (created when missing). A directory that
  * already holds a run (spec.json, results.h5 or checkpoint.h5) is refused unless o.force,
  * which deletes those files first. Returns 0, or -1 with a message in err; after a failure
  * the last complete checkpoint stays in dir, so `run_resume` can continue. */

@@ -15,6 +15,7 @@ struct trainer {
     gpt *teacher;    /* owned EMA copy */
     tw_adamw *opt;   /* owned */
     tw_rng *rng;     /* owned: rollouts */
+    tw_dist *dist;   /* borrowed: the data-parallel group; NULL: one process */
     train_params p;
     int64_t step;    /* optimizer steps taken */
     int64_t sched;   /* steps into the current schedule */
@@ -142,6 +143,90 @@ const char *train_errmsg(const trainer *t) {
     return tw_errmsg(gpt_ctx(t->student));
 }
 
+void train_set_dist(trainer *t, tw_dist *d) {
+    t->dist = d;
+}
+
+tw_dist *train_dist(const trainer *t) {
+    return t->dist;
+}
+
+/* ---- data parallel ------------------------------------------------------------------------ */
+
+/* This process's share [*first, *first + *count) of a global batch of n (all of it with one
+ * process). -1 (error on the context) when n does not divide by the world size. */
+static int shard(trainer *t, int n, int *first, int *count) {
+    const int W = tw_dist_size(t->dist), r = tw_dist_rank(t->dist);
+    if (n % W != 0) {
+        tw_set_error(gpt_ctx(t->student), TW_ERR_ARG,
+                     "stage %s: a batch of %d does not divide among WORLD_SIZE = %d processes; make every batch in "
+                     "the spec a multiple of the number of processes", t->stage, n, W);
+        return -1;
+    }
+    *first = r * (n / W);
+    *count = n / W;
+    return 0;
+}
+
+/* After a sampling of this process's part of a global batch of `rows` rollouts: advances the
+ * generator to the step count of the slowest process, as the single-process sampling of the
+ * whole batch would have (it stops only when every row has stopped). */
+static tw_status sync_sampling(trainer *t, opd_stats *st, int64_t rows) {
+    tw_ctx *ctx = gpt_ctx(t->student);
+    double steps = st->decode_steps;
+    if (tw_dist_allreduce_f64(t->dist, &steps, 1, TW_DIST_MAX) != TW_OK) {
+        tw_set_error(ctx, TW_ERR_DIST, "%s", tw_dist_errmsg(t->dist));
+        return TW_ERR_DIST;
+    }
+    if (t->p.opd.temperature > 0.0 && (int)steps > st->decode_steps)
+        tw_multinomial_skip(ctx, t->rng, rows, gpt_get_config(t->student).vocab, (int)steps - st->decode_steps);
+    st->decode_steps = (int)steps;
+    return tw_status_get(ctx);
+}
+
+/* After the local backward: every process gets the gradient of the global batch's loss (the
+ * mean over all loss rows: each process's mean weighted by its rows, weight) and the global
+ * statistics: sums, and means weighted by what each averages over (timings: mean over
+ * processes). *loss becomes the global loss (non-finite when any process's is). */
+static tw_status dist_reduce(trainer *t, double *loss, opd_stats *st, double weight, int n_prompts) {
+    tw_ctx *ctx = gpt_ctx(t->student);
+    enum { W_, LOSS, BAD, KL, SA, TA, NA, SC, TC, NC, PACC, RACC, NP, FMT, CONF, PT, TPT, NEW, TRN, RS, TS, XS, N_ };
+    const int fin = isfinite(*loss);
+    const double np = n_prompts, na = (double)st->answer_targets, nc = (double)st->conf_targets;
+    double v[N_] = {
+        [W_] = weight, [LOSS] = fin ? *loss * weight : 0.0, [BAD] = !fin, [KL] = fin ? st->kl * weight : 0.0,
+        [SA] = st->student_ent_answer * na, [TA] = st->teacher_ent_answer * na, [NA] = na,
+        [SC] = st->student_ent_conf * nc, [TC] = st->teacher_ent_conf * nc, [NC] = nc,
+        [PACC] = st->mean_p_acc * np, [RACC] = st->rollout_acc * np, [NP] = np,
+        [FMT] = st->format_adherence * np, [CONF] = st->mean_confidence * np,
+        [PT] = (double)st->prompt_tokens, [TPT] = (double)st->teacher_prompt_tokens,
+        [NEW] = (double)st->new_tokens, [TRN] = (double)st->train_tokens,
+        [RS] = st->rollout_s, [TS] = st->teacher_s, [XS] = st->train_s};
+    tw_status rc = tw_dist_allreduce_grads(t->dist, ctx, gpt_params(t->student), gpt_param_count(t->student),
+                                           weight, NULL);
+    if (rc == TW_OK && tw_dist_allreduce_f64(t->dist, v, N_, TW_DIST_SUM) != TW_OK) {
+        tw_set_error(ctx, TW_ERR_DIST, "%s", tw_dist_errmsg(t->dist));
+        rc = TW_ERR_DIST;
+    }
+    if (rc != TW_OK) return rc;
+    const double W = tw_dist_size(t->dist);
+#define RATIO(a, b) ((b) > 0 ? (a) / (b) : 0.0)
+    *loss = v[BAD] > 0 ? NAN : RATIO(v[LOSS], v[W_]);
+    st->loss = *loss;
+    st->kl = v[BAD] > 0 ? NAN : RATIO(v[KL], v[W_]);
+    st->student_ent_answer = RATIO(v[SA], v[NA]), st->teacher_ent_answer = RATIO(v[TA], v[NA]);
+    st->student_ent_conf = RATIO(v[SC], v[NC]), st->teacher_ent_conf = RATIO(v[TC], v[NC]);
+    st->answer_targets = (int64_t)v[NA], st->conf_targets = (int64_t)v[NC];
+    st->mean_p_acc = RATIO(v[PACC], v[NP]), st->rollout_acc = RATIO(v[RACC], v[NP]);
+    st->format_adherence = RATIO(v[FMT], v[NP]), st->mean_confidence = RATIO(v[CONF], v[NP]);
+#undef RATIO
+    st->prompt_tokens = (int64_t)v[PT], st->teacher_prompt_tokens = (int64_t)v[TPT];
+    st->new_tokens = (int64_t)v[NEW], st->train_tokens = (int64_t)v[TRN];
+    st->rollout_s = v[RS] / W, st->teacher_s = v[TS] / W, st->train_s = v[XS] / W;
+    st->loss_rows = (int)v[W_];
+    return TW_OK;
+}
+
 /* After the backward pass: NaN rule, clipping, AdamW, EMA. */
 static tw_status finish_step(trainer *t, double loss, train_log *log, double t0, const opd_stats *st) {
     tw_ctx *ctx = gpt_ctx(t->student);
@@ -209,9 +294,20 @@ tw_status train_step_opd(trainer *t, const task_example *ex, int n, train_log *l
     opd_stats st;
     memset(&st, 0, sizeof st);
     double loss = NAN;
-    tw_status rc = opd_batch_sample(t->student, t->rng, ex, n, op, &b, &st);
+    tw_status rc;
+    const int dp = tw_dist_size(t->dist) > 1;
+    int first = 0, count = n;
+    if (!dp) {
+        rc = opd_batch_sample(t->student, t->rng, ex, n, op, &b, &st);
+    } else if (shard(t, n, &first, &count)) {
+        return tw_status_get(ctx);
+    } else {
+        rc = opd_batch_sample_part(t->student, t->rng, ex + first, count, first, n, op, &b, &st);
+        if (rc == TW_OK) rc = sync_sampling(t, &st, (int64_t)n * op.k);
+    }
     if (rc == TW_OK) rc = opd_batch_loss(t->student, t->teacher, &b, op, &loss, &st);
     opd_batch_free(&b);
+    if (rc == TW_OK && dp) rc = dist_reduce(t, &loss, &st, st.loss_rows, count);
     if (rc != TW_OK) {
         tw_zero_grad(ctx, gpt_params(t->student), gpt_param_count(t->student));
         return rc;
@@ -224,6 +320,13 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
     tw_ctx *ctx = gpt_ctx(t->student);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     const double t0 = now_s();
+    const int dp = tw_dist_size(t->dist) > 1;
+    int first = 0;
+    if (dp) {
+        /* this process's share of the global batch */
+        if (shard(t, n, &first, &n)) return tw_status_get(ctx);
+        prompts += first, targets += first;
+    }
     opd_seqs s;
     opd_seqs_init(&s);
     for (int i = 0; i < n; i++) {
@@ -241,7 +344,7 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
         tw_set_error(ctx, TW_ERR_NOMEM, "train_step_sup: out of memory");
         return TW_ERR_NOMEM;
     }
-    opd_loss_weights(&s, 0, w);
+    const int rows = opd_loss_weights(&s, 0, w);
     opd_stats st;
     memset(&st, 0, sizeof st);
     for (int i = 0; i < N; i++) st.train_tokens += s.n_target[i];
@@ -259,6 +362,14 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
     opd_seqs_free(&s);
     st.loss = lv;
     st.train_s = now_s() - t0;
+    if (dp) {
+        st.loss_rows = rows;
+        tw_status rc = dist_reduce(t, &lv, &st, rows, n);
+        if (rc != TW_OK) {
+            tw_zero_grad(ctx, gpt_params(t->student), gpt_param_count(t->student));
+            return rc;
+        }
+    }
     return finish_step(t, lv, log, t0, &st);
 }
 

@@ -74,7 +74,21 @@ tw_status train_sync_teacher(trainer *t);
 /* The message of the last failure (on the student's context). */
 const char *train_errmsg(const trainer *t);
 
-/* One step of the configured on-policy method (caopd or sdft) on prompts ex[0..n):
+/* Data-parallel training (docs/distributed.md): d (borrowed, must outlive t; NULL or a group of
+ * one: a single process) is the group of processes that each run this trainer on the same
+ * model. Every step then takes the global batch it is given (the same on every process), trains
+ * this process's equal share of it (a batch that does not divide by the world size is a
+ * TW_ERR_ARG), and all-reduces the gradients to the gradient of the global batch's loss (the
+ * mean over all of its loss rows), so clipping, AdamW and the EMA make the same update on every
+ * process as one process on the whole batch would, up to float rounding. Rollouts of a prompt
+ * are drawn as one process would draw them (opd_batch_sample_part); the step's statistics in the
+ * log are those of the global batch (timings: means over the processes). The processes must
+ * start from the same parameters and generator state (the scheduler broadcasts them). */
+void train_set_dist(trainer *t, tw_dist *d);
+tw_dist *train_dist(const trainer *t);
+
+/* One step of the configured on-policy method (caopd or sdft) on prompts ex[0..n) (the global
+ * batch, under data parallelism):
  * sample, verify, replace, score, loss, backward, clip, AdamW, EMA. A non-finite loss or
  * gradient norm stops with TW_ERR_STATE naming the stage and step, and changes nothing
  * (the last good state is kept). log may be NULL. */

@@ -9,14 +9,21 @@
 #include <c10/core/GradMode.h>
 #include <dlfcn.h>
 #include <torch/csrc/api/include/torch/version.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -257,6 +264,7 @@ const char *tw_status_str(tw_status s) {
     case TW_ERR_NOMEM: return "out of memory";
     case TW_ERR_TORCH: return "libtorch error";
     case TW_ERR_STATE: return "invalid state";
+    case TW_ERR_DIST: return "data-parallel group failure";
     }
     return "unknown status";
 }
@@ -713,6 +721,38 @@ tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs) {
         s = at::multinomial(p2, 1, false, rng->gen); // the op locks the generator itself
         return s.reshape(lead).to(ctx->torch_device);
     });
+}
+
+tw_tensor tw_multinomial_rows(tw_ctx *ctx, tw_rng *rng, tw_tensor probs, int64_t row_offset,
+                              int64_t total_rows) {
+    if (!rng_ok(ctx, rng, "tw_multinomial_rows")) return TW_NULL;
+    return op(ctx, "tw_multinomial_rows", {probs}, [&](at::Tensor **a) {
+        const at::Tensor &p = *a[0];
+        SHAPE_CHECK(p.dim() == 2, "probs must be (rows, V)");
+        const int64_t R = p.size(0);
+        SHAPE_CHECK(row_offset >= 0 && R >= 0 && row_offset + R <= total_rows, "rows [",
+                    row_offset, ", ", row_offset + R, ") do not lie in a batch of ", total_rows);
+        // The other rows get uniform probabilities: the generator consumes exactly what one
+        // multinomial over the whole batch consumes, and each row's draw depends only on its
+        // own probabilities and its place in the batch.
+        at::Tensor full = at::ones({total_rows, p.size(1)}, at::TensorOptions().dtype(p.scalar_type()));
+        full.narrow(0, row_offset, R).copy_(p.detach());
+        at::Tensor s = at::multinomial(full, 1, false, rng->gen);
+        return s.narrow(0, row_offset, R).reshape({R}).to(ctx->torch_device);
+    });
+}
+
+tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t cols, int times) {
+    if (!rng_ok(ctx, rng, "tw_multinomial_skip")) return ctx ? ctx->status : TW_ERR_ARG;
+    if (rows < 1 || cols < 1 || times < 0) {
+        ctx->fail(TW_ERR_ARG, "tw_multinomial_skip: rows and cols must be >= 1 and times >= 0");
+        return ctx->status;
+    }
+    guarded(ctx, "tw_multinomial_skip", "", [&] {
+        at::Tensor full = at::ones({rows, cols});
+        for (int i = 0; i < times; i++) (void)at::multinomial(full, 1, false, rng->gen);
+    });
+    return ctx->status;
 }
 
 /* ---- elementwise ---- */
@@ -1197,6 +1237,520 @@ tw_status tw_adamw_moments(tw_adamw *opt, int i, tw_tensor *m, tw_tensor *v) {
     if (m) *m = opt->m[i];
     if (v) *v = opt->v[i];
     return TW_OK;
+}
+
+} // extern "C"
+
+/* ---- data-parallel process groups ---- */
+
+struct tw_dist {
+    tw_dist_params p;
+    c10::intrusive_ptr<c10d::Store> store;
+    c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+    tw_status status = TW_OK;
+    std::string msg;
+};
+
+namespace {
+
+void copy_msg(char *err, size_t errlen, const std::string &m) {
+    if (err && errlen) snprintf(err, errlen, "%s", m.c_str());
+}
+
+// The first line of an exception's message (c10 errors carry a C++ backtrace after it).
+std::string first_line(const std::exception &e) {
+    std::string m;
+    if (auto *ce = dynamic_cast<const c10::Error *>(&e)) m = ce->what_without_backtrace();
+    else m = e.what();
+    size_t nl = m.find('\n');
+    if (nl != std::string::npos) m.resize(nl);
+    return m;
+}
+
+bool is_loopback(const std::string &a) {
+    return a == "localhost" || a == "::1" || a.rfind("127.", 0) == 0;
+}
+
+// Records a failure on the group (sticky) and on ctx (when given).
+tw_status dist_fail(tw_dist *d, tw_ctx *ctx, tw_status s, const std::string &m) {
+    if (d->status == TW_OK) {
+        d->status = s;
+        d->msg = m;
+    }
+    if (ctx) ctx->fail(d->status, d->msg);
+    return d->status;
+}
+
+// Runs a collective; an exception (a timeout, a closed connection) becomes the group's error.
+template <class F> tw_status dist_run(tw_dist *d, tw_ctx *ctx, const char *what, F &&f) {
+    if (d->status != TW_OK) {
+        if (ctx) ctx->fail(d->status, d->msg);
+        return d->status;
+    }
+    try {
+        f();
+        return TW_OK;
+    } catch (const std::exception &e) {
+        std::string m = first_line(e);
+        bool timeout = m.find("imed out") != std::string::npos || m.find("imeout") != std::string::npos;
+        return dist_fail(d, ctx, TW_ERR_DIST,
+                         std::string("data-parallel ") + what + " on rank " + std::to_string(d->p.rank) +
+                             " of " + std::to_string(d->p.world_size) + " failed: " + m + "; " +
+                             (timeout ? "a peer did not take part within CAOPD_DIST_TIMEOUT_S = " +
+                                            std::to_string((int)d->p.timeout_s) +
+                                            " s (it may have stopped, be stuck, or run another spec; "
+                                            "raise the timeout if it is only slow, e.g. in a long evaluation)"
+                                      : std::string("another process of the group has probably stopped "
+                                                    "(see its output); every rank must run the same program on the same inputs")));
+    } catch (...) {
+        return dist_fail(d, ctx, TW_ERR_DIST, std::string("data-parallel ") + what + ": unknown C++ exception");
+    }
+}
+
+c10d::ReduceOp to_reduce_op(tw_dist_op op) {
+    switch (op) {
+    case TW_DIST_MAX: return c10d::ReduceOp(c10d::ReduceOp::MAX);
+    case TW_DIST_MIN: return c10d::ReduceOp(c10d::ReduceOp::MIN);
+    default: return c10d::ReduceOp(c10d::ReduceOp::SUM);
+    }
+}
+
+void allreduce_raw(tw_dist *d, at::Tensor &t, c10d::ReduceOp op) {
+    std::vector<at::Tensor> v{t};
+    c10d::AllreduceOptions o;
+    o.reduceOp = op;
+    d->pg->allreduce(v, o)->wait();
+}
+
+// Every rank must pass the same element count: max(n) and max(-n) agree only then.
+tw_status check_count(tw_dist *d, tw_ctx *ctx, const char *what, int64_t n) {
+    at::Tensor c = at::empty({2}, at::kLong);
+    c[0] = n;
+    c[1] = -n;
+    tw_status s = dist_run(d, ctx, what, [&] { allreduce_raw(d, c, c10d::ReduceOp(c10d::ReduceOp::MAX)); });
+    if (s != TW_OK) return s;
+    const int64_t hi = c[0].item<int64_t>(), lo = -c[1].item<int64_t>();
+    if (hi != lo)
+        return dist_fail(d, ctx, TW_ERR_SHAPE,
+                         std::string("data-parallel ") + what + ": the ranks pass different element counts (" +
+                             std::to_string(lo) + " to " + std::to_string(hi) + ", this is rank " +
+                             std::to_string(d->p.rank) + " with " + std::to_string(n) +
+                             "); every rank must run the same program on the same inputs");
+    return TW_OK;
+}
+
+bool dist_ready(tw_dist *d, tw_ctx *ctx) {
+    if (ctx && ctx->status != TW_OK) return false;
+    if (d->status != TW_OK) {
+        if (ctx) ctx->fail(d->status, d->msg);
+        return false;
+    }
+    return true;
+}
+
+// Gathers the float32 tensors behind handles (nullptr and an error for a bad one).
+bool gather_f32(tw_ctx *ctx, const char *name, const tw_tensor *ts, int n, std::vector<at::Tensor *> *out,
+                int64_t *total) {
+    *total = 0;
+    if (n < 0 || (n > 0 && !ts)) {
+        ctx->fail(TW_ERR_ARG, std::string(name) + ": tensor list is NULL or n < 0");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        at::Tensor *t = ctx->get(ts[i], name, i + 1);
+        if (!t) return false;
+        if (t->scalar_type() != at::kFloat) {
+            ctx->fail(TW_ERR_SHAPE, std::string(name) + ": tensor " + std::to_string(i + 1) + " is " +
+                                        shape_str(*t) + ", float32 expected");
+            return false;
+        }
+        out->push_back(t);
+        *total += t->numel();
+    }
+    return true;
+}
+
+bool env_int(const char *name, long lo, long hi, long *out, std::string *why) {
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *why = std::string(name) + " is not set";
+        return false;
+    }
+    char *end = nullptr;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || x < lo || x > hi) {
+        *why = std::string(name) + "='" + v + "' is not an integer in " + std::to_string(lo) + ".." +
+               std::to_string(hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+} // namespace
+
+extern "C" {
+
+tw_dist_params tw_dist_params_default(void) {
+    tw_dist_params p;
+    memset(&p, 0, sizeof p);
+    p.rank = 0;
+    p.world_size = 1;
+    snprintf(p.master_addr, sizeof p.master_addr, "127.0.0.1");
+    p.master_port = 29500;
+    p.timeout_s = 1800.0;
+    return p;
+}
+
+tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen) {
+    if (!p) return TW_ERR_ARG;
+    *p = tw_dist_params_default();
+    std::string why;
+    long x = 0;
+    const char *ws = getenv("WORLD_SIZE");
+    if (ws && *ws) {
+        if (!env_int("WORLD_SIZE", 1, 65536, &x, &why)) {
+            copy_msg(err, errlen, why + ": set it to the number of processes of the run (torchrun sets it), or "
+                                        "unset it for one process");
+            return TW_ERR_ARG;
+        }
+        p->world_size = (int)x;
+    }
+    const char *to = getenv("CAOPD_DIST_TIMEOUT_S");
+    if (to && *to) {
+        char *end = nullptr;
+        double t = strtod(to, &end);
+        if (*end || !(t > 0) || t > 1e7) {
+            copy_msg(err, errlen, std::string("CAOPD_DIST_TIMEOUT_S='") + to +
+                                      "' is not a positive number of seconds; unset it for the default (1800)");
+            return TW_ERR_ARG;
+        }
+        p->timeout_s = t;
+    }
+    const char *ifn = getenv("GLOO_SOCKET_IFNAME");
+    if (ifn) snprintf(p->ifname, sizeof p->ifname, "%s", ifn);
+    const char *as = getenv("TORCHELASTIC_USE_AGENT_STORE");
+    p->agent_store = as && strcmp(as, "True") == 0; /* Python's str(True), as torchrun writes it */
+    if (p->agent_store && getenv("TORCHELASTIC_RESTART_COUNT")) {
+        if (!env_int("TORCHELASTIC_RESTART_COUNT", 0, 1000000, &x, &why)) {
+            copy_msg(err, errlen, why + " (set by torchrun)");
+            return TW_ERR_ARG;
+        }
+        p->restart_count = (int)x;
+    }
+    if (p->world_size == 1) return TW_OK;
+    if (!env_int("RANK", 0, p->world_size - 1, &x, &why)) {
+        copy_msg(err, errlen, why + " (WORLD_SIZE is " + std::to_string(p->world_size) +
+                                  "): give each process its own RANK, 0 for the one that hosts the rendezvous");
+        return TW_ERR_ARG;
+    }
+    p->rank = (int)x;
+    const char *ma = getenv("MASTER_ADDR");
+    if (!ma || !*ma || strlen(ma) >= sizeof p->master_addr) {
+        copy_msg(err, errlen, std::string("MASTER_ADDR is ") + (ma && *ma ? "too long" : "not set") +
+                                  " (WORLD_SIZE is " + std::to_string(p->world_size) +
+                                  "): set it to the host name or address of the rank-0 machine (127.0.0.1 "
+                                  "when every process runs on this machine)");
+        return TW_ERR_ARG;
+    }
+    snprintf(p->master_addr, sizeof p->master_addr, "%s", ma);
+    if (!env_int("MASTER_PORT", 1, 65535, &x, &why)) {
+        copy_msg(err, errlen, why + ": set it to a free TCP port on the rank-0 machine, the same for every rank "
+                                    "(e.g. 29500)");
+        return TW_ERR_ARG;
+    }
+    p->master_port = (int)x;
+    return TW_OK;
+}
+
+tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t errlen) {
+    if (!p || !out) {
+        copy_msg(err, errlen, "tw_dist_init: params or out is NULL");
+        return TW_ERR_ARG;
+    }
+    *out = nullptr;
+    if (p->world_size < 2 || p->rank < 0 || p->rank >= p->world_size || p->master_port < 1 ||
+        p->master_port > 65535 || !(p->timeout_s > 0)) {
+        copy_msg(err, errlen, "tw_dist_init: needs world_size >= 2, 0 <= rank < world_size, a port in 1..65535 "
+                              "and a positive timeout (got rank " + std::to_string(p->rank) + ", world_size " +
+                                  std::to_string(p->world_size) + ", port " + std::to_string(p->master_port) + ")");
+        return TW_ERR_ARG;
+    }
+    auto *d = new (std::nothrow) tw_dist;
+    if (!d) {
+        copy_msg(err, errlen, "tw_dist_init: out of memory");
+        return TW_ERR_NOMEM;
+    }
+    d->p = *p;
+    const std::string host = p->master_addr;
+    const std::string where = host + ":" + std::to_string(p->master_port);
+    const std::string me = "rank " + std::to_string(p->rank) + " of " + std::to_string(p->world_size);
+    const auto timeout = std::chrono::milliseconds((int64_t)(p->timeout_s * 1000.0));
+    const int tsec = (int)std::ceil(p->timeout_s);
+    std::string stage = "store";
+    try {
+        c10d::TCPStoreOptions so;
+        so.port = (uint16_t)p->master_port;
+        so.isServer = p->rank == 0 && !p->agent_store;
+        so.waitWorkers = false;
+        so.timeout = timeout;
+        auto tcp = c10::make_intrusive<c10d::TCPStore>(host, so); // a server listens on every interface
+        if (p->agent_store) // torchrun's store: the namespace of this attempt, as torch.distributed uses
+            d->store = c10::make_intrusive<c10d::PrefixStore>(
+                "/worker/attempt_" + std::to_string(p->restart_count), tcp);
+        else
+            d->store = tcp;
+        // Join: every rank announces itself, then waits for all world_size announcements.
+        stage = "join";
+        const std::string mine = "caopd/joined/" + std::to_string(p->rank);
+        if (d->store->add(mine, 1) != 1)
+            throw std::runtime_error("another process already joined as " + me +
+                                     ": give each process its own RANK");
+        std::vector<std::string> keys;
+        for (int r = 0; r < p->world_size; r++) keys.push_back("caopd/joined/" + std::to_string(r));
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (!d->store->check(keys)) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                std::string missing;
+                int n_missing = 0;
+                for (int r = 0; r < p->world_size; r++)
+                    if (!d->store->check({keys[r]})) {
+                        if (n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+                    }
+                copy_msg(err, errlen, me + ": rank" + (n_missing > 1 ? "s " : " ") + missing +
+                                          (n_missing > 8 ? ", ..." : "") + " did not join the rendezvous at " +
+                                          where + " within " + std::to_string(tsec) +
+                                          " s (CAOPD_DIST_TIMEOUT_S); start every rank 0.." +
+                                          std::to_string(p->world_size - 1) +
+                                          " with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE");
+                delete d;
+                return TW_ERR_DIST;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        stage = "group";
+        auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+        if (p->ifname[0]) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(p->ifname));
+        else if (is_loopback(host))
+            opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+        else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        d->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store, p->rank, p->world_size, opts);
+    } catch (const std::exception &e) {
+        std::string m = first_line(e), what;
+        if (stage == "store" && p->rank == 0 && !p->agent_store)
+            what = me + " could not host the rendezvous (TCPStore) on port " + std::to_string(p->master_port) +
+                   ": " + m + "; choose a free MASTER_PORT (the same for every rank)";
+        else if (stage == "store")
+            what = me + " could not reach the rendezvous (TCPStore) at " + where + " within " + std::to_string(tsec) +
+                   " s: " + m + "; check MASTER_ADDR and MASTER_PORT, that rank 0 is running, and that no firewall "
+                   "blocks the port";
+        else if (stage == "join")
+            what = me + ": joining the rendezvous at " + where + " failed: " + m;
+        else
+            what = me + ": building the Gloo process group failed: " + m +
+                   "; every rank must reach every other (set GLOO_SOCKET_IFNAME to the network interface to use)";
+        copy_msg(err, errlen, what);
+        delete d;
+        return TW_ERR_DIST;
+    } catch (...) {
+        copy_msg(err, errlen, me + ": unknown C++ exception while joining the group at " + where);
+        delete d;
+        return TW_ERR_DIST;
+    }
+    *out = d;
+    copy_msg(err, errlen, "");
+    return TW_OK;
+}
+
+tw_status tw_dist_init_env(tw_dist **out, char *err, size_t errlen) {
+    if (!out) return TW_ERR_ARG;
+    *out = nullptr;
+    tw_dist_params p;
+    tw_status s = tw_dist_params_from_env(&p, err, errlen);
+    if (s != TW_OK || p.world_size == 1) return s;
+    return tw_dist_init(&p, out, err, errlen);
+}
+
+void tw_dist_free(tw_dist *d) {
+    if (!d) return;
+    try {
+        d->pg.reset();
+        d->store.reset();
+    } catch (...) {
+    }
+    delete d;
+}
+
+int tw_dist_rank(const tw_dist *d) {
+    return d ? d->p.rank : 0;
+}
+
+int tw_dist_size(const tw_dist *d) {
+    return d ? d->p.world_size : 1;
+}
+
+const char *tw_dist_errmsg(const tw_dist *d) {
+    return d ? d->msg.c_str() : "";
+}
+
+tw_status tw_dist_allreduce(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n, tw_dist_op op) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    std::vector<at::Tensor *> t;
+    int64_t total = 0;
+    if (!gather_f32(ctx, "tw_dist_allreduce", ts, n, &t, &total)) return ctx->status;
+    if (!d || d->p.world_size == 1) return TW_OK;
+    if (!dist_ready(d, ctx)) return ctx->status;
+    tw_status s = check_count(d, ctx, "all-reduce", total);
+    if (s != TW_OK || total == 0) return s;
+    at::Tensor flat;
+    if (!guarded(ctx, "tw_dist_allreduce", "", [&] {
+            std::vector<at::Tensor> parts;
+            for (auto *x : t) parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
+            flat = parts.empty() ? at::zeros({0}) : at::cat(parts);
+        }))
+        return ctx->status;
+    s = dist_run(d, ctx, "all-reduce", [&] { allreduce_raw(d, flat, to_reduce_op(op)); });
+    if (s != TW_OK) return s;
+    guarded(ctx, "tw_dist_allreduce", "", [&] {
+        at::NoGradGuard ng;
+        if (op == TW_DIST_MEAN) flat.div_((double)d->p.world_size);
+        int64_t off = 0;
+        for (auto *x : t) {
+            x->detach().copy_(flat.narrow(0, off, x->numel()).view(x->sizes()));
+            off += x->numel();
+        }
+    });
+    return ctx->status;
+}
+
+tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *params, int n, double weight,
+                                  double *total_weight) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    std::vector<at::Tensor *> t;
+    int64_t total = 0;
+    if (!gather_f32(ctx, "tw_dist_allreduce_grads", params, n, &t, &total)) return ctx->status;
+    if (!d || d->p.world_size == 1) {
+        if (total_weight) *total_weight = weight;
+        return TW_OK;
+    }
+    if (!dist_ready(d, ctx)) return ctx->status;
+    tw_status s = check_count(d, ctx, "gradient all-reduce", total + 1);
+    if (s != TW_OK) return s;
+    // One buffer: weight * grad of every leaf, then the weight itself.
+    at::Tensor flat;
+    if (!guarded(ctx, "tw_dist_allreduce_grads", "", [&] {
+            at::NoGradGuard ng;
+            flat = at::empty({total + 1}, at::kFloat);
+            int64_t off = 0;
+            for (auto *x : t) {
+                at::Tensor dst = flat.narrow(0, off, x->numel());
+                const at::Tensor &g = x->grad();
+                if (g.defined()) dst.copy_(g.detach().reshape({-1}));
+                else dst.zero_();
+                dst.mul_(weight);
+                off += x->numel();
+            }
+            flat[total] = weight;
+        }))
+        return ctx->status;
+    s = dist_run(d, ctx, "gradient all-reduce", [&] { allreduce_raw(d, flat, c10d::ReduceOp(c10d::ReduceOp::SUM)); });
+    if (s != TW_OK) return s;
+    guarded(ctx, "tw_dist_allreduce_grads", "", [&] {
+        at::NoGradGuard ng;
+        const double tw = flat[total].item<double>();
+        if (total_weight) *total_weight = tw;
+        if (tw != 0.0) flat.div_(tw);
+        else flat.zero_();
+        int64_t off = 0;
+        for (auto *x : t) {
+            at::Tensor src = flat.narrow(0, off, x->numel()).view(x->sizes()).to(x->device());
+            if (x->grad().defined()) x->mutable_grad().detach().copy_(src);
+            else x->mutable_grad() = src.clone();
+            off += x->numel();
+        }
+    });
+    return ctx->status;
+}
+
+tw_status tw_dist_allreduce_f64(tw_dist *d, double *buf, int n, tw_dist_op op) {
+    if (n < 0 || (n > 0 && !buf)) {
+        if (d) return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_allreduce_f64: buf is NULL or n < 0");
+        return TW_ERR_ARG;
+    }
+    if (!d || d->p.world_size == 1) return TW_OK;
+    if (d->status != TW_OK) return d->status;
+    tw_status s = check_count(d, nullptr, "all-reduce", n);
+    if (s != TW_OK || n == 0) return s;
+    at::Tensor t = at::from_blob(buf, {n}, at::kDouble);
+    s = dist_run(d, nullptr, "all-reduce", [&] { allreduce_raw(d, t, to_reduce_op(op)); });
+    if (s == TW_OK && op == TW_DIST_MEAN)
+        for (int i = 0; i < n; i++) buf[i] /= d->p.world_size;
+    return s;
+}
+
+tw_status tw_dist_broadcast(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n, int root) {
+    if (!ctx) return TW_ERR_ARG;
+    if (ctx->status != TW_OK) return ctx->status;
+    std::vector<at::Tensor *> t;
+    int64_t total = 0;
+    if (!gather_f32(ctx, "tw_dist_broadcast", ts, n, &t, &total)) return ctx->status;
+    if (!d || d->p.world_size == 1) return TW_OK;
+    if (!dist_ready(d, ctx)) return ctx->status;
+    if (root < 0 || root >= d->p.world_size)
+        return dist_fail(d, ctx, TW_ERR_ARG, "tw_dist_broadcast: root " + std::to_string(root) + " is not a rank");
+    tw_status s = check_count(d, ctx, "broadcast", total);
+    if (s != TW_OK || total == 0) return s;
+    at::Tensor flat;
+    if (!guarded(ctx, "tw_dist_broadcast", "", [&] {
+            std::vector<at::Tensor> parts;
+            for (auto *x : t) parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
+            flat = parts.empty() ? at::zeros({0}) : at::cat(parts);
+        }))
+        return ctx->status;
+    s = dist_run(d, ctx, "broadcast", [&] {
+        std::vector<at::Tensor> v{flat};
+        c10d::BroadcastOptions o;
+        o.rootRank = root;
+        d->pg->broadcast(v, o)->wait();
+    });
+    if (s != TW_OK) return s;
+    guarded(ctx, "tw_dist_broadcast", "", [&] {
+        at::NoGradGuard ng;
+        int64_t off = 0;
+        for (auto *x : t) {
+            x->detach().copy_(flat.narrow(0, off, x->numel()).view(x->sizes()));
+            off += x->numel();
+        }
+    });
+    return ctx->status;
+}
+
+tw_status tw_dist_broadcast_bytes(tw_dist *d, void *buf, size_t len, int root) {
+    if (len > 0 && !buf) {
+        if (d) return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_broadcast_bytes: buf is NULL");
+        return TW_ERR_ARG;
+    }
+    if (!d || d->p.world_size == 1) return TW_OK;
+    if (d->status != TW_OK) return d->status;
+    if (root < 0 || root >= d->p.world_size)
+        return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_broadcast_bytes: root " + std::to_string(root) + " is not a rank");
+    tw_status s = check_count(d, nullptr, "broadcast", (int64_t)len);
+    if (s != TW_OK || len == 0) return s;
+    at::Tensor t = at::from_blob(buf, {(int64_t)len}, at::kByte);
+    return dist_run(d, nullptr, "broadcast", [&] {
+        std::vector<at::Tensor> v{t};
+        c10d::BroadcastOptions o;
+        o.rootRank = root;
+        d->pg->broadcast(v, o)->wait();
+    });
+}
+
+tw_status tw_dist_barrier(tw_dist *d) {
+    if (!d || d->p.world_size == 1) return TW_OK;
+    return dist_run(d, nullptr, "barrier", [&] { d->pg->barrier()->wait(); });
 }
 
 } // extern "C"

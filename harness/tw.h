@@ -22,6 +22,7 @@ typedef enum tw_status {
     TW_ERR_NOMEM,  /* an allocation failed */
     TW_ERR_TORCH,  /* libtorch raised an error not classified above */
     TW_ERR_STATE,  /* the call does not fit the object's state (e.g. backward without grad) */
+    TW_ERR_DIST,   /* data-parallel: a peer is unreachable, timed out, stopped or disagrees */
 } tw_status;
 
 const char *tw_status_str(tw_status s);
@@ -163,6 +164,14 @@ tw_tensor tw_randn(tw_ctx *ctx, tw_rng *rng, double mean, double std, int ndim,
 tw_tensor tw_rand(tw_ctx *ctx, tw_rng *rng, int ndim, const int64_t *shape); /* U[0,1) */
 /* One draw per row of probs (..., V), non-negative, rows need not sum to 1 -> int64 (...). */
 tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs);
+/* tw_multinomial for rows [row_offset, row_offset + R) of a batch of total_rows rows, of which
+ * probs (R, V) holds only these: the generator draws for all total_rows x V entries, exactly as
+ * tw_multinomial on the whole batch would, and the draws of these rows are returned (int64
+ * (R)). So a row's draw does not depend on how a batch is split across processes. */
+tw_tensor tw_multinomial_rows(tw_ctx *ctx, tw_rng *rng, tw_tensor probs, int64_t row_offset,
+                              int64_t total_rows);
+/* Advances rng exactly as `times` calls of tw_multinomial on (rows, cols) probabilities would. */
+tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t cols, int times);
 
 /* ---- ops (autograd-recorded) ----------------------------------------------------------- */
 
@@ -276,6 +285,94 @@ int64_t tw_adamw_step_count(const tw_adamw *opt);
 void tw_adamw_set_step_count(tw_adamw *opt, int64_t steps);
 /* The moment tensors of param i (owned by the optimizer), for checkpoints. */
 tw_status tw_adamw_moments(tw_adamw *opt, int i, tw_tensor *m, tw_tensor *v);
+
+/* ---- data-parallel process groups ------------------------------------------------------ */
+
+/* A group of WORLD_SIZE processes, one per rank, that run the same program in lockstep: torch's
+ * c10d ProcessGroupGloo (CPU collectives over TCP) with a c10d TCPStore hosted by rank 0 for
+ * the rendezvous. Every rank must issue the same collectives in the same order. One thread
+ * uses a group at a time. Launch conventions (torchrun's): docs/distributed.md.
+ *
+ * Errors: every call returns a status; the message (what failed, which variable, rank or peer,
+ * what to do) is kept on the group (tw_dist_errmsg) and, for calls on tensors, also set as the
+ * context's sticky error. A failed collective leaves the group unusable (the peers may be
+ * half-way through it): every later call returns the same error. */
+typedef struct tw_dist tw_dist;
+
+typedef struct tw_dist_params {
+    int rank;             /* RANK: 0..world_size-1 */
+    int world_size;       /* WORLD_SIZE: number of processes (1: no group is needed) */
+    char master_addr[256]; /* MASTER_ADDR: host of rank 0, which hosts the TCPStore */
+    int master_port;      /* MASTER_PORT: the TCPStore's port on it, 1..65535 */
+    double timeout_s;     /* CAOPD_DIST_TIMEOUT_S: joining, and each collective (1800) */
+    char ifname[64];      /* GLOO_SOCKET_IFNAME: network interface for the collectives ("":
+                             loopback when MASTER_ADDR is a loopback address, else the
+                             address the host name resolves to) */
+    int agent_store;      /* TORCHELASTIC_USE_AGENT_STORE=True (set by torchrun's static
+                             rendezvous): the launcher already hosts the TCPStore at MASTER_ADDR:
+                             MASTER_PORT, so rank 0 connects to it like the others, under the key
+                             prefix /worker/attempt_<restart_count> */
+    int restart_count;    /* TORCHELASTIC_RESTART_COUNT (0) */
+} tw_dist_params;
+
+/* Single process: rank 0, world_size 1, master 127.0.0.1:29500, timeout 1800 s. */
+tw_dist_params tw_dist_params_default(void);
+
+/* Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun's variables), CAOPD_DIST_TIMEOUT_S,
+ * GLOO_SOCKET_IFNAME, TORCHELASTIC_USE_AGENT_STORE and TORCHELASTIC_RESTART_COUNT into *p and
+ * checks them. WORLD_SIZE unset (or 1) gives the
+ * single-process default; with WORLD_SIZE > 1, RANK, MASTER_ADDR and MASTER_PORT are required.
+ * TW_ERR_ARG with a message naming the variable, its value and what it must be. */
+tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen);
+
+/* Joins the group described by p (world_size >= 2): rank 0 hosts the TCPStore (unless
+ * agent_store), every rank
+ * connects to it and waits, up to timeout_s, until all world_size ranks have joined, then the
+ * Gloo group is built. Failures (port taken, master unreachable, ranks missing after the
+ * timeout, a rank joined twice) return TW_ERR_DIST/TW_ERR_ARG with the message in err. */
+tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t errlen);
+/* tw_dist_params_from_env then tw_dist_init; *out = NULL (and TW_OK) for a single process. */
+tw_status tw_dist_init_env(tw_dist **out, char *err, size_t errlen);
+void tw_dist_free(tw_dist *d); /* NULL is a no-op */
+int tw_dist_rank(const tw_dist *d); /* 0 for NULL */
+int tw_dist_size(const tw_dist *d); /* 1 for NULL */
+const char *tw_dist_errmsg(const tw_dist *d); /* "" when no error */
+
+typedef enum tw_dist_op {
+    TW_DIST_SUM = 0,
+    TW_DIST_MEAN = 1, /* the sum divided by the world size */
+    TW_DIST_MAX = 2,
+    TW_DIST_MIN = 3,
+} tw_dist_op;
+
+/* The collectives below first check that every rank passes the same number of elements (a
+ * tiny extra all-reduce), so a mismatch fails on every rank with TW_ERR_SHAPE naming both
+ * counts instead of hanging. With d NULL they act on one process (reductions keep the values,
+ * broadcasts do nothing). */
+
+/* In-place all-reduce of float32 tensors ts[0..n), flattened into one buffer per call. */
+tw_status tw_dist_allreduce(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n, tw_dist_op op);
+
+/* Data-parallel gradient reduction over the leaves params[0..n) (float32): every rank ends with
+ * grad_i = sum_r weight_r * grad_i,r / sum_r weight_r, where weight_r is the weight of rank r's
+ * (mean) loss, e.g. the number of sequences it averaged over; one flattened all-reduce. A leaf
+ * without a gradient counts as zeros and gets the reduced gradient. *total_weight (may be NULL)
+ * receives sum_r weight_r; when it is 0 the gradients become zero. */
+tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *params, int n,
+                                  double weight, double *total_weight);
+
+/* In-place all-reduce of host doubles buf[0..n). */
+tw_status tw_dist_allreduce_f64(tw_dist *d, double *buf, int n, tw_dist_op op);
+
+/* Copies rank root's float32 tensors ts[0..n) into every rank's (same shapes), flattened into
+ * one buffer; no autograd. */
+tw_status tw_dist_broadcast(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n, int root);
+
+/* Copies rank root's bytes buf[0..len) into every rank's buf. */
+tw_status tw_dist_broadcast_bytes(tw_dist *d, void *buf, size_t len, int root);
+
+/* Returns when every rank has called it (or fails after the timeout). */
+tw_status tw_dist_barrier(tw_dist *d);
 
 #ifdef __cplusplus
 }
