@@ -285,7 +285,11 @@ static void path_prefix(const pstep *steps, int k, char *buf, size_t len) {
 /* Sets key of obj to item (replacing). Takes item. 0, or -1 when out of memory. */
 static int obj_set(cJSON *obj, const char *key, cJSON *item) {
     if (!item) return -1;
-    if (cJSON_GetObjectItemCaseSensitive(obj, key)) return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item) ? 0 : -1;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
+        if (cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)) return 0;
+        cJSON_Delete(item);
+        return -1;
+    }
     if (!cJSON_AddItemToObject(obj, key, item)) {
         cJSON_Delete(item);
         return -1;

@@ -86,7 +86,9 @@ int main(void) {
     free(o), free(e);
     snprintf(p, sizeof p, "%s/run.log", cdir[1]);
     char *log = slurp(p);
-    CHECK_MSG(strstr(log, "caopd run: resuming at stage 1") != NULL, "cell 1 should resume from its checkpoint:\n%s", log);
+    /* from the stage-end checkpoint (1, 0), or from (0, 4) when the kill came before the I/O
+       thread had published (1, 0) on a loaded machine: either way not from the start */
+    CHECK_MSG(strstr(log, "caopd run: resuming at stage") != NULL, "cell 1 should resume from a checkpoint:\n%s", log);
     free(log);
     const int want_threads = cores() / 2 > 1 ? cores() / 2 : 1;
     for (int i = 0; i < 4; i++)
