@@ -174,8 +174,8 @@ static void last_error_line(const char *log, char *out, size_t len) {
     fclose(f);
     if (!buf) return;
     buf[got] = '\0';
-    char *last = NULL, *lastrun = NULL;
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+    char *last = NULL, *lastrun = NULL, *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (strspn(line, " \r\t") == strlen(line)) continue;
         last = line;
         if (!strncmp(line, "caopd run: ", 11) && strncmp(line, "caopd run: starting", 19) &&
@@ -185,6 +185,21 @@ static void last_error_line(const char *log, char *out, size_t len) {
     const char *pick = lastrun ? lastrun + 11 : last;
     if (pick) snprintf(out, len, "%s", pick);
     free(buf);
+}
+
+/* A signal's name (strsignal is not thread-safe everywhere). */
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGKILL: return "SIGKILL: killed, e.g. by the out-of-memory killer or kill -9";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGSEGV: return "SIGSEGV: a crash";
+    case SIGABRT: return "SIGABRT: an abort";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    default: return "a signal";
+    }
 }
 
 static const char *const run_files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
@@ -269,7 +284,7 @@ static int run_cell(pool *p, job *j) {
     char why[1024];
     last_error_line(log, why, sizeof why);
     if (WIFSIGNALED(st))
-        msg(j->err, sizeof j->err, "killed by signal %d (%s)%s%s", WTERMSIG(st), strsignal(WTERMSIG(st)),
+        msg(j->err, sizeof j->err, "killed by signal %d (%s)%s%s", WTERMSIG(st), signal_name(WTERMSIG(st)),
                  why[0] ? "; last line: " : "", why);
     else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
         msg(j->err, sizeof j->err, "could not execute %s", p->exe);
