@@ -86,12 +86,14 @@ size_t ckpt_dtype_size(ckpt_dtype dtype);
 /* ---- format names ------------------------------------------------------------------------ */
 
 /* Root attribute names every file carries (reserved: ckpt_writer_set_attr_* refuses them at
- * the root) and the two format names of caopd-harness. The layouts inside, and their
- * format_version numbers, belong to the scheduler (docs/hdf5.md). */
+ * the root) and the format names of caopd-harness. The layouts inside, and their
+ * format_version numbers, belong to the scheduler (docs/hdf5.md) and, for the summary of a
+ * sweep, to harness/sweep.h (docs/sweep.md). */
 #define CKPT_ATTR_FORMAT "format"                 /* string */
 #define CKPT_ATTR_FORMAT_VERSION "format_version" /* int64 >= 1 */
 #define CKPT_FORMAT_CHECKPOINT "caopd-checkpoint"
 #define CKPT_FORMAT_RESULTS "caopd-results"
+#define CKPT_FORMAT_SWEEP_SUMMARY "caopd-sweep-summary"
 
 /* The HDF5 library version this build runs against, e.g. "1.10.8" (static string), for the
  * "versions" attributes of a file. */

@@ -3,6 +3,7 @@
 #include "bench.h"
 #include "cli_analyze.h"
 #include "cli_run.h"
+#include "cli_sweep.h"
 #include "cli_tasks.h"
 #include "cli_train.h"
 #include "tw.h"
@@ -23,7 +24,11 @@ static void usage(FILE *f) {
                "  train-demo [...]           base stage + one domain with a method, evaluated\n"
                "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
                "                             run an experiment spec (docs/spec.md)\n"
-               "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs (docs/analysis.md)\n"
+               "  sweep SPEC.json [-j N] [--out DIR] [--list] [--cell I]\n"
+               "                             run the cells of a sweep spec (docs/sweep.md)\n"
+               "  merge DIR [DIR...] [--out FILE]  gather finished sweep cells into a summary file\n"
+               "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs (docs/analysis.md);\n"
+               "          analyze SWEEP_DIR|SUMMARY.h5  metrics against OOD severity per method\n"
                "  version                    print versions\n"
                "  help                       this text\n"
                "\n"
@@ -227,10 +232,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train-demo")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "analyze")) return cli_analyze(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return cli_sweep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return cli_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "version")) {
         printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
         return 0;
     }
-    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, analyze, version, help)\n", cmd);
+    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, sweep, merge, analyze, version, help)\n", cmd);
     return 2;
 }

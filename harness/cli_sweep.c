@@ -1,0 +1,716 @@
+/* cli_sweep.c: `caopd sweep SPEC.json [-j N] [--out DIR] [--threads T] [--force] [--list]
+ * [--cell I]` runs the cells of a sweep spec (sweep.h), each as `caopd run --resume CELLDIR`
+ * in a child process of its own (fork + exec of /proc/self/exe), N at a time from a pool of
+ * worker threads, then writes OUT/summary.h5; and `caopd merge DIR... [--out FILE]` gathers
+ * the finished cells of sweep directories into a summary file. Progress on stderr; the cell
+ * list (--list) and the final table on stdout. Why child processes: docs/sweep.md. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_sweep.h"
+#include "run.h"
+#include "spec.h"
+#include "sweep.h"
+
+extern char **environ;
+
+#define HEARTBEAT_S 60 /* a progress line at least this often while cells run */
+#define OUT_CAP 1024   /* the sweep directory's path */
+#define DIR_CAP 1400   /* OUT/cells/<name> (names are at most ~210 bytes) */
+#define FILE_CAP 1500  /* a file in a cell directory */
+#define ERR_CAP 2048
+
+/* vsnprintf into buf: messages may be cut at len - 1 bytes. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void msg(char *buf, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_dur(double s, char *buf, size_t len) {
+    if (!isfinite(s) || s < 0) snprintf(buf, len, "?");
+    else if (s >= 3600) snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60) snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else snprintf(buf, len, "%ds", (int)s);
+}
+
+static int mkdir_p(const char *dir) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* text -> path through a temporary file of this process and rename(2), so concurrent writers
+ * of the same text (array tasks of one sweep) never see a partial file. */
+static int write_atomic(const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) return -1;
+    size_t n = strlen(text), off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w <= 0) {
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Cores this process may run on (its affinity mask: what Slurm or taskset gave it). */
+static int usable_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static int parse_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "caopd %s: %s expects an integer %d..%d, got '%s'\n", cmd, opt, lo, hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+typedef enum job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_SKIPPED } job_state;
+
+typedef struct job {
+    int cell;
+    const char *name;      /* borrowed from the sweep */
+    char dir[DIR_CAP];     /* OUT/cells/<name> */
+    char *json;            /* the cell's spec text (threads set); written to spec.json when fresh */
+    int fresh;             /* 1: start over (spec.json written, old run files removed); 0: resume */
+    job_state state;
+    double t0, dt;
+    char err[ERR_CAP];
+} job;
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *jobs;
+    int n_jobs, next;
+    int running, done_now, failed, skipped, n_workers;
+    double run_s; /* wall seconds of the cells finished in this call */
+    double t_start;
+    char exe[4096];
+} pool;
+
+/* The last "caopd run: ..." line of the cell's log (the run's error), else its last line. */
+static void last_error_line(const char *log, char *out, size_t len) {
+    out[0] = '\0';
+    FILE *f = fopen(log, "rb");
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f), from = n > 65536 ? n - 65536 : 0;
+    fseek(f, from, SEEK_SET);
+    char *buf = malloc((size_t)(n - from) + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)(n - from), f) : 0;
+    fclose(f);
+    if (!buf) return;
+    buf[got] = '\0';
+    char *last = NULL, *lastrun = NULL, *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strspn(line, " \r\t") == strlen(line)) continue;
+        last = line;
+        if (!strncmp(line, "caopd run: ", 11) && strncmp(line, "caopd run: starting", 19) &&
+            strncmp(line, "caopd run: resuming", 19))
+            lastrun = line;
+    }
+    const char *pick = lastrun ? lastrun + 11 : last;
+    if (pick) snprintf(out, len, "%s", pick);
+    free(buf);
+}
+
+/* A signal's name (strsignal is not thread-safe everywhere). */
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGKILL: return "SIGKILL: killed, e.g. by the out-of-memory killer or kill -9";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGSEGV: return "SIGSEGV: a crash";
+    case SIGABRT: return "SIGABRT: an abort";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    default: return "a signal";
+    }
+}
+
+static const char *const run_files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
+
+/* Runs one cell in a child process; 0 when it finished, else -1 with j->err. Called on a
+ * worker thread: no HDF5 here. */
+static int run_cell(pool *p, job *j) {
+    char path[FILE_CAP], log[FILE_CAP];
+    if (mkdir_p(j->dir)) {
+        msg(j->err, sizeof j->err, "cannot create %s: %s", j->dir, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s", j->dir, SWEEP_CELL_LOCK);
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (lock < 0) {
+        msg(j->err, sizeof j->err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
+        msg(j->err, sizeof j->err, "another process is running this cell (%s is locked); wait for it to end "
+                 "or stop it, then run the sweep again", path);
+        close(lock);
+        return -1;
+    }
+    if (j->fresh) {
+        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", j->dir, run_files[i]);
+            unlink(path);
+        }
+        snprintf(path, sizeof path, "%s/%s", j->dir, RUN_SPEC_FILE);
+        if (write_atomic(path, j->json)) {
+            msg(j->err, sizeof j->err, "cannot write %s: %s", path, strerror(errno));
+            close(lock);
+            return -1;
+        }
+    }
+    snprintf(log, sizeof log, "%s/%s", j->dir, SWEEP_CELL_LOG);
+    int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (lf < 0 || nul < 0) {
+        msg(j->err, sizeof j->err, "cannot open %s: %s", lf < 0 ? log : "/dev/null", strerror(errno));
+        if (lf >= 0) close(lf);
+        if (nul >= 0) close(nul);
+        close(lock);
+        return -1;
+    }
+    char head[512];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char ts[64];
+    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+    int hn = snprintf(head, sizeof head, "==== caopd sweep, %s: cell %d (%s): caopd run --resume %s ====\n", ts, j->cell,
+                      j->fresh ? "starting" : "continuing", j->dir);
+    if (hn > 0 && write(lf, head, (size_t)hn) < 0) { /* the header is a courtesy */
+    }
+    char *const argv[] = {"caopd", "run", "--resume", j->dir, NULL};
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* async-signal-safe calls only until exec: the parent has other threads */
+        dup2(nul, 0), dup2(lf, 1), dup2(lf, 2);
+        if (lock != 3) dup2(lock, 3); /* the lock goes with the run (fd 3, inherited by exec) */
+        else fcntl(3, F_SETFD, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the cell ends when its worker (the sweep) dies */
+        if (getppid() != parent) _exit(126);
+        execve(p->exe, argv, environ);
+        _exit(127);
+    }
+    int fork_errno = errno;
+    close(lf), close(nul);
+    if (pid < 0) {
+        msg(j->err, sizeof j->err, "cannot start a process: %s", strerror(fork_errno));
+        close(lock);
+        return -1;
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    close(lock);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    char why[1024];
+    last_error_line(log, why, sizeof why);
+    if (WIFSIGNALED(st))
+        msg(j->err, sizeof j->err, "killed by signal %d (%s)%s%s", WTERMSIG(st), signal_name(WTERMSIG(st)),
+                 why[0] ? "; last line: " : "", why);
+    else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+        msg(j->err, sizeof j->err, "could not execute %s", p->exe);
+    else
+        msg(j->err, sizeof j->err, "%s (exit status %d)", why[0] ? why : "caopd run failed",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return -1;
+}
+
+/* One progress line (mutex held). */
+static void progress_line(pool *p, const char *what) {
+    const int finished = p->done_now + p->skipped;
+    int pending = 0;
+    for (int i = 0; i < p->n_jobs; i++) pending += p->jobs[i].state == JOB_PENDING;
+    char eta[32] = "?", el[32];
+    if (p->done_now > 0) {
+        const double per = p->run_s / p->done_now;
+        fmt_dur(per * (pending + 0.5 * p->running) / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
+    } else if (pending + p->running == 0) {
+        snprintf(eta, sizeof eta, "0s");
+    }
+    fmt_dur(now_s() - p->t_start, el, sizeof el);
+    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go; elapsed %s, ETA %s%s%s\n", finished,
+            p->n_jobs, p->running, p->failed, pending, el, eta, what ? " | " : "", what ? what : "");
+    fflush(stderr);
+}
+
+static void *worker(void *arg) {
+    pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->next < p->n_jobs && p->jobs[p->next].state != JOB_PENDING) p->next++;
+        if (p->next >= p->n_jobs) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        job *j = &p->jobs[p->next++];
+        j->state = JOB_RUNNING;
+        j->t0 = now_s();
+        p->running++;
+        char what[DIR_CAP + ERR_CAP + 128];
+        msg(what, sizeof what, "%s %s", j->fresh ? "started" : "resuming", j->name);
+        progress_line(p, what);
+        pthread_mutex_unlock(&p->mu);
+
+        const int rc = run_cell(p, j);
+
+        pthread_mutex_lock(&p->mu);
+        j->dt = now_s() - j->t0;
+        p->running--;
+        char dur[32];
+        fmt_dur(j->dt, dur, sizeof dur);
+        if (rc == 0) {
+            j->state = JOB_DONE;
+            p->done_now++;
+            p->run_s += j->dt;
+            msg(what, sizeof what, "finished %s in %s", j->name, dur);
+        } else {
+            j->state = JOB_FAILED;
+            p->failed++;
+            msg(what, sizeof what, "FAILED %s after %s: %s (log %s/%s)", j->name, dur, j->err, j->dir,
+                     SWEEP_CELL_LOG);
+        }
+        progress_line(p, what);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Runs the pending jobs with n workers; returns when every job is done or failed. */
+static int pool_run(pool *p, int n) {
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    if (!th) return -1;
+    p->n_workers = n;
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&th[i], NULL, worker, p) != 0) break;
+        started++;
+    }
+    if (started == 0) {
+        free(th);
+        return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        int active = p->running;
+        for (int i = p->next; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING;
+        if (!active) break;
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += HEARTBEAT_S;
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT) progress_line(p, NULL);
+    }
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    free(th);
+    return 0;
+}
+
+/* ---- caopd sweep ------------------------------------------------------------------------------ */
+
+static int usage_sweep(void) {
+    fprintf(stderr,
+            "usage: caopd sweep SPEC.json [-j N] [--out DIR] [--threads T] [--force]\n"
+            "       caopd sweep SPEC.json --list\n"
+            "       caopd sweep SPEC.json --cell I [--out DIR] [--threads T] [--force]\n"
+            "  -j N         cells run at once [the cores this process may use]\n"
+            "  --out DIR    the sweep directory [the spec's \"output\", default runs/<name>]\n"
+            "  --threads T  libtorch threads per cell [max(1, cores / N); with --cell: the cores]\n"
+            "  --force      replace another sweep held in DIR and start every cell (of this call) over\n"
+            "  --list       print the number of cells, then each cell's index, name and axis values\n"
+            "  --cell I     run only cell I (0-based), e.g. as one task of a cluster job array;\n"
+            "               SLURM_ARRAY_TASK_ID stands for --cell when set. No summary: caopd merge DIR\n"
+            "Re-running skips finished cells and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
+    return 2;
+}
+
+static void list_cells(const sweep *s) {
+    printf("%d cells (sweep %s; axes:", sweep_n_cells(s), sweep_name(s));
+    for (int a = 0; a < sweep_n_axes(s); a++) printf("%s %s", a ? "," : "", sweep_axis_name(s, a));
+    if (!sweep_n_axes(s)) printf(" none");
+    printf(")\n");
+    for (int i = 0; i < sweep_n_cells(s); i++) {
+        printf("%d\t%s\t", i, sweep_cell_name(s, i));
+        for (int a = 0; a < sweep_n_axes(s); a++)
+            printf("%s%s=%s", a ? " " : "", sweep_axis_name(s, a), sweep_cell_value(s, i, a));
+        printf("\n");
+    }
+}
+
+/* Makes OUT hold this sweep: writes sweep.json (and experiment.json) when absent or forced;
+ * refuses another sweep without --force. Returns 0, or the exit status. */
+static int claim_out(const sweep *s, const char *out, int force) {
+    char p[FILE_CAP], pe[FILE_CAP], cells[FILE_CAP];
+    snprintf(p, sizeof p, "%s/%s", out, SWEEP_FILE);
+    snprintf(pe, sizeof pe, "%s/%s", out, SWEEP_EXPERIMENT_FILE);
+    snprintf(cells, sizeof cells, "%s/%s", out, SWEEP_CELLS_DIR);
+    if (mkdir_p(cells)) {
+        fprintf(stderr, "caopd sweep: cannot create %s: %s\n", cells, strerror(errno));
+        return 1;
+    }
+    char *old = read_text(p);
+    const char *exp = sweep_experiment_text(s);
+    int same = 0;
+    if (old) {
+        same = strcmp(old, sweep_text(s)) == 0;
+        char *old_exp = exp ? read_text(pe) : NULL;
+        if (same && exp && (!old_exp || strcmp(old_exp, exp) != 0)) {
+            if (!force) {
+                fprintf(stderr, "caopd sweep: %s holds this sweep spec, but its experiment (%s) differs from the "
+                        "experiment file the spec names now; choose another --out, or pass --force to replace it "
+                        "(every cell then starts over)\n", out, pe);
+                free(old), free(old_exp);
+                return 2;
+            }
+            same = 0;
+        }
+        free(old_exp);
+        if (!same && !force) {
+            fprintf(stderr, "caopd sweep: %s holds another sweep (its %s differs from this spec); choose another "
+                    "--out, or pass --force to replace it (every cell then starts over)\n", out, SWEEP_FILE);
+            free(old);
+            return 2;
+        }
+    }
+    free(old);
+    if (!same || force) {
+        if ((exp && write_atomic(pe, exp)) || write_atomic(p, sweep_text(s))) {
+            fprintf(stderr, "caopd sweep: cannot write %s: %s\n", exp ? pe : p, strerror(errno));
+            return 1;
+        }
+        if (!exp) unlink(pe);
+    }
+    return 0;
+}
+
+/* Works out what each selected cell needs (HDF5 reads: main thread, before the pool). */
+static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force, job *jobs,
+                     int *n_skipped) {
+    *n_skipped = 0;
+    for (int k = 0; k < n; k++) {
+        job *j = &jobs[k];
+        memset(j, 0, sizeof *j);
+        j->cell = first + k;
+        j->name = sweep_cell_name(s, j->cell);
+        snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_CELLS_DIR, j->name);
+        j->state = JOB_PENDING;
+        if (sweep_cell_json(s, j->cell, threads, &j->json)) {
+            fprintf(stderr, "caopd sweep: out of memory\n");
+            return -1;
+        }
+        sweep_cell_status st;
+        char e[ERR_CAP];
+        if (force) {
+            j->fresh = 1;
+            continue;
+        }
+        if (sweep_cell_state(j->dir, &st, NULL, NULL, e, sizeof e)) {
+            j->state = JOB_FAILED;
+            msg(j->err, sizeof j->err, "%s; move the cell directory aside or pass --force to start it over", e);
+            continue;
+        }
+        if (st == SWEEP_CELL_ABSENT) {
+            j->fresh = 1;
+            continue;
+        }
+        /* a run is there: it must be this cell's (with the thread count it started with) */
+        char p[FILE_CAP];
+        snprintf(p, sizeof p, "%s/%s", j->dir, RUN_SPEC_FILE);
+        char *have = read_text(p), *want = NULL;
+        spec *sp = malloc(sizeof *sp);
+        int ok = have && sp && spec_parse(have, sp, e, sizeof e) == 0 &&
+                 sweep_cell_json(s, j->cell, sp->threads, &want) == 0 && strcmp(have, want) == 0;
+        free(have), free(want), free(sp);
+        if (!ok) {
+            j->state = JOB_FAILED;
+            msg(j->err, sizeof j->err, "%s is not this cell's spec (the directory holds another run); move it "
+                     "aside or pass --force to start the cell over", p);
+        } else if (st == SWEEP_CELL_FINISHED) {
+            j->state = JOB_SKIPPED;
+            (*n_skipped)++;
+        }
+    }
+    return 0;
+}
+
+static void merge_warnings(const char *cmd, const sweep_merge_info *mi) {
+    if (!mi->skipped) return;
+    fprintf(stderr, "caopd %s: warning: %d of %d cells are not finished and are not in the summary:\n", cmd,
+            mi->n_cells - mi->n_merged, mi->n_cells);
+    fputs(mi->skipped, stderr);
+}
+
+int cli_sweep(int argc, char **argv) {
+    const char *spec_path = NULL, *out = NULL;
+    int jobs_n = 0, threads = 0, force = 0, list = 0, cell = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--force")) force = 1;
+        else if (!strcmp(a, "--list")) list = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage_sweep();
+            return 0;
+        } else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(a, "-j") && i + 1 < argc) {
+            if (parse_int("sweep", "-j", argv[++i], 1, 256, &jobs_n)) return 2;
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if (parse_int("sweep", "--threads", argv[++i], 1, 256, &threads)) return 2;
+        } else if (!strcmp(a, "--cell") && i + 1 < argc) {
+            if (parse_int("sweep", "--cell", argv[++i], 0, SWEEP_MAX_CELLS - 1, &cell)) return 2;
+        } else if (a[0] == '-' || spec_path) {
+            fprintf(stderr, "caopd sweep: unexpected argument '%s'\n", a);
+            return usage_sweep();
+        } else spec_path = a;
+    }
+    if (!spec_path) return usage_sweep();
+    sweep *s = NULL;
+    char err[SWEEP_ERR_CAP];
+    if (sweep_load(spec_path, &s, err, sizeof err)) {
+        fprintf(stderr, "caopd sweep: %s\n", err);
+        return 2;
+    }
+    if (list) {
+        list_cells(s);
+        sweep_free(s);
+        return 0;
+    }
+    const int n_cells = sweep_n_cells(s);
+    const char *slurm = getenv("SLURM_ARRAY_TASK_ID");
+    if (cell < 0 && slurm && slurm[0]) {
+        if (parse_int("sweep", "SLURM_ARRAY_TASK_ID", slurm, 0, SWEEP_MAX_CELLS - 1, &cell)) {
+            sweep_free(s);
+            return 2;
+        }
+        fprintf(stderr, "caopd sweep: SLURM_ARRAY_TASK_ID=%d: running cell %d only\n", cell, cell);
+    }
+    if (cell >= n_cells) {
+        fprintf(stderr, "caopd sweep: cell %d does not exist; the sweep has %d cells, 0..%d (caopd sweep %s --list)\n",
+                cell, n_cells, n_cells - 1, spec_path);
+        sweep_free(s);
+        return 2;
+    }
+    const int cores = usable_cores();
+    if (jobs_n <= 0) jobs_n = cell >= 0 ? 1 : cores;
+    if (cell >= 0) jobs_n = 1;
+    if (threads <= 0) threads = cores / jobs_n > 1 ? cores / jobs_n : 1;
+    char outdir[OUT_CAP];
+    if (strlen(out ? out : sweep_output(s)) >= sizeof outdir - 1) {
+        fprintf(stderr, "caopd sweep: the sweep directory's path is longer than %zu bytes; choose a shorter --out\n",
+                sizeof outdir - 2);
+        sweep_free(s);
+        return 2;
+    }
+    snprintf(outdir, sizeof outdir, "%s", out ? out : sweep_output(s));
+    int rc = claim_out(s, outdir, force);
+    if (rc) {
+        sweep_free(s);
+        return rc;
+    }
+    pool p;
+    memset(&p, 0, sizeof p);
+    ssize_t el = readlink("/proc/self/exe", p.exe, sizeof p.exe - 1);
+    if (el <= 0) {
+        fprintf(stderr, "caopd sweep: cannot find its own executable (/proc/self/exe): %s\n", strerror(errno));
+        sweep_free(s);
+        return 1;
+    }
+    p.exe[el] = '\0';
+    const int first = cell >= 0 ? cell : 0, n = cell >= 0 ? 1 : n_cells;
+    p.jobs = calloc((size_t)n, sizeof *p.jobs);
+    int n_skipped = 0;
+    if (!p.jobs || plan_jobs(s, outdir, first, n, threads, force, p.jobs, &n_skipped)) {
+        free(p.jobs);
+        sweep_free(s);
+        return 1;
+    }
+    p.n_jobs = n;
+    p.skipped = n_skipped;
+    for (int k = 0; k < n; k++) p.failed += p.jobs[k].state == JOB_FAILED;
+    int to_run = 0, to_resume = 0;
+    for (int k = 0; k < n; k++)
+        if (p.jobs[k].state == JOB_PENDING) to_run++, to_resume += !p.jobs[k].fresh;
+    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume), %d worker%s x %d "
+            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s\n", sweep_name(s), n, n == 1 ? "" : "s", outdir,
+            n_skipped, to_run, to_resume, jobs_n, jobs_n == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
+            cores == 1 ? "" : "s", outdir, SWEEP_CELLS_DIR, SWEEP_CELL_LOG);
+    for (int k = 0; k < n; k++)
+        if (p.jobs[k].state == JOB_FAILED)
+            fprintf(stderr, "sweep: FAILED %s: %s\n", p.jobs[k].name, p.jobs[k].err);
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    p.t_start = now_s();
+    if (to_run && pool_run(&p, jobs_n < to_run ? jobs_n : to_run)) {
+        fprintf(stderr, "caopd sweep: cannot start worker threads\n");
+        rc = 1;
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+
+    /* the outcome, on stdout */
+    char dur[32];
+    fmt_dur(now_s() - p.t_start, dur, sizeof dur);
+    printf("sweep %s: %d cell%s: %d finished now, %d finished before, %d failed (%s)\n", sweep_name(s), n,
+           n == 1 ? "" : "s", p.done_now, p.skipped, p.failed, dur);
+    for (int k = 0; k < n; k++) {
+        const job *j = &p.jobs[k];
+        if (j->state == JOB_FAILED)
+            printf("  FAILED %s: %s\n    log: %s/%s\n", j->name, j->err, j->dir, SWEEP_CELL_LOG);
+    }
+    if (p.failed) rc = 1;
+    if (cell < 0) {
+        char sum[FILE_CAP];
+        snprintf(sum, sizeof sum, "%s/%s", outdir, SWEEP_SUMMARY_FILE);
+        const char *dirs[1] = {outdir};
+        sweep_merge_info mi;
+        if (sweep_merge(dirs, 1, sum, &mi, err, sizeof err)) {
+            fprintf(stderr, "caopd sweep: the summary could not be written: %s\n", err);
+            rc = 1;
+        } else {
+            merge_warnings("sweep", &mi);
+            printf("summary: %s (%d of %d cells)\n", sum, mi.n_merged, mi.n_cells);
+            free(mi.skipped);
+        }
+    } else if (!p.failed) {
+        printf("cell %d: %s/%s/%s; gather the cells with caopd merge %s\n", cell, outdir, SWEEP_CELLS_DIR,
+               sweep_cell_name(s, cell), outdir);
+    }
+    for (int k = 0; k < n; k++) free(p.jobs[k].json);
+    free(p.jobs);
+    sweep_free(s);
+    return rc;
+}
+
+/* ---- caopd merge -------------------------------------------------------------------------------- */
+
+static int usage_merge(void) {
+    fprintf(stderr, "usage: caopd merge DIR [DIR...] [--out FILE]\n"
+                    "  DIR         a sweep directory (holding sweep.json and cells/)\n"
+                    "  --out FILE  the summary file [DIR/summary.h5; required with several DIRs]\n"
+                    "Unfinished cells are left out with a warning. Layout: docs/sweep.md.\n");
+    return 2;
+}
+
+int cli_merge(int argc, char **argv) {
+    const char *out = NULL;
+    const char **dirs = calloc((size_t)(argc > 0 ? argc : 1), sizeof *dirs);
+    int n = 0;
+    if (!dirs) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            free(dirs);
+            usage_merge();
+            return 0;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "caopd merge: unexpected argument '%s'\n", a);
+            free(dirs);
+            return usage_merge();
+        } else dirs[n++] = a;
+    }
+    if (n == 0 || (n > 1 && !out)) {
+        if (n > 1) fprintf(stderr, "caopd merge: %d sweep directories need --out FILE (where the summary goes)\n", n);
+        free(dirs);
+        return n ? 2 : usage_merge();
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s", out ? out : "");
+    if (!out) snprintf(path, sizeof path, "%s/%s", dirs[0], SWEEP_SUMMARY_FILE);
+    char err[SWEEP_ERR_CAP];
+    sweep_merge_info mi;
+    int rc = 0;
+    if (sweep_merge(dirs, n, path, &mi, err, sizeof err)) {
+        fprintf(stderr, "caopd merge: %s\n", err);
+        rc = 1;
+    } else {
+        merge_warnings("merge", &mi);
+        if (mi.n_merged == 0) {
+            fprintf(stderr, "caopd merge: no finished cell in %d cells; %s holds none\n", mi.n_cells, path);
+            rc = 1;
+        } else {
+            fprintf(stderr, "caopd merge: %d of %d cells into %s\n", mi.n_merged, mi.n_cells, path);
+            printf("%s\n", path);
+        }
+        free(mi.skipped);
+    }
+    free(dirs);
+    return rc;
+}

@@ -1,0 +1,1149 @@
+/* sweep.c: the sweep spec (cJSON parse, validation with JSON-path messages), its expansion
+ * into cells by editing a copy of the base experiment's cJSON tree per cell, cell names, the
+ * state of a cell directory, and the summary file gathered from the cells (sweep_merge).
+ * Keys, rules and layouts: docs/sweep.md. */
+#include "sweep.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ckpt.h"
+#include "results.h"
+#include "run.h"
+#include "spec.h"
+#include "task.h"
+#include "tw.h"
+
+#define NAME_VALUE_CAP 40 /* bytes of one axis value in a cell name */
+#define NAME_CAP 200      /* bytes of a whole cell name (NAME_MAX is 255) */
+#define PATH_STEPS 16     /* components of a params path */
+#define KEY_CAP 64
+#define DIR_CAP 4096      /* a sweep or cell directory path */
+
+typedef enum axis_kind { AXIS_METHOD, AXIS_SEED, AXIS_ORDER, AXIS_SEVERITY, AXIS_PARAM } axis_kind;
+
+/* One component of a params path: a key, or an array index (key[0] == '\0'). */
+typedef struct pstep {
+    char key[KEY_CAP];
+    int index;
+} pstep;
+
+typedef struct axis {
+    axis_kind kind;
+    char name[SPEC_PATH_CAP];  /* "method", ..., or the params path as written */
+    char label[SPEC_PATH_CAP]; /* in cell names: "method", "seed", "order", "sev", the path */
+    char jpath[SPEC_PATH_CAP]; /* in messages: axes.method, axes.params["defaults.lr"] */
+    const cJSON *values;       /* the value array, borrowed from the sweep's tree */
+    int n;
+    char **text;               /* n display texts */
+    pstep steps[PATH_STEPS];   /* AXIS_PARAM: the parsed path */
+    int n_steps;
+} axis;
+
+struct sweep {
+    char *text;     /* the sweep file, verbatim */
+    char *exp_text; /* the experiment file, verbatim (NULL when inline) */
+    cJSON *root;    /* the sweep's tree: axis values point into it */
+    cJSON *exp;     /* the base experiment's tree (inside root when inline) */
+    cJSON *exp_own; /* the experiment tree when it was read from a file */
+    char name[64];
+    char output[SPEC_PATH_CAP];
+    int n_axes;
+    axis ax[SWEEP_MAX_AXES];
+    int n_cells;
+    char **names; /* n_cells */
+    char **json;  /* n_cells: the cell's experiment text, threads as in the experiment */
+};
+
+/* ---- messages --------------------------------------------------------------------------- */
+
+typedef struct vctx {
+    char *err;
+    size_t errlen;
+    int failed;
+} vctx;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail(vctx *v, const char *path, const char *fmt, ...) {
+    if (v->failed) return -1;
+    v->failed = 1;
+    if (!v->err || !v->errlen) return -1;
+    int n = snprintf(v->err, v->errlen, "%s: ", path && path[0] ? path : "(top level)");
+    if (n < 0) n = 0;
+    if ((size_t)n < v->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const char *type_name(const cJSON *j) {
+    if (cJSON_IsNumber(j)) return "a number";
+    if (cJSON_IsString(j)) return "a string";
+    if (cJSON_IsBool(j)) return "a boolean";
+    if (cJSON_IsNull(j)) return "null";
+    if (cJSON_IsArray(j)) return "an array";
+    if (cJSON_IsObject(j)) return "an object";
+    return "an invalid value";
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* Every member of obj must be in keys (NULL-terminated) and appear once. */
+static int check_keys(vctx *v, const cJSON *obj, const char *path, const char *what,
+                      const char *const *keys) {
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        char p[SPEC_PATH_CAP];
+        snprintf(p, sizeof p, "%s%s%s", path, path[0] ? "." : "", c->string);
+        int known = 0;
+        for (int i = 0; keys[i]; i++) known |= strcmp(keys[i], c->string) == 0;
+        if (!known) {
+            char acc[512] = "";
+            for (int i = 0; keys[i]; i++) {
+                strncat(acc, keys[i], sizeof acc - strlen(acc) - 1);
+                if (keys[i + 1]) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
+            }
+            return fail(v, p, "unknown %s; accepted: %s", what, acc);
+        }
+        for (const cJSON *d = obj->child; d != c; d = d->next)
+            if (strcmp(d->string, c->string) == 0) return fail(v, p, "key given twice; give it once");
+    }
+    return 0;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+/* The whole file as a malloc'd NUL-terminated string; NULL with errno set on failure. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n + 1 < cap) break;
+        if (cap > (16u << 20)) {
+            free(buf);
+            buf = NULL;
+            errno = EFBIG;
+            break;
+        }
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+/* A number as the shortest text that reads back as the same double. */
+static void num_text(double x, char *buf, size_t len) {
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, len, "%lld", (long long)x);
+        return;
+    }
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+/* The display text of an axis value (malloc'd). */
+static char *value_text(const cJSON *v) {
+    char buf[64];
+    if (cJSON_IsString(v)) return xstrdup(v->valuestring);
+    if (cJSON_IsNumber(v)) {
+        num_text(v->valuedouble, buf, sizeof buf);
+        return xstrdup(buf);
+    }
+    if (cJSON_IsBool(v)) return xstrdup(cJSON_IsTrue(v) ? "true" : "false");
+    if (cJSON_IsArray(v)) { /* an order: domains joined by '+' */
+        int all_str = 1;
+        size_t len = 1;
+        for (const cJSON *c = v->child; c; c = c->next) {
+            all_str &= cJSON_IsString(c);
+            if (cJSON_IsString(c)) len += strlen(c->valuestring) + 1;
+        }
+        if (all_str && v->child) {
+            char *t = malloc(len);
+            if (!t) return NULL;
+            t[0] = '\0';
+            for (const cJSON *c = v->child; c; c = c->next) {
+                strcat(t, c->valuestring);
+                if (c->next) strcat(t, "+");
+            }
+            return t;
+        }
+    }
+    return cJSON_PrintUnformatted(v); /* malloc'd through cJSON's hooks: plain malloc */
+}
+
+/* A file-name-safe copy of s, at most cap - 1 bytes of it, appended to out (out_cap bytes in all):
+ * letters, digits, '.', '_', '+', '-' are kept, '[' and ']' dropped, every run of other bytes
+ * becomes one '-' (none at the start or the end). */
+static void append_safe(char *out, size_t out_cap, const char *s, size_t cap) {
+    size_t n = strlen(out);
+    const size_t start = n;
+    int pending = 0; /* a run of other bytes waits to become '-' */
+    for (size_t i = 0; s[i] && n - start + 1 < cap && n + 2 < out_cap; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                 c == '_' || c == '+' || c == '-';
+        if (c == '[' || c == ']') continue; /* stages[0].steps -> stages0.steps */
+        if (!ok) {
+            pending = n > start;
+            continue;
+        }
+        if (pending) out[n++] = '-', pending = 0;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+}
+
+/* ---- params paths ------------------------------------------------------------------------- */
+
+static int key_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* "stages[0].steps" -> [stages][0][steps]. Returns 0 or -1 with why. */
+static int parse_path(const char *path, pstep *steps, int *n, char *why, size_t whylen) {
+    *n = 0;
+    const char *p = path;
+    if (!*p) return snprintf(why, whylen, "an empty path"), -1;
+    for (;;) {
+        size_t k = 0;
+        char key[KEY_CAP];
+        while (key_char(p[k]) && k + 1 < sizeof key) key[k] = p[k], k++;
+        key[k] = '\0';
+        if (k == 0) return snprintf(why, whylen, "expected a key at byte %d", (int)(p - path) + 1), -1;
+        if (key_char(p[k])) return snprintf(why, whylen, "a key longer than %d bytes", KEY_CAP - 1), -1;
+        if (*n == PATH_STEPS) return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
+        snprintf(steps[*n].key, sizeof steps[*n].key, "%s", key);
+        steps[(*n)++].index = -1;
+        p += k;
+        while (*p == '[') {
+            char *end = NULL;
+            long i = strtol(p + 1, &end, 10);
+            if (end == p + 1 || *end != ']' || i < 0 || i > 100000 || p[1] == '+' || p[1] == '-')
+                return snprintf(why, whylen, "expected an index [0], [1], ... at byte %d", (int)(p - path) + 1), -1;
+            if (*n == PATH_STEPS) return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
+            steps[*n].key[0] = '\0';
+            steps[(*n)++].index = (int)i;
+            p = end + 1;
+        }
+        if (*p == '\0') return 0;
+        if (*p != '.')
+            return snprintf(why, whylen, "unexpected '%c' at byte %d (keys are letters, digits and '_')", *p,
+                            (int)(p - path) + 1),
+                   -1;
+        p++;
+    }
+}
+
+/* The path steps[0..k) as text ("stages[5]"). */
+static void path_prefix(const pstep *steps, int k, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (int i = 0; i < k; i++) {
+        size_t n = strlen(buf);
+        if (steps[i].key[0]) snprintf(buf + n, len - n, "%s%s", i ? "." : "", steps[i].key);
+        else snprintf(buf + n, len - n, "[%d]", steps[i].index);
+    }
+}
+
+/* Sets key of obj to item (replacing). Takes item. 0, or -1 when out of memory. */
+static int obj_set(cJSON *obj, const char *key, cJSON *item) {
+    if (!item) return -1;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
+        if (cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)) return 0;
+        cJSON_Delete(item);
+        return -1;
+    }
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes a copy of value at the path in root. -1 with why when the path does not fit the
+ * tree (a missing array, an index out of range, a value that is not an object). */
+static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value, char *why, size_t whylen) {
+    cJSON *cur = root;
+    char pre[SPEC_PATH_CAP];
+    for (int i = 0; i < n; i++) {
+        const int last = i == n - 1;
+        path_prefix(steps, i, pre, sizeof pre);
+        if (steps[i].key[0]) {
+            if (!cJSON_IsObject(cur))
+                return snprintf(why, whylen, "%s is %s in the experiment, not an object", pre, type_name(cur)), -1;
+            cJSON *next = cJSON_GetObjectItemCaseSensitive(cur, steps[i].key);
+            if (last) {
+                if (obj_set(cur, steps[i].key, cJSON_Duplicate(value, 1))) return snprintf(why, whylen, "out of memory"), -1;
+                return 0;
+            }
+            if (!next) {
+                path_prefix(steps, i + 1, pre, sizeof pre);
+                if (steps[i + 1].key[0] == '\0')
+                    return snprintf(why, whylen, "%s is not in the experiment, so it has no element [%d]", pre,
+                                    steps[i + 1].index),
+                           -1;
+                next = cJSON_CreateObject();
+                if (obj_set(cur, steps[i].key, next)) return snprintf(why, whylen, "out of memory"), -1;
+            }
+            cur = next;
+        } else {
+            if (!cJSON_IsArray(cur))
+                return snprintf(why, whylen, "%s is %s in the experiment, not an array", pre, type_name(cur)), -1;
+            int size = cJSON_GetArraySize(cur);
+            if (steps[i].index >= size)
+                return snprintf(why, whylen, "%s has %d element%s in this cell, so [%d] does not exist", pre, size,
+                                size == 1 ? "" : "s", steps[i].index),
+                       -1;
+            if (last) {
+                cJSON *dup = cJSON_Duplicate(value, 1);
+                if (!dup || !cJSON_ReplaceItemInArray(cur, steps[i].index, dup)) {
+                    cJSON_Delete(dup);
+                    return snprintf(why, whylen, "out of memory"), -1;
+                }
+                return 0;
+            }
+            cur = cJSON_GetArrayItem(cur, steps[i].index);
+        }
+    }
+    return 0;
+}
+
+/* ---- axes --------------------------------------------------------------------------------- */
+
+static const char *const method_names[] = {"caopd", "sdft", "sft", NULL};
+
+static int check_int(vctx *v, const cJSON *c, const char *p, long long lo, long long hi) {
+    if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble) || fabs(c->valuedouble) > 9.0e15)
+        return fail(v, p, "expected an integer %lld..%lld, got %s", lo, hi,
+                    cJSON_IsNumber(c) ? "a fractional number" : type_name(c));
+    if (c->valuedouble < (double)lo || c->valuedouble > (double)hi)
+        return fail(v, p, "%lld is out of range %lld..%lld", (long long)c->valuedouble, lo, hi);
+    return 0;
+}
+
+static int check_domain(vctx *v, const cJSON *c, const char *p) {
+    task_domain d;
+    if (!cJSON_IsString(c)) return fail(v, p, "expected a domain name (a string), got %s", type_name(c));
+    if (task_domain_from_name(c->valuestring, &d) != TASK_OK) {
+        char acc[256] = "";
+        for (int i = 0; i < TASK_N_DOMAINS; i++) {
+            strncat(acc, task_domain_name((task_domain)i), sizeof acc - strlen(acc) - 1);
+            if (i + 1 < TASK_N_DOMAINS) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
+        }
+        return fail(v, p, "unknown domain '%s'; accepted: %s", c->valuestring, acc);
+    }
+    return 0;
+}
+
+/* Checks one value of axis a (path p). */
+static int check_value(vctx *v, const axis *a, const cJSON *c, const char *p) {
+    switch (a->kind) {
+    case AXIS_METHOD: {
+        if (!cJSON_IsString(c)) return fail(v, p, "expected a method name (a string), got %s", type_name(c));
+        for (int i = 0; method_names[i]; i++)
+            if (!strcmp(c->valuestring, method_names[i])) return 0;
+        return fail(v, p, "unknown method '%s'; accepted: caopd, sdft, sft", c->valuestring);
+    }
+    case AXIS_SEED: return check_int(v, c, p, 0, 9007199254740991LL);
+    case AXIS_SEVERITY: return check_int(v, c, p, 1, TASK_SEVERITY_MAX);
+    case AXIS_ORDER: {
+        if (!cJSON_IsArray(c))
+            return fail(v, p, "expected a list of domain names (the stages in order), got %s", type_name(c));
+        int n = cJSON_GetArraySize(c);
+        if (n < 1 || n > SPEC_MAX_STAGES) return fail(v, p, "%d domains; give 1..%d", n, SPEC_MAX_STAGES);
+        int i = 0;
+        for (const cJSON *d = c->child; d; d = d->next, i++) {
+            char pi[SPEC_PATH_CAP + 64];
+            snprintf(pi, sizeof pi, "%s[%d]", p, i);
+            if (check_domain(v, d, pi)) return -1;
+        }
+        return 0;
+    }
+    case AXIS_PARAM: return 0; /* checked by spec_parse in every cell */
+    }
+    return 0;
+}
+
+/* Reads the value list of axis a from arr. */
+static int read_axis(vctx *v, axis *a, const cJSON *arr) {
+    if (!cJSON_IsArray(arr))
+        return fail(v, a->jpath, "expected an array of values, got %s; e.g. [1, 2, 3]", type_name(arr));
+    a->values = arr;
+    a->n = cJSON_GetArraySize(arr);
+    if (a->n == 0) return fail(v, a->jpath, "empty; list at least one value");
+    a->text = calloc((size_t)a->n, sizeof *a->text);
+    if (!a->text) return fail(v, a->jpath, "out of memory");
+    int i = 0;
+    for (const cJSON *c = arr->child; c; c = c->next, i++) {
+        char p[SPEC_PATH_CAP + 16];
+        snprintf(p, sizeof p, "%s[%d]", a->jpath, i);
+        if (check_value(v, a, c, p)) return -1;
+        int j = 0;
+        for (const cJSON *d = arr->child; d != c; d = d->next, j++)
+            if (cJSON_Compare(c, d, 1)) return fail(v, p, "the same value as %s[%d]; list each value once", a->jpath, j);
+        a->text[i] = value_text(c);
+        if (!a->text[i]) return fail(v, p, "out of memory");
+    }
+    return 0;
+}
+
+static int add_axis(vctx *v, sweep *s, axis_kind kind, const char *name, const char *label, const char *jpath,
+                    const cJSON *arr) {
+    if (s->n_axes == SWEEP_MAX_AXES) return fail(v, jpath, "more than %d axes; sweep fewer", SWEEP_MAX_AXES);
+    axis *a = &s->ax[s->n_axes++];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->label, sizeof a->label, "%s", label);
+    snprintf(a->jpath, sizeof a->jpath, "%s", jpath);
+    return read_axis(v, a, arr);
+}
+
+static int read_params(vctx *v, sweep *s, const cJSON *params) {
+    if (!cJSON_IsObject(params))
+        return fail(v, "axes.params", "expected an object of JSON paths and value lists, e.g. "
+                                      "{\"defaults.lr\": [1e-4, 3e-4]}, got %s", type_name(params));
+    for (const cJSON *c = params->child; c; c = c->next) {
+        char jp[SPEC_PATH_CAP];
+        snprintf(jp, sizeof jp, "axes.params[\"%.900s\"]", c->string);
+        for (const cJSON *d = params->child; d != c; d = d->next)
+            if (!strcmp(d->string, c->string)) return fail(v, jp, "path given twice; give it once");
+        pstep steps[PATH_STEPS];
+        int n = 0;
+        char why[256];
+        if (parse_path(c->string, steps, &n, why, sizeof why))
+            return fail(v, jp, "not a JSON path of the experiment: %s; write keys separated by '.' and array "
+                               "elements as [i], e.g. \"defaults.lr\", \"stages[0].steps\"", why);
+        static const char *const reserved[][2] = {
+            {"format", "the experiment's format cannot be swept"},
+            {"version", "the experiment's version cannot be swept"},
+            {"threads", "caopd sweep sets each cell's threads (-j, --threads; docs/sweep.md)"},
+            {"output", "each cell runs in OUT/cells/<name>; set the sweep's \"output\" instead"},
+        };
+        for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+            if (!strcmp(steps[0].key, reserved[r][0])) return fail(v, jp, "%s", reserved[r][1]);
+        char label[SPEC_PATH_CAP] = "";
+        append_safe(label, sizeof label, c->string, sizeof label);
+        if (add_axis(v, s, AXIS_PARAM, c->string, label, jp, c)) return -1;
+        axis *a = &s->ax[s->n_axes - 1];
+        memcpy(a->steps, steps, sizeof steps);
+        a->n_steps = n;
+    }
+    return 0;
+}
+
+static int read_axes(vctx *v, sweep *s, const cJSON *axes) {
+    if (!axes) return 0; /* one cell: the experiment itself */
+    if (!cJSON_IsObject(axes))
+        return fail(v, "axes", "expected an object of axes, e.g. {\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2]}, "
+                               "got %s", type_name(axes));
+    static const char *const keys[] = {"method", "seed", "order", "ood_severity", "params", NULL};
+    if (check_keys(v, axes, "axes", "axis", keys)) return -1;
+    for (const cJSON *c = axes->child; c; c = c->next) {
+        char jp[64];
+        snprintf(jp, sizeof jp, "axes.%s", c->string);
+        if (!strcmp(c->string, "method")) add_axis(v, s, AXIS_METHOD, "method", "method", jp, c);
+        else if (!strcmp(c->string, "seed")) add_axis(v, s, AXIS_SEED, "seed", "seed", jp, c);
+        else if (!strcmp(c->string, "order")) add_axis(v, s, AXIS_ORDER, "order", "order", jp, c);
+        else if (!strcmp(c->string, "ood_severity")) add_axis(v, s, AXIS_SEVERITY, "ood_severity", "sev", jp, c);
+        else read_params(v, s, c);
+        if (v->failed) return -1;
+    }
+    return 0;
+}
+
+/* ---- cells --------------------------------------------------------------------------------- */
+
+/* The value index of each axis for cell i (last axis fastest). */
+static void cell_index(const sweep *s, int cell, int *idx) {
+    for (int a = s->n_axes - 1; a >= 0; a--) {
+        idx[a] = cell % s->ax[a].n;
+        cell /= s->ax[a].n;
+    }
+}
+
+static const char *domain_of(const cJSON *stage) {
+    const cJSON *d = cJSON_IsObject(stage) ? cJSON_GetObjectItemCaseSensitive(stage, "domain") : NULL;
+    return cJSON_IsString(d) ? d->valuestring : NULL;
+}
+
+/* The stages of an order: the k-th occurrence of a domain takes the base's k-th stage of that
+ * domain (else its first), so per-stage settings follow their domain; a domain the base does
+ * not train gets {"domain": d} (the defaults only). */
+static cJSON *order_stages(const cJSON *base_stages, const cJSON *order) {
+    cJSON *out = cJSON_CreateArray();
+    if (!out) return NULL;
+    int pos = 0;
+    for (const cJSON *d = order->child; d; d = d->next, pos++) {
+        int occ = 0;
+        for (const cJSON *e = order->child; e != d; e = e->next) occ += !strcmp(e->valuestring, d->valuestring);
+        const cJSON *first = NULL, *kth = NULL;
+        int seen = 0;
+        for (const cJSON *b = cJSON_IsArray(base_stages) ? base_stages->child : NULL; b; b = b->next) {
+            const char *bd = domain_of(b);
+            if (!bd || strcmp(bd, d->valuestring)) continue;
+            if (!first) first = b;
+            if (seen++ == occ) kth = b;
+        }
+        const cJSON *src = kth ? kth : first;
+        cJSON *st = src ? cJSON_Duplicate(src, 1) : cJSON_CreateObject();
+        if (!st || (!src && !cJSON_AddStringToObject(st, "domain", d->valuestring)) || !cJSON_AddItemToArray(out, st)) {
+            cJSON_Delete(st);
+            cJSON_Delete(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* The cell's experiment tree (caller deletes), or NULL with why (and *bad_axis = the axis
+ * whose params path does not fit, -1 when out of memory). Order of application: order,
+ * method, seed, ood_severity, then the params in their order. */
+static cJSON *build_cell(const sweep *s, int cell, int *bad_axis, char *why, size_t whylen) {
+    int idx[SWEEP_MAX_AXES];
+    cell_index(s, cell, idx);
+    cJSON *t = cJSON_Duplicate(s->exp, 1);
+    if (!t) return snprintf(why, whylen, "out of memory"), NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "output");
+    int rc = 0;
+    static const axis_kind order[] = {AXIS_ORDER, AXIS_METHOD, AXIS_SEED, AXIS_SEVERITY, AXIS_PARAM};
+    for (size_t o = 0; !rc && o < sizeof order / sizeof order[0]; o++)
+        for (int a = 0; !rc && a < s->n_axes; a++) {
+            const axis *ax = &s->ax[a];
+            if (ax->kind != order[o]) continue;
+            const cJSON *val = cJSON_GetArrayItem(ax->values, idx[a]);
+            switch (ax->kind) {
+            case AXIS_ORDER: rc = obj_set(t, "stages", order_stages(cJSON_GetObjectItemCaseSensitive(t, "stages"), val)); break;
+            case AXIS_METHOD: {
+                cJSON *stages = cJSON_GetObjectItemCaseSensitive(t, "stages");
+                for (cJSON *st = cJSON_IsArray(stages) ? stages->child : NULL; !rc && st; st = st->next)
+                    if (cJSON_IsObject(st)) rc = obj_set(st, "method", cJSON_CreateString(val->valuestring));
+                cJSON *d = cJSON_GetObjectItemCaseSensitive(t, "defaults");
+                if (!rc && cJSON_IsObject(d) && cJSON_GetObjectItemCaseSensitive(d, "method"))
+                    rc = obj_set(d, "method", cJSON_CreateString(val->valuestring));
+                break;
+            }
+            case AXIS_SEED: rc = obj_set(t, "seed", cJSON_CreateNumber(val->valuedouble)); break;
+            case AXIS_SEVERITY: {
+                cJSON *e = cJSON_GetObjectItemCaseSensitive(t, "eval");
+                if (!e) {
+                    e = cJSON_CreateObject();
+                    rc = obj_set(t, "eval", e);
+                }
+                if (!rc && cJSON_IsObject(e)) {
+                    cJSON *arr = cJSON_CreateArray(), *num = cJSON_CreateNumber(val->valuedouble);
+                    if (!arr || !num || !cJSON_AddItemToArray(arr, num)) cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
+                    rc = obj_set(e, "ood_severities", arr);
+                }
+                break;
+            }
+            case AXIS_PARAM:
+                if (apply_path(t, ax->steps, ax->n_steps, val, why, whylen)) {
+                    *bad_axis = a;
+                    cJSON_Delete(t);
+                    return NULL;
+                }
+                break;
+            }
+        }
+    if (rc) {
+        cJSON_Delete(t);
+        return snprintf(why, whylen, "out of memory"), NULL;
+    }
+    return t;
+}
+
+static int make_name(const sweep *s, int cell, char *buf, size_t len) {
+    int width = 3;
+    for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
+    snprintf(buf, len, "%0*d", width > 9 ? 9 : width, cell);
+    int idx[SWEEP_MAX_AXES];
+    cell_index(s, cell, idx);
+    for (int a = 0; a < s->n_axes; a++) {
+        char part[SPEC_PATH_CAP + 64] = "_";
+        append_safe(part, sizeof part, s->ax[a].label, 48);
+        strcat(part, "-");
+        append_safe(part, sizeof part, s->ax[a].text[idx[a]], NAME_VALUE_CAP);
+        if (strlen(buf) + strlen(part) >= NAME_CAP) break; /* the index keeps names unique */
+        strncat(buf, part, len - strlen(buf) - 1);
+    }
+    return 0;
+}
+
+/* Names, texts and validation of every cell. */
+static int expand(vctx *v, sweep *s) {
+    double n = 1;
+    for (int a = 0; a < s->n_axes; a++) n *= s->ax[a].n;
+    if (n > SWEEP_MAX_CELLS)
+        return fail(v, "axes", "%.0f cells; at most %d per sweep (split it into several sweeps)", n, SWEEP_MAX_CELLS);
+    s->n_cells = (int)n;
+    s->names = calloc((size_t)s->n_cells, sizeof *s->names);
+    s->json = calloc((size_t)s->n_cells, sizeof *s->json);
+    spec *sp = malloc(sizeof *sp);
+    if (!s->names || !s->json || !sp) {
+        free(sp);
+        return fail(v, "", "out of memory");
+    }
+    int rc = 0;
+    for (int i = 0; !rc && i < s->n_cells; i++) {
+        char name[NAME_CAP + 64], why[SPEC_ERR_CAP];
+        make_name(s, i, name, sizeof name);
+        s->names[i] = xstrdup(name);
+        int bad = -1;
+        cJSON *t = build_cell(s, i, &bad, why, sizeof why);
+        if (!t) {
+            rc = fail(v, bad >= 0 ? s->ax[bad].jpath : "", "%s (cell %d, %s)", why, i, name);
+            break;
+        }
+        s->json[i] = cJSON_Print(t);
+        cJSON_Delete(t);
+        if (!s->names[i] || !s->json[i]) {
+            rc = fail(v, "", "out of memory");
+            break;
+        }
+        if (spec_parse(s->json[i], sp, why, sizeof why)) {
+            rc = fail(v, "", "cell %d (%s): %s", i, name, why);
+            break;
+        }
+        for (int a = 0; a < s->n_axes; a++)
+            if (s->ax[a].kind == AXIS_SEVERITY && sp->n_splits < 2) {
+                rc = fail(v, s->ax[a].jpath, "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
+                                             "missing), so a severity means nothing; name the kinds, e.g. \"eval\": "
+                                             "{\"ood_kinds\": [\"ood_length\"]}");
+                break;
+            }
+    }
+    free(sp);
+    return rc;
+}
+
+/* ---- parsing ------------------------------------------------------------------------------- */
+
+/* Line and column of p in text, 1-based. */
+static void line_col(const char *text, const char *p, int *line, int *col) {
+    *line = 1, *col = 1;
+    for (const char *c = text; *c && c < p; c++) {
+        if (*c == '\n') (*line)++, *col = 1;
+        else (*col)++;
+    }
+}
+
+static int parse_json(vctx *v, const char *text, const char *where, cJSON **out) {
+    const char *end = NULL;
+    *out = cJSON_ParseWithOpts(text, &end, 1);
+    if (*out) return 0;
+    int line, col;
+    line_col(text, end ? end : text, &line, &col);
+    return fail(v, where, "not valid JSON (error near line %d, column %d); check commas, quotes and brackets there",
+                line, col);
+}
+
+/* experiment_text (may be NULL): the experiment file's text when the sweep names it by path
+ * (the sweep directory's copy). */
+static int parse_sweep(const char *json, const char *base_dir, const char *experiment_text, sweep **out,
+                       char *err, size_t errlen) {
+    vctx v = {err, errlen, 0};
+    if (err && errlen) err[0] = '\0';
+    *out = NULL;
+    if (!json) return fail(&v, "", "no sweep text");
+    sweep *s = calloc(1, sizeof *s);
+    if (!s) return fail(&v, "", "out of memory");
+    s->text = xstrdup(json);
+    if (!s->text) {
+        sweep_free(s);
+        return fail(&v, "", "out of memory");
+    }
+    if (parse_json(&v, json, "", &s->root)) goto bad;
+    const cJSON *root = s->root;
+    if (!cJSON_IsObject(root)) {
+        fail(&v, "", "expected a JSON object, got %s", type_name(root));
+        goto bad;
+    }
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (!fmt) {
+        fail(&v, "format", "missing; a sweep starts with \"format\": \"%s\", \"version\": %d", SWEEP_FORMAT, SWEEP_VERSION);
+        goto bad;
+    }
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, SWEEP_FORMAT) != 0) {
+        fail(&v, "format", "expected \"%s\", got %s%s%s; this file is not a caopd sweep spec%s", SWEEP_FORMAT,
+             cJSON_IsString(fmt) ? "\"" : type_name(fmt), cJSON_IsString(fmt) ? fmt->valuestring : "",
+             cJSON_IsString(fmt) ? "\"" : "",
+             cJSON_IsString(fmt) && !strcmp(fmt->valuestring, SPEC_FORMAT) ? " (run an experiment with caopd run)" : "");
+        goto bad;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    if (!ver) {
+        fail(&v, "version", "missing; this build reads \"version\": %d", SWEEP_VERSION);
+        goto bad;
+    }
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != floor(ver->valuedouble)) {
+        fail(&v, "version", "expected an integer, got %s", cJSON_IsNumber(ver) ? "a fractional number" : type_name(ver));
+        goto bad;
+    }
+    if (ver->valuedouble != SWEEP_VERSION) {
+        fail(&v, "version", "%g is not supported; this build reads version %d%s", ver->valuedouble, SWEEP_VERSION,
+             ver->valuedouble > SWEEP_VERSION ? " (use a newer caopd)" : "");
+        goto bad;
+    }
+    static const char *const top[] = {"format", "version", "name", "description", "output", "experiment", "axes", NULL};
+    if (check_keys(&v, root, "", "key", top)) goto bad;
+    snprintf(s->name, sizeof s->name, "sweep");
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "name");
+    if (j) {
+        if (!cJSON_IsString(j)) fail(&v, "name", "expected a string, got %s", type_name(j));
+        else if (strlen(j->valuestring) >= sizeof s->name) fail(&v, "name", "longer than %zu bytes", sizeof s->name - 1);
+        else snprintf(s->name, sizeof s->name, "%s", j->valuestring);
+    }
+    j = cJSON_GetObjectItemCaseSensitive(root, "description");
+    if (j && !cJSON_IsString(j)) fail(&v, "description", "expected a string, got %s", type_name(j));
+    j = cJSON_GetObjectItemCaseSensitive(root, "output");
+    if (!v.failed && j) {
+        if (!cJSON_IsString(j) || !j->valuestring[0]) fail(&v, "output", "expected a non-empty path string, got %s", type_name(j));
+        else if (strlen(j->valuestring) >= sizeof s->output - 300) fail(&v, "output", "longer than %zu bytes", sizeof s->output - 301);
+        else snprintf(s->output, sizeof s->output, "%s", j->valuestring);
+    } else if (!v.failed) {
+        snprintf(s->output, sizeof s->output, "runs/%s", s->name);
+    }
+    if (v.failed) goto bad;
+
+    /* the base experiment */
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "experiment");
+    char where[SPEC_PATH_CAP + 64] = "experiment";
+    if (!e) {
+        fail(&v, "experiment", "missing; give the base experiment inline ({\"format\": \"%s\", ...}) or as a path "
+                               "relative to this file (\"quickstart.json\")", SPEC_FORMAT);
+        goto bad;
+    }
+    if (cJSON_IsString(e)) {
+        if (!e->valuestring[0]) {
+            fail(&v, "experiment", "empty path; give the base experiment's file, relative to this file");
+            goto bad;
+        }
+        if (experiment_text) {
+            s->exp_text = xstrdup(experiment_text);
+            snprintf(where, sizeof where, "experiment (%s/%s)", base_dir && base_dir[0] ? base_dir : ".",
+                     SWEEP_EXPERIMENT_FILE);
+        } else {
+            char path[SPEC_PATH_CAP * 2 + 2];
+            if (e->valuestring[0] == '/' || !base_dir || !base_dir[0]) snprintf(path, sizeof path, "%s", e->valuestring);
+            else snprintf(path, sizeof path, "%s/%s", base_dir, e->valuestring);
+            s->exp_text = read_text(path);
+            if (!s->exp_text) {
+                fail(&v, "experiment", "cannot read '%s' (%s): %s; the path is relative to the sweep file's folder",
+                     e->valuestring, path, strerror(errno));
+                goto bad;
+            }
+            snprintf(where, sizeof where, "experiment (%.900s)", path);
+        }
+        if (!s->exp_text) {
+            fail(&v, "", "out of memory");
+            goto bad;
+        }
+        if (parse_json(&v, s->exp_text, where, &s->exp_own)) goto bad;
+        s->exp = s->exp_own;
+    } else if (cJSON_IsObject(e)) {
+        s->exp = (cJSON *)e; /* a stray experiment.json next to an inline one is not read */
+    } else {
+        fail(&v, "experiment", "expected an experiment object or a path string, got %s", type_name(e));
+        goto bad;
+    }
+    {
+        spec *sp = malloc(sizeof *sp);
+        char why[SPEC_ERR_CAP];
+        char *text = cJSON_Print(s->exp);
+        int bad_base = !sp || !text || spec_parse(text, sp, why, sizeof why);
+        if (bad_base) fail(&v, where, "%s", sp && text ? why : "out of memory");
+        free(sp), free(text);
+        if (bad_base) goto bad;
+    }
+    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s)) goto bad;
+    *out = s;
+    return 0;
+bad:
+    sweep_free(s);
+    return -1;
+}
+
+int sweep_parse(const char *json, const char *base_dir, const char *experiment_text, sweep **out, char *err,
+                size_t errlen) {
+    return parse_sweep(json, base_dir, experiment_text, out, err, errlen);
+}
+
+/* Prefixes err with "path: ". */
+static void prefix_err(char *err, size_t errlen, const char *path) {
+    if (!err || !errlen) return;
+    char *tmp = xstrdup(err);
+    if (!tmp) return;
+    snprintf(err, errlen, "%s: %s", path, tmp);
+    free(tmp);
+}
+
+int sweep_load(const char *path, sweep **out, char *err, size_t errlen) {
+    *out = NULL;
+    char *text = read_text(path);
+    if (!text) {
+        snprintf(err, errlen, "%s: cannot read the sweep file: %s; check the path", path, strerror(errno));
+        return -1;
+    }
+    char dir[SPEC_PATH_CAP];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (slash == dir) snprintf(dir, sizeof dir, "/");
+    int rc = parse_sweep(text, dir, NULL, out, err, errlen);
+    if (rc) prefix_err(err, errlen, path);
+    free(text);
+    return rc;
+}
+
+int sweep_load_dir(const char *dir, sweep **out, char *err, size_t errlen) {
+    *out = NULL;
+    char p[SPEC_PATH_CAP + 64], pe[SPEC_PATH_CAP + 64];
+    snprintf(p, sizeof p, "%s/%s", dir, SWEEP_FILE);
+    char *text = read_text(p);
+    if (!text) {
+        snprintf(err, errlen, "%s: %s; %s is not a sweep directory of caopd sweep (it writes %s first)", p,
+                 strerror(errno), dir, SWEEP_FILE);
+        return -1;
+    }
+    snprintf(pe, sizeof pe, "%s/%s", dir, SWEEP_EXPERIMENT_FILE);
+    char *exp = file_exists(pe) ? read_text(pe) : NULL;
+    int by_path = 0;
+    cJSON *peek = cJSON_Parse(text);
+    if (peek) by_path = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(peek, "experiment"));
+    cJSON_Delete(peek);
+    if (by_path && !exp) {
+        snprintf(err, errlen, "%s: missing or unreadable; the sweep names its experiment by path and caopd sweep keeps a "
+                 "copy of it here: restore it, or run caopd sweep SPEC --out %s again", pe, dir);
+        free(text);
+        return -1;
+    }
+    int rc = parse_sweep(text, dir, by_path ? exp : NULL, out, err, errlen);
+    if (rc) prefix_err(err, errlen, p);
+    free(text), free(exp);
+    return rc;
+}
+
+void sweep_free(sweep *s) {
+    if (!s) return;
+    for (int a = 0; a < s->n_axes; a++) {
+        for (int i = 0; s->ax[a].text && i < s->ax[a].n; i++) free(s->ax[a].text[i]);
+        free(s->ax[a].text);
+    }
+    for (int i = 0; i < s->n_cells; i++) {
+        if (s->names) free(s->names[i]);
+        if (s->json) free(s->json[i]);
+    }
+    free(s->names), free(s->json);
+    cJSON_Delete(s->exp_own);
+    cJSON_Delete(s->root);
+    free(s->text), free(s->exp_text);
+    free(s);
+}
+
+/* ---- accessors ------------------------------------------------------------------------------ */
+
+const char *sweep_text(const sweep *s) {
+    return s ? s->text : NULL;
+}
+const char *sweep_experiment_text(const sweep *s) {
+    return s ? s->exp_text : NULL;
+}
+const char *sweep_name(const sweep *s) {
+    return s ? s->name : NULL;
+}
+const char *sweep_output(const sweep *s) {
+    return s ? s->output : NULL;
+}
+int sweep_n_axes(const sweep *s) {
+    return s ? s->n_axes : 0;
+}
+const char *sweep_axis_name(const sweep *s, int a) {
+    return s && a >= 0 && a < s->n_axes ? s->ax[a].name : NULL;
+}
+int sweep_n_cells(const sweep *s) {
+    return s ? s->n_cells : 0;
+}
+const char *sweep_cell_name(const sweep *s, int cell) {
+    return s && cell >= 0 && cell < s->n_cells ? s->names[cell] : NULL;
+}
+const char *sweep_cell_value(const sweep *s, int cell, int a) {
+    if (!s || cell < 0 || cell >= s->n_cells || a < 0 || a >= s->n_axes) return NULL;
+    int idx[SWEEP_MAX_AXES];
+    cell_index(s, cell, idx);
+    return s->ax[a].text[idx[a]];
+}
+
+int sweep_cell_json(const sweep *s, int cell, int threads, char **out) {
+    *out = NULL;
+    if (!s || cell < 0 || cell >= s->n_cells) return -1;
+    if (threads <= 0) {
+        *out = xstrdup(s->json[cell]);
+        return *out ? 0 : -1;
+    }
+    cJSON *t = cJSON_Parse(s->json[cell]);
+    if (!t || obj_set(t, "threads", cJSON_CreateNumber(threads))) {
+        cJSON_Delete(t);
+        return -1;
+    }
+    *out = cJSON_Print(t);
+    cJSON_Delete(t);
+    return *out ? 0 : -1;
+}
+
+/* ---- cell directories ----------------------------------------------------------------------- */
+
+int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_done, int *stages_total, char *err,
+                     size_t errlen) {
+    char p[DIR_CAP + 64];
+    *status = SWEEP_CELL_ABSENT;
+    if (stages_done) *stages_done = 0;
+    if (stages_total) *stages_total = 0;
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_SPEC_FILE);
+    if (!file_exists(p)) return 0;
+    *status = SWEEP_CELL_PARTIAL;
+    snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
+    if (!file_exists(p)) return 0;
+    ckpt_reader *rd = NULL;
+    ckpt_error ce;
+    if (ckpt_reader_open(&rd, p, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, &ce)) {
+        snprintf(err, errlen, "%s", ce.msg);
+        return -1;
+    }
+    char *st = NULL;
+    int64_t T = -1;
+    if (ckpt_reader_attr_str(rd, "", "status", &st) == CKPT_OK && !strcmp(st, "finished")) *status = SWEEP_CELL_FINISHED;
+    if (stages_total && ckpt_reader_attr_i64(rd, "", "n_stages", &T) == CKPT_OK) *stages_total = (int)T + 1;
+    ckpt_list l = {0};
+    if (stages_done && ckpt_reader_list(rd, "stages", &l) == CKPT_OK) *stages_done = (int)l.n;
+    ckpt_list_free(&l);
+    free(st);
+    ckpt_reader_free(rd);
+    return 0;
+}
+
+/* ---- the summary file ------------------------------------------------------------------------ */
+
+/* A growing string; oom is sticky. */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->n + (size_t)k + 1 > cap) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q, b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+/* Writes one finished cell as group cells/<k>. 0, or -1 with err. */
+static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, int cell, const char *cdir,
+                      char *err, size_t errlen) {
+    char p[DIR_CAP + 64], g[64];
+    snprintf(p, sizeof p, "%s/%s", cdir, RUN_SPEC_FILE);
+    char *text = read_text(p);
+    spec *sp = malloc(sizeof *sp);
+    char why[SPEC_ERR_CAP];
+    if (!text || !sp || spec_parse(text, sp, why, sizeof why)) {
+        snprintf(err, errlen, "%s: %s", p, !text ? strerror(errno) : !sp ? "out of memory" : why);
+        free(text), free(sp);
+        return -1;
+    }
+    snprintf(g, sizeof g, "cells/%d", k);
+    sbuf stn = {0}, stm = {0}, dl = {0}, sl = {0}, axn = {0}, meth = {0};
+    sb_printf(&stn, "base"), sb_printf(&stm, "sft");
+    for (int i = 0; i < sp->n_stages; i++) {
+        const char *m = train_method_name(sp->stages[i].train.method);
+        sb_printf(&stn, ",%s", task_domain_name(sp->stages[i].domain));
+        sb_printf(&stm, ",%s", m);
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= sp->stages[j].train.method == sp->stages[i].train.method;
+        if (!dup) sb_printf(&meth, "%s%s", meth.n ? "+" : "", m);
+    }
+    task_domain dom[TASK_N_DOMAINS];
+    const int nd = spec_eval_domains(sp, dom);
+    for (int j = 0; j < nd; j++) sb_printf(&dl, "%s%s", j ? "," : "", task_domain_name(dom[j]));
+    for (int i = 0; i < sp->n_splits; i++) {
+        char nm[32];
+        sb_printf(&sl, "%s%s", i ? "," : "", spec_split_name(sp->splits[i], nm, sizeof nm));
+    }
+    for (int a = 0; a < sweep_n_axes(sw); a++) sb_printf(&axn, "%s%s", a ? "," : "", sweep_axis_name(sw, a));
+    int rc = stn.oom || stm.oom || dl.oom || sl.oom || axn.oom || meth.oom ? CKPT_ERR_NOMEM : 0;
+    snprintf(p, sizeof p, "%s/%s", cdir, RUN_RESULTS_FILE);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "name", sweep_cell_name(sw, cell));
+    if (!rc) rc = ckpt_writer_set_attr_i64(w, g, "index", cell);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "sweep", sweep_name(sw));
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "sweep_dir", sdir);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "results", p);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "spec", text);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "method", meth.p ? meth.p : "");
+    if (!rc) rc = ckpt_writer_set_attr_i64(w, g, "seed", (int64_t)sp->seed);
+    if (!rc) rc = ckpt_writer_set_attr_i64(w, g, "n_stages", sp->n_stages);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "stage_names", stn.p);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "stage_methods", stm.p);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "domains", dl.p);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "splits", sl.p);
+    if (!rc) rc = ckpt_writer_set_attr_str(w, g, "axes", axn.p ? axn.p : "");
+    char ga[96];
+    snprintf(ga, sizeof ga, "%s/axes", g);
+    for (int a = 0; !rc && a < sweep_n_axes(sw); a++)
+        rc = ckpt_writer_set_attr_str(w, ga, sweep_axis_name(sw, a), sweep_cell_value(sw, cell, a));
+    if (!rc && sweep_n_axes(sw) == 0) rc = ckpt_writer_set_attr_str(w, ga, "(none)", "");
+    free(stn.p), free(stm.p), free(dl.p), free(sl.p), free(axn.p), free(meth.p);
+    if (rc) {
+        snprintf(err, errlen, "%s", rc == CKPT_ERR_NOMEM ? "out of memory" : ckpt_writer_errmsg(w));
+        free(text), free(sp);
+        return -1;
+    }
+    for (int i = 0; !rc && i < sp->n_splits; i++) {
+        char nm[32], gs[160];
+        spec_split_name(sp->splits[i], nm, sizeof nm);
+        snprintf(gs, sizeof gs, "%s/metrics/%s", g, nm);
+        for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {
+            double *R = NULL;
+            int rows = 0, n_dom = 0;
+            task_domain d2[TASK_N_DOMAINS];
+            char e[1024];
+            if (run_read_matrix(cdir, nm, (metrics_field)f, 0, &R, &rows, d2, &n_dom, e, sizeof e)) {
+                snprintf(err, errlen, "%s", e);
+                rc = -1;
+                break;
+            }
+            char dp[200];
+            snprintf(dp, sizeof dp, "%s/%s", gs, metrics_field_name((metrics_field)f));
+            int64_t dims[2] = {rows, n_dom};
+            if (ckpt_writer_write(w, dp, CKPT_DTYPE_F64, 2, dims, R)) {
+                snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+                rc = -1;
+            }
+            free(R);
+        }
+        if (!rc && (ckpt_writer_set_attr_str(w, gs, "kind", task_split_name(sp->splits[i].split)) ||
+                    ckpt_writer_set_attr_i64(w, gs, "severity", sp->splits[i].severity))) {
+            snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+            rc = -1;
+        }
+    }
+    free(text), free(sp);
+    return rc ? -1 : 0;
+}
+
+int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_merge_info *info, char *err,
+                size_t errlen) {
+    memset(info, 0, sizeof *info);
+    ckpt_writer *w = NULL;
+    ckpt_error ce;
+    if (ckpt_writer_open(&w, path, SWEEP_SUMMARY_FORMAT, SWEEP_SUMMARY_VERSION, NULL, &ce)) {
+        snprintf(err, errlen, "%s", ce.msg);
+        return -1;
+    }
+    sbuf skipped = {0}, srcs = {0};
+    int rc = 0, k = 0;
+    for (int d = 0; !rc && d < n_dirs; d++) {
+        sweep *sw = NULL;
+        if (sweep_load_dir(dirs[d], &sw, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        sb_printf(&srcs, "%s%s", d ? "\n" : "", dirs[d]);
+        for (int c = 0; !rc && c < sweep_n_cells(sw); c++) {
+            char cdir[DIR_CAP];
+            snprintf(cdir, sizeof cdir, "%s/%s/%s", dirs[d], SWEEP_CELLS_DIR, sweep_cell_name(sw, c));
+            info->n_cells++;
+            sweep_cell_status st;
+            int done = 0, total = 0;
+            char e[1024];
+            if (sweep_cell_state(cdir, &st, &done, &total, e, sizeof e)) {
+                sb_printf(&skipped, "%s: its results file cannot be read: %s\n", cdir, e);
+                continue;
+            }
+            if (st == SWEEP_CELL_ABSENT) {
+                sb_printf(&skipped, "%s: not started\n", cdir);
+                continue;
+            }
+            if (st == SWEEP_CELL_PARTIAL) {
+                if (total) sb_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", cdir, done, total);
+                else sb_printf(&skipped, "%s: unfinished (no stage written)\n", cdir);
+                continue;
+            }
+            if (merge_cell(w, k, sw, dirs[d], c, cdir, err, errlen)) rc = -1;
+            else k++, info->n_merged++;
+        }
+        sweep_free(sw);
+    }
+    if (!rc && (srcs.oom || skipped.oom)) rc = -1, snprintf(err, errlen, "out of memory");
+    if (!rc) {
+        char versions[256];
+        snprintf(versions, sizeof versions, "caopd-harness 0.1.0, HDF5 %s, libtorch %s", ckpt_hdf5_version(), tw_version());
+        if (ckpt_writer_set_attr_i64(w, "", "n_cells", k) || ckpt_writer_set_attr_str(w, "", "sweep_dirs", srcs.p ? srcs.p : "") ||
+            ckpt_writer_set_attr_str(w, "", "versions", versions) || ckpt_writer_set_attr_str(w, "", "skipped", skipped.p ? skipped.p : ""))
+            rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+    }
+    if (!rc && k == 0 && ckpt_writer_set_attr_str(w, "cells", "note", "no finished cell") != CKPT_OK)
+        rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+    if (!rc && ckpt_writer_commit(w)) rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+    ckpt_writer_free(w);
+    free(srcs.p);
+    if (rc) free(skipped.p);
+    else info->skipped = skipped.p;
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* Helpers for the `caopd sweep` / `caopd merge` process tests: a sweep spec file around the
+ * tiny experiment of run_testutil.h, and small file utilities. */
+#ifndef CAOPD_TESTS_SWEEP_TESTUTIL_H
+#define CAOPD_TESTS_SWEEP_TESTUTIL_H
+
+#include <sys/stat.h>
+
+#include "run_testutil.h"
+
+/* Writes <g_tmp>/<file>: a caopd-sweep spec named name with the tiny experiment inline and the
+ * given axes object (JSON text); the path into path. */
+static inline void write_sweep(const char *file, const char *name, const char *axes, char *path, size_t len) {
+    snprintf(path, len, "%s/%s", g_tmp, file);
+    size_t cap = strlen(tiny_spec) + strlen(axes) + 256;
+    char *text = malloc(cap);
+    snprintf(text, cap, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"%s\",\n \"experiment\": %s,\n \"axes\": %s}\n",
+             name, tiny_spec, axes);
+    write_file(path, text, strlen(text));
+    free(text);
+}
+
+/* <g_tmp>/out.txt and err.txt of the last run_caopd (caller frees). */
+static inline char *last_out(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/out.txt", g_tmp);
+    return slurp(p);
+}
+
+static inline char *last_err(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/err.txt", g_tmp);
+    return slurp(p);
+}
+
+static inline int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Size of a file, -1 when missing. */
+static inline long file_size(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+#endif
