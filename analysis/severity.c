@@ -18,8 +18,8 @@
 #define SUMMARY_VERSION_MAX 1 /* the caopd-sweep-summary format_version this build reads */
 #define SEV_POINTS 16         /* severities on one curve (0..3 today) */
 
-const char *const severity_metric_names[SEVERITY_N_METRICS] = {"accuracy", "ece", "ocg", "brier"};
-static const char *const metric_titles[SEVERITY_N_METRICS] = {"Accuracy", "ECE", "OCG", "Brier"};
+const char *const severity_metric_names[SEVERITY_N_METRICS] = {"accuracy", "ece", "ocg", "brier", "spr", "auroc"};
+static const char *const metric_titles[SEVERITY_N_METRICS] = {"Accuracy", "ECE", "OCG", "Brier", "SPR", "AUROC"};
 
 /* One value: a cell's last stage on one split and domain (dom 0 = the mean over domains).
  * kind -1: the test split, counted under every kind. */
@@ -452,7 +452,7 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
     if (!t || !out) return SEVERITY_ERR_ARG;
     *out = NULL;
     enum { NCOL = 4 + SEVERITY_N_METRICS };
-    static const char *const head[NCOL] = {"series", "OOD kind", "severity", "seeds", "accuracy", "ECE", "OCG", "Brier"};
+    static const char *const head[NCOL] = {"series", "OOD kind", "severity", "seeds", "accuracy", "ECE", "OCG", "Brier", "SPR", "AUROC"};
     size_t w[NCOL];
     for (int c = 0; c < NCOL; c++) w[c] = strlen(head[c]);
     char cellbuf[NCOL][128];

@@ -2,7 +2,7 @@
  * a caopd-sweep-summary file (HDF5 only), takes every cell's model after its last stage and,
  * per series (a method with the values of every other axis but seed and ood_severity), OOD
  * kind and severity (0 = the in-distribution test split), the mean and spread over seeds of
- * accuracy, ECE, OCG and Brier; writes them as a table, severity.csv, severity.md and
+ * accuracy, ECE, OCG, Brier, SPR and AUROC; writes them as a table, severity.csv, severity.md and
  * plot_severity_curves figures. Conventions: docs/sweep.md ("Analysis"). */
 #ifndef CAOPD_SEVERITY_H
 #define CAOPD_SEVERITY_H
@@ -31,8 +31,9 @@ typedef enum severity_status {
 } severity_status;
 
 /* The metrics of the analysis, in this order (metrics.h names). */
-#define SEVERITY_N_METRICS 4
-extern const char *const severity_metric_names[SEVERITY_N_METRICS]; /* accuracy, ece, ocg, brier */
+#define SEVERITY_N_METRICS 6
+extern const char *const severity_metric_names[SEVERITY_N_METRICS]; /* accuracy, ece, ocg, brier,
+                                                                       spr, auroc */
 
 /* One row: a (series, kind, severity, domain) over the seeds. Strings are owned by the table. */
 typedef struct severity_row {
