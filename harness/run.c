@@ -21,7 +21,6 @@
 #include "results.h"
 #include "snapshot.h"
 
-#define EVAL_SEED_XOR 0x6576616c75617465ull /* "evaluate": eval examples, same at every stage */
 #define TRAIN_SEED_STRIDE 1000003ull        /* stage i's train stream: seed + i * stride */
 
 typedef struct run {
@@ -564,7 +563,7 @@ static int finish_stage(run *r, int s) {
     double t0 = now_s();
     for (int i = 0; !rc && i < sp->n_splits; i++)
         for (int j = 0; !rc && j < nd; j++) {
-            if (eval_split(r->student, dom[j], sp->splits[i].split, sp->splits[i].severity, sp->seed ^ EVAL_SEED_XOR,
+            if (eval_split(r->student, dom[j], sp->splits[i].split, sp->splits[i].severity, sp->seed ^ SPEC_EVAL_SEED_XOR,
                            sp->eval_n, sp->eval, es, NULL) != TW_OK) {
                 free(es);
                 ckpt_snapshot_free(rs);

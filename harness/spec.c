@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "templates.h"
 #include "tokenizer.h"
 
 /* Validation context: the first error wins. */
@@ -412,6 +413,55 @@ static void line_col(const char *text, const char *p, int *line, int *col) {
     }
 }
 
+/* Tokens of the longest completion ("{answer}\nConfidence: X.XX", one token per character) over
+ * the first n examples of (d, split, severity) drawn with seed; *answer gets that answer. */
+static int longest_completion(task_domain d, task_split split, int severity, uint64_t seed, int n,
+                              char *answer, size_t cap) {
+    task_gen *g = NULL;
+    if (task_gen_new(&g, d, split, severity, seed) != TASK_OK) return -1;
+    int best = 0;
+    task_example ex;
+    for (int i = 0; i < n && task_gen_next(g, &ex) == TASK_OK; i++) {
+        char c[TASK_ANSWER_CAP + 32];
+        int len = (int)tmpl_completion(c, sizeof c, ex.answer, 1.0);
+        if (len > best) best = len, snprintf(answer, cap, "%s", ex.answer);
+    }
+    task_gen_free(g);
+    return best;
+}
+
+/* A completion cut by max_new loses its confidence digits ("0.38" read as "0."), silently: each
+ * stage's rollouts must have room for its domain's training answers (the longest of 4096
+ * draws) and the evaluation for every question it will ask (the exact evaluation set). */
+static int check_completion_room(vctx *v, const spec *s) {
+    char ans[TASK_ANSWER_CAP], path[64], split[32];
+    for (int i = 0; i < s->n_stages; i++) {
+        const spec_stage *st = &s->stages[i];
+        if (st->train.method == TRAIN_METHOD_SFT) continue;
+        int need = longest_completion(st->domain, TASK_SPLIT_TRAIN, 0, s->seed, 4096, ans, sizeof ans);
+        if (need > st->train.opd.max_new) {
+            snprintf(path, sizeof path, "stages[%d].max_new", i);
+            return fail(v, path, "%d tokens cut %s's completions, whose confidence then reads wrong (answer '%s' "
+                        "needs %d: answer, newline, 'Confidence: X.XX'); set max_new to at least %d",
+                        st->train.opd.max_new, task_domain_name(st->domain), ans, need, need);
+        }
+    }
+    task_domain dom[TASK_N_DOMAINS];
+    const int nd = spec_eval_domains(s, dom);
+    const int n = s->eval_n < 20000 ? s->eval_n : 20000;
+    for (int k = 0; k < s->n_splits; k++)
+        for (int j = 0; j < nd; j++) {
+            int need = longest_completion(dom[j], s->splits[k].split, s->splits[k].severity,
+                                          s->seed ^ SPEC_EVAL_SEED_XOR, n, ans, sizeof ans);
+            if (need > s->eval.max_new)
+                return fail(v, "eval.max_new", "%d tokens cut completions on %s %s, whose confidence then reads "
+                            "wrong (answer '%s' needs %d: answer, newline, 'Confidence: X.XX'); set eval.max_new "
+                            "to at least %d", s->eval.max_new, task_domain_name(dom[j]),
+                            spec_split_name(s->splits[k], split, sizeof split), ans, need, need);
+        }
+    return 0;
+}
+
 int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
     vctx v = {err, errlen, 0};
     if (err && errlen) err[0] = '\0';
@@ -518,6 +568,7 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
     }
     s->n_stages = n;
     if (read_eval(&v, root, s) || read_small(&v, root, s)) goto done;
+    check_completion_room(&v, s);
 done:
     cJSON_Delete(root);
     return v.failed ? -1 : 0;

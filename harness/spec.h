@@ -24,6 +24,9 @@ extern "C" {
 #define SPEC_MAX_SPLITS (1 + 3 * TASK_SEVERITY_MAX) /* test + every OOD kind x severity */
 #define SPEC_PATH_CAP 1024
 #define SPEC_ERR_CAP 1024
+/* The evaluation questions of a run are drawn with seed ^ SPEC_EVAL_SEED_XOR ("evaluate"), the
+ * same at every stage. */
+#define SPEC_EVAL_SEED_XOR 0x6576616c75617465ull
 
 /* One domain stage: its domain and the trainer parameters after inheritance. */
 typedef struct spec_stage {

@@ -24,10 +24,10 @@ static const char tiny_spec[] =
     "  \"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"tiny\", \"seed\": 3, \"threads\": 1,\n"
     "  \"model\": {\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2},\n"
     "  \"base\": {\"steps\": 6, \"batch\": 4, \"lr\": 3e-3, \"warmup\": 1},\n"
-    "  \"defaults\": {\"method\": \"caopd\", \"steps\": 4, \"batch\": 2, \"k\": 2, \"max_new\": 12,\n"
+    "  \"defaults\": {\"method\": \"caopd\", \"steps\": 4, \"batch\": 2, \"k\": 2, \"max_new\": 24,\n"
     "               \"lr\": 1e-3, \"warmup\": 1, \"ema_alpha\": 0.1},\n"
     "  \"stages\": [{\"domain\": \"add\"}, {\"domain\": \"rev\", \"method\": \"sdft\", \"replay_frac\": 0.5}],\n"
-    "  \"eval\": {\"n\": 8, \"max_new\": 12, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]},\n"
+    "  \"eval\": {\"n\": 8, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]},\n"
     "  \"snapshots\": {\"every_steps\": 2},\n"
     "  \"log\": {\"every_steps\": 100}\n"
     "}\n";

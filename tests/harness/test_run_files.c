@@ -121,8 +121,8 @@ static void expect_base_error(const char *name, const char *path, const char *mo
     snprintf(text, sizeof text,
              "{\"format\": \"caopd-experiment\", \"version\": 1, \"threads\": 1, \"model\": %s,\n"
              " \"base\": {\"checkpoint\": \"%s\"},\n"
-             " \"defaults\": {\"steps\": 1, \"batch\": 2, \"k\": 2, \"max_new\": 8},\n"
-             " \"stages\": [{\"domain\": \"add\"}], \"eval\": {\"n\": 2, \"max_new\": 8}}\n",
+             " \"defaults\": {\"steps\": 1, \"batch\": 2, \"k\": 2, \"max_new\": 24},\n"
+             " \"stages\": [{\"domain\": \"add\"}], \"eval\": {\"n\": 2, \"max_new\": 24}}\n",
              model, path);
     snprintf(sp, sizeof sp, "%s/%s.json", g_tmp, name);
     snprintf(dir, sizeof dir, "%s/%s", g_tmp, name);

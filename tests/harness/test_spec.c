@@ -69,6 +69,14 @@ static void test_defaults_and_inheritance(void) {
     CHECK_EQ_INT(g_spec.base_data.student_domains, 1u << TASK_DOMAIN_ADD | 1u << TASK_DOMAIN_SUB);
     CHECK_EQ_INT(g_spec.base_data.focus, TASK_DOMAIN_COUNT_CHAR);
     CHECK_NEAR(g_spec.base_data.focus_share, 0.5, 0);
+    /* room for the confidence: completions cut by max_new would read "0.38" as "0." */
+    expect(HEAD "\"defaults\": {\"max_new\": 8}, " STAGES "}",
+           "stages[0].max_new: 8 tokens cut add's completions, whose confidence then reads wrong (answer '1487' "
+           "needs 21: answer, newline, 'Confidence: X.XX'); set max_new to at least 21");
+    expect(HEAD "\"stages\": [{\"domain\": \"count\"}], \"eval\": {\"max_new\": 17}}",
+           "eval.max_new: 17 tokens cut completions on count test, whose confidence then reads wrong (answer '2' "
+           "needs 18: answer, newline, 'Confidence: X.XX'); set eval.max_new to at least 18");
+    expect(HEAD "\"stages\": [{\"domain\": \"count\"}], \"eval\": {\"max_new\": 18}}", NULL);
     expect(HEAD "\"base\": {\"focus_share\": 0.5}, " STAGES "}",
            "base.focus_share: given without base.focus; name the focus domain too");
     expect(HEAD "\"base\": {\"focus\": \"cnt\", \"focus_share\": 0.5}, " STAGES "}",

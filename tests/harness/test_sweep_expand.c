@@ -21,7 +21,7 @@
     "\"defaults\": {\"method\": \"caopd\", \"steps\": 4, \"lr\": 0.001}, "                             \
     "\"stages\": [{\"domain\": \"add\", \"steps\": 5}, {\"domain\": \"rev\", \"method\": \"sdft\", "   \
     "\"replay_frac\": 0.5}], "                                                                          \
-    "\"eval\": {\"n\": 8, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]}}"
+    "\"eval\": {\"n\": 8, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]}}"
 
 static char g_err[SWEEP_ERR_CAP];
 
