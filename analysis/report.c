@@ -16,6 +16,7 @@
 
 #include "ckpt.h"
 #include "plot.h"
+#include "strbuf.h"
 
 #define REPORT_FORMAT_VERSION_MAX 1 /* the caopd-results format_version this build reads */
 #define MSG_CAP 4096
@@ -30,44 +31,7 @@ static char *xstrdup(const char *s) {
     return p;
 }
 
-/* A growing string; oom is sticky. */
-typedef struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sb;
 
-static void sb_vprintf(sb *b, const char *fmt, va_list ap) {
-    if (b->oom) return;
-    va_list aq;
-    va_copy(aq, ap);
-    int k = vsnprintf(NULL, 0, fmt, aq);
-    va_end(aq);
-    if (k < 0) return;
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + (size_t)k + 1 > cap) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
-    b->n += (size_t)k;
-}
-
-static void sb_printf(sb *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vprintf(b, fmt, ap);
-    va_end(ap);
-}
-
-static const char *sb_str(const sb *b) {
-    return b->p ? b->p : "";
-}
 
 /* Splits "a,b,c" into a malloc'd array of malloc'd strings. Returns the count, -1 on OOM. */
 static int split_list(const char *s, char ***out) {
@@ -181,7 +145,7 @@ struct report_set {
     run **runs;
     size_t n;
     char msg[MSG_CAP];
-    sb notes;
+    strbuf notes;
 };
 
 const char *report_status_str(int status) {
@@ -292,7 +256,7 @@ static int same_value(double stored, double recomputed) {
 
 /* Loads one (stage, domain, split) group into *c and compares the stored attributes; mismatches
  * are appended to mm (count in *n_mm). */
-static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g, cell *c, sb *mm, int *n_mm) {
+static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g, cell *c, strbuf *mm, int *n_mm) {
     void *conf = NULL, *cor = NULL, *ff = NULL, *ea = NULL, *ec = NULL, *nt = NULL;
     size_t n_conf, n_cor, n_ff, n_ea, n_ec, n_nt;
     int rc = read_array(s, rd, r->path, g, "confidence", CKPT_DTYPE_F64, 0, &conf, &n_conf);
@@ -339,7 +303,7 @@ static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g
             if (!same_value(v, want)) {
                 char b1[40], b2[40];
                 if (*n_mm < 8)
-                    sb_printf(mm, "\n  %s: %s stored %s, recomputed %s", g, nm, fmt_rt(v, b1, sizeof b1),
+                    strbuf_printf(mm, "\n  %s: %s stored %s, recomputed %s", g, nm, fmt_rt(v, b1, sizeof b1),
                               fmt_rt(want, b2, sizeof b2));
                 (*n_mm)++;
             }
@@ -354,7 +318,7 @@ static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g
                 break;
             }
             if (v != (int64_t)cv[k]) {
-                if (*n_mm < 8) sb_printf(mm, "\n  %s: %s stored %lld, recomputed %zu", g, counts[k], (long long)v, cv[k]);
+                if (*n_mm < 8) strbuf_printf(mm, "\n  %s: %s stored %lld, recomputed %zu", g, counts[k], (long long)v, cv[k]);
                 (*n_mm)++;
             }
         }
@@ -475,7 +439,7 @@ static int load_run(report_set *s, run *r, const char *path) {
                          file, r->status);
         }
     }
-    sb mm = {0};
+    strbuf mm = {0};
     int n_mm = 0;
     for (size_t k = 0; !rc && k < stages.n; k++) {
         const char *nm = stages.v[k].name;
@@ -515,7 +479,7 @@ static int load_run(report_set *s, run *r, const char *path) {
                      "(metrics_run_compute, tolerance %g):%s%s\nThe attributes and the arrays disagree: the file was "
                      "edited or damaged, or written by a build with other metric conventions; rerun the evaluation "
                      "(caopd run) to rewrite it",
-                     file, n_mm, REPORT_ATTR_TOL, sb_str(&mm), n_mm > 8 ? "\n  ..." : "");
+                     file, n_mm, REPORT_ATTR_TOL, strbuf_str(&mm), n_mm > 8 ? "\n  ..." : "");
     free(mm.p);
     if (!rc && !strcmp(r->status, "finished") && r->n_present != r->T + 1)
         rc = set_err(s, REPORT_ERR_FILE,
@@ -527,15 +491,15 @@ static int load_run(report_set *s, run *r, const char *path) {
     if (rc) return rc;
 
     /* The method label: the distinct methods of the domain stages, in order. */
-    sb m = {0};
+    strbuf m = {0};
     for (int i = 1; i <= r->T; i++) {
         if (!r->st[i].present) continue;
         int seen = 0;
         for (int k = 1; k < i; k++)
             if (r->st[k].present && !strcmp(r->st[k].method, r->st[i].method)) seen = 1;
-        if (!seen) sb_printf(&m, "%s%s", m.n ? "+" : "", r->st[i].method);
+        if (!seen) strbuf_printf(&m, "%s%s", m.n ? "+" : "", r->st[i].method);
     }
-    r->method = xstrdup(m.n ? sb_str(&m) : (r->st[0].present ? r->st[0].method : "?"));
+    r->method = xstrdup(m.n ? strbuf_str(&m) : (r->st[0].present ? r->st[0].method : "?"));
     free(m.p);
 
     /* Do the stages line up with the domains? Stage j (1..T) must learn domain j - 1. */
@@ -545,10 +509,10 @@ static int load_run(report_set *s, run *r, const char *path) {
         if (nm && strcmp(nm, r->dom[j - 1])) r->cl_ok = 0;
     }
     if (!r->cl_ok) {
-        sb order = {0};
+        strbuf order = {0};
         for (int j = 1; j <= r->T; j++) {
             const char *nm = stage_name(r, j);
-            sb_printf(&order, "%s%s", j > 1 ? ", " : "", nm ? nm : "?");
+            strbuf_printf(&order, "%s%s", j > 1 ? ", " : "", nm ? nm : "?");
         }
         if (r->T == 0)
             snprintf(r->cl_note, sizeof r->cl_note, "run %%s has no domain stage: CL metrics need T >= 1; skipped");
@@ -557,7 +521,7 @@ static int load_run(report_set *s, run *r, const char *path) {
                      "run %%s: its %d domain stages (%s) do not line up with its %d evaluation domains (a domain is "
                      "repeated or out of order): the (T+1) x T matrix needs stage j to learn domain j, so "
                      "ACC/BWT/FWT/forgetting are skipped; the stage x domain matrices still show every stage",
-                     r->T, sb_str(&order), r->nd);
+                     r->T, strbuf_str(&order), r->nd);
         free(order.p);
     }
     return REPORT_OK;
@@ -572,7 +536,7 @@ static void rebuild_notes(report_set *s) {
             int last = -1;
             for (int i = 0; i <= r->T; i++)
                 if (r->st[i].present) last = i;
-            sb_printf(&s->notes,
+            strbuf_printf(&s->notes,
                       "run %s is %s: %d of %d stages written (0..%d so far); the missing rows are n/a, and the CL "
                       "metrics that read them are n/a until the run finishes\n",
                       r->label, !strcmp(r->status, "running") ? "still going (status running)" : r->status,
@@ -581,7 +545,7 @@ static void rebuild_notes(report_set *s) {
         if (!r->cl_ok) {
             char buf[600];
             snprintf(buf, sizeof buf, r->cl_note, r->label);
-            sb_printf(&s->notes, "%s\n", buf);
+            strbuf_printf(&s->notes, "%s\n", buf);
         }
     }
 }
@@ -651,7 +615,7 @@ const char *report_run_default_out(const report_set *s, size_t k) {
 }
 
 const char *report_notes(const report_set *s) {
-    return s ? sb_str(&s->notes) : "";
+    return s ? strbuf_str(&s->notes) : "";
 }
 
 int report_get(const report_set *s, size_t k, int stage, const char *domain, const char *split, metrics_run *out) {
@@ -740,7 +704,7 @@ static void tab_free(tab *t) {
 }
 
 /* Emits t: markdown pipes, or aligned columns (first left, others right). Frees t's cells. */
-static void tab_emit(sb *b, tab *t, int markdown) {
+static void tab_emit(strbuf *b, tab *t, int markdown) {
     if (t->oom) b->oom = 1;
     int rows = t->ncol ? t->n / t->ncol : 0;
     int w[64] = {0}, num[64] = {0};
@@ -756,14 +720,14 @@ static void tab_emit(sb *b, tab *t, int markdown) {
     for (int i = 0; i < rows && t->ncol <= 64; i++) {
         for (int c = 0; c < t->ncol; c++) {
             const char *x = t->cells[i * t->ncol + c];
-            if (markdown) sb_printf(b, "| %s ", x);
-            else if (!num[c]) sb_printf(b, c ? "  %-*s" : "%-*s", c + 1 < t->ncol ? w[c] : 0, x);
-            else sb_printf(b, c ? "  %*s" : "%*s", w[c], x);
+            if (markdown) strbuf_printf(b, "| %s ", x);
+            else if (!num[c]) strbuf_printf(b, c ? "  %-*s" : "%-*s", c + 1 < t->ncol ? w[c] : 0, x);
+            else strbuf_printf(b, c ? "  %*s" : "%*s", w[c], x);
         }
-        sb_printf(b, markdown ? "|\n" : "\n");
+        strbuf_printf(b, markdown ? "|\n" : "\n");
         if (markdown && i == 0) {
-            for (int c = 0; c < t->ncol; c++) sb_printf(b, num[c] ? "|---:" : "|:---");
-            sb_printf(b, "|\n");
+            for (int c = 0; c < t->ncol; c++) strbuf_printf(b, num[c] ? "|---:" : "|:---");
+            strbuf_printf(b, "|\n");
         }
     }
     for (int k = 0; k < t->n; k++) free(t->cells[k]);
@@ -781,11 +745,11 @@ static void stage_label(const run *r, int i, char *buf, size_t len) {
     snprintf(buf, len, "%d %s", i, nm ? nm : "");
 }
 
-static void matrix_table(sb *b, const run *r, metrics_field f, const char *title, int md) {
+static void matrix_table(strbuf *b, const run *r, metrics_field f, const char *title, int md) {
     const int sp = test_split(r);
-    if (md) sb_printf(b, "\n**%s** — run `%s`, %s split (rows: model after stage i; columns: domain)\n\n", title,
+    if (md) strbuf_printf(b, "\n**%s** — run `%s`, %s split (rows: model after stage i; columns: domain)\n\n", title,
                       r->label, r->split[sp]);
-    else sb_printf(b, "\n%s, run %s (rows: model after stage; columns: domain; %s split)\n", title, r->label, r->split[sp]);
+    else strbuf_printf(b, "\n%s, run %s (rows: model after stage; columns: domain; %s split)\n", title, r->label, r->split[sp]);
     tab t = {.ncol = r->nd + 1};
     tab_add(&t, "stage");
     for (int d = 0; d < r->nd; d++) tab_add(&t, "%s", r->dom[d]);
@@ -801,9 +765,9 @@ static void matrix_table(sb *b, const run *r, metrics_field f, const char *title
 static const metrics_field k_retention[] = {METRICS_FIELD_ECE, METRICS_FIELD_BRIER, METRICS_FIELD_SPR,
                                             METRICS_FIELD_OCG};
 
-static void cl_table(sb *b, const report_set *s, const metrics_field *fs, int nf, const char *title, int md) {
-    if (md) sb_printf(b, "\n### %s\n\n", title);
-    else sb_printf(b, "\n%s\n", title);
+static void cl_table(strbuf *b, const report_set *s, const metrics_field *fs, int nf, const char *title, int md) {
+    if (md) strbuf_printf(b, "\n### %s\n\n", title);
+    else strbuf_printf(b, "\n%s\n", title);
     tab t = {.ncol = 6};
     tab_add(&t, "run"), tab_add(&t, "metric"), tab_add(&t, "ACC"), tab_add(&t, "BWT"), tab_add(&t, "FWT");
     tab_add(&t, "forgetting");
@@ -823,13 +787,13 @@ static void cl_table(sb *b, const report_set *s, const metrics_field *fs, int nf
     if (any) tab_emit(b, &t, md);
     else {
         tab_free(&t);
-        sb_printf(b, "(none: no run has stages that line up with its domains; see the notes)\n");
+        strbuf_printf(b, "(none: no run has stages that line up with its domains; see the notes)\n");
     }
 }
 
-static void ood_table(sb *b, const report_set *s, int md) {
-    if (md) sb_printf(b, "\n### OOD gaps (in-distribution test minus OOD, at the last stage written)\n\n");
-    else sb_printf(b, "\nOOD gaps (ID = test split minus OOD split, at the last stage written; acc gap > 0 = accuracy "
+static void ood_table(strbuf *b, const report_set *s, int md) {
+    if (md) strbuf_printf(b, "\n### OOD gaps (in-distribution test minus OOD, at the last stage written)\n\n");
+    else strbuf_printf(b, "\nOOD gaps (ID = test split minus OOD split, at the last stage written; acc gap > 0 = accuracy "
                       "drops OOD, ECE gap < 0 = calibration worse OOD)\n");
     tab t = {.ncol = 12};
     const char *hdr[] = {"run", "stage", "domain", "split", "kind", "severity", "acc ID", "acc OOD",
@@ -864,62 +828,62 @@ static void ood_table(sb *b, const report_set *s, int md) {
     if (any) tab_emit(b, &t, md);
     else {
         tab_free(&t);
-        sb_printf(b, "(none: no OOD split, or no stage written yet)\n");
+        strbuf_printf(b, "(none: no OOD split, or no stage written yet)\n");
     }
 }
 
-static void runs_table(sb *b, const report_set *s, int md) {
+static void runs_table(strbuf *b, const report_set *s, int md) {
     tab t = {.ncol = 7};
     const char *hdr[] = {"run", "method", "seed", "status", "stages", "domains", "results"};
     for (int c = 0; c < 7; c++) tab_add(&t, "%s", hdr[c]);
     for (size_t k = 0; k < s->n; k++) {
         const run *r = s->runs[k];
-        sb doms = {0};
-        for (int d = 0; d < r->nd; d++) sb_printf(&doms, "%s%s", d ? "," : "", r->dom[d]);
+        strbuf doms = {0};
+        for (int d = 0; d < r->nd; d++) strbuf_printf(&doms, "%s%s", d ? "," : "", r->dom[d]);
         tab_add(&t, "%s", r->label), tab_add(&t, "%s", r->method);
         if (r->has_seed) tab_add(&t, "%lld", r->seed);
         else tab_add(&t, "?");
         tab_add(&t, "%s", r->status), tab_add(&t, "%d/%d", r->n_present, r->T + 1);
-        tab_add(&t, "%s", sb_str(&doms)), tab_add(&t, "%s", r->path);
+        tab_add(&t, "%s", strbuf_str(&doms)), tab_add(&t, "%s", r->path);
         free(doms.p);
     }
     tab_emit(b, &t, md);
 }
 
-static void write_tables(sb *b, const report_set *s, int md) {
-    if (md) sb_printf(b, "\n## Runs\n\n");
+static void write_tables(strbuf *b, const report_set *s, int md) {
+    if (md) strbuf_printf(b, "\n## Runs\n\n");
     runs_table(b, s, md);
-    if (md) sb_printf(b, "\n## Accuracy and ECE matrices\n");
+    if (md) strbuf_printf(b, "\n## Accuracy and ECE matrices\n");
     for (size_t k = 0; k < s->n; k++) {
         matrix_table(b, s->runs[k], METRICS_FIELD_ACCURACY, "accuracy", md);
         matrix_table(b, s->runs[k], METRICS_FIELD_ECE, "ECE", md);
     }
-    if (md) sb_printf(b, "\n## Continual learning (test split)\n");
+    if (md) strbuf_printf(b, "\n## Continual learning (test split)\n");
     const metrics_field acc = METRICS_FIELD_ACCURACY;
     cl_table(b, s, &acc, 1, "continual learning: ACC / BWT / FWT / forgetting of accuracy (test split)", md);
     cl_table(b, s, k_retention, 4,
              "calibration retention: the same on ECE, Brier, SPR, OCG (test split; ECE/Brier: BWT > 0 = calibration "
              "lost, forgetting on -R, > 0 = lost)",
              md);
-    if (md) sb_printf(b, "\n## Out of distribution\n");
+    if (md) strbuf_printf(b, "\n## Out of distribution\n");
     ood_table(b, s, md);
     if (s->notes.n) {
         if (md) {
-            sb_printf(b, "\n## Notes\n\n");
-            const char *p = sb_str(&s->notes);
+            strbuf_printf(b, "\n## Notes\n\n");
+            const char *p = strbuf_str(&s->notes);
             while (*p) {
                 const char *e = strchr(p, '\n');
                 size_t len = e ? (size_t)(e - p) : strlen(p);
-                sb_printf(b, "- %.*s\n", (int)len, p);
+                strbuf_printf(b, "- %.*s\n", (int)len, p);
                 p += len + (e ? 1 : 0);
             }
-        } else sb_printf(b, "\nnotes:\n%s", sb_str(&s->notes));
+        } else strbuf_printf(b, "\nnotes:\n%s", strbuf_str(&s->notes));
     }
 }
 
 int report_tables(report_set *s, int markdown, char **out) {
     if (!s || !out) return REPORT_ERR_ARG;
-    sb b = {0};
+    strbuf b = {0};
     write_tables(&b, s, markdown);
     if (b.oom) {
         free(b.p);
@@ -1123,7 +1087,7 @@ static int write_json(report_set *s, const char *dir) {
     cJSON *runs = cJSON_AddArrayToObject(root, "runs");
     for (size_t k = 0; k < s->n; k++) cJSON_AddItemToArray(runs, run_json(s->runs[k]));
     cJSON *notes = cJSON_AddArrayToObject(root, "notes");
-    const char *p = sb_str(&s->notes);
+    const char *p = strbuf_str(&s->notes);
     while (*p) {
         const char *e = strchr(p, '\n');
         size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -1340,7 +1304,7 @@ static int unions(const report_set *s, char ***doms, int *nd, char ***splits, in
     return 0;
 }
 
-static int write_figures(report_set *s, const char *dir, sb *md) {
+static int write_figures(report_set *s, const char *dir, strbuf *md) {
     char sub[2300];
     snprintf(sub, sizeof sub, "%s/reliability", dir);
     if (mkdir_p(sub)) return set_err(s, REPORT_ERR_IO, "%s: cannot create the folder: %s", sub, strerror(errno));
@@ -1369,25 +1333,25 @@ static int write_figures(report_set *s, const char *dir, sb *md) {
         else snprintf(xl[x], sizeof xl[x], "%d", x);
         xn[x] = xl[x];
     }
-    sb_printf(md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`).\n");
-    sb_printf(md, "\n### Retention curves\n\nAccuracy (top) and ECE (bottom) of each domain after every stage; "
+    strbuf_printf(md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`).\n");
+    strbuf_printf(md, "\n### Retention curves\n\nAccuracy (top) and ECE (bottom) of each domain after every stage; "
                   "solid: test split, dashed: OOD splits; one colour per method, mean over its runs with a band of "
                   "± 1 standard deviation where two or more runs have the point.\n\n");
     for (int d = 0; !rc && d < nd; d++) {
         rc = retention_figure(s, dir, doms[d], group_of, ng, splits, ns, nx, xn);
         char safe[128];
-        if (!rc) sb_printf(md, "![retention of %s](retention_%s.png)\n\n", doms[d], safe_name(doms[d], safe, sizeof safe));
+        if (!rc) strbuf_printf(md, "![retention of %s](retention_%s.png)\n\n", doms[d], safe_name(doms[d], safe, sizeof safe));
     }
-    if (!rc) sb_printf(md, "\n### Heatmaps (test split)\n\n");
+    if (!rc) strbuf_printf(md, "\n### Heatmaps (test split)\n\n");
     for (size_t k = 0; !rc && k < s->n; k++) {
         rc = heatmaps(s, dir, s->runs[k]);
         char safe[200];
         safe_name(s->runs[k]->label, safe, sizeof safe);
         if (!rc)
-            sb_printf(md, "![accuracy of %s](heatmap_%s_accuracy.png)\n![ECE of %s](heatmap_%s_ece.png)\n\n",
+            strbuf_printf(md, "![accuracy of %s](heatmap_%s_accuracy.png)\n![ECE of %s](heatmap_%s_ece.png)\n\n",
                       s->runs[k]->label, safe, s->runs[k]->label, safe);
     }
-    if (!rc) sb_printf(md, "\n### Reliability diagrams (test split)\n\n");
+    if (!rc) strbuf_printf(md, "\n### Reliability diagrams (test split)\n\n");
     for (size_t k = 0; !rc && k < s->n; k++) {
         const run *r = s->runs[k];
         rc = reliability(s, dir, r);
@@ -1412,9 +1376,9 @@ static int write_figures(report_set *s, const char *dir, sb *md) {
             if (r->st[i].present) last = i;
         if (last >= 0)
             for (int d = 0; d < r->nd; d++)
-                sb_printf(md, "\n![%s after stage %d, %s](reliability/%s_stage%d_%s.png)\n", r->label, last, r->dom[d], sl,
+                strbuf_printf(md, "\n![%s after stage %d, %s](reliability/%s_stage%d_%s.png)\n", r->label, last, r->dom[d], sl,
                           last, safe_name(r->dom[d], sd, sizeof sd));
-        sb_printf(md, "\n");
+        strbuf_printf(md, "\n");
     }
     free(group_of), free(doms), free(splits), free(xl), free(xn);
     return rc;
@@ -1431,8 +1395,8 @@ int report_write(report_set *s, const char *dir, const report_write_opts *opts) 
     if (!rc) rc = write_eval_csv(s, dir);
     if (!rc) rc = write_json(s, dir);
     if (rc) return rc;
-    sb md = {0};
-    sb_printf(&md, "# caopd analyze report\n\nWritten by `caopd analyze` from the results files below (HDF5 only). "
+    strbuf md = {0};
+    strbuf_printf(&md, "# caopd analyze report\n\nWritten by `caopd analyze` from the results files below (HDF5 only). "
                    "Every metric was recomputed from the stored per-sample arrays and matched the stored attributes "
                    "(tolerance %g). Definitions: docs/analysis.md, docs/metrics.md.\n\n"
                    "Files: [metrics.csv](metrics.csv) (one row per run x stage x domain x split), "
@@ -1446,7 +1410,7 @@ int report_write(report_set *s, const char *dir, const report_write_opts *opts) 
         FILE *f = open_out(s, dir, "report.md", path, sizeof path);
         if (!f) rc = REPORT_ERR_IO;
         else {
-            fputs(sb_str(&md), f);
+            fputs(strbuf_str(&md), f);
             rc = close_out(s, f, path);
         }
     }

@@ -14,6 +14,7 @@
 
 #include "ckpt.h"
 #include "plot.h"
+#include "strbuf.h"
 
 #define SUMMARY_VERSION_MAX 1 /* the caopd-sweep-summary format_version this build reads */
 #define SEV_POINTS 16         /* severities on one curve (0..3 today) */
@@ -80,39 +81,6 @@ static void strs_free(strs *l) {
     for (int i = 0; i < l->n; i++) free(l->v[i]);
     free(l->v);
     l->v = NULL, l->n = 0;
-}
-
-/* A growing string; oom is sticky. */
-typedef struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sb;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void sb_printf(sb *b, const char *fmt, ...) {
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + (size_t)k + 1 > cap) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
 }
 
 /* The comma-separated field i of list into buf; 0, or -1 when there is none. */
@@ -214,8 +182,8 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
                      path, ckpt_reader_errmsg(rd));
     /* the series: the method, then every other axis but seed and ood_severity */
-    sb label = {0};
-    if (!rc) sb_printf(&label, "%s", method);
+    strbuf label = {0};
+    if (!rc) strbuf_printf(&label, "%s", method);
     const int nax = list_count(axes);
     for (int a = 0; !rc && a < nax; a++) {
         char name[512], ga[600];
@@ -227,7 +195,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         snprintf(ga, sizeof ga, "%s/axes", g);
         if (ckpt_reader_attr_str(rd, ga, name, &val))
             rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
-        else sb_printf(&label, " %s=%s", name, val);
+        else strbuf_printf(&label, " %s=%s", name, val);
         free(val);
     }
     if (!rc && label.oom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
@@ -457,18 +425,18 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
     for (int c = 0; c < NCOL; c++) w[c] = strlen(head[c]);
     char cellbuf[NCOL][128];
     /* two passes: widths, then text */
-    sb b = {0};
+    strbuf b = {0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             if (markdown) {
-                sb_printf(&b, "|");
-                for (int c = 0; c < NCOL; c++) sb_printf(&b, " %s |", head[c]);
-                sb_printf(&b, "\n|");
-                for (int c = 0; c < NCOL; c++) sb_printf(&b, "%s|", c >= 2 ? "---:" : "---");
-                sb_printf(&b, "\n");
+                strbuf_printf(&b, "|");
+                for (int c = 0; c < NCOL; c++) strbuf_printf(&b, " %s |", head[c]);
+                strbuf_printf(&b, "\n|");
+                for (int c = 0; c < NCOL; c++) strbuf_printf(&b, "%s|", c >= 2 ? "---:" : "---");
+                strbuf_printf(&b, "\n");
             } else {
-                for (int c = 0; c + 1 < NCOL; c++) sb_printf(&b, "%-*s  ", (int)w[c], head[c]);
-                sb_printf(&b, "%s\n", head[NCOL - 1]);
+                for (int c = 0; c + 1 < NCOL; c++) strbuf_printf(&b, "%-*s  ", (int)w[c], head[c]);
+                strbuf_printf(&b, "%s\n", head[NCOL - 1]);
             }
         }
         for (size_t i = 0; i < t->n_rows; i++) {
@@ -488,11 +456,11 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
                 if (pass == 0) {
                     if (strlen(cellbuf[c]) > w[c]) w[c] = strlen(cellbuf[c]);
                 } else if (markdown) {
-                    sb_printf(&b, "%s %s %s", c ? "" : "|", cellbuf[c], c + 1 < NCOL ? "|" : "|\n");
+                    strbuf_printf(&b, "%s %s %s", c ? "" : "|", cellbuf[c], c + 1 < NCOL ? "|" : "|\n");
                 } else if (c + 1 < NCOL) {
-                    sb_printf(&b, "%-*s  ", (int)w[c], cellbuf[c]);
+                    strbuf_printf(&b, "%-*s  ", (int)w[c], cellbuf[c]);
                 } else {
-                    sb_printf(&b, "%s\n", cellbuf[c]);
+                    strbuf_printf(&b, "%s\n", cellbuf[c]);
                 }
             }
         }
@@ -567,7 +535,7 @@ static int write_csv(const severity_table *t, const char *path, char *err, size_
 }
 
 /* One figure: metric m against severity on kind k, one series per sweep series. */
-static int figure(const severity_table *t, const char *dir, int k, int m, sb *md, char *err, size_t errlen) {
+static int figure(const severity_table *t, const char *dir, int k, int m, strbuf *md, char *err, size_t errlen) {
     const int nser = t->series.n, nx = SEV_POINTS;
     plot_series *ser = calloc((size_t)nser, sizeof *ser);
     double *buf = calloc((size_t)nser * (size_t)nx * 4, sizeof *buf);
@@ -614,7 +582,7 @@ static int figure(const severity_table *t, const char *dir, int k, int m, sb *md
         if (plot_severity_curves(&fig, ser, (size_t)nser) != PLOT_OK)
             rc = set_err(err, errlen, SEVERITY_ERR_PLOT, "%s", plot_errmsg());
     }
-    if (!rc) sb_printf(md, "![%s against severity, %s](%s.png)\n", metric_titles[m], t->kinds.v[k], stem);
+    if (!rc) strbuf_printf(md, "![%s against severity, %s](%s.png)\n", metric_titles[m], t->kinds.v[k], stem);
     free(ser), free(buf);
     return rc;
 }
@@ -627,8 +595,8 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
     snprintf(path, sizeof path, "%s/severity.csv", dir);
     int rc = write_csv(t, path, err, errlen);
     if (rc) return rc;
-    sb md = {0};
-    sb_printf(&md, "# OOD severity\n\nWritten by `caopd analyze` from a sweep summary (%d cells, %d series). Each "
+    strbuf md = {0};
+    strbuf_printf(&md, "# OOD severity\n\nWritten by `caopd analyze` from a sweep summary (%d cells, %d series). Each "
                    "value is a cell's model after its last stage, averaged over the evaluation domains; cells of "
                    "one seed are averaged first, then the mean over seeds is shown with [min, max] over seeds. "
                    "Severity 0 is the in-distribution test split. Every (series, kind, severity, domain) with "
@@ -641,10 +609,10 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
         free(md.p);
         return set_err(err, errlen, rc, "out of memory");
     }
-    sb_printf(&md, "%s", tab);
+    strbuf_printf(&md, "%s", tab);
     free(tab);
     if (figures) {
-        sb_printf(&md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`); one line per "
+        strbuf_printf(&md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`); one line per "
                        "series, the band spans the seeds' minimum to maximum.\n\n");
         for (int k = 0; !rc && k < t->kinds.n; k++)
             for (int m = 0; !rc && m < 3; m++) rc = figure(t, dir, k, m, &md, err, errlen);

@@ -18,6 +18,7 @@
 #include "results.h"
 #include "run.h"
 #include "spec.h"
+#include "strbuf.h"
 #include "task.h"
 #include "tw.h"
 
@@ -962,39 +963,6 @@ int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_don
 
 /* ---- the summary file ------------------------------------------------------------------------ */
 
-/* A growing string; oom is sticky. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + (size_t)k + 1 > cap) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q, b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
 /* Writes one finished cell as group cells/<k>. 0, or -1 with err. */
 static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, int cell, const char *cdir,
                       char *err, size_t errlen) {
@@ -1009,24 +977,24 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
         return -1;
     }
     snprintf(g, sizeof g, "cells/%d", k);
-    sbuf stn = {0}, stm = {0}, dl = {0}, sl = {0}, axn = {0}, meth = {0};
-    sb_printf(&stn, "base"), sb_printf(&stm, "sft");
+    strbuf stn = {0}, stm = {0}, dl = {0}, sl = {0}, axn = {0}, meth = {0};
+    strbuf_printf(&stn, "base"), strbuf_printf(&stm, "sft");
     for (int i = 0; i < sp->n_stages; i++) {
         const char *m = train_method_name(sp->stages[i].train.method);
-        sb_printf(&stn, ",%s", task_domain_name(sp->stages[i].domain));
-        sb_printf(&stm, ",%s", m);
+        strbuf_printf(&stn, ",%s", task_domain_name(sp->stages[i].domain));
+        strbuf_printf(&stm, ",%s", m);
         int dup = 0;
         for (int j = 0; j < i; j++) dup |= sp->stages[j].train.method == sp->stages[i].train.method;
-        if (!dup) sb_printf(&meth, "%s%s", meth.n ? "+" : "", m);
+        if (!dup) strbuf_printf(&meth, "%s%s", meth.n ? "+" : "", m);
     }
     task_domain dom[TASK_N_DOMAINS];
     const int nd = spec_eval_domains(sp, dom);
-    for (int j = 0; j < nd; j++) sb_printf(&dl, "%s%s", j ? "," : "", task_domain_name(dom[j]));
+    for (int j = 0; j < nd; j++) strbuf_printf(&dl, "%s%s", j ? "," : "", task_domain_name(dom[j]));
     for (int i = 0; i < sp->n_splits; i++) {
         char nm[32];
-        sb_printf(&sl, "%s%s", i ? "," : "", spec_split_name(sp->splits[i], nm, sizeof nm));
+        strbuf_printf(&sl, "%s%s", i ? "," : "", spec_split_name(sp->splits[i], nm, sizeof nm));
     }
-    for (int a = 0; a < sweep_n_axes(sw); a++) sb_printf(&axn, "%s%s", a ? "," : "", sweep_axis_name(sw, a));
+    for (int a = 0; a < sweep_n_axes(sw); a++) strbuf_printf(&axn, "%s%s", a ? "," : "", sweep_axis_name(sw, a));
     int rc = stn.oom || stm.oom || dl.oom || sl.oom || axn.oom || meth.oom ? CKPT_ERR_NOMEM : 0;
     snprintf(p, sizeof p, "%s/%s", cdir, RUN_RESULTS_FILE);
     if (!rc) rc = ckpt_writer_set_attr_str(w, g, "name", sweep_cell_name(sw, cell));
@@ -1096,7 +1064,7 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
         snprintf(err, errlen, "%s", ce.msg);
         return -1;
     }
-    sbuf skipped = {0}, srcs = {0};
+    strbuf skipped = {0}, srcs = {0};
     int rc = 0, k = 0;
     for (int d = 0; !rc && d < n_dirs; d++) {
         sweep *sw = NULL;
@@ -1104,7 +1072,7 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
             rc = -1;
             break;
         }
-        sb_printf(&srcs, "%s%s", d ? "\n" : "", dirs[d]);
+        strbuf_printf(&srcs, "%s%s", d ? "\n" : "", dirs[d]);
         for (int c = 0; !rc && c < sweep_n_cells(sw); c++) {
             char cdir[DIR_CAP];
             snprintf(cdir, sizeof cdir, "%s/%s/%s", dirs[d], SWEEP_CELLS_DIR, sweep_cell_name(sw, c));
@@ -1113,16 +1081,16 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
             int done = 0, total = 0;
             char e[1024];
             if (sweep_cell_state(cdir, &st, &done, &total, e, sizeof e)) {
-                sb_printf(&skipped, "%s: its results file cannot be read: %s\n", cdir, e);
+                strbuf_printf(&skipped, "%s: its results file cannot be read: %s\n", cdir, e);
                 continue;
             }
             if (st == SWEEP_CELL_ABSENT) {
-                sb_printf(&skipped, "%s: not started\n", cdir);
+                strbuf_printf(&skipped, "%s: not started\n", cdir);
                 continue;
             }
             if (st == SWEEP_CELL_PARTIAL) {
-                if (total) sb_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", cdir, done, total);
-                else sb_printf(&skipped, "%s: unfinished (no stage written)\n", cdir);
+                if (total) strbuf_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", cdir, done, total);
+                else strbuf_printf(&skipped, "%s: unfinished (no stage written)\n", cdir);
                 continue;
             }
             if (merge_cell(w, k, sw, dirs[d], c, cdir, err, errlen)) rc = -1;
