@@ -33,6 +33,7 @@ typedef struct demo_opts {
     unsigned base_domains;         /* teacher-format pairs (0: all) */
     unsigned base_student_domains; /* student-format pairs (0: as base_domains) */
     const char *save_base, *load_base;
+    const char *dump_eval; /* prefix of per-sample evaluation TSVs (NULL: none) */
 } demo_opts;
 
 static double now_s(void) {
@@ -62,7 +63,8 @@ static int usage(void) {
             "          --ema A [0.01] (teacher EMA rate) --skip N [3] (targets left out of the loss)\n"
             "  other:  --eval N [400] --check N [200] --seed S [1] --threads T [1] --log-every N [10]\n"
             "          --check-every N [0]: during the base stage, check context following on 64\n"
-            "                                   questions every N steps\n");
+            "                                   questions every N steps\n"
+            "          --dump-eval PREFIX: per-sample evaluation to PREFIX.<model>.tsv\n");
     return 2;
 }
 
@@ -118,6 +120,7 @@ static int parse(int argc, char **argv, demo_opts *o) {
         else if (!strcmp(a, "--heads")) o->heads = atoi(v);
         else if (!strcmp(a, "--save-base")) o->save_base = v;
         else if (!strcmp(a, "--load-base")) o->load_base = v;
+        else if (!strcmp(a, "--dump-eval")) o->dump_eval = v;
         else if (!strcmp(a, "--method") || !strcmp(a, "--methods")) {
             char buf[64];
             snprintf(buf, sizeof buf, "%s", v);
@@ -279,7 +282,21 @@ static int check_following(gpt *m, task_domain d, int n, uint64_t seed, double *
     return rc;
 }
 
-static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, metrics_run *r) {
+/* Writes one line per evaluated sample: index, correct, confidence, format failure, answer. */
+static int dump_samples(const char *prefix, const char *model, const eval_sample *es, int n) {
+    char path[512];
+    snprintf(path, sizeof path, "%s.%s.tsv", prefix, model);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "i\tcorrect\tconfidence\tformat_fail\tanswer\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%d\t%d\t%.4f\t%d\t%s\n", i, es[i].correct, es[i].confidence, es[i].format_failure,
+                es[i].answer);
+    return fclose(f) ? -1 : 0;
+}
+
+static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dump, const char *model,
+                    metrics_run *r) {
     eval_sample *es = malloc(sizeof *es * (size_t)n);
     double *conf = malloc(sizeof(double) * (size_t)n);
     uint8_t *cor = malloc((size_t)n), *ff = malloc((size_t)n);
@@ -291,6 +308,10 @@ static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, metrics_run *r)
         ff[i] = (uint8_t)es[i].format_failure;
     }
     if (rc == 0 && metrics_run_compute(conf, cor, ff, (size_t)n, r) != METRICS_OK) rc = -1;
+    if (rc == 0 && dump && dump_samples(dump, model, es, n)) {
+        fprintf(stderr, "caopd train-demo: cannot write %s.%s.tsv\n", dump, model);
+        rc = -1;
+    }
     free(es), free(conf), free(cor), free(ff);
     return rc;
 }
@@ -353,7 +374,7 @@ static int run_method(const demo_opts *o, int mi, gpt *base, tw_rng *init) {
     }
     const double train_s = now_s() - t0;
     metrics_run r;
-    if (evaluate(m, o->domain, o->eval_n, o->seed + 200, &r)) {
+    if (evaluate(m, o->domain, o->eval_n, o->seed + 200, o->dump_eval, train_method_name(method), &r)) {
         fprintf(stderr, "caopd train-demo: evaluation failed: %s\n", tw_errmsg(ctx));
         goto done;
     }
@@ -448,7 +469,7 @@ int cli_train(int argc, char **argv) {
     double demo_acc = 0, note_exact = 0;
     metrics_run r;
     if (check_following(m, o.domain, o.check_n, o.seed + 100, &demo_acc, &note_exact) ||
-        evaluate(m, o.domain, o.eval_n, o.seed + 200, &r)) {
+        evaluate(m, o.domain, o.eval_n, o.seed + 200, o.dump_eval, "base", &r)) {
         fprintf(stderr, "caopd train-demo: evaluation failed: %s\n", tw_errmsg(ctx));
         goto done;
     }
