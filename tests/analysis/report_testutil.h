@@ -14,6 +14,7 @@
 #include "check.h"
 #include "ckpt.h"
 #include "metrics.h"
+#include "tmpdir.h"
 
 /* Every (stage, domain, split) holds 4 samples with confidences {0.9, 0.8, 0.2, 0.6}; the
  * first K are correct. Closed forms by K (10 equal-width bins; 0.6 lands in bin 5):
@@ -138,15 +139,11 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
     return rc ? -1 : 0;
 }
 
+/* The test's scratch directory; main ends with tmpdir_finish(g_rtmp). */
 static char g_rtmp[512];
 
 static inline void report_tmpdir(const char *name) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_rtmp, sizeof g_rtmp, "%s/%s_XXXXXX", base && base[0] ? base : "/tmp", name);
-    if (!mkdtemp(g_rtmp)) {
-        perror("mkdtemp");
-        exit(1);
-    }
+    tmpdir_make(g_rtmp, sizeof g_rtmp, name);
 }
 
 static inline char *read_text(const char *path) {

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "metrics.h"
 #include "plot.h"
+#include "tmpdir.h"
 
 #include <cairo.h>
 #ifdef PLOT_TEST_FCFINI
@@ -627,24 +628,8 @@ static void test_nan_gap(void) {
     CHECK_EQ_INT(plot_severity_curves(&fig, &sev, 1), PLOT_OK);
 }
 
-static void rm_rf_dir(void) {
-    const char *keep = getenv("CAOPD_PLOT_KEEP");
-    if (keep && keep[0]) {
-        fprintf(stderr, "test_plot: figures kept in %s\n", dir);
-        return;
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "test_plot: could not remove %s\n", dir);
-}
-
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/caopd_test_plot_XXXXXX",
-             getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("test_plot: mkdtemp");
-        return 1;
-    }
+    tmpdir_make(dir, sizeof dir, "caopd_test_plot");
     test_format();
     test_retention();
     test_reliability();
@@ -654,7 +639,11 @@ int main(void) {
     test_svg_escaping();
     test_long_text();
     test_nan_gap();
-    rm_rf_dir();
+    const char *keep = getenv("CAOPD_PLOT_KEEP");
+    if (keep && keep[0])
+        fprintf(stderr, "test_plot: figures kept in %s\n", dir);
+    else
+        tmpdir_finish(dir);
     /* cairo and fontconfig keep fonts in process-wide caches; free them so that
      * LeakSanitizer sees no leak */
     cairo_debug_reset_static_data();

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "metrics.h"
 #include "plot.h"
+#include "tmpdir.h"
 
 #include <cairo.h>
 #ifdef PLOT_TEST_FCFINI
@@ -98,12 +99,7 @@ static void walk(const char *name, draw_fn fn, const char *ext) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "%s/caopd_test_plot_nomem_XXXXXX",
-             getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("test_plot_nomem: mkdtemp");
-        return 1;
-    }
+    tmpdir_make(dir, sizeof dir, "caopd_test_plot_nomem");
     static const char *exts[3] = {"png", "svg", "pdf"};
     for (int e = 0; e < 3; e++) {
         walk("retention", draw_retention, exts[e]);
@@ -111,7 +107,7 @@ int main(void) {
         walk("heatmap", draw_heatmap, exts[e]);
         walk("severity", draw_severity, exts[e]);
     }
-    rmdir(dir);
+    tmpdir_finish(dir);
     /* cairo and fontconfig keep fonts in process-wide caches; free them so that
      * LeakSanitizer sees no leak */
     cairo_debug_reset_static_data();

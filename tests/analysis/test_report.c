@@ -382,5 +382,6 @@ int main(void) {
 #ifdef PLOT_TEST_FCFINI
     FcFini();
 #endif
+    tmpdir_finish(g_rtmp);
     return check_report("test_report");
 }

@@ -1,9 +1,9 @@
 /* ckpt_testutil.h: helpers shared by the checkpoints/ tests: a private scratch directory under
- * $TMPDIR (removed at the end), whole-file reads and writes, and a small reference file. */
+ * $TMPDIR (main ends with tmpdir_finish(tu_dir_buf)), whole-file reads and writes, and a small
+ * reference file. */
 #ifndef CAOPD_TESTS_CKPT_TESTUTIL_H
 #define CAOPD_TESTS_CKPT_TESTUTIL_H
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,20 +12,14 @@
 
 #include "check.h"
 #include "ckpt.h"
+#include "tmpdir.h"
 
+/* The scratch directory; "" until tu_dir first makes it. */
 static char tu_dir_buf[512];
 
 /* Creates the scratch directory (once) and returns it. Exits the test on failure. */
 static inline const char *tu_dir(void) {
-    if (!tu_dir_buf[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(tu_dir_buf, sizeof tu_dir_buf, "%s/caopd-ckpt-test-XXXXXX",
-                 t && t[0] ? t : "/tmp");
-        if (!mkdtemp(tu_dir_buf)) {
-            perror("mkdtemp");
-            exit(2);
-        }
-    }
+    if (!tu_dir_buf[0]) tmpdir_make(tu_dir_buf, sizeof tu_dir_buf, "caopd-ckpt-test");
     return tu_dir_buf;
 }
 
@@ -33,23 +27,6 @@ static inline const char *tu_dir(void) {
 static inline char *tu_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", tu_dir(), name);
     return buf;
-}
-
-/* Removes every file in the scratch directory, then the directory. */
-static inline void tu_cleanup(void) {
-    if (!tu_dir_buf[0]) return;
-    DIR *d = opendir(tu_dir_buf);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            snprintf(p, sizeof p, "%s/%s", tu_dir_buf, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(tu_dir_buf);
 }
 
 static inline int tu_exists(const char *path) {

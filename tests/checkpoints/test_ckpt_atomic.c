@@ -225,6 +225,6 @@ int main(void) {
     test_commit_and_abort();
     test_killed_before_commit();
     test_killed_at_random_moments();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_atomic");
 }

@@ -241,6 +241,6 @@ int main(void) {
     test_write_and_read();
     test_reserved_and_sticky();
     test_foreign_attribute_types();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_attrs");
 }

@@ -149,6 +149,6 @@ int main(void) {
     }
     CHECK_EQ_INT(write_and_free(big_snapshot(res, CKPT_MODE_APPEND), &err), CKPT_OK);
     CHECK(!tu_exists(tmp) && !tu_exists(rtmp));
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_diskfull");
 }

@@ -228,6 +228,6 @@ int main(void) {
     test_truncated();
     test_foreign();
     test_format_and_version();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_format");
 }

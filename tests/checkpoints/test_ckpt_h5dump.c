@@ -30,7 +30,10 @@ int main(void) {
     tu_path(path, sizeof path, "dump.h5");
     ckpt_writer *w = NULL;
     CHECK_EQ_INT(ckpt_writer_open(&w, path, CKPT_FORMAT_RESULTS, 1, NULL, NULL), CKPT_OK);
-    if (!w) return check_report("test_ckpt_h5dump");
+    if (!w) {
+        tmpdir_finish(tu_dir_buf);
+        return check_report("test_ckpt_h5dump");
+    }
     CHECK_EQ_INT(ckpt_writer_set_attr_str(w, "", "spec", "{\"seed\": 7}"), CKPT_OK);
     size_t n = 40000; /* 160 KB of float32: chunked + deflate */
     float *conf = malloc(n * sizeof *conf);
@@ -82,6 +85,6 @@ int main(void) {
     CHECK_CONTAINS(out, "H5T_STD_U8LE");
     CHECK_CONTAINS(out, "(0): 1, 0, 1, 1, 0");
     free(out);
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_h5dump");
 }

@@ -292,6 +292,6 @@ int main(void) {
     test_many_jobs_two_threads();
     test_error_propagation();
     test_backpressure_and_free();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_io");
 }

@@ -129,6 +129,6 @@ static void test_dangling_link(void) {
 int main(void) {
     test_creation_order();
     test_dangling_link();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_list");
 }

@@ -215,6 +215,6 @@ static void test_append_keeps_mode_and_snapshot_append(void) {
 int main(void) {
     test_live_append();
     test_append_keeps_mode_and_snapshot_append();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_results_live");
 }

@@ -348,6 +348,6 @@ int main(void) {
     test_replace_and_determinism();
     test_read_errors();
     test_write_errors();
-    tu_cleanup();
+    tmpdir_finish(tu_dir_buf);
     return check_report("test_ckpt_roundtrip");
 }

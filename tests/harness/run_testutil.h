@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "ckpt.h"
+#include "tmpdir.h"
 
 /* Base 6 steps, stages add (caopd) and rev (sdft) of 4 steps, checkpoints every 2 steps,
  * 8 evaluation samples on test and ood_length_1; 1 thread. */
@@ -32,15 +33,11 @@ static const char tiny_spec[] =
     "  \"log\": {\"every_steps\": 100}\n"
     "}\n";
 
+/* The test's scratch directory; main ends with tmpdir_finish(g_tmp). */
 static char g_tmp[512];
 
 static inline void make_tmpdir(const char *name) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof g_tmp, "%s/%s_XXXXXX", base && base[0] ? base : "/tmp", name);
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        exit(1);
-    }
+    tmpdir_make(g_tmp, sizeof g_tmp, name);
 }
 
 static inline void write_file(const char *path, const char *text, size_t n) {

@@ -90,5 +90,6 @@ int main(void) {
     CHECK(!file_exists(p)); /* nothing written after a mismatch */
     const char *two[] = {"analyze", a, b, NULL};
     expect_fail(two, 2, "need --out DIR", NULL);
+    tmpdir_finish(g_tmp);
     return check_report("test_cli_analyze");
 }

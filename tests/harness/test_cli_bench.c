@@ -57,5 +57,6 @@ int main(void) {
     CHECK_MSG(exited(st, 2), "a bad option should exit 2");
     CHECK_MSG(strstr(err, "--frobnicate") != NULL, "message does not name the option: %s", err);
     free(err);
+    tmpdir_finish(g_tmp);
     return check_report("test_cli_bench");
 }

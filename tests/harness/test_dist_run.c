@@ -337,5 +337,6 @@ int main(void) {
 
     fprintf(stderr, "largest |difference| two vs one process: base loss %.3g, distillation loss %.3g, others %.3g\n",
             g_max_dev[0], g_max_dev[1], g_max_dev[2]);
+    tmpdir_finish(g_tmp);
     return check_report("test_dist_run");
 }

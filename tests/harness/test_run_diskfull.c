@@ -73,5 +73,6 @@ int main(void) {
     snprintf(a, sizeof a, "%s/checkpoint.h5", ref);
     snprintf(b, sizeof b, "%s/checkpoint.h5", dir);
     CHECK(cmp_files(a, b, CKPT_FORMAT_CHECKPOINT) > 20);
+    tmpdir_finish(g_tmp);
     return check_report("test_run_diskfull");
 }

@@ -165,5 +165,6 @@ int main(void) {
     CHECK_MSG(killed_by_sigkill(st), "the partial run should have been killed (status %d)", st);
     test_bad_checkpoints();
     test_base_checkpoint();
+    tmpdir_finish(g_tmp);
     return check_report("test_run_files");
 }

@@ -145,5 +145,6 @@ int main(void) {
     external_kill("external_stage1", "\"stage\":1,\"name\":\"add\",\"method\":\"caopd\",\"step\":1,");
     external_kill("external_eval", "\"event\":\"eval\",\"t\"");
     test_overwrite_protection();
+    tmpdir_finish(g_tmp);
     return check_report("test_run_resume");
 }

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "spec.h"
 #include "sweep.h"
+#include "tmpdir.h"
 
 /* A two-stage experiment: add (5 steps of its own), then rev with sdft and replay. */
 #define EXP                                                                                            \
@@ -160,11 +161,12 @@ static void test_order_severity_paths(void) {
     sweep_free(s);
 }
 
+/* The scratch directory of test_experiment_file; main ends with tmpdir_finish(g_dir). */
+static char g_dir[512];
+
 static void test_experiment_file(void) {
-    char dir[512], path[600];
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/test_sweep_expand_XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(dir)) return;
+    char path[600];
+    const char *dir = tmpdir_make(g_dir, sizeof g_dir, "test_sweep_expand");
     snprintf(path, sizeof path, "%s/exp.json", dir);
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
@@ -203,9 +205,6 @@ static void test_experiment_file(void) {
     snprintf(path, sizeof path, "%s", dir);
     CHECK(sweep_load_dir(dir, &s, g_err, sizeof g_err) == -1);
     CHECK_MSG(strstr(g_err, "experiment.json: missing or unreadable"), "%s", g_err);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0);
 }
 
 static void test_errors(void) {
@@ -272,5 +271,6 @@ int main(void) {
     test_order_severity_paths();
     test_experiment_file();
     test_errors();
+    tmpdir_finish(g_dir);
     return check_report("test_sweep_expand");
 }

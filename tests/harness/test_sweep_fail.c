@@ -99,8 +99,6 @@ int main(void) {
     free(o);
     close(fd);
 
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (!check_failures) CHECK(system(cmd) == 0);
+    tmpdir_finish(g_tmp);
     return check_report("test_sweep_fail");
 }

@@ -170,8 +170,6 @@ int main(void) {
         CHECK(cmp_files(a, b, CKPT_FORMAT_RESULTS) > 20);
     }
 
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (!check_failures) CHECK(system(cmd) == 0);
+    tmpdir_finish(g_tmp);
     return check_report("test_sweep_resume");
 }

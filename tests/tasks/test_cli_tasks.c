@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "cli_tasks.h"
+#include "tmpdir.h"
 
 static char out_text[1 << 16];
 
@@ -19,7 +20,8 @@ static int run(const char *const *args) {
         argv[argc] = (char *)args[argc];
     argv[argc] = NULL;
     fflush(stdout);
-    char path[] = "/tmp/caopd_cli_tasks_XXXXXX";
+    char path[512];
+    snprintf(path, sizeof path, "%s/caopd_cli_tasks_XXXXXX", tmpdir_base());
     int fd = mkstemp(path);
     int saved = dup(1);
     dup2(fd, 1);
