@@ -3,6 +3,7 @@
  * more methods (caopd, sdft, sft), each from the same base weights, evaluated greedily with
  * the calibration metrics. A development driver for the trainer until `caopd run` (specs,
  * HDF5) exists; the paper-effect recipe it runs is in docs/trainer.md §8. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,17 +283,24 @@ static int check_following(gpt *m, task_domain d, int n, uint64_t seed, double *
     return rc;
 }
 
-/* Writes one line per evaluated sample: index, correct, confidence, format failure, answer. */
-static int dump_samples(const char *prefix, const char *model, const eval_sample *es, int n) {
-    char path[512];
-    snprintf(path, sizeof path, "%s.%s.tsv", prefix, model);
+/* Writes one line per evaluated sample: index, correct, confidence, format failure, answer (tab,
+ * newline and backslash escaped as \t, \n, \\). 0, or -1 with errno set. */
+static int dump_samples(const char *path, const eval_sample *es, int n) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fprintf(f, "i\tcorrect\tconfidence\tformat_fail\tanswer\n");
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%d\t%d\t%.4f\t%d\t%s\n", i, es[i].correct, es[i].confidence, es[i].format_failure,
-                es[i].answer);
-    return fclose(f) ? -1 : 0;
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d\t%d\t%.4f\t%d\t", i, es[i].correct, es[i].confidence, es[i].format_failure);
+        for (const char *c = es[i].answer; *c; c++) {
+            if (*c == '\t') fputs("\\t", f);
+            else if (*c == '\n') fputs("\\n", f);
+            else if (*c == '\\') fputs("\\\\", f);
+            else fputc(*c, f);
+        }
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    return fclose(f) || bad ? -1 : 0;
 }
 
 static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dump, const char *model,
@@ -308,9 +316,13 @@ static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dum
         ff[i] = (uint8_t)es[i].format_failure;
     }
     if (rc == 0 && metrics_run_compute(conf, cor, ff, (size_t)n, r) != METRICS_OK) rc = -1;
-    if (rc == 0 && dump && dump_samples(dump, model, es, n)) {
-        fprintf(stderr, "caopd train-demo: cannot write %s.%s.tsv\n", dump, model);
-        rc = -1;
+    if (rc == 0 && dump) {
+        char path[512];
+        snprintf(path, sizeof path, "%s.%s.tsv", dump, model);
+        if (dump_samples(path, es, n)) {
+            tw_set_error(gpt_ctx(m), TW_ERR_ARG, "cannot write %s: %s", path, strerror(errno));
+            rc = -1;
+        }
     }
     free(es), free(conf), free(cor), free(ff);
     return rc;
