@@ -807,6 +807,7 @@ typedef struct legend {
     legend_entry *e;
     size_t n;
     int any_band;
+    const char *note;   /* drawn under the entries when any_band */
     size_t ncols, rows; /* entries fill columns of `rows` rows */
     double w, h, row_h, text_max, col_w;
 } legend;
@@ -846,7 +847,7 @@ static int legend_build(legend *lg, const plot_panel *p, size_t np) {
     return 0;
 }
 
-static const char *band_note = "bands: mean \xC2\xB1 spread";
+static const char *const default_band_note = "bands: mean \xC2\xB1 spread";
 
 /* Lays the legend out in as few columns as fit in max_h (entries fill columns top to
  * bottom); each column's text may take at most maxw points. */
@@ -873,7 +874,7 @@ static void legend_measure(canvas *cv, legend *lg, double maxw, double max_h) {
     double cap = 0.45 * cv->w / (double)lg->ncols - (LEG_SAMPLE + 6 + 12);
     if (lg->ncols > 1 && lg->text_max > cap) lg->text_max = fmax(cap, 40.0);
     lg->col_w = LEG_SAMPLE + 6 + lg->text_max + 12;
-    double note = lg->any_band ? text_w(cv, band_note, FS_LEGEND - 1, 0) + 16 : 0;
+    double note = lg->any_band ? text_w(cv, lg->note, FS_LEGEND - 1, 0) + 16 : 0;
     lg->w = fmax((double)lg->ncols * lg->col_w + 4, note);
     lg->h = lg->row_h * (double)(lg->rows + (lg->any_band ? 1u : 0u)) + 10;
 }
@@ -912,7 +913,7 @@ static void legend_draw(canvas *cv, const legend *lg, double x, double y) {
     }
     if (lg->any_band) {
         double cy = y + 5 + lg->row_h * ((double)lg->rows + 0.5);
-        draw_text(cv, band_note, x + 8, cy, FS_LEGEND - 1, 0, 0, VA_MIDDLE, 0, faint);
+        draw_text(cv, lg->note, x + 8, cy, FS_LEGEND - 1, 0, 0, VA_MIDDLE, 0, faint);
     }
 }
 
@@ -1120,6 +1121,7 @@ static plot_status line_figure(const plot_figure *fig, const plot_panel *panels,
         canvas_abort(&cv);
         return fail(PLOT_ERR_NOMEM, fig->path, "out of memory for the legend");
     }
+    lg.note = has_text(fig->band_note) ? fig->band_note : default_band_note;
     /* margins */
     double lab_h = text_h(&cv, FS_LABEL);
     double top = PAD + title_h(&cv, fig->title) + 6;

@@ -75,6 +75,8 @@ typedef struct plot_figure {
     double width;       /* points; 0 = the function's default (see each function) */
     double height;      /* points; 0 = the function's default */
     double png_scale;   /* PNG pixels per point; 0 = 2 (ignored for SVG and PDF) */
+    const char *band_note; /* legend note when a series has a band, saying what the band is;
+                              NULL or "" = "bands: mean ± spread" */
 } plot_figure;
 
 /* A figure with every default (ymin = ymax = NaN: automatic range). */
@@ -84,8 +86,8 @@ plot_figure plot_figure_default(void);
  * (blue, vermillion, green, reddish purple, orange, sky blue, black, yellow). */
 #define PLOT_NCOLORS 8
 
-/* One line: n points (x[i], y[i]), optionally with a shaded band lo[i]..hi[i] (mean ± spread
- * over seeds). Zero-initialise, then fill in. */
+/* One line: n points (x[i], y[i]), optionally with a shaded band lo[i]..hi[i] (a spread over
+ * seeds; plot_figure.band_note says which). Zero-initialise, then fill in. */
 typedef struct plot_series {
     const char *name; /* legend entry; NULL or "" = not in the legend */
     const double *x;  /* n values; NULL = 0, 1, ..., n-1 (retention: the stage index) */

@@ -571,6 +571,7 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
     fig.title = title;
     fig.xlabel = "OOD severity";
     fig.ylabel = ylabel;
+    fig.band_note = "bands: min-max over seeds";
     if (m == 0) fig.ymin = 0, fig.ymax = 1;                          /* accuracy */
     if (m == 1) fig.ymin = 0, fig.ymax = fmin(1.0, ceil(top * 10) / 10); /* ECE */
     int rc = SEVERITY_OK;

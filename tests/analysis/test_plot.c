@@ -393,8 +393,16 @@ static void test_severity(void) {
                           "CaOPD",
                           "\n0\n",
                           "\n4\n",
+                          "bands: mean \xC2\xB1 spread", /* the default note */
                           NULL};
     check_svg(out("sev.svg"), want);
+    /* the caller says what its bands are */
+    fig.band_note = "bands: min-max over seeds";
+    fig.path = out("sev_note.svg");
+    CHECK_MSG(plot_severity_curves(&fig, s, 2) == PLOT_OK, "%s: %s", fig.path, plot_errmsg());
+    const char *want_note[] = {"bands: min-max over seeds", NULL};
+    check_svg(out("sev_note.svg"), want_note);
+    fig.band_note = NULL;
     check_pdf(out("sev.pdf"));
 
     /* no series at all: empty axes, no legend */

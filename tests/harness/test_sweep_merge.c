@@ -250,6 +250,7 @@ int main(void) {
         snprintf(p, sizeof p, "%s/severity_ood_length_%s.svg", an, figs[f]);
         char *svg = slurp(p);
         CHECK_MSG(strstr(svg, "<title>") && strstr(svg, "caopd") && strstr(svg, "sdft"), "%s: no title or legend", p);
+        CHECK_MSG(strstr(svg, "bands: min-max over seeds") != NULL, "%s: the legend does not say the bands are min-max", p);
         free(svg);
     }
 
