@@ -16,6 +16,7 @@
 
 #include "ckpt.h"
 #include "plot.h"
+#include "csv.h"
 #include "strbuf.h"
 
 #define REPORT_FORMAT_VERSION_MAX 1 /* the caopd-results format_version this build reads */
@@ -899,11 +900,6 @@ report_write_opts report_write_opts_default(void) {
     return (report_write_opts){.figures = 1};
 }
 
-static void csv_num(FILE *f, double v) {
-    if (isnan(v)) fputs("nan", f);
-    else fprintf(f, "%.17g", v);
-}
-
 static FILE *open_out(report_set *s, const char *dir, const char *name, char *path, size_t len) {
     snprintf(path, len, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
@@ -936,11 +932,12 @@ static int write_metrics_csv(report_set *s, const char *dir) {
                     char kind[64];
                     int sev;
                     parse_split(r->split[sp], kind, sizeof kind, &sev);
-                    fprintf(f, "%s,%s,", r->label, r->method);
+                    csv_str(f, r->label), fputc(',', f), csv_str(f, r->method), fputc(',', f);
                     if (r->has_seed) fprintf(f, "%lld", r->seed);
-                    fprintf(f, ",%s,%s,%d,%s,%s,%s,%s,%s,%d,%zu,%zu,%zu", r->status, r->path, i, r->st[i].name,
-                            r->st[i].method, r->dom[d], r->split[sp], kind, sev, c->m.n, c->m.n_correct,
-                            c->m.n_format_fail);
+                    fputc(',', f), csv_str(f, r->status), fputc(',', f), csv_str(f, r->path);
+                    fprintf(f, ",%d,", i), csv_str(f, r->st[i].name), fputc(',', f), csv_str(f, r->st[i].method);
+                    fprintf(f, ",%s,%s,%s,%d,%zu,%zu,%zu", r->dom[d], r->split[sp], kind, sev, c->m.n,
+                            c->m.n_correct, c->m.n_format_fail);
                     for (int q = 0; q < METRICS_FIELD_COUNT; q++) {
                         fputc(',', f);
                         csv_num(f, metrics_run_get(&c->m, (metrics_field)q));
@@ -977,7 +974,7 @@ static int write_eval_csv(report_set *s, const char *dir) {
                 for (int d = 0; d < r->nd; d++) {
                     const cell *c = cell_at(r, i, d, sp);
                     for (int q = -1; q < METRICS_FIELD_COUNT; q++) {
-                        fprintf(f, "%s,%s,", r->label, r->method);
+                        csv_str(f, r->label), fputc(',', f), csv_str(f, r->method), fputc(',', f);
                         if (r->has_seed) fprintf(f, "%lld", r->seed);
                         fprintf(f, ",%d,%d,%s,%s,%s,", i, domain_exp(r, d), r->split[sp], r->dom[d],
                                 q < 0 ? "n" : metrics_field_name((metrics_field)q));

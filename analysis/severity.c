@@ -14,6 +14,7 @@
 
 #include "ckpt.h"
 #include "plot.h"
+#include "csv.h"
 #include "strbuf.h"
 
 #define SUMMARY_VERSION_MAX 1 /* the caopd-sweep-summary format_version this build reads */
@@ -487,25 +488,6 @@ static int mkdir_p(const char *dir) {
     if (mkdir(p, 0777) && errno != EEXIST) return -1;
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
-static void csv_num(FILE *f, double v) {
-    if (isnan(v)) fputs("nan", f);
-    else fprintf(f, "%.17g", v);
-}
-
-/* A CSV field: quoted when it holds a comma, a quote or a space. */
-static void csv_str(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\" \n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
 }
 
 static int write_csv(const severity_table *t, const char *path, char *err, size_t errlen) {

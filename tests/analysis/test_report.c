@@ -367,6 +367,23 @@ static void test_several(void) {
     CHECK(report_add_run(s, a) == REPORT_OK && report_add_run(s, a) == REPORT_OK);
     CHECK_EQ_STR(report_run_label(s, 1), "s1-2");
     report_set_free(s);
+    /* A run label with a comma is one quoted CSV field, not two. */
+    char comma[700];
+    snprintf(comma, sizeof comma, "%s/lr 1e-3,seed 1", g_rtmp);
+    CHECK(write_fake_run(comma, (fake_run){.seed = 1}) == 0);
+    report_set_new(&s);
+    CHECK(report_add_run(s, comma) == REPORT_OK);
+    snprintf(out, sizeof out, "%s/comma", g_rtmp);
+    CHECK_MSG(report_write(s, out, NULL) == REPORT_OK, "%s", report_errmsg(s));
+    static const char *const files[] = {"metrics.csv", "eval_results.csv"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[k]);
+        csv = read_text(p);
+        const char *row = csv ? strchr(csv, '\n') : NULL;
+        CHECK_MSG(row && !strncmp(row + 1, "\"lr 1e-3,seed 1\",", 17), "%s: %s", files[k], csv ? csv : "(none)");
+        free(csv);
+    }
+    report_set_free(s);
 }
 
 int main(void) {
