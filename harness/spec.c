@@ -439,8 +439,9 @@ static int check_completion_room(vctx *v, const spec *s) {
         const spec_stage *st = &s->stages[i];
         if (st->train.method == TRAIN_METHOD_SFT) continue;
         int need = longest_completion(st->domain, TASK_SPLIT_TRAIN, 0, s->seed, 4096, ans, sizeof ans);
+        snprintf(path, sizeof path, "stages[%d].max_new", i);
+        if (need < 0) return fail(v, path, "out of memory while drawing %s's examples", task_domain_name(st->domain));
         if (need > st->train.opd.max_new) {
-            snprintf(path, sizeof path, "stages[%d].max_new", i);
             return fail(v, path, "%d tokens cut %s's completions, whose confidence then reads wrong (answer '%s' "
                         "needs %d: answer, newline, 'Confidence: X.XX'); set max_new to at least %d",
                         st->train.opd.max_new, task_domain_name(st->domain), ans, need, need);
@@ -453,6 +454,8 @@ static int check_completion_room(vctx *v, const spec *s) {
         for (int j = 0; j < nd; j++) {
             int need = longest_completion(dom[j], s->splits[k].split, s->splits[k].severity,
                                           s->seed ^ SPEC_EVAL_SEED_XOR, n, ans, sizeof ans);
+            if (need < 0) return fail(v, "eval.max_new", "out of memory while drawing %s's evaluation questions",
+                                      task_domain_name(dom[j]));
             if (need > s->eval.max_new)
                 return fail(v, "eval.max_new", "%d tokens cut completions on %s %s, whose confidence then reads "
                             "wrong (answer '%s' needs %d: answer, newline, 'Confidence: X.XX'); set eval.max_new "
