@@ -4,168 +4,28 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonv.h"
 #include "templates.h"
 #include "tokenizer.h"
 
-/* Validation context: the first error wins. */
-typedef struct vctx {
-    char *err;
-    size_t errlen;
-    int failed;
-} vctx;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(vctx *v, const char *path, const char *fmt, ...) {
-    if (v->failed) return -1;
-    v->failed = 1;
-    int n = snprintf(v->err, v->errlen, "%s: ", path[0] ? path : "(top level)");
-    if (n < 0) n = 0;
-    if ((size_t)n < v->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static void join(char *buf, size_t len, const char *path, const char *key) {
-    snprintf(buf, len, "%s%s%s", path, path[0] ? "." : "", key);
-}
-
-static const char *type_name(const cJSON *j) {
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsObject(j)) return "an object";
-    return "an invalid value";
-}
-
-/* Every member of obj must be in keys (NULL-terminated) and appear once. */
-static int check_keys(vctx *v, const cJSON *obj, const char *path, const char *const *keys) {
-    for (const cJSON *c = obj->child; c; c = c->next) {
-        char p[SPEC_PATH_CAP];
-        join(p, sizeof p, path, c->string);
-        int known = 0;
-        for (int i = 0; keys[i]; i++) known |= strcmp(keys[i], c->string) == 0;
-        if (!known) {
-            char acc[1024] = "";
-            for (int i = 0; keys[i]; i++) {
-                strncat(acc, keys[i], sizeof acc - strlen(acc) - 1);
-                if (keys[i + 1]) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
-            }
-            return fail(v, p, "unknown key; accepted keys: %s", acc);
-        }
-        for (const cJSON *d = obj->child; d != c; d = d->next)
-            if (strcmp(d->string, c->string) == 0) return fail(v, p, "key given twice; give it once");
-    }
-    return 0;
-}
-
-static int get_int(vctx *v, const cJSON *obj, const char *path, const char *key, long long lo,
-                   long long hi, long long *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!j) return 0;
-    char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 9.0e15)
-        return fail(v, p, "expected an integer, got %s", cJSON_IsNumber(j) ? "a fractional number" : type_name(j));
-    long long x = (long long)j->valuedouble;
-    if (x < lo || x > hi) return fail(v, p, "%lld is out of range %lld..%lld", x, lo, hi);
-    *out = x;
-    return 0;
-}
-
-static int get_i(vctx *v, const cJSON *obj, const char *path, const char *key, int lo, int hi, int *out) {
+static int get_i(jsonv *v, const cJSON *obj, const char *path, const char *key, int lo, int hi, int *out) {
     long long x = *out;
-    if (get_int(v, obj, path, key, lo, hi, &x)) return -1;
+    if (jsonv_get_int(v, obj, path, key, lo, hi, &x)) return -1;
     *out = (int)x;
     return 0;
 }
 
-/* A number in [lo, hi] (lo_open: (lo, hi]). */
-static int get_num(vctx *v, const cJSON *obj, const char *path, const char *key, double lo, double hi,
-                   int lo_open, double *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!j) return 0;
-    char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    if (!cJSON_IsNumber(j)) return fail(v, p, "expected a number, got %s", type_name(j));
-    double x = j->valuedouble;
-    if (!isfinite(x) || x > hi || (lo_open ? x <= lo : x < lo))
-        return fail(v, p, "%g is out of range %s%g, %g]", x, lo_open ? "(" : "[", lo, hi);
-    *out = x;
-    return 0;
-}
-
-static int get_bool(vctx *v, const cJSON *obj, const char *path, const char *key, int *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!j) return 0;
-    char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    if (!cJSON_IsBool(j)) return fail(v, p, "expected true or false, got %s", type_name(j));
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
-
-/* A string of at most cap - 1 bytes; *found (may be NULL) = 1 when present. */
-static int get_str(vctx *v, const cJSON *obj, const char *path, const char *key, char *out, size_t cap,
-                   int *found) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (found) *found = j != NULL;
-    if (!j) return 0;
-    char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    if (!cJSON_IsString(j)) return fail(v, p, "expected a string, got %s", type_name(j));
-    if (strlen(j->valuestring) >= cap) return fail(v, p, "longer than %zu bytes", cap - 1);
-    snprintf(out, cap, "%s", j->valuestring);
-    return 0;
-}
-
-/* One of names[0..n) given as a string; *out = its index. */
-static int get_enum(vctx *v, const cJSON *j, const char *p, const char *what, const char *const *names,
-                    int n, int *out) {
-    if (!cJSON_IsString(j)) return fail(v, p, "expected a %s name (a string), got %s", what, type_name(j));
-    for (int i = 0; i < n; i++)
-        if (strcmp(j->valuestring, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    char acc[512] = "";
-    for (int i = 0; i < n; i++) {
-        strncat(acc, names[i], sizeof acc - strlen(acc) - 1);
-        if (i + 1 < n) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
-    }
-    return fail(v, p, "unknown %s '%s'; accepted: %s", what, j->valuestring, acc);
-}
-
-static int get_enum_key(vctx *v, const cJSON *obj, const char *path, const char *key, const char *what,
+static int get_enum_key(jsonv *v, const cJSON *obj, const char *path, const char *key, const char *what,
                         const char *const *names, int n, int *out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!j) return 0;
     char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    return get_enum(v, j, p, what, names, n, out);
-}
-
-static int get_object(vctx *v, const cJSON *parent, const char *path, const char *key, const cJSON **out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(parent, key);
-    *out = NULL;
-    if (!j) return 0;
-    char p[SPEC_PATH_CAP];
-    join(p, sizeof p, path, key);
-    if (!cJSON_IsObject(j)) return fail(v, p, "expected an object, got %s", type_name(j));
-    *out = j;
-    return 0;
+    jsonv_join(p, sizeof p, path, key);
+    return jsonv_enum(v, j, p, what, names, n, out);
 }
 
 static const char *domain_names[TASK_N_DOMAINS];
@@ -186,99 +46,99 @@ static const char *const stage_keys[] = {"domain", "method", "steps", "batch", "
                                          "sync_teacher", "reset_optimizer", NULL};
 
 /* Reads the hyper-parameters of obj over st (which holds the inherited values). */
-static int read_stage_params(vctx *v, const cJSON *obj, const char *path, spec_stage *st) {
+static int read_stage_params(jsonv *v, const cJSON *obj, const char *path, spec_stage *st) {
     train_params *t = &st->train;
     int m = (int)t->method, te = (int)t->opd.teacher, dv = (int)t->opd.loss.divergence;
     get_enum_key(v, obj, path, "method", "method", method_names, 3, &m);
     get_i(v, obj, path, "steps", 0, 10000000, &t->total_steps);
     get_i(v, obj, path, "batch", 1, 4096, &t->batch_prompts);
-    get_num(v, obj, path, "lr", 0, 1, 1, &t->lr);
+    jsonv_get_num(v, obj, path, "lr", 0, 1, 1, &t->lr);
     get_i(v, obj, path, "warmup", 0, 10000000, &t->warmup_steps);
-    get_num(v, obj, path, "min_lr_frac", 0, 1, 0, &t->min_lr_frac);
+    jsonv_get_num(v, obj, path, "min_lr_frac", 0, 1, 0, &t->min_lr_frac);
     get_i(v, obj, path, "k", 1, OPD_MAX_K, &t->opd.k);
-    get_num(v, obj, path, "temperature", 0, 100, 1, &t->opd.temperature);
+    jsonv_get_num(v, obj, path, "temperature", 0, 100, 1, &t->opd.temperature);
     get_i(v, obj, path, "max_new", 1, OPD_TEXT_CAP - 1, &t->opd.max_new);
     get_enum_key(v, obj, path, "teacher", "teacher mode", teacher_names, 2, &te);
     get_enum_key(v, obj, path, "divergence", "divergence", divergence_names, 3, &dv);
     double jb = t->opd.loss.jsd_beta;
-    if (!get_num(v, obj, path, "jsd_beta", 0, 1, 1, &jb) && jb >= 1) {
+    if (!jsonv_get_num(v, obj, path, "jsd_beta", 0, 1, 1, &jb) && jb >= 1) {
         char p[SPEC_PATH_CAP];
-        join(p, sizeof p, path, "jsd_beta");
-        fail(v, p, "%g is out of range (0, 1)", jb);
+        jsonv_join(p, sizeof p, path, "jsd_beta");
+        jsonv_fail(v, p, "%g is out of range (0, 1)", jb);
     }
     t->opd.loss.jsd_beta = jb;
     get_i(v, obj, path, "skip_tokens", 0, OPD_TEXT_CAP, &t->opd.loss.skip_tokens);
-    get_num(v, obj, path, "ema_alpha", 0, 1, 0, &t->ema_alpha);
-    get_num(v, obj, path, "clip_norm", 0, 1e9, 0, &t->clip_norm);
-    get_num(v, obj, path, "weight_decay", 0, 1, 0, &t->weight_decay);
+    jsonv_get_num(v, obj, path, "ema_alpha", 0, 1, 0, &t->ema_alpha);
+    jsonv_get_num(v, obj, path, "clip_norm", 0, 1e9, 0, &t->clip_norm);
+    jsonv_get_num(v, obj, path, "weight_decay", 0, 1, 0, &t->weight_decay);
     double b1 = t->beta1, b2 = t->beta2;
-    get_num(v, obj, path, "beta1", 0, 1, 0, &b1);
-    get_num(v, obj, path, "beta2", 0, 1, 0, &b2);
+    jsonv_get_num(v, obj, path, "beta1", 0, 1, 0, &b1);
+    jsonv_get_num(v, obj, path, "beta2", 0, 1, 0, &b2);
     char p[SPEC_PATH_CAP];
-    if (b1 >= 1) join(p, sizeof p, path, "beta1"), fail(v, p, "%g is out of range [0, 1)", b1);
-    if (b2 >= 1) join(p, sizeof p, path, "beta2"), fail(v, p, "%g is out of range [0, 1)", b2);
+    if (b1 >= 1) jsonv_join(p, sizeof p, path, "beta1"), jsonv_fail(v, p, "%g is out of range [0, 1)", b1);
+    if (b2 >= 1) jsonv_join(p, sizeof p, path, "beta2"), jsonv_fail(v, p, "%g is out of range [0, 1)", b2);
     t->beta1 = b1, t->beta2 = b2;
-    get_num(v, obj, path, "replay_frac", 0, 1, 0, &t->replay_frac);
-    get_bool(v, obj, path, "sync_teacher", &st->sync_teacher);
-    get_bool(v, obj, path, "reset_optimizer", &st->reset_optimizer);
+    jsonv_get_num(v, obj, path, "replay_frac", 0, 1, 0, &t->replay_frac);
+    jsonv_get_bool(v, obj, path, "sync_teacher", &st->sync_teacher);
+    jsonv_get_bool(v, obj, path, "reset_optimizer", &st->reset_optimizer);
     t->method = (train_method)m;
     t->opd.teacher = (opd_teacher_mode)te;
     t->opd.loss.divergence = (opd_divergence)dv;
     return v->failed ? -1 : 0;
 }
 
-static int read_model(vctx *v, const cJSON *root, spec *s) {
+static int read_model(jsonv *v, const cJSON *root, spec *s) {
     const cJSON *o;
-    if (get_object(v, root, "", "model", &o) || !o) return v->failed ? -1 : 0;
+    if (jsonv_get_object(v, root, "", "model", &o) || !o) return v->failed ? -1 : 0;
     static const char *const keys[] = {"n_embd", "n_layer", "n_head", "block_size", NULL};
-    if (check_keys(v, o, "model", keys)) return -1;
+    if (jsonv_check_keys(v, o, "model", "key", keys)) return -1;
     get_i(v, o, "model", "n_embd", 1, 4096, &s->model.n_embd);
     get_i(v, o, "model", "n_layer", 1, 64, &s->model.n_layer);
     get_i(v, o, "model", "n_head", 1, 64, &s->model.n_head);
     get_i(v, o, "model", "block_size", 16, 4096, &s->model.block_size);
     if (v->failed) return -1;
     if (s->model.n_embd % s->model.n_head != 0)
-        return fail(v, "model.n_embd", "%d is not a multiple of model.n_head (%d)", s->model.n_embd, s->model.n_head);
+        return jsonv_fail(v, "model.n_embd", "%d is not a multiple of model.n_head (%d)", s->model.n_embd, s->model.n_head);
     char e[256];
-    if (gpt_config_check(s->model, e, sizeof e)) return fail(v, "model", "%s", e);
+    if (gpt_config_check(s->model, e, sizeof e)) return jsonv_fail(v, "model", "%s", e);
     return 0;
 }
 
-static int read_domains_mask(vctx *v, const cJSON *arr, const char *p, unsigned *mask) {
-    if (!cJSON_IsArray(arr)) return fail(v, p, "expected an array of domain names, got %s", type_name(arr));
+static int read_domains_mask(jsonv *v, const cJSON *arr, const char *p, unsigned *mask) {
+    if (!cJSON_IsArray(arr)) return jsonv_fail(v, p, "expected an array of domain names, got %s", jsonv_type_name(arr));
     *mask = 0;
     int i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         char pi[SPEC_PATH_CAP];
         snprintf(pi, sizeof pi, "%s[%d]", p, i);
         int d = 0;
-        if (get_enum(v, c, pi, "domain", domain_names, TASK_N_DOMAINS, &d)) return -1;
+        if (jsonv_enum(v, c, pi, "domain", domain_names, TASK_N_DOMAINS, &d)) return -1;
         *mask |= 1u << d;
     }
-    if (!*mask) return fail(v, p, "empty; name at least one domain or leave the key out (all domains)");
+    if (!*mask) return jsonv_fail(v, p, "empty; name at least one domain or leave the key out (all domains)");
     return 0;
 }
 
-static int read_base(vctx *v, const cJSON *root, spec *s) {
+static int read_base(jsonv *v, const cJSON *root, spec *s) {
     const cJSON *o;
-    if (get_object(v, root, "", "base", &o) || !o) return v->failed ? -1 : 0;
+    if (jsonv_get_object(v, root, "", "base", &o) || !o) return v->failed ? -1 : 0;
     static const char *const keys[] = {"checkpoint", "steps", "batch", "lr", "warmup", "min_lr_frac",
                                        "p_teacher", "p_solution", "p_replaced", "p_no_note",
                                        "domains", "student_domains", "focus", "focus_share", NULL};
-    if (check_keys(v, o, "base", keys)) return -1;
+    if (jsonv_check_keys(v, o, "base", "key", keys)) return -1;
     int has_ckpt = 0;
-    get_str(v, o, "base", "checkpoint", s->base_checkpoint, sizeof s->base_checkpoint, &has_ckpt);
+    jsonv_get_str(v, o, "base", "checkpoint", s->base_checkpoint, sizeof s->base_checkpoint, &has_ckpt);
     train_params *t = &s->base_train;
     get_i(v, o, "base", "steps", 0, 10000000, &t->total_steps);
     get_i(v, o, "base", "batch", 1, 4096, &t->batch_prompts);
-    get_num(v, o, "base", "lr", 0, 1, 1, &t->lr);
+    jsonv_get_num(v, o, "base", "lr", 0, 1, 1, &t->lr);
     get_i(v, o, "base", "warmup", 0, 10000000, &t->warmup_steps);
-    get_num(v, o, "base", "min_lr_frac", 0, 1, 0, &t->min_lr_frac);
-    get_num(v, o, "base", "p_teacher", 0, 1, 0, &s->base_data.p_teacher);
-    get_num(v, o, "base", "p_solution", 0, 1, 0, &s->base_data.p_solution);
-    get_num(v, o, "base", "p_replaced", 0, 1, 0, &s->base_data.p_replaced);
-    get_num(v, o, "base", "p_no_note", 0, 1, 0, &s->base_data.p_no_note);
-    get_num(v, o, "base", "focus_share", 0, 1, 0, &s->base_data.focus_share);
+    jsonv_get_num(v, o, "base", "min_lr_frac", 0, 1, 0, &t->min_lr_frac);
+    jsonv_get_num(v, o, "base", "p_teacher", 0, 1, 0, &s->base_data.p_teacher);
+    jsonv_get_num(v, o, "base", "p_solution", 0, 1, 0, &s->base_data.p_solution);
+    jsonv_get_num(v, o, "base", "p_replaced", 0, 1, 0, &s->base_data.p_replaced);
+    jsonv_get_num(v, o, "base", "p_no_note", 0, 1, 0, &s->base_data.p_no_note);
+    jsonv_get_num(v, o, "base", "focus_share", 0, 1, 0, &s->base_data.focus_share);
     const cJSON *dom = cJSON_GetObjectItemCaseSensitive(o, "domains");
     if (!v->failed && dom) read_domains_mask(v, dom, "base.domains", &s->base_data.domains);
     dom = cJSON_GetObjectItemCaseSensitive(o, "student_domains");
@@ -286,32 +146,32 @@ static int read_base(vctx *v, const cJSON *root, spec *s) {
         read_domains_mask(v, dom, "base.student_domains", &s->base_data.student_domains);
     const cJSON *focus = cJSON_GetObjectItemCaseSensitive(o, "focus");
     if (!v->failed && focus)
-        get_enum(v, focus, "base.focus", "domain", domain_names, TASK_N_DOMAINS, &s->base_data.focus);
+        jsonv_enum(v, focus, "base.focus", "domain", domain_names, TASK_N_DOMAINS, &s->base_data.focus);
     if (v->failed) return -1;
     if (s->base_data.focus < 0 && cJSON_GetObjectItemCaseSensitive(o, "focus_share"))
-        return fail(v, "base.focus_share", "given without base.focus; name the focus domain too");
+        return jsonv_fail(v, "base.focus_share", "given without base.focus; name the focus domain too");
     if (s->base_data.focus >= 0 && !cJSON_GetObjectItemCaseSensitive(o, "focus_share"))
-        return fail(v, "base.focus", "given without base.focus_share (the share of student-format pairs from it, 0..1)");
+        return jsonv_fail(v, "base.focus", "given without base.focus_share (the share of student-format pairs from it, 0..1)");
     base_gen *probe = NULL;
     if (base_gen_new(&probe, s->base_data, 1) != BASE_OK)
-        return fail(v, "base", "%s", base_errmsg());
+        return jsonv_fail(v, "base", "%s", base_errmsg());
     base_gen_free(probe);
     if (has_ckpt) {
-        if (!s->base_checkpoint[0]) return fail(v, "base.checkpoint", "empty path; give a caopd-checkpoint file or leave the key out");
+        if (!s->base_checkpoint[0]) return jsonv_fail(v, "base.checkpoint", "empty path; give a caopd-checkpoint file or leave the key out");
         if (cJSON_GetObjectItemCaseSensitive(o, "steps") && t->total_steps > 0)
-            return fail(v, "base.steps", "%d base steps with base.checkpoint; a loaded base is not trained (set 0 or leave one of the keys out)", t->total_steps);
+            return jsonv_fail(v, "base.steps", "%d base steps with base.checkpoint; a loaded base is not trained (set 0 or leave one of the keys out)", t->total_steps);
         t->total_steps = 0;
     }
     return 0;
 }
 
-static int read_eval(vctx *v, const cJSON *root, spec *s) {
+static int read_eval(jsonv *v, const cJSON *root, spec *s) {
     s->n_splits = 1;
     s->splits[0] = (spec_split){TASK_SPLIT_TEST, 0};
     const cJSON *o;
-    if (get_object(v, root, "", "eval", &o) || !o) return v->failed ? -1 : 0;
+    if (jsonv_get_object(v, root, "", "eval", &o) || !o) return v->failed ? -1 : 0;
     static const char *const keys[] = {"n", "max_new", "batch", "ood_kinds", "ood_severities", NULL};
-    if (check_keys(v, o, "eval", keys)) return -1;
+    if (jsonv_check_keys(v, o, "eval", "key", keys)) return -1;
     get_i(v, o, "eval", "n", 1, 1000000, &s->eval_n);
     get_i(v, o, "eval", "max_new", 1, EVAL_TEXT_CAP - 1, &s->eval.max_new);
     get_i(v, o, "eval", "batch", 1, 4096, &s->eval.batch);
@@ -319,36 +179,36 @@ static int read_eval(vctx *v, const cJSON *root, spec *s) {
     int kinds[3], nk = 0, sevs[TASK_SEVERITY_MAX] = {1, 2, 3}, ns = TASK_SEVERITY_MAX;
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "ood_kinds");
     if (k) {
-        if (!cJSON_IsArray(k)) return fail(v, "eval.ood_kinds", "expected an array of OOD kind names, got %s", type_name(k));
+        if (!cJSON_IsArray(k)) return jsonv_fail(v, "eval.ood_kinds", "expected an array of OOD kind names, got %s", jsonv_type_name(k));
         int i = 0;
         for (const cJSON *c = k->child; c; c = c->next, i++) {
             char p[64];
             snprintf(p, sizeof p, "eval.ood_kinds[%d]", i);
             int x = 0;
-            if (get_enum(v, c, p, "OOD kind", ood_names, 3, &x)) return -1;
+            if (jsonv_enum(v, c, p, "OOD kind", ood_names, 3, &x)) return -1;
             for (int j = 0; j < nk; j++)
-                if (kinds[j] == x) return fail(v, p, "'%s' is listed twice", ood_names[x]);
+                if (kinds[j] == x) return jsonv_fail(v, p, "'%s' is listed twice", ood_names[x]);
             kinds[nk++] = x;
         }
     }
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "ood_severities");
     if (sv) {
-        if (!cJSON_IsArray(sv)) return fail(v, "eval.ood_severities", "expected an array of integers 1..%d, got %s", TASK_SEVERITY_MAX, type_name(sv));
+        if (!cJSON_IsArray(sv)) return jsonv_fail(v, "eval.ood_severities", "expected an array of integers 1..%d, got %s", TASK_SEVERITY_MAX, jsonv_type_name(sv));
         ns = 0;
         int i = 0;
         for (const cJSON *c = sv->child; c; c = c->next, i++) {
             char p[64];
             snprintf(p, sizeof p, "eval.ood_severities[%d]", i);
             if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble))
-                return fail(v, p, "expected an integer 1..%d, got %s", TASK_SEVERITY_MAX, cJSON_IsNumber(c) ? "a fractional number" : type_name(c));
+                return jsonv_fail(v, p, "expected an integer 1..%d, got %s", TASK_SEVERITY_MAX, cJSON_IsNumber(c) ? "a fractional number" : jsonv_type_name(c));
             if (c->valuedouble < 1 || c->valuedouble > TASK_SEVERITY_MAX)
-                return fail(v, p, "%g is out of range 1..%d", c->valuedouble, TASK_SEVERITY_MAX);
+                return jsonv_fail(v, p, "%g is out of range 1..%d", c->valuedouble, TASK_SEVERITY_MAX);
             int x = (int)c->valuedouble;
             for (int j = 0; j < ns; j++)
-                if (sevs[j] == x) return fail(v, p, "severity %d is listed twice", x);
+                if (sevs[j] == x) return jsonv_fail(v, p, "severity %d is listed twice", x);
             sevs[ns++] = x;
         }
-        if (ns == 0 && nk > 0) return fail(v, "eval.ood_severities", "empty while eval.ood_kinds names kinds; list severities 1..%d", TASK_SEVERITY_MAX);
+        if (ns == 0 && nk > 0) return jsonv_fail(v, "eval.ood_severities", "empty while eval.ood_kinds names kinds; list severities 1..%d", TASK_SEVERITY_MAX);
     }
     for (int i = 0; i < nk; i++)
         for (int j = 0; j < ns; j++)
@@ -356,17 +216,17 @@ static int read_eval(vctx *v, const cJSON *root, spec *s) {
     return 0;
 }
 
-static int read_small(vctx *v, const cJSON *root, spec *s) {
+static int read_small(jsonv *v, const cJSON *root, spec *s) {
     const cJSON *o;
     static const char *const skeys[] = {"every_steps", "deflate_level", NULL};
     static const char *const lkeys[] = {"every_steps", NULL};
-    if (get_object(v, root, "", "snapshots", &o)) return -1;
-    if (o && !check_keys(v, o, "snapshots", skeys)) {
+    if (jsonv_get_object(v, root, "", "snapshots", &o)) return -1;
+    if (o && !jsonv_check_keys(v, o, "snapshots", "key", skeys)) {
         get_i(v, o, "snapshots", "every_steps", 0, 10000000, &s->snapshot_every);
         get_i(v, o, "snapshots", "deflate_level", 0, 9, &s->deflate_level);
     }
-    if (v->failed || get_object(v, root, "", "log", &o)) return -1;
-    if (o && !check_keys(v, o, "log", lkeys)) get_i(v, o, "log", "every_steps", 1, 10000000, &s->log_every);
+    if (v->failed || jsonv_get_object(v, root, "", "log", &o)) return -1;
+    if (o && !jsonv_check_keys(v, o, "log", "key", lkeys)) get_i(v, o, "log", "every_steps", 1, 10000000, &s->log_every);
     return v->failed ? -1 : 0;
 }
 
@@ -404,15 +264,6 @@ static spec_stage stage_default(void) {
     return st;
 }
 
-/* Line and column of p in text, 1-based. */
-static void line_col(const char *text, const char *p, int *line, int *col) {
-    *line = 1, *col = 1;
-    for (const char *c = text; *c && c < p; c++) {
-        if (*c == '\n') (*line)++, *col = 1;
-        else (*col)++;
-    }
-}
-
 /* Tokens of the longest completion ("{answer}\nConfidence: X.XX", one token per character) over
  * the first n examples of (d, split, severity) drawn with seed; *answer gets that answer. */
 static int longest_completion(task_domain d, task_split split, int severity, uint64_t seed, int n,
@@ -433,16 +284,16 @@ static int longest_completion(task_domain d, task_split split, int severity, uin
 /* A completion cut by max_new loses its confidence digits ("0.38" read as "0."), silently: each
  * stage's rollouts must have room for its domain's training answers (the longest of 4096
  * draws) and the evaluation for every question it will ask (the exact evaluation set). */
-static int check_completion_room(vctx *v, const spec *s) {
+static int check_completion_room(jsonv *v, const spec *s) {
     char ans[TASK_ANSWER_CAP], path[64], split[32];
     for (int i = 0; i < s->n_stages; i++) {
         const spec_stage *st = &s->stages[i];
         if (st->train.method == TRAIN_METHOD_SFT) continue;
         int need = longest_completion(st->domain, TASK_SPLIT_TRAIN, 0, s->seed, 4096, ans, sizeof ans);
         snprintf(path, sizeof path, "stages[%d].max_new", i);
-        if (need < 0) return fail(v, path, "out of memory while drawing %s's examples", task_domain_name(st->domain));
+        if (need < 0) return jsonv_fail(v, path, "out of memory while drawing %s's examples", task_domain_name(st->domain));
         if (need > st->train.opd.max_new) {
-            return fail(v, path, "%d tokens cut %s's completions, whose confidence then reads wrong (answer '%s' "
+            return jsonv_fail(v, path, "%d tokens cut %s's completions, whose confidence then reads wrong (answer '%s' "
                         "needs %d: answer, newline, 'Confidence: X.XX'); set max_new to at least %d",
                         st->train.opd.max_new, task_domain_name(st->domain), ans, need, need);
         }
@@ -454,10 +305,10 @@ static int check_completion_room(vctx *v, const spec *s) {
         for (int j = 0; j < nd; j++) {
             int need = longest_completion(dom[j], s->splits[k].split, s->splits[k].severity,
                                           s->seed ^ SPEC_EVAL_SEED_XOR, n, ans, sizeof ans);
-            if (need < 0) return fail(v, "eval.max_new", "out of memory while drawing %s's evaluation questions",
+            if (need < 0) return jsonv_fail(v, "eval.max_new", "out of memory while drawing %s's evaluation questions",
                                       task_domain_name(dom[j]));
             if (need > s->eval.max_new)
-                return fail(v, "eval.max_new", "%d tokens cut completions on %s %s, whose confidence then reads "
+                return jsonv_fail(v, "eval.max_new", "%d tokens cut completions on %s %s, whose confidence then reads "
                             "wrong (answer '%s' needs %d: answer, newline, 'Confidence: X.XX'); set eval.max_new "
                             "to at least %d", s->eval.max_new, task_domain_name(dom[j]),
                             spec_split_name(s->splits[k], split, sizeof split), ans, need, need);
@@ -466,78 +317,52 @@ static int check_completion_room(vctx *v, const spec *s) {
 }
 
 int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
-    vctx v = {err, errlen, 0};
+    jsonv v = {err, errlen, 0};
     if (err && errlen) err[0] = '\0';
     init_names();
-    if (!json) return fail(&v, "", "no spec text");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
-    if (!root) {
-        int line, col;
-        line_col(json, end ? end : json, &line, &col);
-        return fail(&v, "", "not valid JSON (error near line %d, column %d); check commas, quotes and brackets there", line, col);
-    }
+    if (!json) return jsonv_fail(&v, "", "no spec text");
+    cJSON *root = NULL;
+    if (jsonv_parse(&v, json, "", &root)) return -1;
     spec *s = out;
     defaults(s);
     if (!cJSON_IsObject(root)) {
-        fail(&v, "", "expected a JSON object, got %s", type_name(root));
+        jsonv_fail(&v, "", "expected a JSON object, got %s", jsonv_type_name(root));
         goto done;
     }
     static const char *const top[] = {"format", "version", "name", "seed", "threads", "output", "model",
                                       "base", "defaults", "stages", "eval", "snapshots", "log", NULL};
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
-    if (!fmt) {
-        fail(&v, "format", "missing; a spec starts with \"format\": \"%s\", \"version\": %d", SPEC_FORMAT, SPEC_VERSION);
+    /* "caopd-sweep" is SWEEP_FORMAT (sweep.h), a layer above this one */
+    if (jsonv_check_format(&v, root, SPEC_FORMAT, SPEC_VERSION, "spec", "caopd experiment spec", "caopd-sweep",
+                           " (run a sweep with caopd sweep)"))
         goto done;
-    }
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, SPEC_FORMAT) != 0) {
-        fail(&v, "format", "expected \"%s\", got %s%s%s; this file is not a caopd experiment spec", SPEC_FORMAT,
-             cJSON_IsString(fmt) ? "\"" : type_name(fmt), cJSON_IsString(fmt) ? fmt->valuestring : "",
-             cJSON_IsString(fmt) ? "\"" : "");
-        goto done;
-    }
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!ver) {
-        fail(&v, "version", "missing; this build reads \"version\": %d", SPEC_VERSION);
-        goto done;
-    }
-    if (!cJSON_IsNumber(ver) || ver->valuedouble != floor(ver->valuedouble)) {
-        fail(&v, "version", "expected an integer, got %s", cJSON_IsNumber(ver) ? "a fractional number" : type_name(ver));
-        goto done;
-    }
-    if (ver->valuedouble != SPEC_VERSION) {
-        fail(&v, "version", "%g is not supported; this build reads version %d%s", ver->valuedouble, SPEC_VERSION,
-             ver->valuedouble > SPEC_VERSION ? " (use a newer caopd)" : "");
-        goto done;
-    }
-    if (check_keys(&v, root, "", top)) goto done;
-    get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
+    if (jsonv_check_keys(&v, root, "", "key", top)) goto done;
+    jsonv_get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
     long long seed = 1;
-    if (!get_int(&v, root, "", "seed", 0, 9007199254740991LL, &seed)) s->seed = (uint64_t)seed;
+    if (!jsonv_get_int(&v, root, "", "seed", 0, 9007199254740991LL, &seed)) s->seed = (uint64_t)seed;
     get_i(&v, root, "", "threads", 1, 256, &s->threads);
     int has_out = 0;
-    get_str(&v, root, "", "output", s->output, sizeof s->output, &has_out);
+    jsonv_get_str(&v, root, "", "output", s->output, sizeof s->output, &has_out);
     if (!v.failed && !has_out) snprintf(s->output, sizeof s->output, "runs/%s", s->name);
     if (v.failed || read_model(&v, root, s) || read_base(&v, root, s)) goto done;
     spec_stage dflt = stage_default();
     const cJSON *d;
-    if (get_object(&v, root, "", "defaults", &d)) goto done;
+    if (jsonv_get_object(&v, root, "", "defaults", &d)) goto done;
     if (d) {
         const char *const *keys = stage_keys + 1; /* no "domain" */
-        if (check_keys(&v, d, "defaults", keys) || read_stage_params(&v, d, "defaults", &dflt)) goto done;
+        if (jsonv_check_keys(&v, d, "defaults", "key", keys) || read_stage_params(&v, d, "defaults", &dflt)) goto done;
     }
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(root, "stages");
     if (!stages) {
-        fail(&v, "stages", "missing; list the domain stages, e.g. \"stages\": [{\"domain\": \"add\"}]");
+        jsonv_fail(&v, "stages", "missing; list the domain stages, e.g. \"stages\": [{\"domain\": \"add\"}]");
         goto done;
     }
     if (!cJSON_IsArray(stages)) {
-        fail(&v, "stages", "expected an array of stage objects, got %s", type_name(stages));
+        jsonv_fail(&v, "stages", "expected an array of stage objects, got %s", jsonv_type_name(stages));
         goto done;
     }
     int n = cJSON_GetArraySize(stages);
     if (n < 1 || n > SPEC_MAX_STAGES) {
-        fail(&v, "stages", "%d stages; give 1..%d", n, SPEC_MAX_STAGES);
+        jsonv_fail(&v, "stages", "%d stages; give 1..%d", n, SPEC_MAX_STAGES);
         goto done;
     }
     int i = 0;
@@ -545,19 +370,19 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
         char p[64];
         snprintf(p, sizeof p, "stages[%d]", i);
         if (!cJSON_IsObject(c)) {
-            fail(&v, p, "expected an object with at least \"domain\", got %s", type_name(c));
+            jsonv_fail(&v, p, "expected an object with at least \"domain\", got %s", jsonv_type_name(c));
             goto done;
         }
-        if (check_keys(&v, c, p, stage_keys)) goto done;
+        if (jsonv_check_keys(&v, c, p, "key", stage_keys)) goto done;
         const cJSON *dom = cJSON_GetObjectItemCaseSensitive(c, "domain");
         char pd[80];
         snprintf(pd, sizeof pd, "%s.domain", p);
         if (!dom) {
-            fail(&v, pd, "missing; each stage names its domain (accepted: add, sub, mul, mod, sort, rev, count)");
+            jsonv_fail(&v, pd, "missing; each stage names its domain (accepted: add, sub, mul, mod, sort, rev, count)");
             goto done;
         }
         int dv = 0;
-        if (get_enum(&v, dom, pd, "domain", domain_names, TASK_N_DOMAINS, &dv)) goto done;
+        if (jsonv_enum(&v, dom, pd, "domain", domain_names, TASK_N_DOMAINS, &dv)) goto done;
         s->stages[i] = dflt;
         s->stages[i].domain = (task_domain)dv;
         if (read_stage_params(&v, c, p, &s->stages[i])) goto done;
@@ -565,7 +390,7 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
         if (t->opd.max_new >= EVAL_TEXT_CAP && t->method != TRAIN_METHOD_SFT) {
             char pm[80];
             snprintf(pm, sizeof pm, "%s.max_new", p);
-            fail(&v, pm, "%d is out of range 1..%d", t->opd.max_new, EVAL_TEXT_CAP - 1);
+            jsonv_fail(&v, pm, "%d is out of range 1..%d", t->opd.max_new, EVAL_TEXT_CAP - 1);
             goto done;
         }
     }

@@ -7,7 +7,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "ckpt.h"
+#include "jsonv.h"
 #include "results.h"
 #include "run.h"
 #include "spec.h"
@@ -63,69 +63,13 @@ struct sweep {
     char **json;  /* n_cells: the cell's experiment text, threads as in the experiment */
 };
 
-/* ---- messages --------------------------------------------------------------------------- */
-
-typedef struct vctx {
-    char *err;
-    size_t errlen;
-    int failed;
-} vctx;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(vctx *v, const char *path, const char *fmt, ...) {
-    if (v->failed) return -1;
-    v->failed = 1;
-    if (!v->err || !v->errlen) return -1;
-    int n = snprintf(v->err, v->errlen, "%s: ", path && path[0] ? path : "(top level)");
-    if (n < 0) n = 0;
-    if ((size_t)n < v->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static const char *type_name(const cJSON *j) {
-    if (cJSON_IsNumber(j)) return "a number";
-    if (cJSON_IsString(j)) return "a string";
-    if (cJSON_IsBool(j)) return "a boolean";
-    if (cJSON_IsNull(j)) return "null";
-    if (cJSON_IsArray(j)) return "an array";
-    if (cJSON_IsObject(j)) return "an object";
-    return "an invalid value";
-}
+/* ---- strings ---------------------------------------------------------------------------- */
 
 static char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = malloc(n);
     if (p) memcpy(p, s, n);
     return p;
-}
-
-/* Every member of obj must be in keys (NULL-terminated) and appear once. */
-static int check_keys(vctx *v, const cJSON *obj, const char *path, const char *what,
-                      const char *const *keys) {
-    for (const cJSON *c = obj->child; c; c = c->next) {
-        char p[SPEC_PATH_CAP];
-        snprintf(p, sizeof p, "%s%s%s", path, path[0] ? "." : "", c->string);
-        int known = 0;
-        for (int i = 0; keys[i]; i++) known |= strcmp(keys[i], c->string) == 0;
-        if (!known) {
-            char acc[512] = "";
-            for (int i = 0; keys[i]; i++) {
-                strncat(acc, keys[i], sizeof acc - strlen(acc) - 1);
-                if (keys[i + 1]) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
-            }
-            return fail(v, p, "unknown %s; accepted: %s", what, acc);
-        }
-        for (const cJSON *d = obj->child; d != c; d = d->next)
-            if (strcmp(d->string, c->string) == 0) return fail(v, p, "key given twice; give it once");
-    }
-    return 0;
 }
 
 /* ---- files ------------------------------------------------------------------------------ */
@@ -308,7 +252,7 @@ static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value
         path_prefix(steps, i, pre, sizeof pre);
         if (steps[i].key[0]) {
             if (!cJSON_IsObject(cur))
-                return snprintf(why, whylen, "%s is %s in the experiment, not an object", pre, type_name(cur)), -1;
+                return snprintf(why, whylen, "%s is %s in the experiment, not an object", pre, jsonv_type_name(cur)), -1;
             cJSON *next = cJSON_GetObjectItemCaseSensitive(cur, steps[i].key);
             if (last) {
                 if (obj_set(cur, steps[i].key, cJSON_Duplicate(value, 1))) return snprintf(why, whylen, "out of memory"), -1;
@@ -326,7 +270,7 @@ static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value
             cur = next;
         } else {
             if (!cJSON_IsArray(cur))
-                return snprintf(why, whylen, "%s is %s in the experiment, not an array", pre, type_name(cur)), -1;
+                return snprintf(why, whylen, "%s is %s in the experiment, not an array", pre, jsonv_type_name(cur)), -1;
             int size = cJSON_GetArraySize(cur);
             if (steps[i].index >= size)
                 return snprintf(why, whylen, "%s has %d element%s in this cell, so [%d] does not exist", pre, size,
@@ -348,47 +292,38 @@ static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value
 
 /* ---- axes --------------------------------------------------------------------------------- */
 
-static const char *const method_names[] = {"caopd", "sdft", "sft", NULL};
+static const char *const method_names[] = {"caopd", "sdft", "sft"};
 
-static int check_int(vctx *v, const cJSON *c, const char *p, long long lo, long long hi) {
+static int check_int(jsonv *v, const cJSON *c, const char *p, long long lo, long long hi) {
     if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble) || fabs(c->valuedouble) > 9.0e15)
-        return fail(v, p, "expected an integer %lld..%lld, got %s", lo, hi,
-                    cJSON_IsNumber(c) ? "a fractional number" : type_name(c));
+        return jsonv_fail(v, p, "expected an integer %lld..%lld, got %s", lo, hi,
+                    cJSON_IsNumber(c) ? "a fractional number" : jsonv_type_name(c));
     if (c->valuedouble < (double)lo || c->valuedouble > (double)hi)
-        return fail(v, p, "%lld is out of range %lld..%lld", (long long)c->valuedouble, lo, hi);
+        return jsonv_fail(v, p, "%lld is out of range %lld..%lld", (long long)c->valuedouble, lo, hi);
     return 0;
 }
 
-static int check_domain(vctx *v, const cJSON *c, const char *p) {
-    task_domain d;
-    if (!cJSON_IsString(c)) return fail(v, p, "expected a domain name (a string), got %s", type_name(c));
-    if (task_domain_from_name(c->valuestring, &d) != TASK_OK) {
-        char acc[256] = "";
-        for (int i = 0; i < TASK_N_DOMAINS; i++) {
-            strncat(acc, task_domain_name((task_domain)i), sizeof acc - strlen(acc) - 1);
-            if (i + 1 < TASK_N_DOMAINS) strncat(acc, ", ", sizeof acc - strlen(acc) - 1);
-        }
-        return fail(v, p, "unknown domain '%s'; accepted: %s", c->valuestring, acc);
-    }
-    return 0;
+static int check_domain(jsonv *v, const cJSON *c, const char *p) {
+    const char *names[TASK_N_DOMAINS];
+    for (int i = 0; i < TASK_N_DOMAINS; i++) names[i] = task_domain_name((task_domain)i);
+    int d;
+    return jsonv_enum(v, c, p, "domain", names, TASK_N_DOMAINS, &d);
 }
 
 /* Checks one value of axis a (path p). */
-static int check_value(vctx *v, const axis *a, const cJSON *c, const char *p) {
+static int check_value(jsonv *v, const axis *a, const cJSON *c, const char *p) {
     switch (a->kind) {
     case AXIS_METHOD: {
-        if (!cJSON_IsString(c)) return fail(v, p, "expected a method name (a string), got %s", type_name(c));
-        for (int i = 0; method_names[i]; i++)
-            if (!strcmp(c->valuestring, method_names[i])) return 0;
-        return fail(v, p, "unknown method '%s'; accepted: caopd, sdft, sft", c->valuestring);
+        int m;
+        return jsonv_enum(v, c, p, "method", method_names, 3, &m);
     }
     case AXIS_SEED: return check_int(v, c, p, 0, 9007199254740991LL);
     case AXIS_SEVERITY: return check_int(v, c, p, 1, TASK_SEVERITY_MAX);
     case AXIS_ORDER: {
         if (!cJSON_IsArray(c))
-            return fail(v, p, "expected a list of domain names (the stages in order), got %s", type_name(c));
+            return jsonv_fail(v, p, "expected a list of domain names (the stages in order), got %s", jsonv_type_name(c));
         int n = cJSON_GetArraySize(c);
-        if (n < 1 || n > SPEC_MAX_STAGES) return fail(v, p, "%d domains; give 1..%d", n, SPEC_MAX_STAGES);
+        if (n < 1 || n > SPEC_MAX_STAGES) return jsonv_fail(v, p, "%d domains; give 1..%d", n, SPEC_MAX_STAGES);
         int i = 0;
         for (const cJSON *d = c->child; d; d = d->next, i++) {
             char pi[SPEC_PATH_CAP + 64];
@@ -403,14 +338,14 @@ static int check_value(vctx *v, const axis *a, const cJSON *c, const char *p) {
 }
 
 /* Reads the value list of axis a from arr. */
-static int read_axis(vctx *v, axis *a, const cJSON *arr) {
+static int read_axis(jsonv *v, axis *a, const cJSON *arr) {
     if (!cJSON_IsArray(arr))
-        return fail(v, a->jpath, "expected an array of values, got %s; e.g. [1, 2, 3]", type_name(arr));
+        return jsonv_fail(v, a->jpath, "expected an array of values, got %s; e.g. [1, 2, 3]", jsonv_type_name(arr));
     a->values = arr;
     a->n = cJSON_GetArraySize(arr);
-    if (a->n == 0) return fail(v, a->jpath, "empty; list at least one value");
+    if (a->n == 0) return jsonv_fail(v, a->jpath, "empty; list at least one value");
     a->text = calloc((size_t)a->n, sizeof *a->text);
-    if (!a->text) return fail(v, a->jpath, "out of memory");
+    if (!a->text) return jsonv_fail(v, a->jpath, "out of memory");
     int i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         char p[SPEC_PATH_CAP + 16];
@@ -418,16 +353,16 @@ static int read_axis(vctx *v, axis *a, const cJSON *arr) {
         if (check_value(v, a, c, p)) return -1;
         int j = 0;
         for (const cJSON *d = arr->child; d != c; d = d->next, j++)
-            if (cJSON_Compare(c, d, 1)) return fail(v, p, "the same value as %s[%d]; list each value once", a->jpath, j);
+            if (cJSON_Compare(c, d, 1)) return jsonv_fail(v, p, "the same value as %s[%d]; list each value once", a->jpath, j);
         a->text[i] = value_text(c);
-        if (!a->text[i]) return fail(v, p, "out of memory");
+        if (!a->text[i]) return jsonv_fail(v, p, "out of memory");
     }
     return 0;
 }
 
-static int add_axis(vctx *v, sweep *s, axis_kind kind, const char *name, const char *label, const char *jpath,
+static int add_axis(jsonv *v, sweep *s, axis_kind kind, const char *name, const char *label, const char *jpath,
                     const cJSON *arr) {
-    if (s->n_axes == SWEEP_MAX_AXES) return fail(v, jpath, "more than %d axes; sweep fewer", SWEEP_MAX_AXES);
+    if (s->n_axes == SWEEP_MAX_AXES) return jsonv_fail(v, jpath, "more than %d axes; sweep fewer", SWEEP_MAX_AXES);
     axis *a = &s->ax[s->n_axes++];
     memset(a, 0, sizeof *a);
     a->kind = kind;
@@ -437,20 +372,20 @@ static int add_axis(vctx *v, sweep *s, axis_kind kind, const char *name, const c
     return read_axis(v, a, arr);
 }
 
-static int read_params(vctx *v, sweep *s, const cJSON *params) {
+static int read_params(jsonv *v, sweep *s, const cJSON *params) {
     if (!cJSON_IsObject(params))
-        return fail(v, "axes.params", "expected an object of JSON paths and value lists, e.g. "
-                                      "{\"defaults.lr\": [1e-4, 3e-4]}, got %s", type_name(params));
+        return jsonv_fail(v, "axes.params", "expected an object of JSON paths and value lists, e.g. "
+                                      "{\"defaults.lr\": [1e-4, 3e-4]}, got %s", jsonv_type_name(params));
     for (const cJSON *c = params->child; c; c = c->next) {
         char jp[SPEC_PATH_CAP];
         snprintf(jp, sizeof jp, "axes.params[\"%.900s\"]", c->string);
         for (const cJSON *d = params->child; d != c; d = d->next)
-            if (!strcmp(d->string, c->string)) return fail(v, jp, "path given twice; give it once");
+            if (!strcmp(d->string, c->string)) return jsonv_fail(v, jp, "path given twice; give it once");
         pstep steps[PATH_STEPS];
         int n = 0;
         char why[256];
         if (parse_path(c->string, steps, &n, why, sizeof why))
-            return fail(v, jp, "not a JSON path of the experiment: %s; write keys separated by '.' and array "
+            return jsonv_fail(v, jp, "not a JSON path of the experiment: %s; write keys separated by '.' and array "
                                "elements as [i], e.g. \"defaults.lr\", \"stages[0].steps\"", why);
         static const char *const reserved[][2] = {
             {"format", "the experiment's format cannot be swept"},
@@ -459,7 +394,7 @@ static int read_params(vctx *v, sweep *s, const cJSON *params) {
             {"output", "each cell runs in OUT/cells/<name>; set the sweep's \"output\" instead"},
         };
         for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
-            if (!strcmp(steps[0].key, reserved[r][0])) return fail(v, jp, "%s", reserved[r][1]);
+            if (!strcmp(steps[0].key, reserved[r][0])) return jsonv_fail(v, jp, "%s", reserved[r][1]);
         char label[SPEC_PATH_CAP] = "";
         append_safe(label, sizeof label, c->string, sizeof label);
         if (add_axis(v, s, AXIS_PARAM, c->string, label, jp, c)) return -1;
@@ -470,13 +405,13 @@ static int read_params(vctx *v, sweep *s, const cJSON *params) {
     return 0;
 }
 
-static int read_axes(vctx *v, sweep *s, const cJSON *axes) {
+static int read_axes(jsonv *v, sweep *s, const cJSON *axes) {
     if (!axes) return 0; /* one cell: the experiment itself */
     if (!cJSON_IsObject(axes))
-        return fail(v, "axes", "expected an object of axes, e.g. {\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2]}, "
-                               "got %s", type_name(axes));
+        return jsonv_fail(v, "axes", "expected an object of axes, e.g. {\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2]}, "
+                               "got %s", jsonv_type_name(axes));
     static const char *const keys[] = {"method", "seed", "order", "ood_severity", "params", NULL};
-    if (check_keys(v, axes, "axes", "axis", keys)) return -1;
+    if (jsonv_check_keys(v, axes, "axes", "axis", keys)) return -1;
     for (const cJSON *c = axes->child; c; c = c->next) {
         char jp[64];
         snprintf(jp, sizeof jp, "axes.%s", c->string);
@@ -609,18 +544,18 @@ static int make_name(const sweep *s, int cell, char *buf, size_t len) {
 }
 
 /* Names, texts and validation of every cell. */
-static int expand(vctx *v, sweep *s) {
+static int expand(jsonv *v, sweep *s) {
     double n = 1;
     for (int a = 0; a < s->n_axes; a++) n *= s->ax[a].n;
     if (n > SWEEP_MAX_CELLS)
-        return fail(v, "axes", "%.0f cells; at most %d per sweep (split it into several sweeps)", n, SWEEP_MAX_CELLS);
+        return jsonv_fail(v, "axes", "%.0f cells; at most %d per sweep (split it into several sweeps)", n, SWEEP_MAX_CELLS);
     s->n_cells = (int)n;
     s->names = calloc((size_t)s->n_cells, sizeof *s->names);
     s->json = calloc((size_t)s->n_cells, sizeof *s->json);
     spec *sp = malloc(sizeof *sp);
     if (!s->names || !s->json || !sp) {
         free(sp);
-        return fail(v, "", "out of memory");
+        return jsonv_fail(v, "", "out of memory");
     }
     int rc = 0;
     for (int i = 0; !rc && i < s->n_cells; i++) {
@@ -630,22 +565,22 @@ static int expand(vctx *v, sweep *s) {
         int bad = -1;
         cJSON *t = build_cell(s, i, &bad, why, sizeof why);
         if (!t) {
-            rc = fail(v, bad >= 0 ? s->ax[bad].jpath : "", "%s (cell %d, %s)", why, i, name);
+            rc = jsonv_fail(v, bad >= 0 ? s->ax[bad].jpath : "", "%s (cell %d, %s)", why, i, name);
             break;
         }
         s->json[i] = cJSON_Print(t);
         cJSON_Delete(t);
         if (!s->names[i] || !s->json[i]) {
-            rc = fail(v, "", "out of memory");
+            rc = jsonv_fail(v, "", "out of memory");
             break;
         }
         if (spec_parse(s->json[i], sp, why, sizeof why)) {
-            rc = fail(v, "", "cell %d (%s): %s", i, name, why);
+            rc = jsonv_fail(v, "", "cell %d (%s): %s", i, name, why);
             break;
         }
         for (int a = 0; a < s->n_axes; a++)
             if (s->ax[a].kind == AXIS_SEVERITY && sp->n_splits < 2) {
-                rc = fail(v, s->ax[a].jpath, "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
+                rc = jsonv_fail(v, s->ax[a].jpath, "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
                                              "missing), so a severity means nothing; name the kinds, e.g. \"eval\": "
                                              "{\"ood_kinds\": [\"ood_length\"]}");
                 break;
@@ -657,87 +592,40 @@ static int expand(vctx *v, sweep *s) {
 
 /* ---- parsing ------------------------------------------------------------------------------- */
 
-/* Line and column of p in text, 1-based. */
-static void line_col(const char *text, const char *p, int *line, int *col) {
-    *line = 1, *col = 1;
-    for (const char *c = text; *c && c < p; c++) {
-        if (*c == '\n') (*line)++, *col = 1;
-        else (*col)++;
-    }
-}
-
-static int parse_json(vctx *v, const char *text, const char *where, cJSON **out) {
-    const char *end = NULL;
-    *out = cJSON_ParseWithOpts(text, &end, 1);
-    if (*out) return 0;
-    int line, col;
-    line_col(text, end ? end : text, &line, &col);
-    return fail(v, where, "not valid JSON (error near line %d, column %d); check commas, quotes and brackets there",
-                line, col);
-}
-
 /* experiment_text (may be NULL): the experiment file's text when the sweep names it by path
  * (the sweep directory's copy). */
 static int parse_sweep(const char *json, const char *base_dir, const char *experiment_text, sweep **out,
                        char *err, size_t errlen) {
-    vctx v = {err, errlen, 0};
+    jsonv v = {err, errlen, 0};
     if (err && errlen) err[0] = '\0';
     *out = NULL;
-    if (!json) return fail(&v, "", "no sweep text");
+    if (!json) return jsonv_fail(&v, "", "no sweep text");
     sweep *s = calloc(1, sizeof *s);
-    if (!s) return fail(&v, "", "out of memory");
+    if (!s) return jsonv_fail(&v, "", "out of memory");
     s->text = xstrdup(json);
     if (!s->text) {
         sweep_free(s);
-        return fail(&v, "", "out of memory");
+        return jsonv_fail(&v, "", "out of memory");
     }
-    if (parse_json(&v, json, "", &s->root)) goto bad;
+    if (jsonv_parse(&v, json, "", &s->root)) goto bad;
     const cJSON *root = s->root;
     if (!cJSON_IsObject(root)) {
-        fail(&v, "", "expected a JSON object, got %s", type_name(root));
+        jsonv_fail(&v, "", "expected a JSON object, got %s", jsonv_type_name(root));
         goto bad;
     }
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
-    if (!fmt) {
-        fail(&v, "format", "missing; a sweep starts with \"format\": \"%s\", \"version\": %d", SWEEP_FORMAT, SWEEP_VERSION);
+    if (jsonv_check_format(&v, root, SWEEP_FORMAT, SWEEP_VERSION, "sweep", "caopd sweep spec", SPEC_FORMAT,
+                           " (run an experiment with caopd run)"))
         goto bad;
-    }
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, SWEEP_FORMAT) != 0) {
-        fail(&v, "format", "expected \"%s\", got %s%s%s; this file is not a caopd sweep spec%s", SWEEP_FORMAT,
-             cJSON_IsString(fmt) ? "\"" : type_name(fmt), cJSON_IsString(fmt) ? fmt->valuestring : "",
-             cJSON_IsString(fmt) ? "\"" : "",
-             cJSON_IsString(fmt) && !strcmp(fmt->valuestring, SPEC_FORMAT) ? " (run an experiment with caopd run)" : "");
-        goto bad;
-    }
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    if (!ver) {
-        fail(&v, "version", "missing; this build reads \"version\": %d", SWEEP_VERSION);
-        goto bad;
-    }
-    if (!cJSON_IsNumber(ver) || ver->valuedouble != floor(ver->valuedouble)) {
-        fail(&v, "version", "expected an integer, got %s", cJSON_IsNumber(ver) ? "a fractional number" : type_name(ver));
-        goto bad;
-    }
-    if (ver->valuedouble != SWEEP_VERSION) {
-        fail(&v, "version", "%g is not supported; this build reads version %d%s", ver->valuedouble, SWEEP_VERSION,
-             ver->valuedouble > SWEEP_VERSION ? " (use a newer caopd)" : "");
-        goto bad;
-    }
     static const char *const top[] = {"format", "version", "name", "description", "output", "experiment", "axes", NULL};
-    if (check_keys(&v, root, "", "key", top)) goto bad;
+    if (jsonv_check_keys(&v, root, "", "key", top)) goto bad;
     snprintf(s->name, sizeof s->name, "sweep");
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "name");
-    if (j) {
-        if (!cJSON_IsString(j)) fail(&v, "name", "expected a string, got %s", type_name(j));
-        else if (strlen(j->valuestring) >= sizeof s->name) fail(&v, "name", "longer than %zu bytes", sizeof s->name - 1);
-        else snprintf(s->name, sizeof s->name, "%s", j->valuestring);
-    }
-    j = cJSON_GetObjectItemCaseSensitive(root, "description");
-    if (j && !cJSON_IsString(j)) fail(&v, "description", "expected a string, got %s", type_name(j));
+    jsonv_get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "description");
+    if (j && !cJSON_IsString(j)) jsonv_fail(&v, "description", "expected a string, got %s", jsonv_type_name(j));
     j = cJSON_GetObjectItemCaseSensitive(root, "output");
     if (!v.failed && j) {
-        if (!cJSON_IsString(j) || !j->valuestring[0]) fail(&v, "output", "expected a non-empty path string, got %s", type_name(j));
-        else if (strlen(j->valuestring) >= sizeof s->output - 300) fail(&v, "output", "longer than %zu bytes", sizeof s->output - 301);
+        if (!cJSON_IsString(j) || !j->valuestring[0]) jsonv_fail(&v, "output", "expected a non-empty path string, got %s", jsonv_type_name(j));
+        else if (strlen(j->valuestring) >= sizeof s->output - 300) jsonv_fail(&v, "output", "longer than %zu bytes", sizeof s->output - 301);
         else snprintf(s->output, sizeof s->output, "%s", j->valuestring);
     } else if (!v.failed) {
         snprintf(s->output, sizeof s->output, "runs/%s", s->name);
@@ -748,13 +636,13 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "experiment");
     char where[SPEC_PATH_CAP + 64] = "experiment";
     if (!e) {
-        fail(&v, "experiment", "missing; give the base experiment inline ({\"format\": \"%s\", ...}) or as a path "
+        jsonv_fail(&v, "experiment", "missing; give the base experiment inline ({\"format\": \"%s\", ...}) or as a path "
                                "relative to this file (\"quickstart.json\")", SPEC_FORMAT);
         goto bad;
     }
     if (cJSON_IsString(e)) {
         if (!e->valuestring[0]) {
-            fail(&v, "experiment", "empty path; give the base experiment's file, relative to this file");
+            jsonv_fail(&v, "experiment", "empty path; give the base experiment's file, relative to this file");
             goto bad;
         }
         if (experiment_text) {
@@ -767,22 +655,22 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
             else snprintf(path, sizeof path, "%s/%s", base_dir, e->valuestring);
             s->exp_text = read_text(path);
             if (!s->exp_text) {
-                fail(&v, "experiment", "cannot read '%s' (%s): %s; the path is relative to the sweep file's folder",
+                jsonv_fail(&v, "experiment", "cannot read '%s' (%s): %s; the path is relative to the sweep file's folder",
                      e->valuestring, path, strerror(errno));
                 goto bad;
             }
             snprintf(where, sizeof where, "experiment (%.900s)", path);
         }
         if (!s->exp_text) {
-            fail(&v, "", "out of memory");
+            jsonv_fail(&v, "", "out of memory");
             goto bad;
         }
-        if (parse_json(&v, s->exp_text, where, &s->exp_own)) goto bad;
+        if (jsonv_parse(&v, s->exp_text, where, &s->exp_own)) goto bad;
         s->exp = s->exp_own;
     } else if (cJSON_IsObject(e)) {
         s->exp = (cJSON *)e; /* a stray experiment.json next to an inline one is not read */
     } else {
-        fail(&v, "experiment", "expected an experiment object or a path string, got %s", type_name(e));
+        jsonv_fail(&v, "experiment", "expected an experiment object or a path string, got %s", jsonv_type_name(e));
         goto bad;
     }
     {
@@ -790,7 +678,7 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
         char why[SPEC_ERR_CAP];
         char *text = cJSON_Print(s->exp);
         int bad_base = !sp || !text || spec_parse(text, sp, why, sizeof why);
-        if (bad_base) fail(&v, where, "%s", sp && text ? why : "out of memory");
+        if (bad_base) jsonv_fail(&v, where, "%s", sp && text ? why : "out of memory");
         free(sp), free(text);
         if (bad_base) goto bad;
     }

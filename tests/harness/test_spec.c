@@ -98,24 +98,27 @@ static void test_errors(void) {
     expect("[1]", "(top level): expected a JSON object, got an array");
     expect("{\"version\": 1}", "format: missing; a spec starts with \"format\": \"caopd-experiment\", \"version\": 1");
     expect("{\"format\": \"caopd-sweep\", \"version\": 1}",
-           "format: expected \"caopd-experiment\", got \"caopd-sweep\"; this file is not a caopd experiment spec");
+           "format: expected \"caopd-experiment\", got \"caopd-sweep\"; this file is not a caopd experiment spec "
+           "(run a sweep with caopd sweep)");
+    expect("{\"format\": \"caopd-results\", \"version\": 1}",
+           "format: expected \"caopd-experiment\", got \"caopd-results\"; this file is not a caopd experiment spec");
     expect("{\"format\": \"caopd-experiment\"}", "version: missing; this build reads \"version\": 1");
     expect("{\"format\": \"caopd-experiment\", \"version\": 2}",
            "version: 2 is not supported; this build reads version 1 (use a newer caopd)");
     expect("{\"format\": \"caopd-experiment\", \"version\": \"1\"}", "version: expected an integer, got a string");
     /* unknown keys, duplicates */
     expect(HEAD "\"sede\": 1, " STAGES "}",
-           "sede: unknown key; accepted keys: format, version, name, seed, threads, output, model, base, defaults, "
+           "sede: unknown key; accepted: format, version, name, seed, threads, output, model, base, defaults, "
            "stages, eval, snapshots, log");
     expect(HEAD "\"seed\": 1, \"seed\": 2, " STAGES "}", "seed: key given twice; give it once");
     expect(HEAD "\"model\": {\"width\": 16}, " STAGES "}",
-           "model.width: unknown key; accepted keys: n_embd, n_layer, n_head, block_size");
+           "model.width: unknown key; accepted: n_embd, n_layer, n_head, block_size");
     expect(HEAD "\"stages\": [{\"domain\": \"add\"}, {\"domain\": \"sub\", \"lrr\": 1}]}",
-           "stages[1].lrr: unknown key; accepted keys: domain, method, steps, batch, lr, warmup, min_lr_frac, k, "
+           "stages[1].lrr: unknown key; accepted: domain, method, steps, batch, lr, warmup, min_lr_frac, k, "
            "temperature, max_new, teacher, divergence, jsd_beta, skip_tokens, ema_alpha, clip_norm, weight_decay, "
            "beta1, beta2, replay_frac, sync_teacher, reset_optimizer");
     expect(HEAD "\"defaults\": {\"domain\": \"add\"}, " STAGES "}",
-           "defaults.domain: unknown key; accepted keys: method, steps, batch, lr, warmup, min_lr_frac, k, "
+           "defaults.domain: unknown key; accepted: method, steps, batch, lr, warmup, min_lr_frac, k, "
            "temperature, max_new, teacher, divergence, jsd_beta, skip_tokens, ema_alpha, clip_norm, weight_decay, "
            "beta1, beta2, replay_frac, sync_teacher, reset_optimizer");
     /* wrong types */

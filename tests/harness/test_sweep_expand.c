@@ -233,7 +233,7 @@ static void test_errors(void) {
     /* a value spec_parse refuses: the cell and the experiment's JSON path */
     expect_error("{\"seed\": [1], \"params\": {\"defaults.lr\": [0.5, 2]}}",
                  "cell 1 (001_seed-1_defaults.lr-2): defaults.lr: 2 is out of range (0, 1]");
-    expect_error("{\"params\": {\"defaults.lrr\": [1]}}", "cell 0 (000_defaults.lrr-1): defaults.lrr: unknown key; accepted keys:");
+    expect_error("{\"params\": {\"defaults.lrr\": [1]}}", "cell 0 (000_defaults.lrr-1): defaults.lrr: unknown key; accepted:");
     expect_error("{\"seed\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], \"params\": {\"eval.n\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "
                  "\"base.steps\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], \"defaults.steps\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "
                  "\"eval.batch\": [1, 2]}}",
