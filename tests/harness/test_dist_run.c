@@ -7,12 +7,8 @@
  * with one process gives the same curves within the tolerance. Errors without a hang: a batch
  * that does not divide by WORLD_SIZE, a second rank that never comes, ranks started with
  * different specs, rank 0 refusing the run directory, a bad RANK. */
+#include "dist_testutil.h"
 #include "run_testutil.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <time.h>
 
 /* Float reduction order differs: each rank sums its rows' losses and gradients, and the
  * all-reduce adds the ranks' float32 gradients, where one process sums all rows at once; the
@@ -37,26 +33,6 @@ static const char dist_spec[] =
     "}\n";
 
 static char g_spec[600];
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
 
 /* Starts caopd with args as rank `rank` of `world` (world 0: no data-parallel variables) with
  * stdout/stderr in <g_tmp>/<tag>.out/.err; crash_at goes to CAOPD_CRASH_AT. Returns the pid. */
