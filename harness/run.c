@@ -237,7 +237,7 @@ static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapsh
         rc = ckpt_snapshot_add(s, "gens/base", CKPT_DTYPE_I64, 1, dims1, st);
     }
     const int ns = r->sp.n_stages;
-    int64_t *tgs = calloc((size_t)ns * 4, sizeof(int64_t));
+    int64_t *tgs = calloc((size_t)ns * 4 + 1, sizeof(int64_t)); /* + 1: a base-only run has none */
     if (!rc && !tgs) rc = CKPT_ERR_NOMEM;
     for (int i = 0; !rc && i < ns; i++) {
         task_gen_get_state(r->tg[i], st);
@@ -316,7 +316,7 @@ static int load_checkpoint(run *r) {
             base_gen_set_state(r->bg, st);
     }
     const int ns = r->sp.n_stages;
-    uint64_t *tgs = malloc(sizeof(uint64_t) * 4 * (size_t)ns);
+    uint64_t *tgs = malloc(sizeof(uint64_t) * (4 * (size_t)ns + 1)); /* + 1: a base-only run has none */
     if (!rc && (!tgs || ckpt_reader_read(rd, "gens/train", CKPT_DTYPE_I64, tgs, (size_t)ns * 4) != CKPT_OK))
         rc = run_fail(r, "%s", tgs ? ckpt_reader_errmsg(rd) : "out of memory");
     for (int i = 0; !rc && i < ns; i++) task_gen_set_state(r->tg[i], &tgs[i * 4]);
@@ -627,7 +627,7 @@ static int finish_run(run *r) {
                                            METRICS_FIELD_OCG, METRICS_FIELD_SPR, METRICS_FIELD_AUROC,
                                            METRICS_FIELD_MEAN_CONF, METRICS_FIELD_FORMAT_FAIL_RATE};
     int rc = 0;
-    for (int i = 0; !rc && i < sp->n_splits; i++)
+    for (int i = 0; !rc && nd > 0 && i < sp->n_splits; i++) /* a base-only run evaluates nothing */
         for (size_t f = 0; !rc && f < sizeof fields / sizeof fields[0]; f++) {
             double *R = malloc(sizeof(double) * (size_t)(rows * nd));
             char nm[32], path[128];
