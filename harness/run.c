@@ -453,11 +453,14 @@ int run_check_world(const spec *sp, int world, char *err, size_t errlen) {
 
 /* ---- stages ------------------------------------------------------------------------------ */
 
-/* What happens when stage s starts fresh (step 0). */
+/* What happens when stage s starts fresh (step 0). A loaded base brings the student and the
+ * trainer's step count (the optimizer steps that trained it: the curves' step column and the
+ * replay rotation follow it), so that the run goes on exactly as if it had trained that base. */
 static int stage_begin(run *r, int s) {
     char e[1024];
     if (s == 0 && r->sp.base_checkpoint[0]) {
         int rc = 0;
+        int64_t step = 0;
         if (r->rank == 0) { /* rank 0 reads the file; the others take the weights from it */
             ckpt_reader *rd = NULL;
             ckpt_error ce;
@@ -465,13 +468,18 @@ static int stage_begin(run *r, int s) {
                 rc = run_fail(r, "base.checkpoint: %s", ce.msg);
             } else {
                 rc = snap_load_model(rd, "student", r->student, e, sizeof e);
-                ckpt_reader_free(rd);
                 if (rc) run_fail(r, "base.checkpoint: %s: %s", r->sp.base_checkpoint, e);
+                else if (ckpt_reader_attr_i64(rd, "trainer", "step", &step) != CKPT_OK || step < 0)
+                    rc = run_fail(r, "base.checkpoint: %s: %s; the file is not a checkpoint of caopd run",
+                                  r->sp.base_checkpoint, step < 0 ? "negative trainer step" : ckpt_reader_errmsg(rd));
+                ckpt_reader_free(rd);
             }
         }
         if (dist_agree(r, rc)) return -1;
-        if (tw_dist_broadcast(r->dist, r->ctx, gpt_params(r->student), gpt_param_count(r->student), 0))
+        if (tw_dist_broadcast(r->dist, r->ctx, gpt_params(r->student), gpt_param_count(r->student), 0) ||
+            tw_dist_broadcast_bytes(r->dist, &step, sizeof step, 0))
             return dist_lost(r);
+        train_set_counters(r->t, step, train_sched_count(r->t));
         if (train_sync_teacher(r->t)) return run_fail(r, "%s", tw_errmsg(r->ctx));
     }
     if (s > 0) {
