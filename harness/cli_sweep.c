@@ -2,8 +2,9 @@
  * [--cell I]` runs the cells of a sweep spec (sweep.h), each as `caopd run --resume CELLDIR`
  * in a child process of its own (fork + exec of /proc/self/exe), N at a time from a pool of
  * worker threads, then writes OUT/summary.h5; and `caopd merge DIR... [--out FILE]` gathers
- * the finished cells of sweep directories into a summary file. Progress on stderr; the cell
- * list (--list) and the final table on stdout. Why child processes: docs/sweep.md. */
+ * the finished cells of sweep directories into a summary file. With "share_base", the shared
+ * bases run first as jobs of the same pool (a cell waits for its base). Progress on stderr; the
+ * cell list (--list) and the final table on stdout. Why child processes: docs/sweep.md. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
@@ -452,7 +453,9 @@ static int usage_sweep(void) {
             "  --list       print the number of cells, then each cell's index, name and axis values\n"
             "  --cell I     run only cell I (0-based), e.g. as one task of a cluster job array;\n"
             "               SLURM_ARRAY_TASK_ID stands for --cell when set. No summary: caopd merge DIR\n"
-            "Re-running skips finished cells and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
+            "With \"share_base\": true in the spec, cells with the same base stage load one base trained\n"
+            "first in DIR/bases/<name> (with --cell: by the first task that needs it, under its lock).\n"
+            "Re-running skips finished cells and bases and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
     return 2;
 }
 
