@@ -416,7 +416,10 @@ static int load_run(report_set *s, run *r, const char *path) {
         if (r->nd < 0 || r->ns < 0) {
             r->nd = r->nd < 0 ? 0 : r->nd, r->ns = r->ns < 0 ? 0 : r->ns;
             rc = set_err(s, REPORT_ERR_NOMEM, "out of memory");
-        } else if (r->nd == 0 || r->ns == 0)
+        } else if (r->nd == 0 && r->T == 0)
+            rc = set_err(s, REPORT_ERR_FILE, "%s: a base-only run (no domain stages): it evaluates nothing, so there "
+                         "is nothing to analyse; its trained base is the run's checkpoint.h5", file);
+        else if (r->nd == 0 || r->ns == 0)
             rc = set_err(s, REPORT_ERR_FILE, "%s: the root attribute '%s' is empty; the file is damaged", file,
                          r->nd == 0 ? "domains" : "splits");
     }

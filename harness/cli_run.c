@@ -101,6 +101,8 @@ static void on_event(void *arg, const run_event *ev) {
     fflush(stderr);
 }
 
+/* Prints the stages x domains matrix of f on the test split. Returns 0, 1 when the run has no
+ * domain (a base-only run: a note is printed instead), -1 on a read error. */
 static int print_matrix(const char *dir, const char *title, metrics_field f) {
     double *R = NULL;
     int rows = 0, nd = 0;
@@ -109,6 +111,12 @@ static int print_matrix(const char *dir, const char *title, metrics_field f) {
     if (run_read_matrix(dir, "test", f, 0, &R, &rows, dom, &nd, err, sizeof err)) {
         fprintf(stderr, "caopd run: %s\n", err);
         return -1;
+    }
+    if (nd == 0) { /* a base-only run (no domain stages) evaluates nothing */
+        printf("a base-only run (no domain stages, nothing evaluated): the trained base is %s/%s\n", dir,
+               RUN_CHECKPOINT_FILE);
+        free(R);
+        return 1;
     }
     printf("%s (rows: model after stage; columns: domain, test split)\n%-12s", title, "stage");
     for (int j = 0; j < nd; j++) printf(" %7s", task_domain_name(dom[j]));
@@ -212,7 +220,8 @@ int cli_run(int argc, char **argv) {
     }
     if (p.quiet) return 0; /* rank 0 reports */
     if (sum.already_finished) printf("%s: the run is already finished; its results:\n", dir);
-    if (print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY) || print_matrix(dir, "ECE", METRICS_FIELD_ECE)) return 1;
+    const int shown = print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY);
+    if (shown < 0 || (shown == 0 && print_matrix(dir, "ECE", METRICS_FIELD_ECE) < 0)) return 1;
     if (!sum.already_finished) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

@@ -2,8 +2,9 @@
  * [--cell I]` runs the cells of a sweep spec (sweep.h), each as `caopd run --resume CELLDIR`
  * in a child process of its own (fork + exec of /proc/self/exe), N at a time from a pool of
  * worker threads, then writes OUT/summary.h5; and `caopd merge DIR... [--out FILE]` gathers
- * the finished cells of sweep directories into a summary file. Progress on stderr; the cell
- * list (--list) and the final table on stdout. Why child processes: docs/sweep.md. */
+ * the finished cells of sweep directories into a summary file. With "share_base", the shared
+ * bases run first as jobs of the same pool (a cell waits for its base). Progress on stderr; the
+ * cell list (--list) and the final table on stdout. Why child processes: docs/sweep.md. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
@@ -139,12 +140,18 @@ static int parse_int(const char *cmd, const char *opt, const char *s, int lo, in
 
 typedef enum job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_SKIPPED } job_state;
 
+/* A job is a cell or a shared base: a `caopd run --resume DIR` of its own. */
+typedef enum job_kind { JOB_CELL = 0, JOB_BASE = 1 } job_kind;
+
 typedef struct job {
-    int cell;
+    job_kind kind;
+    int cell;              /* the cell, or the base's index */
     const char *name;      /* borrowed from the sweep */
-    char dir[DIR_CAP];     /* OUT/cells/<name> */
-    char *json;            /* the cell's spec text (threads set); written to spec.json when fresh */
+    char dir[DIR_CAP];     /* OUT/cells/<name> or OUT/bases/<name> */
+    char *json;            /* the run's spec text (threads set); written to spec.json when fresh */
     int fresh;             /* 1: start over (spec.json written, old run files removed); 0: resume */
+    int base;              /* a cell: the index of its base's job, -1 when it trains its own */
+    int lock;              /* an fd already holding the directory's lock (--cell: the base), or -1 */
     job_state state;
     double t0, dt;
     char err[ERR_CAP];
@@ -153,10 +160,11 @@ typedef struct job {
 typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job *jobs;
-    int n_jobs, next;
-    int running, done_now, failed, skipped, n_workers;
-    double run_s; /* wall seconds of the cells finished in this call */
+    job *jobs; /* the bases first, then the cells */
+    int n_jobs;
+    int running, n_workers;
+    int done_now[2], failed[2], skipped[2]; /* per job_kind */
+    double run_s[2]; /* wall seconds of the jobs finished in this call, per job_kind */
     double t_start;
     char exe[4096];
 } pool;
@@ -213,14 +221,16 @@ static int run_cell(pool *p, job *j) {
         return -1;
     }
     snprintf(path, sizeof path, "%s/%s", j->dir, SWEEP_CELL_LOCK);
-    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    /* a lock this process already holds (j->lock) is taken again at no cost below */
+    int lock = j->lock >= 0 ? j->lock : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    j->lock = -1; /* closed here */
     if (lock < 0) {
         msg(j->err, sizeof j->err, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
-        msg(j->err, sizeof j->err, "another process is running this cell (%s is locked); wait for it to end "
-                 "or stop it, then run the sweep again", path);
+        msg(j->err, sizeof j->err, "another process is running this %s (%s is locked); wait for it to end "
+                 "or stop it, then run the sweep again", j->kind == JOB_BASE ? "base" : "cell", path);
         close(lock);
         return -1;
     }
@@ -252,8 +262,8 @@ static int run_cell(pool *p, job *j) {
     localtime_r(&t, &tm);
     char ts[64];
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    int hn = snprintf(head, sizeof head, "==== caopd sweep, %s: cell %d (%s): caopd run --resume %s ====\n", ts, j->cell,
-                      j->fresh ? "starting" : "continuing", j->dir);
+    int hn = snprintf(head, sizeof head, "==== caopd sweep, %s: %s %d (%s): caopd run --resume %s ====\n", ts,
+                      j->kind == JOB_BASE ? "base" : "cell", j->cell, j->fresh ? "starting" : "continuing", j->dir);
     if (hn > 0 && write(lf, head, (size_t)hn) < 0) { /* the header is a courtesy */
     }
     char *const argv[] = {"caopd", "run", "--resume", j->dir, NULL};
@@ -294,39 +304,83 @@ static int run_cell(pool *p, job *j) {
     return -1;
 }
 
-/* One progress line (mutex held). */
+/* One progress line (mutex held). Counts cover cells and shared bases together; the bases are
+ * also counted on their own when there are any. */
 static void progress_line(pool *p, const char *what) {
-    const int finished = p->done_now + p->skipped;
-    int pending = 0;
-    for (int i = 0; i < p->n_jobs; i++) pending += p->jobs[i].state == JOB_PENDING;
-    char eta[32] = "?", el[32];
-    if (p->done_now > 0) {
-        const double per = p->run_s / p->done_now;
-        fmt_dur(per * (pending + 0.5 * p->running) / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
-    } else if (pending + p->running == 0) {
-        snprintf(eta, sizeof eta, "0s");
+    int n[2] = {0, 0}, pending[2] = {0, 0}, running[2] = {0, 0};
+    for (int i = 0; i < p->n_jobs; i++) {
+        const job *j = &p->jobs[i];
+        n[j->kind]++;
+        pending[j->kind] += j->state == JOB_PENDING;
+        running[j->kind] += j->state == JOB_RUNNING;
     }
+    /* ETA: the mean time of each kind finished in this call x (its jobs to go + half the running
+     * ones) / workers; '?' while a kind still to run has no finished job to go by */
+    double work = 0;
+    int unknown = 0;
+    for (int k = 0; k < 2; k++) {
+        const double left = pending[k] + 0.5 * running[k];
+        if (left <= 0) continue;
+        if (p->done_now[k] > 0) work += left * p->run_s[k] / p->done_now[k];
+        else unknown = 1;
+    }
+    char eta[32] = "?", el[32], bases[64] = "";
+    if (!unknown) fmt_dur(work / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
     fmt_dur(now_s() - p->t_start, el, sizeof el);
-    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go; elapsed %s, ETA %s%s%s\n", finished,
-            p->n_jobs, p->running, p->failed, pending, el, eta, what ? " | " : "", what ? what : "");
+    if (n[JOB_BASE])
+        snprintf(bases, sizeof bases, " (bases: %d/%d done)", p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE]);
+    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go%s; elapsed %s, ETA %s%s%s\n",
+            p->done_now[0] + p->skipped[0] + p->done_now[1] + p->skipped[1], n[0] + n[1], running[0] + running[1],
+            p->failed[0] + p->failed[1], pending[0] + pending[1], bases, el, eta, what ? " | " : "", what ? what : "");
     fflush(stderr);
+}
+
+static const char *kind_word(const job *j) {
+    return j->kind == JOB_BASE ? "base " : "";
+}
+
+/* The cells waiting for base job b, which failed, fail too (mutex held). */
+static void fail_dependents(pool *p, int b) {
+    const job *base = &p->jobs[b];
+    for (int i = 0; i < p->n_jobs; i++) {
+        job *j = &p->jobs[i];
+        if (j->base != b || j->state != JOB_PENDING) continue;
+        j->state = JOB_FAILED;
+        p->failed[j->kind]++;
+        msg(j->err, sizeof j->err, "its shared base %s failed (log %s/%s): %s", base->dir, base->dir, SWEEP_CELL_LOG,
+            base->err);
+        char what[ERR_CAP + 256];
+        msg(what, sizeof what, "FAILED %s: its shared base %s failed", j->name, base->name);
+        progress_line(p, what);
+    }
 }
 
 static void *worker(void *arg) {
     pool *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (p->next < p->n_jobs && p->jobs[p->next].state != JOB_PENDING) p->next++;
-        if (p->next >= p->n_jobs) {
+        job *j = NULL;
+        for (;;) { /* the first pending job whose base (if any) is there */
+            int pending = 0;
+            for (int i = 0; i < p->n_jobs && !j; i++) {
+                job *c = &p->jobs[i];
+                if (c->state != JOB_PENDING) continue;
+                pending++;
+                const job_state bs = c->base >= 0 ? p->jobs[c->base].state : JOB_DONE;
+                if (bs == JOB_DONE || bs == JOB_SKIPPED) j = c;
+            }
+            if (j || !pending) break;
+            pthread_cond_wait(&p->cv, &p->mu); /* its base is being trained */
+        }
+        if (!j) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        job *j = &p->jobs[p->next++];
         j->state = JOB_RUNNING;
         j->t0 = now_s();
         p->running++;
         char what[DIR_CAP + ERR_CAP + 128];
-        msg(what, sizeof what, "%s %s", j->fresh ? "started" : "resuming", j->name);
+        msg(what, sizeof what, "%s %s%s", j->fresh ? "started" : "resuming", kind_word(j), j->name);
         progress_line(p, what);
         pthread_mutex_unlock(&p->mu);
 
@@ -339,16 +393,17 @@ static void *worker(void *arg) {
         fmt_dur(j->dt, dur, sizeof dur);
         if (rc == 0) {
             j->state = JOB_DONE;
-            p->done_now++;
-            p->run_s += j->dt;
-            msg(what, sizeof what, "finished %s in %s", j->name, dur);
+            p->done_now[j->kind]++;
+            p->run_s[j->kind] += j->dt;
+            msg(what, sizeof what, "finished %s%s in %s", kind_word(j), j->name, dur);
         } else {
             j->state = JOB_FAILED;
-            p->failed++;
-            msg(what, sizeof what, "FAILED %s after %s: %s (log %s/%s)", j->name, dur, j->err, j->dir,
-                     SWEEP_CELL_LOG);
+            p->failed[j->kind]++;
+            msg(what, sizeof what, "FAILED %s%s after %s: %s (log %s/%s)", kind_word(j), j->name, dur, j->err, j->dir,
+                SWEEP_CELL_LOG);
         }
         progress_line(p, what);
+        if (rc != 0 && j->kind == JOB_BASE) fail_dependents(p, (int)(j - p->jobs));
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
@@ -371,7 +426,7 @@ static int pool_run(pool *p, int n) {
     pthread_mutex_lock(&p->mu);
     for (;;) {
         int active = p->running;
-        for (int i = p->next; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING;
+        for (int i = 0; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING;
         if (!active) break;
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -398,7 +453,9 @@ static int usage_sweep(void) {
             "  --list       print the number of cells, then each cell's index, name and axis values\n"
             "  --cell I     run only cell I (0-based), e.g. as one task of a cluster job array;\n"
             "               SLURM_ARRAY_TASK_ID stands for --cell when set. No summary: caopd merge DIR\n"
-            "Re-running skips finished cells and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
+            "With \"share_base\": true in the spec, cells with the same base stage load one base trained\n"
+            "first in DIR/bases/<name> (with --cell: by the first task that needs it, under its lock).\n"
+            "Re-running skips finished cells and bases and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
     return 2;
 }
 
@@ -461,54 +518,146 @@ static int claim_out(const sweep *s, const char *out, int force) {
     return 0;
 }
 
-/* Works out what each selected cell needs (HDF5 reads: main thread, before the pool). */
-static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force, job *jobs,
-                     int *n_skipped) {
-    *n_skipped = 0;
+/* The spec text job j's directory should hold when it runs with threads (malloc'd). */
+static int job_json(const sweep *s, const job *j, int threads, char **out) {
+    return j->kind == JOB_BASE ? sweep_base_json(s, j->cell, threads, out) : sweep_cell_json(s, j->cell, threads, out);
+}
+
+/* Works out what job j needs from its directory (HDF5 reads: main thread, before the pool):
+ * start (fresh), resume, skip (finished) or fail (another run is there). */
+static void plan_one(const sweep *s, job *j, int force) {
+    const char *what = j->kind == JOB_BASE ? "base" : "cell";
+    j->state = JOB_PENDING;
+    if (force) {
+        j->fresh = 1;
+        return;
+    }
+    sweep_cell_status st;
+    char e[ERR_CAP];
+    if (sweep_cell_state(j->dir, &st, NULL, NULL, e, sizeof e)) {
+        j->state = JOB_FAILED;
+        msg(j->err, sizeof j->err, "%s; move the %s directory aside or pass --force to start it over", e, what);
+        return;
+    }
+    if (st == SWEEP_CELL_ABSENT) {
+        j->fresh = 1;
+        return;
+    }
+    /* a run is there: it must be this job's (with the thread count it started with) */
+    char p[FILE_CAP];
+    snprintf(p, sizeof p, "%s/%s", j->dir, RUN_SPEC_FILE);
+    char *have = read_text(p), *want = NULL;
+    spec *sp = malloc(sizeof *sp);
+    int ok = have && sp && spec_parse(have, sp, e, sizeof e) == 0 && job_json(s, j, sp->threads, &want) == 0 &&
+             strcmp(have, want) == 0;
+    free(have), free(want), free(sp);
+    if (!ok) {
+        j->state = JOB_FAILED;
+        msg(j->err, sizeof j->err, "%s is not this %s's spec (the directory holds another run); move it "
+            "aside or pass --force to start the %s over", p, what, what);
+    } else if (st == SWEEP_CELL_FINISHED) {
+        j->state = JOB_SKIPPED;
+    }
+}
+
+/* Takes the lock of a base directory for an array task (--cell), waiting while another task
+ * trains the base. Returns the fd holding it, or -1 with j->err. */
+static int wait_base_lock(job *j) {
+    char path[FILE_CAP];
+    snprintf(path, sizeof path, "%s/%s", j->dir, SWEEP_CELL_LOCK);
+    int fd = mkdir_p(j->dir) ? -1 : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        msg(j->err, sizeof j->err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+    fprintf(stderr, "caopd sweep: another process holds the shared base %s (%s is locked); waiting for it to end\n",
+            j->dir, path);
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EINTR) continue;
+        msg(j->err, sizeof j->err, "cannot lock %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Works out what each selected cell needs, then the shared bases their pending cells need; fills
+ * *jobs_out (malloc'd: those bases first, then the cells) and *n_out. With --cell (cell_mode)
+ * a base is planned under its lock (wait_base_lock), kept in its job until the base has run,
+ * and --force does not start a base over (other array tasks may be using it). Returns 0, or -1
+ * when out of memory. */
+static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force, int cell_mode,
+                     job **jobs_out, int *n_out) {
+    const int nb = sweep_n_bases(s);
+    job *jobs = calloc((size_t)(nb + n), sizeof *jobs);
+    int *slot = malloc(sizeof *slot * (size_t)(nb + 1)); /* base -> its job, -1 when not needed */
+    if (!jobs || !slot) {
+        free(jobs), free(slot);
+        fprintf(stderr, "caopd sweep: out of memory\n");
+        return -1;
+    }
+    job *cells = jobs + nb; /* planned in place, moved down below */
+    for (int b = 0; b < nb; b++) slot[b] = -1;
     for (int k = 0; k < n; k++) {
-        job *j = &jobs[k];
-        memset(j, 0, sizeof *j);
+        job *j = &cells[k];
+        j->kind = JOB_CELL;
         j->cell = first + k;
         j->name = sweep_cell_name(s, j->cell);
+        j->base = -1, j->lock = -1;
         snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_CELLS_DIR, j->name);
-        j->state = JOB_PENDING;
         if (sweep_cell_json(s, j->cell, threads, &j->json)) {
             fprintf(stderr, "caopd sweep: out of memory\n");
-            return -1;
+            goto oom;
         }
-        sweep_cell_status st;
-        char e[ERR_CAP];
-        if (force) {
-            j->fresh = 1;
-            continue;
+        plan_one(s, j, force);
+        const int b = sweep_cell_base(s, j->cell);
+        if (b >= 0 && j->state == JOB_PENDING) slot[b] = 0;
+    }
+    int m = 0;
+    for (int b = 0; b < nb; b++) {
+        if (slot[b] < 0) continue;
+        slot[b] = m;
+        job *j = &jobs[m++];
+        j->kind = JOB_BASE;
+        j->cell = b;
+        j->name = sweep_base_name(s, b);
+        j->base = -1, j->lock = -1;
+        snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_BASES_DIR, j->name);
+        if (sweep_base_json(s, b, threads, &j->json)) {
+            fprintf(stderr, "caopd sweep: out of memory\n");
+            goto oom;
         }
-        if (sweep_cell_state(j->dir, &st, NULL, NULL, e, sizeof e)) {
+        if (cell_mode) {
+            j->lock = wait_base_lock(j);
+            if (j->lock < 0) {
+                j->state = JOB_FAILED;
+                continue;
+            }
+        }
+        plan_one(s, j, force && !cell_mode);
+        if (j->state != JOB_PENDING && j->lock >= 0) close(j->lock), j->lock = -1;
+    }
+    memmove(jobs + m, cells, sizeof *jobs * (size_t)n);
+    for (int k = m; k < m + n; k++) {
+        job *j = &jobs[k];
+        const int b = sweep_cell_base(s, j->cell);
+        if (b < 0 || j->state != JOB_PENDING) continue;
+        j->base = slot[b];
+        const job *bj = &jobs[j->base];
+        if (bj->state == JOB_FAILED) {
             j->state = JOB_FAILED;
-            msg(j->err, sizeof j->err, "%s; move the cell directory aside or pass --force to start it over", e);
-            continue;
-        }
-        if (st == SWEEP_CELL_ABSENT) {
-            j->fresh = 1;
-            continue;
-        }
-        /* a run is there: it must be this cell's (with the thread count it started with) */
-        char p[FILE_CAP];
-        snprintf(p, sizeof p, "%s/%s", j->dir, RUN_SPEC_FILE);
-        char *have = read_text(p), *want = NULL;
-        spec *sp = malloc(sizeof *sp);
-        int ok = have && sp && spec_parse(have, sp, e, sizeof e) == 0 &&
-                 sweep_cell_json(s, j->cell, sp->threads, &want) == 0 && strcmp(have, want) == 0;
-        free(have), free(want), free(sp);
-        if (!ok) {
-            j->state = JOB_FAILED;
-            msg(j->err, sizeof j->err, "%s is not this cell's spec (the directory holds another run); move it "
-                     "aside or pass --force to start the cell over", p);
-        } else if (st == SWEEP_CELL_FINISHED) {
-            j->state = JOB_SKIPPED;
-            (*n_skipped)++;
+            msg(j->err, sizeof j->err, "its shared base %s failed (log %s/%s): %s", bj->dir, bj->dir, SWEEP_CELL_LOG,
+                bj->err);
         }
     }
+    free(slot);
+    *jobs_out = jobs, *n_out = m + n;
     return 0;
+oom:
+    for (int k = 0; k < nb + n; k++) free(jobs[k].json);
+    free(jobs), free(slot);
+    return -1;
 }
 
 static void merge_warnings(const char *cmd, const sweep_merge_info *mi) {
@@ -593,31 +742,43 @@ int cli_sweep(int argc, char **argv) {
         return 1;
     }
     p.exe[el] = '\0';
+    if (sweep_set_dir(s, outdir, err, sizeof err)) {
+        fprintf(stderr, "caopd sweep: %s\n", err);
+        sweep_free(s);
+        return 2;
+    }
     const int first = cell >= 0 ? cell : 0, n = cell >= 0 ? 1 : n_cells;
-    p.jobs = calloc((size_t)n, sizeof *p.jobs);
-    int n_skipped = 0;
-    if (!p.jobs || plan_jobs(s, outdir, first, n, threads, force, p.jobs, &n_skipped)) {
-        free(p.jobs);
+    if (plan_jobs(s, outdir, first, n, threads, force, cell >= 0, &p.jobs, &p.n_jobs)) {
         sweep_free(s);
         return 1;
     }
-    p.n_jobs = n;
-    p.skipped = n_skipped;
-    for (int k = 0; k < n; k++) p.failed += p.jobs[k].state == JOB_FAILED;
-    int to_run = 0, to_resume = 0;
-    for (int k = 0; k < n; k++)
-        if (p.jobs[k].state == JOB_PENDING) to_run++, to_resume += !p.jobs[k].fresh;
-    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume), %d worker%s x %d "
-            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s\n", sweep_name(s), n, n == 1 ? "" : "s", outdir,
-            n_skipped, to_run, to_resume, jobs_n, jobs_n == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores,
-            cores == 1 ? "" : "s", outdir, SWEEP_CELLS_DIR, SWEEP_CELL_LOG);
-    for (int k = 0; k < n; k++)
+    const int nb = p.n_jobs - n; /* the shared bases this call needs: p.jobs[0..nb) */
+    int to_run[2] = {0, 0}, to_resume[2] = {0, 0};
+    for (int k = 0; k < p.n_jobs; k++) {
+        const job *j = &p.jobs[k];
+        p.skipped[j->kind] += j->state == JOB_SKIPPED;
+        p.failed[j->kind] += j->state == JOB_FAILED;
+        if (j->state == JOB_PENDING) to_run[j->kind]++, to_resume[j->kind] += !j->fresh;
+    }
+    char bases[256] = "", base_out[FILE_CAP] = "";
+    if (nb) {
+        snprintf(bases, sizeof bases, "; %d shared base%s: %d already finished, %d to run (%d to resume)", nb,
+                 nb == 1 ? "" : "s", p.skipped[JOB_BASE], to_run[JOB_BASE], to_resume[JOB_BASE]);
+        snprintf(base_out, sizeof base_out, ", each base's: %s/%s/<name>/%s", outdir, SWEEP_BASES_DIR, SWEEP_CELL_LOG);
+    }
+    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s, %d worker%s x %d "
+            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s%s\n", sweep_name(s), n, n == 1 ? "" : "s",
+            outdir, p.skipped[JOB_CELL], to_run[JOB_CELL], to_resume[JOB_CELL], bases, jobs_n, jobs_n == 1 ? "" : "s",
+            threads, threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", outdir, SWEEP_CELLS_DIR, SWEEP_CELL_LOG,
+            base_out);
+    for (int k = 0; k < p.n_jobs; k++)
         if (p.jobs[k].state == JOB_FAILED)
-            fprintf(stderr, "sweep: FAILED %s: %s\n", p.jobs[k].name, p.jobs[k].err);
+            fprintf(stderr, "sweep: FAILED %s%s: %s\n", kind_word(&p.jobs[k]), p.jobs[k].name, p.jobs[k].err);
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     p.t_start = now_s();
-    if (to_run && pool_run(&p, jobs_n < to_run ? jobs_n : to_run)) {
+    const int runnable = to_run[JOB_CELL] + to_run[JOB_BASE];
+    if (runnable && pool_run(&p, jobs_n < runnable ? jobs_n : runnable)) {
         fprintf(stderr, "caopd sweep: cannot start worker threads\n");
         rc = 1;
     }
@@ -628,13 +789,16 @@ int cli_sweep(int argc, char **argv) {
     char dur[32];
     fmt_dur(now_s() - p.t_start, dur, sizeof dur);
     printf("sweep %s: %d cell%s: %d finished now, %d finished before, %d failed (%s)\n", sweep_name(s), n,
-           n == 1 ? "" : "s", p.done_now, p.skipped, p.failed, dur);
-    for (int k = 0; k < n; k++) {
+           n == 1 ? "" : "s", p.done_now[JOB_CELL], p.skipped[JOB_CELL], p.failed[JOB_CELL], dur);
+    if (nb)
+        printf("shared bases: %d: %d trained now, %d finished before, %d failed\n", nb, p.done_now[JOB_BASE],
+               p.skipped[JOB_BASE], p.failed[JOB_BASE]);
+    for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
         if (j->state == JOB_FAILED)
-            printf("  FAILED %s: %s\n    log: %s/%s\n", j->name, j->err, j->dir, SWEEP_CELL_LOG);
+            printf("  FAILED %s%s: %s\n    log: %s/%s\n", kind_word(j), j->name, j->err, j->dir, SWEEP_CELL_LOG);
     }
-    if (p.failed) rc = 1;
+    if (p.failed[JOB_CELL] || p.failed[JOB_BASE]) rc = 1;
     if (cell < 0) {
         char sum[FILE_CAP];
         snprintf(sum, sizeof sum, "%s/%s", outdir, SWEEP_SUMMARY_FILE);
@@ -648,11 +812,14 @@ int cli_sweep(int argc, char **argv) {
             printf("summary: %s (%d of %d cells)\n", sum, mi.n_merged, mi.n_cells);
             free(mi.skipped);
         }
-    } else if (!p.failed) {
+    } else if (!p.failed[JOB_CELL]) {
         printf("cell %d: %s/%s/%s; gather the cells with caopd merge %s\n", cell, outdir, SWEEP_CELLS_DIR,
                sweep_cell_name(s, cell), outdir);
     }
-    for (int k = 0; k < n; k++) free(p.jobs[k].json);
+    for (int k = 0; k < p.n_jobs; k++) {
+        free(p.jobs[k].json);
+        if (p.jobs[k].lock >= 0) close(p.jobs[k].lock); /* a base that never ran */
+    }
     free(p.jobs);
     sweep_free(s);
     return rc;

@@ -237,7 +237,7 @@ static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapsh
         rc = ckpt_snapshot_add(s, "gens/base", CKPT_DTYPE_I64, 1, dims1, st);
     }
     const int ns = r->sp.n_stages;
-    int64_t *tgs = calloc((size_t)ns * 4, sizeof(int64_t));
+    int64_t *tgs = calloc((size_t)ns * 4 + 1, sizeof(int64_t)); /* + 1: a base-only run has none */
     if (!rc && !tgs) rc = CKPT_ERR_NOMEM;
     for (int i = 0; !rc && i < ns; i++) {
         task_gen_get_state(r->tg[i], st);
@@ -316,7 +316,7 @@ static int load_checkpoint(run *r) {
             base_gen_set_state(r->bg, st);
     }
     const int ns = r->sp.n_stages;
-    uint64_t *tgs = malloc(sizeof(uint64_t) * 4 * (size_t)ns);
+    uint64_t *tgs = malloc(sizeof(uint64_t) * (4 * (size_t)ns + 1)); /* + 1: a base-only run has none */
     if (!rc && (!tgs || ckpt_reader_read(rd, "gens/train", CKPT_DTYPE_I64, tgs, (size_t)ns * 4) != CKPT_OK))
         rc = run_fail(r, "%s", tgs ? ckpt_reader_errmsg(rd) : "out of memory");
     for (int i = 0; !rc && i < ns; i++) task_gen_set_state(r->tg[i], &tgs[i * 4]);
@@ -453,11 +453,14 @@ int run_check_world(const spec *sp, int world, char *err, size_t errlen) {
 
 /* ---- stages ------------------------------------------------------------------------------ */
 
-/* What happens when stage s starts fresh (step 0). */
+/* What happens when stage s starts fresh (step 0). A loaded base brings the student and the
+ * trainer's step count (the optimizer steps that trained it: the curves' step column and the
+ * replay rotation follow it), so that the run goes on exactly as if it had trained that base. */
 static int stage_begin(run *r, int s) {
     char e[1024];
     if (s == 0 && r->sp.base_checkpoint[0]) {
         int rc = 0;
+        int64_t step = 0;
         if (r->rank == 0) { /* rank 0 reads the file; the others take the weights from it */
             ckpt_reader *rd = NULL;
             ckpt_error ce;
@@ -465,13 +468,18 @@ static int stage_begin(run *r, int s) {
                 rc = run_fail(r, "base.checkpoint: %s", ce.msg);
             } else {
                 rc = snap_load_model(rd, "student", r->student, e, sizeof e);
-                ckpt_reader_free(rd);
                 if (rc) run_fail(r, "base.checkpoint: %s: %s", r->sp.base_checkpoint, e);
+                else if (ckpt_reader_attr_i64(rd, "trainer", "step", &step) != CKPT_OK || step < 0)
+                    rc = run_fail(r, "base.checkpoint: %s: %s; the file is not a checkpoint of caopd run",
+                                  r->sp.base_checkpoint, step < 0 ? "negative trainer step" : ckpt_reader_errmsg(rd));
+                ckpt_reader_free(rd);
             }
         }
         if (dist_agree(r, rc)) return -1;
-        if (tw_dist_broadcast(r->dist, r->ctx, gpt_params(r->student), gpt_param_count(r->student), 0))
+        if (tw_dist_broadcast(r->dist, r->ctx, gpt_params(r->student), gpt_param_count(r->student), 0) ||
+            tw_dist_broadcast_bytes(r->dist, &step, sizeof step, 0))
             return dist_lost(r);
+        train_set_counters(r->t, step, train_sched_count(r->t));
         if (train_sync_teacher(r->t)) return run_fail(r, "%s", tw_errmsg(r->ctx));
     }
     if (s > 0) {
@@ -627,7 +635,7 @@ static int finish_run(run *r) {
                                            METRICS_FIELD_OCG, METRICS_FIELD_SPR, METRICS_FIELD_AUROC,
                                            METRICS_FIELD_MEAN_CONF, METRICS_FIELD_FORMAT_FAIL_RATE};
     int rc = 0;
-    for (int i = 0; !rc && i < sp->n_splits; i++)
+    for (int i = 0; !rc && nd > 0 && i < sp->n_splits; i++) /* a base-only run evaluates nothing */
         for (size_t f = 0; !rc && f < sizeof fields / sizeof fields[0]; f++) {
             double *R = malloc(sizeof(double) * (size_t)(rows * nd));
             char nm[32], path[128];

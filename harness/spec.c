@@ -361,8 +361,14 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
         goto done;
     }
     int n = cJSON_GetArraySize(stages);
-    if (n < 1 || n > SPEC_MAX_STAGES) {
-        jsonv_fail(&v, "stages", "%d stages; give 1..%d", n, SPEC_MAX_STAGES);
+    if (n > SPEC_MAX_STAGES) {
+        jsonv_fail(&v, "stages", "%d stages; give 0..%d", n, SPEC_MAX_STAGES);
+        goto done;
+    }
+    if (n == 0 && s->base_train.total_steps == 0) { /* a base-only run must train its base */
+        jsonv_fail(&v, "stages", "empty, and the base is not trained (%s), so the run would do nothing; list the domain "
+             "stages, e.g. \"stages\": [{\"domain\": \"add\"}], or train a base (base.steps > 0)",
+             s->base_checkpoint[0] ? "it is loaded from base.checkpoint" : "base.steps is 0");
         goto done;
     }
     int i = 0;

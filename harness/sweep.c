@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "jsonv.h"
@@ -61,6 +62,13 @@ struct sweep {
     int n_cells;
     char **names; /* n_cells */
     char **json;  /* n_cells: the cell's experiment text, threads as in the experiment */
+    /* shared bases ("share_base": true) */
+    int share_base;
+    int n_bases;
+    char **base_names; /* n_bases: "<index of its first cell>_<label>-<value>..." */
+    char **base_json;  /* n_bases: the base-only experiment, threads as in the experiment */
+    int *cell_base;    /* n_cells: the cell's base, -1 when it trains its own */
+    char dir[DIR_CAP]; /* the sweep directory, absolute (sweep_set_dir); "" until set */
 };
 
 /* ---- strings ---------------------------------------------------------------------------- */
@@ -590,6 +598,112 @@ static int expand(jsonv *v, sweep *s) {
     return rc;
 }
 
+/* ---- shared bases ---------------------------------------------------------------------------- */
+
+/* The base-only experiment of cell i (a caopd-experiment with "stages": [], docs/spec.md), or
+ * NULL when the cell trains its own base: its base is not trained (steps 0, base.checkpoint),
+ * it has no stages, or its first stage keeps the teacher or the optimizer (sync_teacher or
+ * reset_optimizer false), where loading a base would not be the same as training it inline.
+ * The keys are those that stage 0 reads (run.c: the model's and the trainer's RNGs from
+ * seed, threads, model, base) plus the checkpoint cadence and the log; *failed is set when out
+ * of memory. */
+static cJSON *base_tree(const sweep *s, int cell, const spec *sp, int *failed) {
+    *failed = 0;
+    if (sp->n_stages == 0 || sp->base_train.total_steps == 0 || sp->base_checkpoint[0] ||
+        !sp->stages[0].sync_teacher || !sp->stages[0].reset_optimizer)
+        return NULL;
+    cJSON *t = cJSON_Parse(s->json[cell]), *b = cJSON_CreateObject();
+    static const char *const keys[] = {"format", "version", "seed", "threads", "model", "base", "snapshots", "log", NULL};
+    int rc = !t || !b;
+    for (int k = 0; !rc && keys[k]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, keys[k]);
+        if (v) rc = obj_set(b, keys[k], cJSON_Duplicate(v, 1));
+    }
+    if (!rc) rc = obj_set(b, "stages", cJSON_CreateArray());
+    cJSON_Delete(t);
+    if (rc) {
+        cJSON_Delete(b);
+        *failed = 1;
+        return NULL;
+    }
+    return b;
+}
+
+/* With "share_base": cells whose base-only experiments are the same text share one base, named
+ * after its first cell: its index, then label-value of every axis whose value all its cells
+ * share ("000_seed-1"). A base that only one cell would use is not shared. */
+static int group_bases(jsonv *v, sweep *s) {
+    s->cell_base = malloc(sizeof *s->cell_base * (size_t)s->n_cells);
+    char **key = calloc((size_t)s->n_cells, sizeof *key);
+    spec *sp = malloc(sizeof *sp);
+    int *first = malloc(sizeof *first * (size_t)s->n_cells); /* per cell: the first cell of its key */
+    int rc = !s->cell_base || !key || !sp || !first;
+    for (int i = 0; !rc && i < s->n_cells; i++) {
+        s->cell_base[i] = -1;
+        first[i] = -1;
+        char why[SPEC_ERR_CAP];
+        if (!s->share_base) continue;
+        if (spec_parse(s->json[i], sp, why, sizeof why)) continue; /* cannot happen: expand checked it */
+        int oom = 0;
+        cJSON *b = base_tree(s, i, sp, &oom);
+        if (b) key[i] = cJSON_PrintUnformatted(b);
+        cJSON_Delete(b);
+        if (oom || (b && !key[i])) rc = -1;
+        for (int j = 0; !rc && key[i] && j < i && first[i] < 0; j++)
+            if (first[j] == j && !strcmp(key[i], key[j])) first[i] = j;
+        if (key[i] && first[i] < 0) first[i] = i;
+    }
+    /* bases in the order of their first cells; a key of one cell is not shared */
+    for (int i = 0; !rc && i < s->n_cells; i++) {
+        if (first[i] != i) continue;
+        int users = 0;
+        for (int j = i; j < s->n_cells; j++) users += first[j] == i;
+        if (users < 2) continue;
+        char **nn = realloc(s->base_names, sizeof *nn * (size_t)(s->n_bases + 1));
+        if (nn) s->base_names = nn;
+        char **nj = nn ? realloc(s->base_json, sizeof *nj * (size_t)(s->n_bases + 1)) : NULL;
+        if (nj) s->base_json = nj;
+        if (!nn || !nj) {
+            rc = -1;
+            break;
+        }
+        const int b = s->n_bases++;
+        s->base_names[b] = s->base_json[b] = NULL;
+        char name[NAME_CAP + 64];
+        int width = 3;
+        for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
+        snprintf(name, sizeof name, "%0*d", width > 9 ? 9 : width, i);
+        int idx_i[SWEEP_MAX_AXES], idx_j[SWEEP_MAX_AXES];
+        cell_index(s, i, idx_i);
+        for (int a = 0; a < s->n_axes; a++) {
+            int same = 1;
+            for (int j = i + 1; same && j < s->n_cells; j++) {
+                if (first[j] != i) continue;
+                cell_index(s, j, idx_j);
+                same = idx_j[a] == idx_i[a];
+            }
+            if (!same) continue;
+            char part[SPEC_PATH_CAP + 64] = "_";
+            append_safe(part, sizeof part, s->ax[a].label, 48);
+            strcat(part, "-");
+            append_safe(part, sizeof part, s->ax[a].text[idx_i[a]], NAME_VALUE_CAP);
+            if (strlen(name) + strlen(part) >= NAME_CAP) break; /* the index keeps names unique */
+            strncat(name, part, sizeof name - strlen(name) - 1);
+        }
+        s->base_names[b] = xstrdup(name);
+        cJSON *t = cJSON_Parse(key[i]);
+        if (t && obj_set(t, "name", cJSON_CreateString("base"))) cJSON_Delete(t), t = NULL;
+        s->base_json[b] = t ? cJSON_Print(t) : NULL;
+        cJSON_Delete(t);
+        if (!s->base_names[b] || !s->base_json[b]) rc = -1;
+        for (int j = i; !rc && j < s->n_cells; j++)
+            if (first[j] == i) s->cell_base[j] = b;
+    }
+    for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
+    free(key), free(sp), free(first);
+    return rc ? jsonv_fail(v, "", "out of memory") : 0;
+}
+
 /* ---- parsing ------------------------------------------------------------------------------- */
 
 /* experiment_text (may be NULL): the experiment file's text when the sweep names it by path
@@ -616,12 +730,14 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
     if (jsonv_check_format(&v, root, SWEEP_FORMAT, SWEEP_VERSION, "sweep", "caopd sweep spec", SPEC_FORMAT,
                            " (run an experiment with caopd run)"))
         goto bad;
-    static const char *const top[] = {"format", "version", "name", "description", "output", "experiment", "axes", NULL};
+    static const char *const top[] = {"format",     "version", "name",       "description", "output",
+                                      "experiment", "axes",    "share_base", NULL};
     if (jsonv_check_keys(&v, root, "", "key", top)) goto bad;
     snprintf(s->name, sizeof s->name, "sweep");
     jsonv_get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "description");
     if (j && !cJSON_IsString(j)) jsonv_fail(&v, "description", "expected a string, got %s", jsonv_type_name(j));
+    jsonv_get_bool(&v, root, "", "share_base", &s->share_base);
     j = cJSON_GetObjectItemCaseSensitive(root, "output");
     if (!v.failed && j) {
         if (!cJSON_IsString(j) || !j->valuestring[0]) jsonv_fail(&v, "output", "expected a non-empty path string, got %s", jsonv_type_name(j));
@@ -682,7 +798,8 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
         free(sp), free(text);
         if (bad_base) goto bad;
     }
-    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s)) goto bad;
+    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s) || group_bases(&v, s))
+        goto bad;
     *out = s;
     return 0;
 bad:
@@ -762,6 +879,11 @@ void sweep_free(sweep *s) {
         if (s->json) free(s->json[i]);
     }
     free(s->names), free(s->json);
+    for (int b = 0; b < s->n_bases; b++) {
+        if (s->base_names) free(s->base_names[b]);
+        if (s->base_json) free(s->base_json[b]);
+    }
+    free(s->base_names), free(s->base_json), free(s->cell_base);
     cJSON_Delete(s->exp_own);
     cJSON_Delete(s->root);
     free(s->text), free(s->exp_text);
@@ -801,21 +923,82 @@ const char *sweep_cell_value(const sweep *s, int cell, int a) {
     return s->ax[a].text[idx[a]];
 }
 
+/* text with "threads" set (threads > 0) and, when ckpt is not NULL, "base" replaced by
+ * {"checkpoint": ckpt}, into *out (malloc'd). */
+static int edited_json(const char *text, int threads, const char *ckpt, char **out) {
+    if (threads <= 0 && !ckpt) {
+        *out = xstrdup(text);
+        return *out ? 0 : -1;
+    }
+    cJSON *t = cJSON_Parse(text), *b = ckpt ? cJSON_CreateObject() : NULL;
+    int rc = !t || (ckpt && (!b || !cJSON_AddStringToObject(b, "checkpoint", ckpt)));
+    if (!rc && ckpt) rc = obj_set(t, "base", b), b = NULL;
+    if (!rc && threads > 0) rc = obj_set(t, "threads", cJSON_CreateNumber(threads));
+    if (!rc) *out = cJSON_Print(t);
+    cJSON_Delete(t), cJSON_Delete(b);
+    return *out ? 0 : -1;
+}
+
 int sweep_cell_json(const sweep *s, int cell, int threads, char **out) {
     *out = NULL;
     if (!s || cell < 0 || cell >= s->n_cells) return -1;
-    if (threads <= 0) {
-        *out = xstrdup(s->json[cell]);
-        return *out ? 0 : -1;
+    const int b = s->cell_base[cell];
+    if (b < 0) return edited_json(s->json[cell], threads, NULL, out);
+    if (!s->dir[0]) return -1; /* sweep_set_dir first */
+    char ckpt[DIR_CAP + NAME_CAP + 64];
+    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b], RUN_CHECKPOINT_FILE);
+    return edited_json(s->json[cell], threads, ckpt, out);
+}
+
+int sweep_share_base(const sweep *s) {
+    return s ? s->share_base : 0;
+}
+int sweep_n_bases(const sweep *s) {
+    return s ? s->n_bases : 0;
+}
+const char *sweep_base_name(const sweep *s, int base) {
+    return s && base >= 0 && base < s->n_bases ? s->base_names[base] : NULL;
+}
+int sweep_cell_base(const sweep *s, int cell) {
+    return s && cell >= 0 && cell < s->n_cells ? s->cell_base[cell] : -1;
+}
+
+int sweep_base_json(const sweep *s, int base, int threads, char **out) {
+    *out = NULL;
+    if (!s || base < 0 || base >= s->n_bases) return -1;
+    return edited_json(s->base_json[base], threads, NULL, out);
+}
+
+int sweep_set_dir(sweep *s, const char *dir, char *err, size_t errlen) {
+    char abs[DIR_CAP * 2];
+    if (dir[0] == '/') {
+        snprintf(abs, sizeof abs, "%s", dir);
+    } else {
+        char cwd[DIR_CAP];
+        if (!getcwd(cwd, sizeof cwd)) {
+            snprintf(err, errlen, "%s: cannot make the path absolute: the current directory: %s", dir, strerror(errno));
+            return -1;
+        }
+        snprintf(abs, sizeof abs, "%s/%s", cwd, strcmp(dir, ".") ? dir : "");
     }
-    cJSON *t = cJSON_Parse(s->json[cell]);
-    if (!t || obj_set(t, "threads", cJSON_CreateNumber(threads))) {
-        cJSON_Delete(t);
+    for (size_t n = strlen(abs); n > 1 && abs[n - 1] == '/'; n--) abs[n - 1] = '\0';
+    /* the longest base checkpoint path must fit a spec's base.checkpoint */
+    size_t longest = 0;
+    for (int b = 0; b < s->n_bases; b++)
+        if (strlen(s->base_names[b]) > longest) longest = strlen(s->base_names[b]);
+    const size_t need = strlen(abs) + strlen(SWEEP_BASES_DIR) + longest + strlen(RUN_CHECKPOINT_FILE) + 3;
+    if (strlen(abs) >= sizeof s->dir || need >= SPEC_PATH_CAP) {
+        snprintf(err, errlen, "%s: the sweep directory's absolute path is too long (%zu bytes; the cells name their "
+                 "shared bases by absolute path, at most %d bytes); choose a shorter --out", abs, strlen(abs),
+                 SPEC_PATH_CAP - 1);
         return -1;
     }
-    *out = cJSON_Print(t);
-    cJSON_Delete(t);
-    return *out ? 0 : -1;
+    snprintf(s->dir, sizeof s->dir, "%s", abs);
+    return 0;
+}
+
+const char *sweep_dir(const sweep *s) {
+    return s && s->dir[0] ? s->dir : NULL;
 }
 
 /* ---- cell directories ----------------------------------------------------------------------- */

@@ -40,6 +40,9 @@ extern "C" {
 #define SWEEP_CELL_LOG "run.log"               /* stdout + stderr of the cell's `caopd run` */
 #define SWEEP_CELL_LOCK "cell.lock"            /* flock(2)ed while a process runs the cell */
 #define SWEEP_SUMMARY_FILE "summary.h5"        /* caopd-sweep-summary (sweep_merge) */
+#define SWEEP_BASES_DIR "bases"                /* OUT/bases/<base name>/: one run directory per
+                                                  shared base ("share_base"), with run.log and
+                                                  cell.lock like a cell */
 
 /* The summary file's format name and version (root attributes format / format_version). */
 #define SWEEP_SUMMARY_FORMAT CKPT_FORMAT_SWEEP_SUMMARY
@@ -95,10 +98,39 @@ const char *sweep_cell_value(const sweep *s, int cell, int axis);
 
 /* The cell's experiment JSON (malloc'd into *out, caller frees): the base experiment with the
  * cell's axis values applied, its "output" key removed (a cell runs in OUT/cells/<name>), and,
- * when threads > 0, "threads" set to threads (threads <= 0 keeps the experiment's). Always the
- * same text for the same arguments. Returns 0, or -1 when out of memory or cell is out of
- * range. */
+ * when threads > 0, "threads" set to threads (threads <= 0 keeps the experiment's). A cell with
+ * a shared base (sweep_cell_base >= 0) has "base" replaced by {"checkpoint":
+ * "<sweep_dir>/bases/<base name>/checkpoint.h5"}, so it needs sweep_set_dir first. Always the
+ * same text for the same arguments. Returns 0, or -1 when out of memory, cell is out of range,
+ * or the cell's shared base needs a directory that is not set. */
 int sweep_cell_json(const sweep *s, int cell, int threads, char **out);
+
+/* Shared bases ("share_base": true, docs/sweep.md). Cells whose base stage is the same (the
+ * same base-only experiment: seed, threads, model, base, snapshots, log) and can load it
+ * instead of training it (base trained, no base.checkpoint, first stage with sync_teacher and
+ * reset_optimizer true) share one base when two or more cells do; each base is trained once, as
+ * the base-only run (spec "stages": []) of sweep_base_json in OUT/bases/<name>.
+ * sweep_share_base: the spec's flag. Bases 0..n-1 in the order of their first cells; names like
+ * "000_seed-1" (the index of the first cell, then label-value of every axis its cells share);
+ * NULL when out of range. sweep_cell_base: the cell's base, -1 when it trains its own (always
+ * without share_base). */
+int sweep_share_base(const sweep *s);
+int sweep_n_bases(const sweep *s);
+const char *sweep_base_name(const sweep *s, int base);
+int sweep_cell_base(const sweep *s, int cell);
+
+/* The base's base-only experiment (malloc'd into *out, caller frees), "threads" set as in
+ * sweep_cell_json. Returns 0, or -1 when out of memory or base is out of range. */
+int sweep_base_json(const sweep *s, int base, int threads, char **out);
+
+/* Sets the sweep directory that the cells' base.checkpoint paths name: dir made absolute against
+ * the current directory when relative (symbolic links are not resolved), trailing '/' dropped.
+ * Not thread-safe: call before handing s to other threads. Returns 0, or -1 when the path is too
+ * long for a spec's base.checkpoint (message in err). */
+int sweep_set_dir(sweep *s, const char *dir, char *err, size_t errlen);
+
+/* The directory set by sweep_set_dir, or NULL. */
+const char *sweep_dir(const sweep *s);
 
 /* What a cell directory holds. */
 typedef enum sweep_cell_status {

@@ -145,7 +145,17 @@ static void test_errors(void) {
            "snapshots.every_steps: -1 is out of range 0..10000000");
     expect(HEAD "\"model\": {\"n_embd\": 30, \"n_head\": 4}, " STAGES "}",
            "model.n_embd: 30 is not a multiple of model.n_head (4)");
-    expect(HEAD "\"stages\": []}", "stages: 0 stages; give 1..32");
+    /* zero stages: a base-only run, which must train its base */
+    expect(HEAD "\"stages\": []}", NULL);
+    CHECK_EQ_INT(g_spec.n_stages, 0);
+    CHECK_EQ_INT(g_spec.base_train.total_steps, 600);
+    expect(HEAD "\"base\": {\"steps\": 0}, \"stages\": []}",
+           "stages: empty, and the base is not trained (base.steps is 0), so the run would do nothing; list the "
+           "domain stages, e.g. \"stages\": [{\"domain\": \"add\"}], or train a base (base.steps > 0)");
+    expect(HEAD "\"base\": {\"checkpoint\": \"b.h5\"}, \"stages\": []}",
+           "stages: empty, and the base is not trained (it is loaded from base.checkpoint), so the run would do "
+           "nothing; list the domain stages, e.g. \"stages\": [{\"domain\": \"add\"}], or train a base "
+           "(base.steps > 0)");
     /* unknown names */
     expect(HEAD "\"stages\": [{\"domain\": \"add\"}, {\"domain\": \"add\"}, {\"domain\": \"mul\", \"method\": \"cao\"}]}",
            "stages[2].method: unknown method 'cao'; accepted: caopd, sdft, sft");

@@ -3,7 +3,7 @@
  * experiment (method on every stage, seed, order with the stage settings following their
  * domain, ood_severity, params paths after the other axes, threads, no "output"), the
  * experiment given by a path relative to the sweep file, and the errors, each naming the JSON
- * path (or the cell) and what is accepted. */
+ * path (or the cell) and what is accepted; which cells share a base with "share_base". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,7 +266,99 @@ static void test_errors(void) {
     CHECK(s == NULL);
 }
 
+static sweep *parse_shared(const char *share, const char *axes) {
+    char json[8192];
+    snprintf(json, sizeof json, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"t\", \"share_base\": %s, "
+             "\"experiment\": %s, \"axes\": %s}", share, EXP, axes);
+    sweep *s = NULL;
+    if (sweep_parse(json, NULL, NULL, &s, g_err, sizeof g_err)) return NULL;
+    return s;
+}
+
+/* "share_base": which cells share a base, the bases' names and experiments, the cells'
+ * base.checkpoint; cells that must train their own base; the key's validation. */
+static void test_share_base(void) {
+    /* method x seed x eval.n: the base depends on the seed only */
+    sweep *s = parse_shared("true", "{\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2], \"params\": {\"eval.n\": [4, 8]}}");
+    CHECK_MSG(s != NULL, "%s", g_err);
+    if (!s) return;
+    CHECK_EQ_INT(sweep_share_base(s), 1);
+    CHECK_EQ_INT(sweep_n_bases(s), 2);
+    CHECK_EQ_STR(sweep_base_name(s, 0), "000_seed-1");
+    CHECK_EQ_STR(sweep_base_name(s, 1), "002_seed-2");
+    CHECK(sweep_base_name(s, 2) == NULL);
+    static const int want[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+    for (int c = 0; c < 8; c++) CHECK_MSG(sweep_cell_base(s, c) == want[c], "cell %d: base %d", c, sweep_cell_base(s, c));
+    /* the base: a base-only experiment with the cell's seed, model and base, threads as asked */
+    char *json = NULL, e[SPEC_ERR_CAP];
+    spec sp;
+    CHECK(sweep_base_json(s, 1, 3, &json) == 0);
+    CHECK_MSG(json && spec_parse(json, &sp, e, sizeof e) == 0, "%s", e);
+    CHECK_EQ_INT(sp.n_stages, 0);
+    CHECK_EQ_INT(sp.seed, 2);
+    CHECK_EQ_INT(sp.threads, 3);
+    CHECK_EQ_INT(sp.base_train.total_steps, 6);
+    CHECK_EQ_INT(sp.model.n_embd, 16);
+    free(json);
+    /* a cell names its base by absolute path, once the sweep directory is known */
+    CHECK(sweep_cell_json(s, 5, 1, &json) == -1 && json == NULL);
+    CHECK_MSG(sweep_set_dir(s, "out/sw/", g_err, sizeof g_err) == 0, "%s", g_err);
+    char cwd[2048], want_ckpt[4096];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(want_ckpt, sizeof want_ckpt, "%s/out/sw/bases/000_seed-1/checkpoint.h5", cwd);
+    *strstr(want_ckpt, "/bases/") = '\0';
+    CHECK_EQ_STR(sweep_dir(s), want_ckpt);
+    snprintf(want_ckpt, sizeof want_ckpt, "%s/out/sw/bases/000_seed-1/checkpoint.h5", cwd);
+    if (cell_spec(s, 5, 1, &sp) == 0) {
+        CHECK_EQ_STR(sp.base_checkpoint, want_ckpt);
+        CHECK_EQ_INT(sp.base_train.total_steps, 0);
+        CHECK_EQ_INT(sp.seed, 1);
+        CHECK_EQ_INT(sp.eval_n, 8);
+        CHECK_EQ_INT(sp.stages[0].train.method, TRAIN_METHOD_SDFT);
+    }
+    sweep_free(s);
+
+    /* no sharing: without the key, when false, for a base of one cell, for cells whose first
+     * stage keeps its teacher or optimizer, and for untrained or loaded bases */
+    s = parse("{\"method\": [\"caopd\", \"sdft\"]}");
+    CHECK(s && sweep_share_base(s) == 0 && sweep_n_bases(s) == 0 && sweep_cell_base(s, 0) == -1);
+    sweep_free(s);
+    s = parse_shared("false", "{\"method\": [\"caopd\", \"sdft\"]}");
+    CHECK(s && sweep_share_base(s) == 0 && sweep_n_bases(s) == 0);
+    sweep_free(s);
+    s = parse_shared("true", "{\"seed\": [1, 2]}");
+    CHECK(s && sweep_n_bases(s) == 0 && sweep_cell_base(s, 0) == -1 && sweep_cell_base(s, 1) == -1);
+    sweep_free(s);
+    s = parse_shared("true", "{\"method\": [\"caopd\", \"sdft\"], \"params\": {\"stages[0].reset_optimizer\": [true, "
+                             "false], \"base.steps\": [0, 6, 7]}}");
+    CHECK_MSG(s != NULL, "%s", g_err);
+    if (s) { /* cells: method x reset_optimizer x base.steps; shared: reset_optimizer true, steps 6 or 7 */
+        CHECK_EQ_INT(sweep_n_bases(s), 2);
+        CHECK_EQ_STR(sweep_base_name(s, 0), "001_stages0.reset_optimizer-true_base.steps-6");
+        CHECK_EQ_STR(sweep_base_name(s, 1), "002_stages0.reset_optimizer-true_base.steps-7");
+        static const int want2[12] = {-1, 0, 1, -1, -1, -1, -1, 0, 1, -1, -1, -1};
+        for (int c = 0; c < 12; c++)
+            CHECK_MSG(sweep_cell_base(s, c) == want2[c], "cell %d: base %d", c, sweep_cell_base(s, c));
+    }
+    sweep_free(s);
+    s = parse_shared("true", "{\"method\": [\"caopd\", \"sdft\"], \"params\": {\"base\": [{\"checkpoint\": \"b.h5\"}]}}");
+    CHECK(s && sweep_n_bases(s) == 0);
+    sweep_free(s);
+    s = parse_shared("true", "{\"method\": [\"caopd\", \"sdft\"], \"params\": {\"stages[0].sync_teacher\": [false]}}");
+    CHECK(s && sweep_n_bases(s) == 0);
+    sweep_free(s);
+
+    /* the key must be a boolean */
+    s = parse_shared("\"yes\"", "{\"method\": [\"caopd\"]}");
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(g_err, "share_base: expected true or false, got a string") != NULL, "%s", g_err);
+    s = parse_shared("1", "{\"method\": [\"caopd\"]}");
+    CHECK(s == NULL);
+    CHECK_MSG(strstr(g_err, "share_base: expected true or false, got a number") != NULL, "%s", g_err);
+}
+
 int main(void) {
+    test_share_base();
     test_product_order_names();
     test_order_severity_paths();
     test_experiment_file();
