@@ -993,7 +993,7 @@ int sweep_set_dir(sweep *s, const char *dir, char *err, size_t errlen) {
                  SPEC_PATH_CAP - 1);
         return -1;
     }
-    snprintf(s->dir, sizeof s->dir, "%s", abs);
+    memcpy(s->dir, abs, strlen(abs) + 1); /* fits: checked above */
     return 0;
 }
 
