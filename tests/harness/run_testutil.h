@@ -61,15 +61,14 @@ static inline char *slurp(const char *path) {
     return b;
 }
 
-/* Runs caopd with args (NULL-terminated), stdout/stderr to <g_tmp>/out.txt, err.txt; crash_at
- * (may be NULL) goes to CAOPD_CRASH_AT. Returns the raw wait status. */
-static inline int run_caopd(const char *crash_at, const char *const *args) {
-    char out[600], err[600];
-    snprintf(out, sizeof out, "%s/out.txt", g_tmp);
-    snprintf(err, sizeof err, "%s/err.txt", g_tmp);
+/* Starts caopd with args (NULL-terminated) in a child process, stdout to out and stderr to err
+ * (the same file when err equals out); crash_at (may be NULL) goes to CAOPD_CRASH_AT. Returns the
+ * child's pid. */
+static inline pid_t spawn_caopd(const char *out, const char *err, const char *crash_at, const char *const *args) {
     pid_t pid = fork();
     if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        int fe = strcmp(err, out) ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666) : fo;
         dup2(fo, 1), dup2(fe, 2);
         if (crash_at) setenv("CAOPD_CRASH_AT", crash_at, 1);
         else unsetenv("CAOPD_CRASH_AT");
@@ -80,6 +79,16 @@ static inline int run_caopd(const char *crash_at, const char *const *args) {
         execv(CAOPD_EXE, (char *const *)argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* Runs caopd with args (NULL-terminated), stdout/stderr to <g_tmp>/out.txt, err.txt; crash_at
+ * (may be NULL) goes to CAOPD_CRASH_AT. Returns the raw wait status. */
+static inline int run_caopd(const char *crash_at, const char *const *args) {
+    char out[600], err[600];
+    snprintf(out, sizeof out, "%s/out.txt", g_tmp);
+    snprintf(err, sizeof err, "%s/err.txt", g_tmp);
+    pid_t pid = spawn_caopd(out, err, crash_at, args);
     int st = 0;
     waitpid(pid, &st, 0);
     return st;

@@ -171,25 +171,6 @@ static void test_rerun_resume_force(void) {
     free(l);
 }
 
-/* Starts caopd with args in the background, stdout and stderr to <g_tmp>/bg.txt. */
-static pid_t spawn_caopd(const char *const *args) {
-    char out[700];
-    snprintf(out, sizeof out, "%s/bg.txt", g_tmp);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        dup2(fd, 1), dup2(fd, 2);
-        unsetenv("CAOPD_CRASH_AT");
-        const char *argv[32] = {CAOPD_EXE};
-        int n = 1;
-        for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(CAOPD_EXE, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* (c) array tasks: --cell 0 waits while another process holds the base, then trains it; --cell 1
  * uses it. */
 static void test_cell_mode(void) {
@@ -203,7 +184,9 @@ static void test_cell_mode(void) {
     CHECK(mkdir(dir, 0777) == 0 && mkdir(mk, 0777) == 0 && mkdir(bdir, 0777) == 0);
     int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0666); /* not inherited by caopd */
     CHECK(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0);
-    pid_t pid = spawn_caopd((const char *[]){"sweep", g_spec_shared, "--cell", "0", "--threads", "1", "--out", dir, NULL});
+    pid_t pid = spawn_caopd(bg, bg, NULL,
+                            (const char *[]){"sweep", g_spec_shared, "--cell", "0", "--threads", "1", "--out", dir,
+                                             NULL});
     int waiting = 0, st = 0;
     for (int i = 0; i < 300 && !waiting; i++) { /* up to 30 s */
         struct timespec ts = {0, 100000000};
