@@ -203,6 +203,9 @@ int cli_run(int argc, char **argv) {
     }
     free(sp);
     tw_dist *dist = NULL;
+    /* A write to a peer that has died must fail with EPIPE, which the collective reports with
+     * the stage and step, not kill this process with SIGPIPE before it can say anything. */
+    if (dp.world_size > 1) signal(SIGPIPE, SIG_IGN);
     if (dp.world_size > 1 && tw_dist_init(&dp, &dist, err, sizeof err) != TW_OK) {
         fprintf(stderr, "%s: %s\n", who, err);
         free(text);
