@@ -206,6 +206,11 @@ struct task_gen {
     task_split split;
     int severity;
     rng_state rng;
+    /* Evaluation streams only: the hashes of the canonical questions emitted so far, an
+     * open-addressing set (0 = empty slot; a hash of 0 is stored as 1), so that no instance
+     * is emitted twice (docs/tasks.md §4, "Without replacement"). */
+    uint64_t *seen;
+    size_t seen_n, seen_cap; /* seen_cap is 0 or a power of two */
 };
 
 int task_gen_new(task_gen **out, task_domain d, task_split s, int severity, uint64_t seed) {
@@ -219,6 +224,8 @@ int task_gen_new(task_gen **out, task_domain d, task_split s, int severity, uint
     g->domain = d;
     g->split = s;
     g->severity = severity;
+    g->seen = NULL;
+    g->seen_n = g->seen_cap = 0;
     uint64_t stream = (uint64_t)d << 16 | (uint64_t)s << 8 | (uint64_t)severity;
     rng_seed(&g->rng, seed, stream);
     *out = g;
@@ -226,11 +233,67 @@ int task_gen_new(task_gen **out, task_domain d, task_split s, int severity, uint
 }
 
 void task_gen_free(task_gen *g) {
+    if (!g) return;
+    free(g->seen);
     free(g);
 }
 
+/* The slot of h in g->seen: where it is, or the empty slot where it would go. */
+static size_t seen_slot(const task_gen *g, uint64_t h) {
+    size_t mask = g->seen_cap - 1, i = (size_t)h & mask;
+    while (g->seen[i] && g->seen[i] != h)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Makes room for one more hash (load factor <= 1/2). TASK_OK or TASK_ERR_NOMEM. */
+static int seen_reserve(task_gen *g) {
+    if (2 * (g->seen_n + 1) <= g->seen_cap) return TASK_OK;
+    size_t cap = g->seen_cap ? 2 * g->seen_cap : 1024;
+    uint64_t *old = g->seen, *fresh = TASKS_MALLOC(cap * sizeof *fresh);
+    if (!fresh) {
+        tasks__set_error("task_gen_next: out of memory (%zu distinct questions drawn)", g->seen_n);
+        return TASK_ERR_NOMEM;
+    }
+    memset(fresh, 0, cap * sizeof *fresh);
+    size_t old_cap = g->seen_cap;
+    g->seen = fresh;
+    g->seen_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i]) g->seen[seen_slot(g, old[i])] = old[i];
+    free(old);
+    return TASK_OK;
+}
+
+/* An evaluation stream gives up when this many draws in a row repeat earlier questions:
+ * the split has (almost) no unseen held-out instance left. */
+#define MAX_REPEATS 20000
+
 int task_gen_next(task_gen *g, task_example *ex) {
-    return task__sample(&g->rng, g->domain, g->split, g->severity, ex);
+    if (g->split == TASK_SPLIT_TRAIN) return task__sample(&g->rng, g->domain, g->split, g->severity, ex);
+    int rc = seen_reserve(g);
+    if (rc) return rc;
+    for (int repeat = 0; repeat < MAX_REPEATS; repeat++) {
+        rc = task__sample(&g->rng, g->domain, g->split, g->severity, ex);
+        if (rc) return rc;
+        uint64_t h = rng_hash(ex->canonical, strlen(ex->canonical));
+        if (!h) h = 1;
+        size_t i = seen_slot(g, h);
+        if (g->seen[i]) continue;
+        g->seen[i] = h;
+        g->seen_n++;
+        return TASK_OK;
+    }
+    tasks__set_error("%s/%s severity %d: no question not yet drawn after %d draws (%zu distinct "
+                     "held-out questions drawn); this split has no more to give: evaluate fewer "
+                     "samples",
+                     task_domain_name(g->domain), task_split_name(g->split), g->severity, MAX_REPEATS,
+                     g->seen_n);
+    return TASK_ERR_EXHAUSTED;
+}
+
+size_t task_gen_drawn(const task_gen *g) {
+    return g->seen_n;
 }
 
 void task_gen_get_state(const task_gen *g, uint64_t state[TASK_GEN_STATE_WORDS]) {

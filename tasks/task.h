@@ -98,11 +98,19 @@ int task_gen_new(task_gen **out, task_domain d, task_split s, int severity, uint
 /* Frees g; NULL is a no-op. */
 void task_gen_free(task_gen *g);
 
-/* Writes the next example into *ex (borrowed). TASK_OK, or TASK_ERR_EXHAUSTED (cannot
- * happen with the shipped domains; kept so a bad new domain cannot hang). */
+/* Writes the next example into *ex (borrowed). An evaluation stream (every split but train)
+ * draws without replacement: it never emits the same canonical question twice, so no
+ * question is more than 1/n of n samples (docs/tasks.md §4). Errors: TASK_ERR_EXHAUSTED
+ * (an evaluation stream with no unseen held-out question left, or a bad new domain),
+ * TASK_ERR_NOMEM (the set of drawn questions could not grow); *ex is then unspecified. */
 int task_gen_next(task_gen *g, task_example *ex);
 
-/* The stream position, for checkpoints: get, store, set back to resume exactly. */
+/* How many distinct questions an evaluation stream has emitted (0 for train). */
+size_t task_gen_drawn(const task_gen *g);
+
+/* The stream position, for checkpoints of training streams: get, store, set back to resume
+ * exactly. On an evaluation stream only the PRNG is restored, not the set of questions
+ * already drawn (evaluation streams are re-drawn from their seed, never resumed). */
 #define TASK_GEN_STATE_WORDS 4
 void task_gen_get_state(const task_gen *g, uint64_t state[TASK_GEN_STATE_WORDS]);
 void task_gen_set_state(task_gen *g, const uint64_t state[TASK_GEN_STATE_WORDS]);
