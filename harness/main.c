@@ -1,6 +1,7 @@
 /* main.c: the `caopd` command line: dispatches subcommands (bench, tasks, ...).
  * Results go to stdout; progress and errors to stderr. */
 #include "bench.h"
+#include "cli_bases.h"
 #include "cli_analyze.h"
 #include "cli_run.h"
 #include "cli_sweep.h"
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
                "  merge DIR [DIR...] [--out FILE]  gather finished sweep cells into a summary file\n"
                "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs (docs/analysis.md);\n"
                "          analyze SWEEP_DIR|SUMMARY.h5  metrics against OOD severity per method\n"
+               "  bases [FILE|DIR] [--measure] | bases pack CKPT OUT --name N --commit C\n"
+               "                             the shipped base models and their figures (docs/bases.md)\n"
                "  version                    print versions\n"
                "  help                       this text\n"
                "\n"
@@ -229,6 +232,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tasks")) return cli_tasks(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bases")) return cli_bases(argc - 1, argv + 1);
     if (!strcmp(cmd, "train-demo")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "analyze")) return cli_analyze(argc - 1, argv + 1);

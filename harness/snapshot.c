@@ -93,6 +93,21 @@ int snap_add_model(ckpt_snapshot *s, const char *group, gpt *m, char *err, size_
     return 0;
 }
 
+int snap_read_config(ckpt_reader *r, const char *group, gpt_config *out, char *err, size_t errlen) {
+    int64_t v[5];
+    for (int i = 0; i < 5; i++)
+        if (ckpt_reader_attr_i64(r, group, cfg_names[i], &v[i]) != CKPT_OK) {
+            snprintf(err, errlen, "%s; the checkpoint has no model config under '%s': it is damaged or not a caopd run checkpoint",
+                     ckpt_reader_errmsg(r), group);
+            return -1;
+        }
+    gpt_config c = gpt_config_default();
+    c.vocab = (int)v[0], c.block_size = (int)v[1], c.n_layer = (int)v[2], c.n_head = (int)v[3], c.n_embd = (int)v[4];
+    if (gpt_config_check(c, err, errlen)) return -1;
+    *out = c;
+    return 0;
+}
+
 int snap_load_model(ckpt_reader *r, const char *group, gpt *m, char *err, size_t errlen) {
     tw_ctx *ctx = gpt_ctx(m);
     int64_t want[5], got[5];

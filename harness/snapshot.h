@@ -26,6 +26,10 @@ int snap_add_model(ckpt_snapshot *s, const char *group, gpt *m, char *err, size_
  * naming the file object and what to do. Returns 0 or -1 (err). */
 int snap_load_model(ckpt_reader *r, const char *group, gpt *m, char *err, size_t errlen);
 
+/* The model config stored under `group` (vocab, block_size, n_layer, n_head, n_embd), so that
+ * a caller can build the model a checkpoint holds. 0, or -1 with the message in err. */
+int snap_read_config(ckpt_reader *r, const char *group, gpt_config *out, char *err, size_t errlen);
+
 /* Adds the whole trainer: "student", "teacher" (snap_add_model), "optimizer/m/<name>",
  * "optimizer/v/<name>", "rng/trainer" (uint8 bytes of the generator state), and the
  * attributes "optimizer" step_count, "trainer" step and sched. */

@@ -1,0 +1,188 @@
+/* cli_bases.c: `caopd bases` (list, --measure) and `caopd bases pack` (docs/bases.md). */
+#include "cli_bases.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bases.h"
+
+#define DEFAULT_DIR "experiments/bases"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: caopd bases [FILE.h5|DIR ...] [--measure] [-n N] [--threads T]\n"
+               "       caopd bases pack CHECKPOINT.h5 OUT.h5 --name NAME --commit SHA [-n N] [--threads T]\n"
+               "\n"
+               "Lists shipped base models (default: every .h5 in " DEFAULT_DIR "/) with the figures\n"
+               "recorded in them; --measure measures them again on N held-out questions per domain\n"
+               "[200]. pack: the checkpoint.h5 of a base-only caopd run becomes a shipped base: the\n"
+               "figures are measured and recorded with its name, the commit that made it and the\n"
+               "run's thread count (docs/bases.md).\n");
+}
+
+static int parse_pos(const char *opt, const char *v, int *out) {
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || x < 1 || x > 1000000) {
+        fprintf(stderr, "caopd bases: %s needs a positive integer (got '%s')\n", opt, v ? v : "");
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static void print_figures(const bases_figures *f) {
+    printf("  %-6s %5s %6s %6s %6s %6s %6s %6s\n", "domain", "n", "demo", "note=", "acc", "conf", "=1.00",
+           "fmt_f");
+    for (int d = 0; d < TASK_N_DOMAINS; d++)
+        printf("  %-6s %5d %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n", task_domain_name((task_domain)d), f[d].n,
+               f[d].demo_acc, f[d].note_exact, f[d].acc, f[d].mean_conf, f[d].conf_one, f[d].format_fail);
+}
+
+static int show(tw_ctx *ctx, const char *path, int measure, int n) {
+    gpt *m = NULL;
+    bases_info info;
+    char err[2048];
+    if (bases_open(ctx, path, 1, &m, &info, err, sizeof err)) {
+        fprintf(stderr, "caopd bases: %s\n", err);
+        return 1;
+    }
+    printf("%s: %s, width %d, %d layers, %d heads, %lld params, %lld steps, commit %s, %d thread%s\n", path,
+           info.name[0] ? info.name : "(unpacked checkpoint)", info.cfg.n_embd, info.cfg.n_layer, info.cfg.n_head,
+           (long long)gpt_config_param_count(info.cfg), (long long)info.step, info.commit[0] ? info.commit : "?",
+           info.threads, info.threads == 1 ? "" : "s");
+    int rc = 0;
+    if (measure) {
+        bases_figures f[TASK_N_DOMAINS];
+        for (int d = 0; !rc && d < TASK_N_DOMAINS; d++) {
+            fprintf(stderr, "caopd bases: measuring %s on %d questions ...\n", task_domain_name((task_domain)d), n);
+            if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &f[d]) != TW_OK) {
+                fprintf(stderr, "caopd bases: %s: %s\n", path, tw_errmsg(ctx));
+                rc = 1;
+            }
+        }
+        if (!rc) {
+            printf(" measured now (demo: answer right given a demo; note=: states the note's value; acc, conf,\n"
+                   " =1.00, fmt_f: no demo, greedy):\n");
+            print_figures(f);
+        }
+    } else if (info.has_figures) {
+        printf(" recorded (demo: answer right given a demo; note=: states the note's value; acc, conf, =1.00,\n"
+               " fmt_f: no demo, greedy):\n");
+        print_figures(info.figures);
+    } else {
+        printf(" no recorded figures: run caopd bases --measure %s\n", path);
+    }
+    gpt_free(m);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int show_dir(tw_ctx *ctx, const char *dir, int measure, int n) {
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        fprintf(stderr, "caopd bases: cannot open %s (run caopd from the repository root, or name the files)\n", dir);
+        return 1;
+    }
+    char *names[256];
+    int k = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)) && k < 256) {
+        size_t len = strlen(e->d_name);
+        if (len > 3 && !strcmp(e->d_name + len - 3, ".h5")) {
+            names[k] = malloc(strlen(dir) + len + 2);
+            if (names[k]) sprintf(names[k++], "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(dp);
+    qsort(names, (size_t)k, sizeof names[0], cmp_str);
+    int rc = k ? 0 : 1;
+    if (!k) fprintf(stderr, "caopd bases: no .h5 file in %s\n", dir);
+    for (int i = 0; i < k; i++) {
+        if (show(ctx, names[i], measure, n)) rc = 1;
+        free(names[i]);
+    }
+    return rc;
+}
+
+static int pack(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *name = NULL, *commit = NULL;
+    int n = 200, threads = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--name") && v) name = v, i++;
+        else if (!strcmp(a, "--commit") && v) commit = v, i++;
+        else if (!strcmp(a, "-n")) {
+            if (parse_pos(a, v, &n)) return 2;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_pos(a, v, &threads)) return 2;
+            i++;
+        } else if (a[0] != '-' && !in) in = a;
+        else if (a[0] != '-' && !out) out = a;
+        else {
+            fprintf(stderr, "caopd bases pack: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!in || !out || !name || !commit) {
+        fprintf(stderr, "caopd bases pack: needs CHECKPOINT.h5, OUT.h5, --name and --commit\n");
+        usage(stderr);
+        return 2;
+    }
+    char err[2048];
+    fprintf(stderr, "caopd bases pack: measuring %s on %d questions per domain ...\n", in, n);
+    if (bases_pack(in, out, name, commit, n, threads, err, sizeof err)) {
+        fprintf(stderr, "caopd bases pack: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "caopd bases pack: wrote %s\n", out);
+    return 0;
+}
+
+int cli_bases(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "pack")) return pack(argc - 1, argv + 1);
+    int measure = 0, n = 200, threads = 1, nfiles = 0;
+    const char *files[64];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--measure")) measure = 1;
+        else if (!strcmp(a, "-n")) {
+            if (parse_pos(a, v, &n)) return 2;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_pos(a, v, &threads)) return 2;
+            i++;
+        } else if (a[0] != '-' && nfiles < 64) files[nfiles++] = a;
+        else {
+            fprintf(stderr, "caopd bases: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    tw_set_num_threads(threads);
+    tw_set_blas_threads(threads);
+    tw_ctx *ctx = NULL;
+    char e[1024];
+    if (tw_ctx_new(&ctx, TW_DEVICE_CPU, e, sizeof e) != TW_OK) {
+        fprintf(stderr, "caopd bases: libtorch: %s\n", e);
+        return 1;
+    }
+    int rc = 0;
+    if (!nfiles) rc = show_dir(ctx, DEFAULT_DIR, measure, n);
+    for (int i = 0; i < nfiles; i++) {
+        size_t len = strlen(files[i]);
+        int is_h5 = len > 3 && !strcmp(files[i] + len - 3, ".h5");
+        if ((is_h5 ? show(ctx, files[i], measure, n) : show_dir(ctx, files[i], measure, n))) rc = 1;
+    }
+    tw_ctx_free(ctx);
+    return rc;
+}
