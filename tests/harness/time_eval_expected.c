@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     enum { NMAX = 400 };
-    static char prompts[NMAX][TASK_QUESTION_CAP + 64], comps[NMAX][32];
+    static char prompts[NMAX][TASK_QUESTION_CAP + 64], comps[NMAX][TASK_ANSWER_CAP + 16];
     const char *pp[NMAX], *cp[NMAX];
     task_gen *g = NULL;
     task_example ex;
