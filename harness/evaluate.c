@@ -218,8 +218,8 @@ tw_status eval_expected(gpt *m, const char *const *prompts, const char *const *c
     const double row_bytes = 4.0 * (cfg.n_layer * 2.0 * 5 * cfg.n_embd + 12.0 * cfg.n_embd + 2.0 * cfg.vocab +
                                     2.0 * cfg.n_head * (longest + 5)) + 5 * 8.0;
     const double per_sample = 1.1 * EVAL_EXPECTED_STRINGS * row_bytes;
-    int chunk = (int)((double)(p.expected_mem_mb > 0 ? p.expected_mem_mb : 0) * 1048576.0 / per_sample);
-    if (chunk < 1) chunk = 1;
+    const double fit = (double)(p.expected_mem_mb > 0 ? p.expected_mem_mb : 0) * 1048576.0 / per_sample;
+    const int chunk = fit >= n ? (n > 0 ? n : 1) : fit < 1.0 ? 1 : (int)fit;
     int *idx = malloc(sizeof(int) * (size_t)(chunk));
     int32_t **cp = malloc(sizeof *cp * (size_t)chunk);
     int *cl = malloc(sizeof(int) * (size_t)chunk);
