@@ -164,6 +164,30 @@ const char *metrics_field_name(metrics_field f);
 /* Value of field f in *r; NaN for an unknown field or NULL r. */
 double metrics_run_get(const metrics_run *r, metrics_field f);
 
+/* ---- readouts ---------------------------------------------------------------------------- */
+
+/* Where a sample's confidence comes from (docs/metrics.md "Readouts"): the number parsed from
+ * the greedy completion (the reference's way), or its expectation under the model's
+ * distribution of well-formed confidence strings. Each readout gives its own metrics_run. */
+typedef enum metrics_readout {
+    METRICS_READOUT_GREEDY = 0,
+    METRICS_READOUT_EXPECTED,
+    METRICS_READOUT_COUNT /* number of readouts, not a readout */
+} metrics_readout;
+
+/* "greedy", "expected"; NULL if unknown. */
+const char *metrics_readout_name(metrics_readout r);
+
+/* 1 when field f is computed from the confidences and so exists once per readout; 0 for
+ * accuracy and format_fail_rate (and unknown fields). */
+int metrics_field_per_readout(metrics_field f);
+
+/* The name under which field f of readout r is stored and shown: the field's name with
+ * "_" and the readout's name appended ("ece_greedy", "mean_conf_expected"), or the field's
+ * name alone for a readout-free field ("accuracy"). Writes buf (cap bytes; 32 suffice) and
+ * returns it; NULL for an unknown field or readout or a too small buffer. */
+const char *metrics_field_key(metrics_field f, metrics_readout r, char *buf, size_t cap);
+
 /* ---- continual learning ---------------------------------------------------------------- */
 
 /* R is a (T+1) x T row-major matrix: R[i][j] = metric on domain j after stage i, stages and

@@ -1,10 +1,12 @@
 /* Calibration metrics over per-sample (confidence, correct) arrays: Brier, OCG, ECE/MCE,
- * equal-mass ECE, reliability bins, SPR/AUROC (by sorting), and the per-run summary.
+ * equal-mass ECE, reliability bins, SPR/AUROC (by sorting), the per-run summary, and the
+ * names of the fields under each confidence readout.
  * Definitions: metrics.h and docs/metrics.md. */
 #include "metrics.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Tests build this file with -DMETRICS_MALLOC=<failing allocator> to walk the NOMEM paths. */
@@ -361,6 +363,29 @@ const char *metrics_field_name(metrics_field f) {
         break;
     }
     return NULL;
+}
+
+const char *metrics_readout_name(metrics_readout r) {
+    switch (r) {
+    case METRICS_READOUT_GREEDY:
+        return "greedy";
+    case METRICS_READOUT_EXPECTED:
+        return "expected";
+    case METRICS_READOUT_COUNT:
+        break;
+    }
+    return NULL;
+}
+
+int metrics_field_per_readout(metrics_field f) {
+    return f >= 0 && f < METRICS_FIELD_COUNT && f != METRICS_FIELD_ACCURACY && f != METRICS_FIELD_FORMAT_FAIL_RATE;
+}
+
+const char *metrics_field_key(metrics_field f, metrics_readout r, char *buf, size_t cap) {
+    const char *fn = metrics_field_name(f), *rn = metrics_readout_name(r);
+    if (!fn || !rn || !buf) return NULL;
+    int n = metrics_field_per_readout(f) ? snprintf(buf, cap, "%s_%s", fn, rn) : snprintf(buf, cap, "%s", fn);
+    return n >= 0 && (size_t)n < cap ? buf : NULL;
 }
 
 double metrics_run_get(const metrics_run *r, metrics_field f) {

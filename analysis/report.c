@@ -19,7 +19,7 @@
 #include "csv.h"
 #include "strbuf.h"
 
-#define REPORT_FORMAT_VERSION_MAX 1 /* the caopd-results format_version this build reads */
+#define REPORT_FORMAT_VERSION_MAX 2 /* the caopd-results format_version this build reads (1: greedy only) */
 #define MSG_CAP 4096
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -116,7 +116,9 @@ static int mkdir_p(const char *dir) {
 
 typedef struct cell {
     int present;
-    metrics_run m;      /* recomputed from the per-sample arrays */
+    metrics_run m[METRICS_READOUT_COUNT]; /* recomputed from the per-sample arrays, per readout; the
+                                             expected one of a version 1 file: NaN metrics */
+    double mean_mass;   /* mean confidence_format_mass, NaN for a version 1 file */
     double ent_answer;  /* mean answer_entropy (nats), NaN when absent or n = 0 */
     double ent_conf;    /* mean conf_entropy */
     double mean_tokens; /* mean n_tokens */
@@ -133,6 +135,7 @@ typedef struct run {
     long long seed;
     int has_seed;
     int T, nd, ns;         /* domain stages, evaluation domains, splits */
+    int version;           /* the results file's format_version: 1 has no expected readout */
     char **dom, **split;   /* nd, ns names */
     char **stage_dom;      /* T + 1 stage names from the spec ("base", domains), NULL entries if unknown */
     rstage *st;            /* T + 1 */
@@ -257,41 +260,73 @@ static int same_value(double stored, double recomputed) {
 
 /* Loads one (stage, domain, split) group into *c and compares the stored attributes; mismatches
  * are appended to mm (count in *n_mm). */
+/* The expected readout's metrics of a version 1 file: the readout-free fields of greedy, NaN
+ * for the rest, empty bins. */
+static metrics_run no_expected(const metrics_run *greedy) {
+    metrics_run m = *greedy;
+    m.mean_conf = m.brier = m.ocg = m.ece = m.mce = m.ece_equal_mass = m.spr = m.auroc = NAN;
+    for (int b = 0; b < METRICS_NBINS; b++) m.bins[b].count = 0, m.bins[b].mean_conf = m.bins[b].accuracy = NAN;
+    return m;
+}
+
+/* Loads one (stage, domain, split) group into *c and compares the stored attributes; mismatches
+ * are appended to mm (count in *n_mm). Version 2 stores confidence_greedy, confidence_expected
+ * and confidence_format_mass; version 1 only confidence (the greedy readout). */
 static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g, cell *c, strbuf *mm, int *n_mm) {
-    void *conf = NULL, *cor = NULL, *ff = NULL, *ea = NULL, *ec = NULL, *nt = NULL;
-    size_t n_conf, n_cor, n_ff, n_ea, n_ec, n_nt;
-    int rc = read_array(s, rd, r->path, g, "confidence", CKPT_DTYPE_F64, 0, &conf, &n_conf);
+    void *conf = NULL, *cexp = NULL, *mass = NULL, *cor = NULL, *ff = NULL, *ea = NULL, *ec = NULL, *nt = NULL;
+    size_t n_conf, n_exp = 0, n_mass = 0, n_cor, n_ff, n_ea, n_ec, n_nt;
+    const int v2 = r->version >= 2;
+    int rc = read_array(s, rd, r->path, g, v2 ? "confidence_greedy" : "confidence", CKPT_DTYPE_F64, 0, &conf, &n_conf);
+    if (!rc && v2) rc = read_array(s, rd, r->path, g, "confidence_expected", CKPT_DTYPE_F64, 0, &cexp, &n_exp);
+    if (!rc && v2) rc = read_array(s, rd, r->path, g, "confidence_format_mass", CKPT_DTYPE_F64, 0, &mass, &n_mass);
     if (!rc) rc = read_array(s, rd, r->path, g, "correct", CKPT_DTYPE_U8, 0, &cor, &n_cor);
     if (!rc) rc = read_array(s, rd, r->path, g, "format_fail", CKPT_DTYPE_U8, 1, &ff, &n_ff);
     if (!rc) rc = read_array(s, rd, r->path, g, "answer_entropy", CKPT_DTYPE_F64, 1, &ea, &n_ea);
     if (!rc) rc = read_array(s, rd, r->path, g, "conf_entropy", CKPT_DTYPE_F64, 1, &ec, &n_ec);
     if (!rc) rc = read_array(s, rd, r->path, g, "n_tokens", CKPT_DTYPE_I64, 1, &nt, &n_nt);
     if (!rc && (n_cor != n_conf || (ff && n_ff != n_conf) || (ea && n_ea != n_conf) || (ec && n_ec != n_conf) ||
-                (nt && n_nt != n_conf)))
+                (nt && n_nt != n_conf) || (v2 && (n_exp != n_conf || n_mass != n_conf))))
         rc = set_err(s, REPORT_ERR_FILE,
                      "%s: the per-sample arrays of %s have different lengths (confidence %zu, correct %zu); the file is "
                      "damaged",
                      r->path, g, n_conf, n_cor);
-    if (!rc) {
-        metrics_status ms = metrics_run_compute(conf, cor, ff, n_conf, &c->m);
+    for (int q = 0; !rc && q < (v2 ? METRICS_READOUT_COUNT : 1); q++) {
+        metrics_status ms = metrics_run_compute(q ? cexp : conf, cor, ff, n_conf, &c->m[q]);
         if (ms != METRICS_OK)
-            rc = set_err(s, ms == METRICS_ERR_NOMEM ? REPORT_ERR_NOMEM : REPORT_ERR_FILE, "%s: %s/confidence: %s", r->path,
-                         g, metrics_status_str(ms));
+            rc = set_err(s, ms == METRICS_ERR_NOMEM ? REPORT_ERR_NOMEM : REPORT_ERR_FILE, "%s: %s/%s: %s", r->path, g,
+                         v2 ? (q ? "confidence_expected" : "confidence_greedy") : "confidence", metrics_status_str(ms));
     }
+    if (!rc && !v2) c->m[METRICS_READOUT_EXPECTED] = no_expected(&c->m[METRICS_READOUT_GREEDY]);
     if (!rc) {
-        double sa = 0, sc = 0, st = 0;
+        double sa = 0, sc = 0, st = 0, sm = 0;
         for (size_t k = 0; k < n_conf; k++) {
             if (ea) sa += ((double *)ea)[k];
             if (ec) sc += ((double *)ec)[k];
             if (nt) st += (double)((int64_t *)nt)[k];
+            if (mass) sm += ((double *)mass)[k];
         }
         c->ent_answer = ea && n_conf ? sa / (double)n_conf : NAN;
         c->ent_conf = ec && n_conf ? sc / (double)n_conf : NAN;
         c->mean_tokens = nt && n_conf ? st / (double)n_conf : NAN;
+        c->mean_mass = mass && n_conf ? sm / (double)n_conf : NAN;
         c->present = 1;
-        /* The stored attributes against the recomputed values. */
-        for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {
-            const char *nm = metrics_field_name((metrics_field)f);
+        /* The stored attributes against the recomputed values: every field of every readout the
+         * file has, under its name for the file's version, and (version 2) mean_format_mass. */
+        for (int k = 0; !rc && k <= METRICS_READOUT_COUNT * METRICS_FIELD_COUNT; k++) {
+            char key[40];
+            const char *nm;
+            double want;
+            if (k == METRICS_READOUT_COUNT * METRICS_FIELD_COUNT) {
+                if (!v2) break;
+                nm = "mean_format_mass", want = c->mean_mass;
+            } else {
+                const metrics_field f = (metrics_field)(k % METRICS_FIELD_COUNT);
+                const metrics_readout q = (metrics_readout)(k / METRICS_FIELD_COUNT);
+                if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout(f)) continue; /* stored once */
+                if (!v2 && q != METRICS_READOUT_GREEDY) continue;
+                nm = v2 ? metrics_field_key(f, q, key, sizeof key) : metrics_field_name(f);
+                want = metrics_run_get(&c->m[q], f);
+            }
             double v;
             if (ckpt_reader_attr_f64(rd, g, nm, &v)) {
                 rc = set_err(s, REPORT_ERR_FILE,
@@ -300,7 +335,6 @@ static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g
                              r->path, ckpt_reader_errmsg(rd));
                 break;
             }
-            double want = metrics_run_get(&c->m, (metrics_field)f);
             if (!same_value(v, want)) {
                 char b1[40], b2[40];
                 if (*n_mm < 8)
@@ -310,7 +344,8 @@ static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g
             }
         }
         static const char *const counts[] = {"n", "n_correct", "n_format_fail"};
-        const size_t cv[] = {c->m.n, c->m.n_correct, c->m.n_format_fail};
+        const metrics_run *m0 = &c->m[METRICS_READOUT_GREEDY];
+        const size_t cv[] = {m0->n, m0->n_correct, m0->n_format_fail};
         for (int k = 0; !rc && k < 3; k++) {
             int64_t v;
             if (ckpt_reader_attr_i64(rd, g, counts[k], &v)) {
@@ -324,7 +359,7 @@ static int load_cell(report_set *s, ckpt_reader *rd, const run *r, const char *g
             }
         }
     }
-    free(conf), free(cor), free(ff), free(ea), free(ec), free(nt);
+    free(conf), free(cexp), free(mass), free(cor), free(ff), free(ea), free(ec), free(nt);
     return rc;
 }
 
@@ -397,6 +432,7 @@ static int load_run(report_set *s, run *r, const char *path) {
     ckpt_error e;
     if (ckpt_reader_open(&rd, file, CKPT_FORMAT_RESULTS, REPORT_FORMAT_VERSION_MAX, &e))
         return set_err(s, REPORT_ERR_FILE, "%s", e.msg);
+    r->version = ckpt_reader_format_version(rd);
     char *doms = NULL, *splits = NULL, *spec = NULL;
     int64_t T = -1;
     int rc = root_str(s, rd, file, "status", &r->status);
@@ -551,6 +587,12 @@ static void rebuild_notes(report_set *s) {
             snprintf(buf, sizeof buf, r->cl_note, r->label);
             strbuf_printf(&s->notes, "%s\n", buf);
         }
+        if (r->version < 2)
+            strbuf_printf(&s->notes,
+                          "run %s has no expected readout: its results file has format_version %d, written before "
+                          "the expected confidence readout existed; only the greedy readout is shown (its expected "
+                          "values are n/a)\n",
+                          r->label, r->version);
     }
 }
 
@@ -622,19 +664,39 @@ const char *report_notes(const report_set *s) {
     return s ? strbuf_str(&s->notes) : "";
 }
 
-int report_get(const report_set *s, size_t k, int stage, const char *domain, const char *split, metrics_run *out) {
-    if (!s || !out || k >= s->n) return REPORT_ERR_ARG;
+int report_get(const report_set *s, size_t k, int stage, const char *domain, const char *split,
+               metrics_readout readout, metrics_run *out) {
+    if (!s || !out || k >= s->n || (int)readout < 0 || readout >= METRICS_READOUT_COUNT) return REPORT_ERR_ARG;
     const run *r = s->runs[k];
     int d = find_name(r->dom, r->nd, domain), sp = find_name(r->split, r->ns, split);
     if (d < 0 || sp < 0 || stage < 0 || stage > r->T || !cell_at(r, stage, d, sp)->present) return REPORT_ERR_ARG;
-    *out = cell_at(r, stage, d, sp)->m;
+    *out = cell_at(r, stage, d, sp)->m[readout];
     return REPORT_OK;
 }
 
-static double cell_value(const run *r, int i, int d, int sp, metrics_field f) {
-    const cell *c = cell_at(r, i, d, sp);
-    return c->present ? metrics_run_get(&c->m, f) : NAN;
+int report_run_has_expected(const report_set *s, size_t k) {
+    RUN_OR(s, k, -1) return s->runs[k]->version >= 2;
 }
+
+/* A metric and the readout it is read under (readout-free fields ignore the readout). */
+typedef struct rmetric {
+    metrics_field f;
+    metrics_readout q;
+} rmetric;
+
+static double cell_value(const run *r, int i, int d, int sp, rmetric m) {
+    const cell *c = cell_at(r, i, d, sp);
+    return c->present ? metrics_run_get(&c->m[m.q], m.f) : NAN;
+}
+
+/* "ece_greedy", "accuracy", ... */
+static const char *rm_key(rmetric m, char *buf, size_t cap) {
+    return metrics_field_key(m.f, m.q, buf, cap);
+}
+
+#define RM_ACC ((rmetric){METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY})
+#define RM_ECE_G ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_GREEDY})
+#define RM_ECE_E ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED})
 
 static int lower_is_better(metrics_field f) {
     return f == METRICS_FIELD_ECE || f == METRICS_FIELD_MCE || f == METRICS_FIELD_BRIER ||
@@ -642,14 +704,15 @@ static int lower_is_better(metrics_field f) {
 }
 
 /* CL summaries of run r on split sp (cl_ok required). */
-static metrics_cl run_cl(const run *r, int sp, metrics_field f) {
+static metrics_cl run_cl(const run *r, int sp, rmetric m) {
+    const metrics_field f = m.f;
     const size_t T = (size_t)r->T;
     double *R = malloc((T + 1) * T * sizeof *R), *neg = malloc((T + 1) * T * sizeof *neg);
     metrics_cl out = {NAN, NAN, NAN, NAN};
     if (R && neg) {
         for (size_t i = 0; i <= T; i++)
             for (size_t j = 1; j <= T; j++) {
-                R[metrics_cl_index(T, i, j)] = cell_value(r, (int)i, (int)j - 1, sp, f);
+                R[metrics_cl_index(T, i, j)] = cell_value(r, (int)i, (int)j - 1, sp, m);
                 neg[metrics_cl_index(T, i, j)] = -R[metrics_cl_index(T, i, j)];
             }
         out = metrics_cl_compute(R, T);
@@ -659,8 +722,11 @@ static metrics_cl run_cl(const run *r, int sp, metrics_field f) {
     return out;
 }
 
-int report_cl(const report_set *s, size_t k, const char *split, metrics_field f, metrics_cl *out) {
-    if (!s || !out || k >= s->n || f < 0 || f >= METRICS_FIELD_COUNT) return REPORT_ERR_ARG;
+int report_cl(const report_set *s, size_t k, const char *split, metrics_field f, metrics_readout readout,
+              metrics_cl *out) {
+    if (!s || !out || k >= s->n || (int)f < 0 || f >= METRICS_FIELD_COUNT || (int)readout < 0 ||
+        readout >= METRICS_READOUT_COUNT)
+        return REPORT_ERR_ARG;
     const run *r = s->runs[k];
     *out = (metrics_cl){NAN, NAN, NAN, NAN};
     int sp = find_name(r->split, r->ns, split);
@@ -669,7 +735,7 @@ int report_cl(const report_set *s, size_t k, const char *split, metrics_field f,
         snprintf(((report_set *)s)->msg, MSG_CAP, r->cl_note, r->label);
         return REPORT_ERR_ARG;
     }
-    *out = run_cl(r, sp, f);
+    *out = run_cl(r, sp, (rmetric){f, readout});
     return REPORT_OK;
 }
 
@@ -749,8 +815,14 @@ static void stage_label(const run *r, int i, char *buf, size_t len) {
     snprintf(buf, len, "%d %s", i, nm ? nm : "");
 }
 
-static void matrix_table(strbuf *b, const run *r, metrics_field f, const char *title, int md) {
+static void matrix_table(strbuf *b, const run *r, rmetric f, const char *title, int md) {
     const int sp = test_split(r);
+    if (f.q == METRICS_READOUT_EXPECTED && metrics_field_per_readout(f.f) && r->version < 2) {
+        strbuf_printf(b, md ? "\n**%s** — run `%s`: none (results file format_version %d, before the expected readout)\n"
+                            : "\n%s, run %s: none (results file format_version %d, before the expected readout)\n",
+                      title, r->label, r->version);
+        return;
+    }
     if (md) strbuf_printf(b, "\n**%s** — run `%s`, %s split (rows: model after stage i; columns: domain)\n\n", title,
                       r->label, r->split[sp]);
     else strbuf_printf(b, "\n%s, run %s (rows: model after stage; columns: domain; %s split)\n", title, r->label, r->split[sp]);
@@ -766,10 +838,15 @@ static void matrix_table(strbuf *b, const run *r, metrics_field f, const char *t
     tab_emit(b, &t, md);
 }
 
-static const metrics_field k_retention[] = {METRICS_FIELD_ECE, METRICS_FIELD_BRIER, METRICS_FIELD_SPR,
-                                            METRICS_FIELD_OCG};
+/* Calibration retention: ECE, Brier, SPR, OCG under each readout. */
+static const rmetric k_retention[] = {
+    {METRICS_FIELD_ECE, METRICS_READOUT_GREEDY}, {METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED},
+    {METRICS_FIELD_BRIER, METRICS_READOUT_GREEDY}, {METRICS_FIELD_BRIER, METRICS_READOUT_EXPECTED},
+    {METRICS_FIELD_SPR, METRICS_READOUT_GREEDY}, {METRICS_FIELD_SPR, METRICS_READOUT_EXPECTED},
+    {METRICS_FIELD_OCG, METRICS_READOUT_GREEDY}, {METRICS_FIELD_OCG, METRICS_READOUT_EXPECTED}};
+#define N_RETENTION (int)(sizeof k_retention / sizeof k_retention[0])
 
-static void cl_table(strbuf *b, const report_set *s, const metrics_field *fs, int nf, const char *title, int md) {
+static void cl_table(strbuf *b, const report_set *s, const rmetric *fs, int nf, const char *title, int md) {
     if (md) strbuf_printf(b, "\n### %s\n\n", title);
     else strbuf_printf(b, "\n%s\n", title);
     tab t = {.ncol = 6};
@@ -780,9 +857,10 @@ static void cl_table(strbuf *b, const report_set *s, const metrics_field *fs, in
         const run *r = s->runs[k];
         if (!r->cl_ok) continue;
         for (int q = 0; q < nf; q++) {
+            if (fs[q].q == METRICS_READOUT_EXPECTED && r->version < 2) continue; /* no expected readout */
             metrics_cl c = run_cl(r, test_split(r), fs[q]);
-            char v[4][32];
-            tab_add(&t, "%s", r->label), tab_add(&t, "%s", metrics_field_name(fs[q]));
+            char v[4][32], key[40];
+            tab_add(&t, "%s", r->label), tab_add(&t, "%s", rm_key(fs[q], key, sizeof key));
             tab_add(&t, "%s", fmt3(c.acc, v[0], 32)), tab_add(&t, "%s", fmt3(c.bwt, v[1], 32));
             tab_add(&t, "%s", fmt3(c.fwt, v[2], 32)), tab_add(&t, "%s", fmt3(c.forgetting, v[3], 32));
             any = 1;
@@ -798,11 +876,11 @@ static void cl_table(strbuf *b, const report_set *s, const metrics_field *fs, in
 static void ood_table(strbuf *b, const report_set *s, int md) {
     if (md) strbuf_printf(b, "\n### OOD gaps (in-distribution test minus OOD, at the last stage written)\n\n");
     else strbuf_printf(b, "\nOOD gaps (ID = test split minus OOD split, at the last stage written; acc gap > 0 = accuracy "
-                      "drops OOD, ECE gap < 0 = calibration worse OOD)\n");
-    tab t = {.ncol = 12};
-    const char *hdr[] = {"run", "stage", "domain", "split", "kind", "severity", "acc ID", "acc OOD",
-                         "acc gap", "ECE ID", "ECE OOD", "ECE gap"};
-    for (int c = 0; c < 12; c++) tab_add(&t, "%s", hdr[c]);
+                      "drops OOD, ECE gap < 0 = calibration worse OOD; ECE g: greedy readout, ECE e: expected)\n");
+    tab t = {.ncol = 15};
+    const char *hdr[] = {"run", "stage", "domain", "split", "kind", "severity", "acc ID", "acc OOD", "acc gap",
+                         "ECE g ID", "ECE g OOD", "ECE g gap", "ECE e ID", "ECE e OOD", "ECE e gap"};
+    for (int c = 0; c < 15; c++) tab_add(&t, "%s", hdr[c]);
     int any = 0;
     for (size_t k = 0; k < s->n; k++) {
         const run *r = s->runs[k];
@@ -814,18 +892,17 @@ static void ood_table(strbuf *b, const report_set *s, int md) {
         for (int d = 0; d < r->nd; d++)
             for (int sp = 0; sp < r->ns; sp++) {
                 if (sp == ts) continue;
-                char kind[64], v[6][32];
+                char kind[64], v[3][32];
                 int sev;
                 parse_split(r->split[sp], kind, sizeof kind, &sev);
-                double ai = cell_value(r, last, d, ts, METRICS_FIELD_ACCURACY),
-                       ao = cell_value(r, last, d, sp, METRICS_FIELD_ACCURACY);
-                double ei = cell_value(r, last, d, ts, METRICS_FIELD_ECE), eo = cell_value(r, last, d, sp, METRICS_FIELD_ECE);
                 tab_add(&t, "%s", r->label), tab_add(&t, "%d", last), tab_add(&t, "%s", r->dom[d]);
                 tab_add(&t, "%s", r->split[sp]), tab_add(&t, "%s", kind), tab_add(&t, "%d", sev);
-                tab_add(&t, "%s", fmt3(ai, v[0], 32)), tab_add(&t, "%s", fmt3(ao, v[1], 32));
-                tab_add(&t, "%s", fmt3(metrics_ood_gap(ai, ao), v[2], 32));
-                tab_add(&t, "%s", fmt3(ei, v[3], 32)), tab_add(&t, "%s", fmt3(eo, v[4], 32));
-                tab_add(&t, "%s", fmt3(metrics_ood_gap(ei, eo), v[5], 32));
+                const rmetric ms[3] = {RM_ACC, RM_ECE_G, RM_ECE_E};
+                for (int q = 0; q < 3; q++) {
+                    const double in = cell_value(r, last, d, ts, ms[q]), out = cell_value(r, last, d, sp, ms[q]);
+                    tab_add(&t, "%s", fmt3(in, v[0], 32)), tab_add(&t, "%s", fmt3(out, v[1], 32));
+                    tab_add(&t, "%s", fmt3(metrics_ood_gap(in, out), v[2], 32));
+                }
                 any = 1;
             }
     }
@@ -857,17 +934,22 @@ static void runs_table(strbuf *b, const report_set *s, int md) {
 static void write_tables(strbuf *b, const report_set *s, int md) {
     if (md) strbuf_printf(b, "\n## Runs\n\n");
     runs_table(b, s, md);
-    if (md) strbuf_printf(b, "\n## Accuracy and ECE matrices\n");
+    if (md)
+        strbuf_printf(b, "\n## Accuracy and ECE matrices\n\nECE under both confidence readouts (docs/metrics.md): "
+                         "*greedy*, the number the greedy completion states (the reference's way), and *expected*, its "
+                         "expectation under the model's distribution of well-formed confidence strings (calibration "
+                         "targets are stated on it).\n");
     for (size_t k = 0; k < s->n; k++) {
-        matrix_table(b, s->runs[k], METRICS_FIELD_ACCURACY, "accuracy", md);
-        matrix_table(b, s->runs[k], METRICS_FIELD_ECE, "ECE", md);
+        matrix_table(b, s->runs[k], RM_ACC, "accuracy", md);
+        matrix_table(b, s->runs[k], RM_ECE_G, "ECE, greedy readout", md);
+        matrix_table(b, s->runs[k], RM_ECE_E, "ECE, expected readout", md);
     }
     if (md) strbuf_printf(b, "\n## Continual learning (test split)\n");
-    const metrics_field acc = METRICS_FIELD_ACCURACY;
+    const rmetric acc = RM_ACC;
     cl_table(b, s, &acc, 1, "continual learning: ACC / BWT / FWT / forgetting of accuracy (test split)", md);
-    cl_table(b, s, k_retention, 4,
-             "calibration retention: the same on ECE, Brier, SPR, OCG (test split; ECE/Brier: BWT > 0 = calibration "
-             "lost, forgetting on -R, > 0 = lost)",
+    cl_table(b, s, k_retention, N_RETENTION,
+             "calibration retention: the same on ECE, Brier, SPR, OCG of each readout (test split; ECE/Brier: BWT > 0 = "
+             "calibration lost, forgetting on -R, > 0 = lost)",
              md);
     if (md) strbuf_printf(b, "\n## Out of distribution\n");
     ood_table(b, s, md);
@@ -916,6 +998,17 @@ static int close_out(report_set *s, FILE *f, const char *path) {
     return 0;
 }
 
+/* The metric columns of the CSVs, in attribute order: every field under the greedy readout
+ * (accuracy and format_fail_rate once), then the readout-dependent fields under the expected one. */
+#define N_CSV_METRICS (METRICS_FIELD_COUNT + METRICS_FIELD_COUNT - 2)
+static rmetric csv_metric(int k) {
+    if (k < METRICS_FIELD_COUNT) return (rmetric){(metrics_field)k, METRICS_READOUT_GREEDY};
+    k -= METRICS_FIELD_COUNT;
+    for (int f = 0; f < METRICS_FIELD_COUNT; f++)
+        if (metrics_field_per_readout((metrics_field)f) && k-- == 0) return (rmetric){(metrics_field)f, METRICS_READOUT_EXPECTED};
+    return RM_ACC;
+}
+
 static int write_metrics_csv(report_set *s, const char *dir) {
     char path[2300];
     FILE *f = open_out(s, dir, "metrics.csv", path, sizeof path);
@@ -923,8 +1016,11 @@ static int write_metrics_csv(report_set *s, const char *dir) {
     fputs("run,method,seed,status,results,stage,stage_name,stage_method,domain,split,kind,severity,n,n_correct,"
           "n_format_fail",
           f);
-    for (int q = 0; q < METRICS_FIELD_COUNT; q++) fprintf(f, ",%s", metrics_field_name((metrics_field)q));
-    fputs(",answer_entropy,conf_entropy,mean_tokens\n", f);
+    for (int k = 0; k < N_CSV_METRICS; k++) {
+        char key[40];
+        fprintf(f, ",%s", rm_key(csv_metric(k), key, sizeof key));
+    }
+    fputs(",mean_format_mass,answer_entropy,conf_entropy,mean_tokens,readouts\n", f);
     for (size_t k = 0; k < s->n; k++) {
         const run *r = s->runs[k];
         for (int i = 0; i <= r->T; i++) {
@@ -939,16 +1035,18 @@ static int write_metrics_csv(report_set *s, const char *dir) {
                     if (r->has_seed) fprintf(f, "%lld", r->seed);
                     fputc(',', f), csv_str(f, r->status), fputc(',', f), csv_str(f, r->path);
                     fprintf(f, ",%d,", i), csv_str(f, r->st[i].name), fputc(',', f), csv_str(f, r->st[i].method);
-                    fprintf(f, ",%s,%s,%s,%d,%zu,%zu,%zu", r->dom[d], r->split[sp], kind, sev, c->m.n,
-                            c->m.n_correct, c->m.n_format_fail);
-                    for (int q = 0; q < METRICS_FIELD_COUNT; q++) {
+                    const metrics_run *m0 = &c->m[METRICS_READOUT_GREEDY];
+                    fprintf(f, ",%s,%s,%s,%d,%zu,%zu,%zu", r->dom[d], r->split[sp], kind, sev, m0->n, m0->n_correct,
+                            m0->n_format_fail);
+                    for (int k = 0; k < N_CSV_METRICS; k++) {
                         fputc(',', f);
-                        csv_num(f, metrics_run_get(&c->m, (metrics_field)q));
+                        csv_num(f, cell_value(r, i, d, sp, csv_metric(k)));
                     }
+                    fputc(',', f), csv_num(f, c->mean_mass);
                     fputc(',', f), csv_num(f, c->ent_answer);
                     fputc(',', f), csv_num(f, c->ent_conf);
                     fputc(',', f), csv_num(f, c->mean_tokens);
-                    fputc('\n', f);
+                    fprintf(f, ",%s\n", r->version >= 2 ? "greedy+expected" : "greedy");
                 }
         }
     }
@@ -976,13 +1074,18 @@ static int write_eval_csv(report_set *s, const char *dir) {
             for (int sp = 0; sp < r->ns; sp++)
                 for (int d = 0; d < r->nd; d++) {
                     const cell *c = cell_at(r, i, d, sp);
-                    for (int q = -1; q < METRICS_FIELD_COUNT; q++) {
+                    /* n, the metrics (a version 1 file has no expected rows), mean_format_mass */
+                    for (int q = -1; q <= N_CSV_METRICS; q++) {
+                        char key[40];
+                        const char *name = q < 0 ? "n" : q == N_CSV_METRICS ? "mean_format_mass"
+                                                                               : rm_key(csv_metric(q), key, sizeof key);
+                        if (r->version < 2 && q >= METRICS_FIELD_COUNT) continue;
                         csv_str(f, r->label), fputc(',', f), csv_str(f, r->method), fputc(',', f);
                         if (r->has_seed) fprintf(f, "%lld", r->seed);
-                        fprintf(f, ",%d,%d,%s,%s,%s,", i, domain_exp(r, d), r->split[sp], r->dom[d],
-                                q < 0 ? "n" : metrics_field_name((metrics_field)q));
-                        if (q < 0) fprintf(f, "%zu", c->m.n);
-                        else csv_num(f, metrics_run_get(&c->m, (metrics_field)q));
+                        fprintf(f, ",%d,%d,%s,%s,%s,", i, domain_exp(r, d), r->split[sp], r->dom[d], name);
+                        if (q < 0) fprintf(f, "%zu", c->m[METRICS_READOUT_GREEDY].n);
+                        else if (q == N_CSV_METRICS) csv_num(f, c->mean_mass);
+                        else csv_num(f, cell_value(r, i, d, sp, csv_metric(q)));
                         fputc('\n', f);
                     }
                 }
@@ -1018,14 +1121,21 @@ static cJSON *run_json(const run *r) {
     }
     cJSON_AddItemToObject(o, "domains", cJSON_CreateStringArray((const char *const *)r->dom, r->nd));
     cJSON_AddItemToObject(o, "splits", cJSON_CreateStringArray((const char *const *)r->split, r->ns));
+    cJSON_AddNumberToObject(o, "results_format_version", r->version);
+    cJSON *ro = cJSON_AddArrayToObject(o, "readouts");
+    for (int q = 0; q < (r->version >= 2 ? METRICS_READOUT_COUNT : 1); q++)
+        cJSON_AddItemToArray(ro, cJSON_CreateString(metrics_readout_name((metrics_readout)q)));
     cJSON *mats = cJSON_AddObjectToObject(o, "matrices");
     for (int sp = 0; sp < r->ns; sp++) {
         cJSON *ms = cJSON_AddObjectToObject(mats, r->split[sp]);
-        for (int q = 0; q < N_JSON_FIELDS; q++) {
-            cJSON *rows = cJSON_AddArrayToObject(ms, metrics_field_name(k_json_fields[q]));
+        for (int k = 0; k < METRICS_READOUT_COUNT * N_JSON_FIELDS; k++) {
+            const rmetric m = {k_json_fields[k % N_JSON_FIELDS], (metrics_readout)(k / N_JSON_FIELDS)};
+            if (m.q != METRICS_READOUT_GREEDY && (!metrics_field_per_readout(m.f) || r->version < 2)) continue;
+            char key[40];
+            cJSON *rows = cJSON_AddArrayToObject(ms, rm_key(m, key, sizeof key));
             for (int i = 0; i <= r->T; i++) {
                 cJSON *row = cJSON_CreateArray();
-                for (int d = 0; d < r->nd; d++) cJSON_AddItemToArray(row, jnum(cell_value(r, i, d, sp, k_json_fields[q])));
+                for (int d = 0; d < r->nd; d++) cJSON_AddItemToArray(row, jnum(cell_value(r, i, d, sp, m)));
                 cJSON_AddItemToArray(rows, row);
             }
         }
@@ -1034,10 +1144,12 @@ static cJSON *run_json(const run *r) {
         cJSON *cl = cJSON_AddObjectToObject(o, "cl");
         for (int sp = 0; sp < r->ns; sp++) {
             cJSON *cs = cJSON_AddObjectToObject(cl, r->split[sp]);
-            for (int q = 0; q < 5; q++) {
-                metrics_field f = q == 0 ? METRICS_FIELD_ACCURACY : k_retention[q - 1];
+            for (int q = 0; q <= N_RETENTION; q++) {
+                const rmetric f = q == 0 ? RM_ACC : k_retention[q - 1];
+                if (f.q == METRICS_READOUT_EXPECTED && r->version < 2) continue;
                 metrics_cl c = run_cl(r, sp, f);
-                cJSON *m = cJSON_AddObjectToObject(cs, metrics_field_name(f));
+                char key[40];
+                cJSON *m = cJSON_AddObjectToObject(cs, rm_key(f, key, sizeof key));
                 cJSON_AddItemToObject(m, "acc", jnum(c.acc));
                 cJSON_AddItemToObject(m, "bwt", jnum(c.bwt));
                 cJSON_AddItemToObject(m, "fwt", jnum(c.fwt));
@@ -1068,9 +1180,11 @@ static cJSON *run_json(const run *r) {
             cJSON_AddStringToObject(g, "split", r->split[sp]);
             cJSON_AddStringToObject(g, "kind", kind);
             cJSON_AddNumberToObject(g, "severity", sev);
-            for (int q = 0; q < 5; q++) {
-                metrics_field f = q == 0 ? METRICS_FIELD_ACCURACY : k_retention[q - 1];
-                cJSON_AddItemToObject(g, metrics_field_name(f),
+            for (int q = 0; q <= N_RETENTION; q++) {
+                const rmetric f = q == 0 ? RM_ACC : k_retention[q - 1];
+                if (f.q == METRICS_READOUT_EXPECTED && r->version < 2) continue;
+                char key[40];
+                cJSON_AddItemToObject(g, rm_key(f, key, sizeof key),
                                       jnum(metrics_ood_gap(cell_value(r, last, d, ts, f), cell_value(r, last, d, sp, f))));
             }
             cJSON_AddItemToArray(gaps, g);
@@ -1082,7 +1196,7 @@ static int write_json(report_set *s, const char *dir) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return set_err(s, REPORT_ERR_NOMEM, "out of memory");
     cJSON_AddStringToObject(root, "format", "caopd-analysis");
-    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddNumberToObject(root, "version", 2);
     cJSON_AddNumberToObject(root, "attr_tolerance", REPORT_ATTR_TOL);
     cJSON *runs = cJSON_AddArrayToObject(root, "runs");
     for (size_t k = 0; k < s->n; k++) cJSON_AddItemToArray(runs, run_json(s->runs[k]));
@@ -1129,23 +1243,24 @@ static int method_groups(const report_set *s, int *group_of) {
     return ng;
 }
 
-/* Retention figure of one domain: accuracy and ECE panels, one colour per method group, the
+/* Retention figure of one domain: accuracy, ECE (greedy readout) and ECE (expected readout)
+ * panels, one colour per method group, the
  * test split solid and every OOD split dashed; mean over the group's runs, band +- 1 sample
  * standard deviation where 2 or more runs have the point. */
 static int retention_figure(report_set *s, const char *dir, const char *domain, const int *group_of, int ng,
                             char **splits, int nsplits, int nx, const char *const *xnames) {
     const int nser = ng * nsplits;
-    plot_series *ser[2];
-    double *buf = calloc((size_t)2 * (size_t)nser * (size_t)nx * 3, sizeof *buf);
-    ser[0] = calloc((size_t)nser, sizeof(plot_series));
-    ser[1] = calloc((size_t)nser, sizeof(plot_series));
+    enum { NP = 3 };
+    plot_series *ser[NP];
+    double *buf = calloc((size_t)NP * (size_t)nser * (size_t)nx * 3, sizeof *buf);
+    for (int p = 0; p < NP; p++) ser[p] = calloc((size_t)nser, sizeof(plot_series));
     char (*names)[160] = calloc((size_t)nser, sizeof *names);
-    if (!buf || !ser[0] || !ser[1] || !names) {
-        free(buf), free(ser[0]), free(ser[1]), free(names);
+    if (!buf || !ser[0] || !ser[1] || !ser[2] || !names) {
+        free(buf), free(ser[0]), free(ser[1]), free(ser[2]), free(names);
         return set_err(s, REPORT_ERR_NOMEM, "out of memory");
     }
-    const metrics_field pf[2] = {METRICS_FIELD_ACCURACY, METRICS_FIELD_ECE};
-    for (int p = 0; p < 2; p++)
+    const rmetric pf[NP] = {RM_ACC, RM_ECE_G, RM_ECE_E};
+    for (int p = 0; p < NP; p++)
         for (int g = 0; g < ng; g++)
             for (int sp = 0; sp < nsplits; sp++) {
                 const int si = g * nsplits + sp;
@@ -1183,17 +1298,20 @@ static int retention_figure(report_set *s, const char *dir, const char *domain, 
                                            .dashed = strcmp(splits[sp], "test") != 0,
                                            .color = g % PLOT_NCOLORS + 1};
             }
-    /* ECE lies in [0, 1]: from 0 up to the largest value drawn (at least 0.1). */
+    /* ECE lies in [0, 1]: from 0 up to the largest value drawn in either ECE panel (at least
+     * 0.1), the same for both readouts so that they compare at a glance. */
     double ece_top = 0.1;
-    for (int k = 0; k < nser; k++)
-        for (size_t x = 0; x < ser[1][k].n; x++) {
-            const double v = ser[1][k].hi && isfinite(ser[1][k].hi[x]) ? ser[1][k].hi[x] : ser[1][k].y[x];
-            if (isfinite(v) && v > ece_top) ece_top = v;
-        }
+    for (int p = 1; p < NP; p++)
+        for (int k = 0; k < nser; k++)
+            for (size_t x = 0; x < ser[p][k].n; x++) {
+                const double v = ser[p][k].hi && isfinite(ser[p][k].hi[x]) ? ser[p][k].hi[x] : ser[p][k].y[x];
+                if (isfinite(v) && v > ece_top) ece_top = v;
+            }
     ece_top = fmin(1.0, ceil(ece_top * 10.0) / 10.0);
-    plot_panel panels[2] = {
+    plot_panel panels[NP] = {
         {.ylabel = "accuracy", .ymin = 0, .ymax = 1, .series = ser[0], .n_series = (size_t)nser},
-        {.ylabel = "ECE", .ymin = 0, .ymax = ece_top, .series = ser[1], .n_series = (size_t)nser},
+        {.ylabel = "ECE (greedy)", .ymin = 0, .ymax = ece_top, .series = ser[1], .n_series = (size_t)nser},
+        {.ylabel = "ECE (expected)", .ymin = 0, .ymax = ece_top, .series = ser[2], .n_series = (size_t)nser},
     };
     char title[256], stem[300], safe[128];
     snprintf(title, sizeof title, "Retention of domain %s (dashed: OOD splits)", domain);
@@ -1207,9 +1325,9 @@ static int retention_figure(report_set *s, const char *dir, const char *domain, 
         char p[2400];
         snprintf(p, sizeof p, "%s/%s.%s", dir, stem, ext[e]);
         fig.path = p;
-        if (plot_retention_curves(&fig, xnames, (size_t)nx, panels, 2) != PLOT_OK) rc = plot_fail(s);
+        if (plot_retention_curves(&fig, xnames, (size_t)nx, panels, NP) != PLOT_OK) rc = plot_fail(s);
     }
-    free(buf), free(ser[0]), free(ser[1]), free(names);
+    free(buf), free(ser[0]), free(ser[1]), free(ser[2]), free(names);
     return rc;
 }
 
@@ -1225,22 +1343,23 @@ static int heatmaps(report_set *s, const char *dir, const run *r) {
     for (int i = 0; i < rows; i++) stage_label(r, i, labs[i], sizeof labs[i]), rl[i] = labs[i];
     const int sp = test_split(r);
     int rc = 0;
-    for (int q = 0; !rc && q < 2; q++) {
-        metrics_field f = q ? METRICS_FIELD_ECE : METRICS_FIELD_ACCURACY;
+    /* accuracy, ECE of the greedy readout, ECE of the expected one (none for a version 1 file) */
+    static const char *const label[3] = {"accuracy", "ECE (greedy readout)", "ECE (expected readout)"};
+    const rmetric ms[3] = {RM_ACC, RM_ECE_G, RM_ECE_E};
+    for (int q = 0; !rc && q < (r->version >= 2 ? 3 : 2); q++) {
         for (int i = 0; i < rows; i++)
-            for (int d = 0; d < r->nd; d++) v[i * r->nd + d] = cell_value(r, i, d, sp, f);
+            for (int d = 0; d < r->nd; d++) v[i * r->nd + d] = cell_value(r, i, d, sp, ms[q]);
         plot_matrix m = {.values = v,
                          .rows = (size_t)rows,
                          .cols = (size_t)r->nd,
                          .row_labels = rl,
                          .col_labels = (const char *const *)r->dom,
                          .value_label = q ? "ECE" : "accuracy",
-                         .lower_is_better = q,
+                         .lower_is_better = q != 0,
                          .decimals = 3};
-        char title[300], stem[300], safe[200];
-        snprintf(title, sizeof title, "%s: %s after each stage (%s split)", r->label, q ? "ECE" : "accuracy",
-                 r->split[sp]);
-        snprintf(stem, sizeof stem, "heatmap_%s_%s", safe_name(r->label, safe, sizeof safe), q ? "ece" : "accuracy");
+        char title[300], stem[300], safe[200], key[40];
+        snprintf(title, sizeof title, "%s: %s after each stage (%s split)", r->label, label[q], r->split[sp]);
+        snprintf(stem, sizeof stem, "heatmap_%s_%s", safe_name(r->label, safe, sizeof safe), rm_key(ms[q], key, sizeof key));
         plot_figure fig = plot_figure_default();
         fig.title = title, fig.xlabel = "domain", fig.ylabel = "after stage";
         if (!q) fig.ymin = 0, fig.ymax = 1;
@@ -1256,27 +1375,32 @@ static int heatmaps(report_set *s, const char *dir, const run *r) {
     return rc;
 }
 
+/* Reliability diagrams of every stage written and domain, test split, one per readout the run
+ * has: reliability/<run>_stage<i>_<domain>_<readout>.png/.svg. */
 static int reliability(report_set *s, const char *dir, const run *r) {
     const int sp = test_split(r);
     for (int i = 0; i <= r->T; i++) {
         if (!r->st[i].present) continue;
-        for (int d = 0; d < r->nd; d++) {
-            const cell *c = cell_at(r, i, d, sp);
-            char title[300], stem[400], sl[200], sd[100];
-            snprintf(title, sizeof title, "%s: after stage %d (%s), domain %s, %s split", r->label, i, r->st[i].name,
-                     r->dom[d], r->split[sp]);
-            snprintf(stem, sizeof stem, "reliability/%s_stage%d_%s", safe_name(r->label, sl, sizeof sl), i,
-                     safe_name(r->dom[d], sd, sizeof sd));
-            plot_figure fig = plot_figure_default();
-            fig.title = title;
-            static const char *const ext[] = {"png", "svg"};
-            for (int e = 0; e < 2; e++) {
-                char p[2400];
-                snprintf(p, sizeof p, "%s/%s.%s", dir, stem, ext[e]);
-                fig.path = p;
-                if (plot_reliability_diagram(&fig, c->m.bins, c->m.ece) != PLOT_OK) return plot_fail(s);
+        for (int d = 0; d < r->nd; d++)
+            for (int q = 0; q < (r->version >= 2 ? METRICS_READOUT_COUNT : 1); q++) {
+                const cell *c = cell_at(r, i, d, sp);
+                const char *rn = metrics_readout_name((metrics_readout)q);
+                char title[300], stem[400], sl[200], sd[100];
+                snprintf(title, sizeof title, "%s: after stage %d (%s), domain %s, %s split, %s readout", r->label, i,
+                         r->st[i].name, r->dom[d], r->split[sp], rn);
+                snprintf(stem, sizeof stem, "reliability/%s_stage%d_%s_%s", safe_name(r->label, sl, sizeof sl), i,
+                         safe_name(r->dom[d], sd, sizeof sd), rn);
+                plot_figure fig = plot_figure_default();
+                fig.title = title;
+                fig.xlabel = q ? "confidence (expected readout)" : "confidence (greedy readout)";
+                static const char *const ext[] = {"png", "svg"};
+                for (int e = 0; e < 2; e++) {
+                    char p[2400];
+                    snprintf(p, sizeof p, "%s/%s.%s", dir, stem, ext[e]);
+                    fig.path = p;
+                    if (plot_reliability_diagram(&fig, c->m[q].bins, c->m[q].ece) != PLOT_OK) return plot_fail(s);
+                }
             }
-        }
     }
     return 0;
 }
@@ -1334,9 +1458,10 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
         xn[x] = xl[x];
     }
     strbuf_printf(md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`).\n");
-    strbuf_printf(md, "\n### Retention curves\n\nAccuracy (top) and ECE (bottom) of each domain after every stage; "
-                  "solid: test split, dashed: OOD splits; one colour per method, mean over its runs with a band of "
-                  "± 1 standard deviation where two or more runs have the point.\n\n");
+    strbuf_printf(md, "\n### Retention curves\n\nAccuracy (top), ECE of the greedy readout (middle) and ECE of the "
+                  "expected readout (bottom) of each domain after every stage; solid: test split, dashed: OOD splits; "
+                  "one colour per method, mean over its runs with a band of ± 1 standard deviation where two or more "
+                  "runs have the point.\n\n");
     for (int d = 0; !rc && d < nd; d++) {
         rc = retention_figure(s, dir, doms[d], group_of, ng, splits, ns, nx, xn);
         char safe[128];
@@ -1348,8 +1473,11 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
         char safe[200];
         safe_name(s->runs[k]->label, safe, sizeof safe);
         if (!rc)
-            strbuf_printf(md, "![accuracy of %s](heatmap_%s_accuracy.png)\n![ECE of %s](heatmap_%s_ece.png)\n\n",
-                      s->runs[k]->label, safe, s->runs[k]->label, safe);
+            strbuf_printf(md, "![accuracy of %s](heatmap_%s_accuracy.png)\n![ECE (greedy) of %s](heatmap_%s_ece_greedy.png)\n",
+                          s->runs[k]->label, safe, s->runs[k]->label, safe);
+        if (!rc && s->runs[k]->version >= 2)
+            strbuf_printf(md, "![ECE (expected) of %s](heatmap_%s_ece_expected.png)\n", s->runs[k]->label, safe);
+        if (!rc) strbuf_printf(md, "\n");
     }
     if (!rc) strbuf_printf(md, "\n### Reliability diagrams (test split)\n\n");
     for (size_t k = 0; !rc && k < s->n; k++) {
@@ -1358,6 +1486,7 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
         if (rc) break;
         char sl[200], sd[100];
         safe_name(r->label, sl, sizeof sl);
+        const int nq = r->version >= 2 ? METRICS_READOUT_COUNT : 1;
         tab t = {.ncol = r->nd + 1};
         tab_add(&t, "%s: stage", r->label);
         for (int d = 0; d < r->nd; d++) tab_add(&t, "%s", r->dom[d]);
@@ -1366,9 +1495,16 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
             char lab[128];
             stage_label(r, i, lab, sizeof lab);
             tab_add(&t, "%s", lab);
-            for (int d = 0; d < r->nd; d++)
-                tab_add(&t, "[ECE %.3f](reliability/%s_stage%d_%s.png)", cell_at(r, i, d, test_split(r))->m.ece, sl, i,
-                        safe_name(r->dom[d], sd, sizeof sd));
+            for (int d = 0; d < r->nd; d++) {
+                const cell *c = cell_at(r, i, d, test_split(r));
+                safe_name(r->dom[d], sd, sizeof sd);
+                if (nq == 2)
+                    tab_add(&t, "[greedy ECE %.3f](reliability/%s_stage%d_%s_greedy.png), "
+                                "[expected ECE %.3f](reliability/%s_stage%d_%s_expected.png)",
+                            c->m[0].ece, sl, i, sd, c->m[1].ece, sl, i, sd);
+                else
+                    tab_add(&t, "[greedy ECE %.3f](reliability/%s_stage%d_%s_greedy.png)", c->m[0].ece, sl, i, sd);
+            }
         }
         tab_emit(md, &t, 1);
         int last = -1;
@@ -1376,8 +1512,11 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
             if (r->st[i].present) last = i;
         if (last >= 0)
             for (int d = 0; d < r->nd; d++)
-                strbuf_printf(md, "\n![%s after stage %d, %s](reliability/%s_stage%d_%s.png)\n", r->label, last, r->dom[d], sl,
-                          last, safe_name(r->dom[d], sd, sizeof sd));
+                for (int q = 0; q < nq; q++) {
+                    const char *rn = metrics_readout_name((metrics_readout)q);
+                    strbuf_printf(md, "\n![%s after stage %d, %s, %s readout](reliability/%s_stage%d_%s_%s.png)\n",
+                                  r->label, last, r->dom[d], rn, sl, last, safe_name(r->dom[d], sd, sizeof sd), rn);
+                }
         strbuf_printf(md, "\n");
     }
     free(group_of), free(doms), free(splits), free(xl), free(xn);

@@ -56,11 +56,11 @@ void report_set_free(report_set *s);
 const char *report_errmsg(const report_set *s);
 
 /* Loads one run: path is a run directory (its results.h5 is read) or a results file. The file
- * is opened with ckpt_reader_open (format "caopd-results", versions 1..1: a foreign or newer
+ * is opened with ckpt_reader_open (format "caopd-results", versions 1..2: a foreign or newer
  * file is refused with ckpt's message, which names the path), the stages written so far are
  * read (a run still going, status "running", has fewer than T + 1), every (stage, domain,
- * split) group's per-sample arrays are reduced with metrics_run_compute and compared with its
- * stored attributes (REPORT_ERR_MISMATCH, the message names every differing attribute).
+ * split) group's per-sample arrays are reduced with metrics_run_compute, once per confidence
+ * readout the file has (version 1: the greedy one only), and compared with its stored attributes (REPORT_ERR_MISMATCH, the message names every differing attribute).
  * The run's label is its directory's name (made unique within the set with "-2", "-3", ...),
  * its method the distinct methods of its domain stages joined by "+", its seed the spec's.
  * Errors: REPORT_ERR_ARG, REPORT_ERR_NOMEM, REPORT_ERR_FILE, REPORT_ERR_MISMATCH. */
@@ -80,26 +80,33 @@ int report_run_n_stages(const report_set *s, size_t run);
 /* The run's default output folder: "<run directory>/analysis". Owned by s; NULL if no run. */
 const char *report_run_default_out(const report_set *s, size_t run);
 
-/* *out = the recomputed metrics of (stage, domain, split) of a run. REPORT_ERR_ARG when the
- * run, domain or split is unknown or the stage is not written (yet). */
+/* *out = the recomputed metrics of (stage, domain, split) of a run under a confidence readout
+ * (docs/metrics.md "Readouts"). REPORT_ERR_ARG when the run, domain, split or readout is unknown
+ * or the stage is not written (yet). A results file of format_version 1 has no expected
+ * readout: its metrics there are NaN except the readout-free accuracy and format_fail_rate. */
 int report_get(const report_set *s, size_t run, int stage, const char *domain, const char *split,
-               metrics_run *out);
+               metrics_readout readout, metrics_run *out);
 
-/* The CL summaries of metric f over the (T+1) x T matrix of one split. Lower-is-better
+/* 1 when the run's results file has the expected readout (format_version >= 2), 0 when not
+ * (version 1: greedy only), -1 for an out-of-range run. */
+int report_run_has_expected(const report_set *s, size_t run);
+
+/* The CL summaries of metric f under a readout over the (T+1) x T matrix of one split. Lower-is-better
  * metrics (ECE, MCE, Brier) have their forgetting computed on -R (> 0 = calibration lost);
  * the other fields follow metrics.h verbatim. Stages not written yet are NaN rows, so the
  * summaries that read them are NaN. When the stages do not line up with the domains (a domain
  * repeated, T != number of domains) *out is all NaN and returns REPORT_ERR_ARG with the
  * reason in report_errmsg. */
 int report_cl(const report_set *s, size_t run, const char *split, metrics_field f,
-              metrics_cl *out);
+              metrics_readout readout, metrics_cl *out);
 
 /* Every note of the analysis (partial runs, CL skipped and why), one per line, "" if none.
  * Owned by s, valid until the next report_add_run. */
 const char *report_notes(const report_set *s);
 
-/* The tables as text: accuracy and ECE matrices (test split), CL metrics, calibration
- * retention, OOD gaps, and the notes. markdown: 0 = aligned plain text for a terminal, 1 =
+/* The tables as text: accuracy and ECE matrices of both readouts (test split), CL metrics,
+ * calibration retention of both readouts, OOD gaps, and the notes (a run without the expected
+ * readout is named there). markdown: 0 = aligned plain text for a terminal, 1 =
  * Markdown tables. *out is malloc'd (caller frees). Errors: REPORT_ERR_ARG, REPORT_ERR_NOMEM. */
 int report_tables(report_set *s, int markdown, char **out);
 
@@ -111,8 +118,9 @@ typedef struct report_write_opts {
 report_write_opts report_write_opts_default(void);
 
 /* Writes into dir (created, with parents, when missing): metrics.csv, eval_results.csv,
- * summary.json, report.md and the figures (retention_<domain>, heatmap_<run>_{accuracy,ece},
- * reliability/<run>_stage<i>_<domain>, each .png and .svg). opts NULL = the defaults.
+ * summary.json, report.md and the figures (retention_<domain>,
+ * heatmap_<run>_{accuracy,ece_greedy,ece_expected}, reliability/<run>_stage<i>_<domain>_<readout>,
+ * each .png and .svg; no expected ones for a version 1 file). opts NULL = the defaults.
  * Errors: REPORT_ERR_ARG (no run loaded), REPORT_ERR_IO, REPORT_ERR_NOMEM, REPORT_ERR_PLOT;
  * files written before a failure stay. */
 int report_write(report_set *s, const char *dir, const report_write_opts *opts);

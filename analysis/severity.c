@@ -17,11 +17,21 @@
 #include "csv.h"
 #include "strbuf.h"
 
-#define SUMMARY_VERSION_MAX 1 /* the caopd-sweep-summary format_version this build reads */
+#define SUMMARY_VERSION_MAX 2 /* the caopd-sweep-summary format_version this build reads (1: greedy only) */
 #define SEV_POINTS 16         /* severities on one curve (0..3 today) */
 
-const char *const severity_metric_names[SEVERITY_N_METRICS] = {"accuracy", "ece", "ocg", "brier", "spr", "auroc"};
-static const char *const metric_titles[SEVERITY_N_METRICS] = {"Accuracy", "ECE", "OCG", "Brier", "SPR", "AUROC"};
+const char *const severity_metric_names[SEVERITY_N_METRICS] = {
+    "accuracy",     "ece_greedy",   "ece_expected", "ocg_greedy",  "ocg_expected", "brier_greedy",
+    "brier_expected", "spr_greedy", "spr_expected", "auroc_greedy", "auroc_expected"};
+static const char *const metric_titles[SEVERITY_N_METRICS] = {
+    "Accuracy",         "ECE (greedy)",   "ECE (expected)", "OCG (greedy)",  "OCG (expected)", "Brier (greedy)",
+    "Brier (expected)", "SPR (greedy)",   "SPR (expected)", "AUROC (greedy)", "AUROC (expected)"};
+#define N_FIGURE_METRICS 5 /* accuracy, ECE and OCG of both readouts */
+
+/* Whether metric m depends on the readout, and is the expected one. */
+static int is_expected(int m) {
+    return strstr(severity_metric_names[m], "_expected") != NULL;
+}
 
 /* One value: a cell's last stage on one split and domain (dom 0 = the mean over domains).
  * kind -1: the test split, counted under every kind. */
@@ -43,6 +53,7 @@ struct severity_table {
     severity_row *rows;
     size_t n_rows;
     int n_cells;
+    int n_greedy_only; /* cells without the expected readout */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -173,10 +184,14 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
 
 /* Reads one cell group g of the summary; its series is the method and the varying axes. */
 static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const char *g, const strs *vary,
-                     char *err, size_t errlen) {
+                     int version, char *err, size_t errlen) {
     char *method = NULL, *axes = NULL, *splits = NULL, *domains = NULL;
-    int64_t seed = 0;
+    int64_t seed = 0, results_version = 1;
     int rc = SEVERITY_OK;
+    /* A version 2 summary names the format_version of each cell's results (1: no expected
+     * readout, its expected matrices are NaN); a version 1 summary has no expected matrices. */
+    if (version >= 2) ckpt_reader_attr_i64(rd, g, "results_format_version", &results_version);
+    if (version < 2 || results_version < 2) t->n_greedy_only++;
     if (ckpt_reader_attr_str(rd, g, "method", &method) || ckpt_reader_attr_str(rd, g, "axes", &axes) ||
         ckpt_reader_attr_str(rd, g, "splits", &splits) || ckpt_reader_attr_str(rd, g, "domains", &domains) ||
         ckpt_reader_attr_i64(rd, g, "seed", &seed))
@@ -235,8 +250,17 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         free(kind);
         double last[SEVERITY_N_METRICS][64];
         for (int m = 0; !rc && m < SEVERITY_N_METRICS; m++) {
-            char dp[600];
-            snprintf(dp, sizeof dp, "%s/%s", gs, severity_metric_names[m]);
+            char dp[600], name[64];
+            snprintf(name, sizeof name, "%s", severity_metric_names[m]);
+            if (version < 2) { /* version 1 names: the greedy readout under the plain name, no expected */
+                if (is_expected(m)) {
+                    for (int j = 0; j < nd && j < 64; j++) last[m][j] = NAN;
+                    continue;
+                }
+                char *u = strstr(name, "_greedy");
+                if (u) *u = '\0';
+            }
+            snprintf(dp, sizeof dp, "%s/%s", gs, name);
             ckpt_info in;
             if (ckpt_reader_info(rd, dp, &in)) {
                 rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
@@ -368,7 +392,7 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
     for (size_t i = 0; !rc && i < cells.n; i++) {
         char g[300];
         snprintf(g, sizeof g, "cells/%s", cells.v[i].name);
-        rc = load_cell(t, rd, path, g, &vary, err, errlen);
+        rc = load_cell(t, rd, path, g, &vary, ckpt_reader_format_version(rd), err, errlen);
         if (!rc) t->n_cells++;
     }
     strs_free(&vary);
@@ -405,6 +429,10 @@ int severity_n_cells(const severity_table *t) {
     return t ? t->n_cells : 0;
 }
 
+int severity_n_greedy_only(const severity_table *t) {
+    return t ? t->n_greedy_only : 0;
+}
+
 int severity_n_series(const severity_table *t) {
     return t ? t->series.n : 0;
 }
@@ -421,7 +449,10 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
     if (!t || !out) return SEVERITY_ERR_ARG;
     *out = NULL;
     enum { NCOL = 4 + SEVERITY_N_METRICS };
-    static const char *const head[NCOL] = {"series", "OOD kind", "severity", "seeds", "accuracy", "ECE", "OCG", "Brier", "SPR", "AUROC"};
+    static const char *const head[NCOL] = {"series",     "OOD kind",    "severity",   "seeds",      "accuracy",
+                                           "ECE greedy", "ECE expected", "OCG greedy", "OCG expected", "Brier greedy",
+                                           "Brier expected", "SPR greedy", "SPR expected", "AUROC greedy",
+                                           "AUROC expected"};
     size_t w[NCOL];
     for (int c = 0; c < NCOL; c++) w[c] = strlen(head[c]);
     char cellbuf[NCOL][128];
@@ -466,6 +497,11 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
             }
         }
     }
+    if (t->n_greedy_only)
+        strbuf_printf(&b, "%snote: %d of %d cells have no expected readout (merged from results files of format_version 1, "
+                          "or a summary of format_version 1): their expected values are n/a and the expected columns "
+                          "average the other cells only\n",
+                      markdown ? "\n" : "", t->n_greedy_only, t->n_cells);
     if (b.oom) {
         free(b.p);
         return SEVERITY_ERR_NOMEM;
@@ -554,8 +590,8 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
     fig.xlabel = "OOD severity";
     fig.ylabel = ylabel;
     fig.band_note = "bands: min-max over seeds";
-    if (m == 0) fig.ymin = 0, fig.ymax = 1;                          /* accuracy */
-    if (m == 1) fig.ymin = 0, fig.ymax = fmin(1.0, ceil(top * 10) / 10); /* ECE */
+    if (m == 0) fig.ymin = 0, fig.ymax = 1;                                     /* accuracy */
+    if (m == 1 || m == 2) fig.ymin = 0, fig.ymax = fmin(1.0, ceil(top * 10) / 10); /* ECE */
     int rc = SEVERITY_OK;
     static const char *const ext[] = {"png", "svg"};
     for (int e = 0; !rc && e < 2; e++) {
@@ -598,7 +634,7 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
         strbuf_printf(&md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`); one line per "
                        "series, the band spans the seeds' minimum to maximum.\n\n");
         for (int k = 0; !rc && k < t->kinds.n; k++)
-            for (int m = 0; !rc && m < 3; m++) rc = figure(t, dir, k, m, &md, err, errlen);
+            for (int m = 0; !rc && m < N_FIGURE_METRICS; m++) rc = figure(t, dir, k, m, &md, err, errlen);
     }
     if (!rc && md.oom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (!rc) {

@@ -2,7 +2,8 @@
  * a caopd-sweep-summary file (HDF5 only), takes every cell's model after its last stage and,
  * per series (a method with the values of every other axis but seed and ood_severity), OOD
  * kind and severity (0 = the in-distribution test split), the mean and spread over seeds of
- * accuracy, ECE, OCG, Brier, SPR and AUROC; writes them as a table, severity.csv, severity.md and
+ * accuracy and of ECE, OCG, Brier, SPR and AUROC under both confidence readouts (greedy and
+ * expected, docs/metrics.md); writes them as a table, severity.csv, severity.md and
  * plot_severity_curves figures. Conventions: docs/sweep.md ("Analysis"). */
 #ifndef CAOPD_SEVERITY_H
 #define CAOPD_SEVERITY_H
@@ -30,10 +31,10 @@ typedef enum severity_status {
     SEVERITY_ERR_PLOT = -5,  /* a figure could not be drawn */
 } severity_status;
 
-/* The metrics of the analysis, in this order (metrics.h names). */
-#define SEVERITY_N_METRICS 6
-extern const char *const severity_metric_names[SEVERITY_N_METRICS]; /* accuracy, ece, ocg, brier,
-                                                                       spr, auroc */
+/* The metrics of the analysis, in this order (metrics_field_key names): accuracy, then ece, ocg,
+ * brier, spr, auroc each as <name>_greedy and <name>_expected. */
+#define SEVERITY_N_METRICS 11
+extern const char *const severity_metric_names[SEVERITY_N_METRICS];
 
 /* One row: a (series, kind, severity, domain) over the seeds. Strings are owned by the table. */
 typedef struct severity_row {
@@ -52,7 +53,9 @@ typedef struct severity_row {
 /* The rows of one summary file. Opaque; severity_free. */
 typedef struct severity_table severity_table;
 
-/* Loads the summary file at path (format "caopd-sweep-summary", version 1) into *out. Errors:
+/* Loads the summary file at path (format "caopd-sweep-summary", versions 1..2) into *out. A
+ * version 1 summary, or a cell merged from a results file of format_version 1, has no expected
+ * readout: its expected metrics are NaN (n/a) and severity_n_greedy_only counts it. Errors:
  * SEVERITY_ERR_FILE (missing, foreign, newer, damaged: ckpt's message with the path, or a
  * summary without any cell: "merge finished cells first"), SEVERITY_ERR_NOMEM. */
 int severity_load(const char *path, severity_table **out, char *err, size_t errlen);
@@ -66,15 +69,17 @@ const severity_row *severity_get_row(const severity_table *t, size_t i);
 
 /* Cells read and the number of distinct series. */
 int severity_n_cells(const severity_table *t);
+/* Cells without the expected readout (a version 1 summary, or cells of version 1 results). */
+int severity_n_greedy_only(const severity_table *t);
 int severity_n_series(const severity_table *t);
 
-/* The domain-mean rows as a table: "mean [min, max]" of each metric. markdown: 0 plain text,
- * 1 Markdown. *out is malloc'd (caller frees). Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_NOMEM. */
+/* The domain-mean rows as a table: "mean [min, max]" of each metric, then a note when some
+ * cells have no expected readout. markdown: 0 plain text, 1 Markdown. *out is malloc'd (caller frees). Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_NOMEM. */
 int severity_tables(const severity_table *t, int markdown, char **out);
 
 /* Writes into dir (created with its parents): severity.csv (every row), severity.md (the
  * tables and the figures' links) and, when figures is nonzero, severity_<kind>_<metric>.png
- * and .svg for accuracy, ece and ocg. Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_IO,
+ * and .svg for accuracy, ece_greedy, ece_expected, ocg_greedy and ocg_expected. Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_IO,
  * SEVERITY_ERR_NOMEM, SEVERITY_ERR_PLOT (plot's message); files written before stay. */
 int severity_write(const severity_table *t, const char *dir, int figures, char *err, size_t errlen);
 

@@ -1,7 +1,8 @@
 /* cli_run.c: `caopd run SPEC.json [--out DIR] [--force]` and `caopd run --resume DIR`:
  * runs an experiment spec through the scheduler (run.h), shows progress on stderr (one
  * updating line on a terminal, plain lines otherwise), and ends by printing the accuracy and
- * ECE matrices (stages x domains, in-distribution test split) on stdout.
+ * ECE and OCG matrices of both confidence readouts (stages x domains, in-distribution test
+ * split) on stdout.
  * Data parallel (docs/distributed.md): with WORLD_SIZE > 1 every process joins the group named
  * by RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; rank 0 reports and writes, the others are
  * silent unless they fail.
@@ -88,9 +89,13 @@ static void on_event(void *arg, const run_event *ev) {
     case RUN_EVENT_EVAL:
         if (p->crash_stage == ev->stage && p->crash_eval) raise(SIGKILL);
         end_line(p);
-        fprintf(stderr, "  eval after stage %d: %-5s %-12s acc %.3f ece %.3f conf %.3f fmt_fail %.3f\n", ev->stage,
-                ev->domain, ev->split, ev->metrics->accuracy, ev->metrics->ece, ev->metrics->mean_conf,
-                ev->metrics->format_fail_rate);
+        fprintf(stderr,
+                "  eval after stage %d: %-5s %-12s acc %.3f ece greedy %.3f expected %.3f conf greedy %.3f "
+                "expected %.3f fmt_fail %.3f\n",
+                ev->stage, ev->domain, ev->split, ev->metrics[METRICS_READOUT_GREEDY].accuracy,
+                ev->metrics[METRICS_READOUT_GREEDY].ece, ev->metrics[METRICS_READOUT_EXPECTED].ece,
+                ev->metrics[METRICS_READOUT_GREEDY].mean_conf, ev->metrics[METRICS_READOUT_EXPECTED].mean_conf,
+                ev->metrics[METRICS_READOUT_GREEDY].format_fail_rate);
         break;
     case RUN_EVENT_CHECKPOINT:
         if (p->crash_ckpt && p->crash_stage == ev->stage && p->crash_step == ev->step) raise(SIGKILL);
@@ -101,14 +106,14 @@ static void on_event(void *arg, const run_event *ev) {
     fflush(stderr);
 }
 
-/* Prints the stages x domains matrix of f on the test split. Returns 0, 1 when the run has no
- * domain (a base-only run: a note is printed instead), -1 on a read error. */
-static int print_matrix(const char *dir, const char *title, metrics_field f) {
+/* Prints the stages x domains matrix of field f, readout q on the test split. Returns 0, 1 when
+ * the run has no domain (a base-only run: a note is printed instead), -1 on a read error. */
+static int print_matrix(const char *dir, const char *title, metrics_field f, metrics_readout q) {
     double *R = NULL;
-    int rows = 0, nd = 0;
+    int rows = 0, nd = 0, version = 0;
     task_domain dom[TASK_N_DOMAINS];
     char err[1024];
-    if (run_read_matrix(dir, "test", f, 0, &R, &rows, dom, &nd, err, sizeof err)) {
+    if (run_read_matrix(dir, "test", f, q, 0, &version, &R, &rows, dom, &nd, err, sizeof err)) {
         fprintf(stderr, "caopd run: %s\n", err);
         return -1;
     }
@@ -117,6 +122,12 @@ static int print_matrix(const char *dir, const char *title, metrics_field f) {
                RUN_CHECKPOINT_FILE);
         free(R);
         return 1;
+    }
+    if (q == METRICS_READOUT_EXPECTED && version < 2) {
+        printf("%s: none (the results file has format_version %d, written before the expected readout)\n", title,
+               version);
+        free(R);
+        return 0;
     }
     printf("%s (rows: model after stage; columns: domain, test split)\n%-12s", title, "stage");
     for (int j = 0; j < nd; j++) printf(" %7s", task_domain_name(dom[j]));
@@ -223,8 +234,19 @@ int cli_run(int argc, char **argv) {
     }
     if (p.quiet) return 0; /* rank 0 reports */
     if (sum.already_finished) printf("%s: the run is already finished; its results:\n", dir);
-    const int shown = print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY);
-    if (shown < 0 || (shown == 0 && print_matrix(dir, "ECE", METRICS_FIELD_ECE) < 0)) return 1;
+    const int shown = print_matrix(dir, "accuracy", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY);
+    if (shown < 0) return 1;
+    /* Calibration under both readouts (docs/metrics.md "Readouts"). */
+    static const struct {
+        const char *title;
+        metrics_field f;
+        metrics_readout q;
+    } cal[] = {{"ECE, greedy readout", METRICS_FIELD_ECE, METRICS_READOUT_GREEDY},
+               {"ECE, expected readout", METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED},
+               {"OCG, greedy readout", METRICS_FIELD_OCG, METRICS_READOUT_GREEDY},
+               {"OCG, expected readout", METRICS_FIELD_OCG, METRICS_READOUT_EXPECTED}};
+    for (size_t k = 0; shown == 0 && k < sizeof cal / sizeof cal[0]; k++)
+        if (print_matrix(dir, cal[k].title, cal[k].f, cal[k].q) < 0) return 1;
     if (!sum.already_finished) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

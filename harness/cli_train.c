@@ -271,7 +271,9 @@ static int check_following(gpt *m, task_domain d, int n, uint64_t seed, double *
         pp[i] = prompts[i];
     }
     task_gen_free(g);
-    if (rc == 0 && eval_generate(m, pp, n, eval_params_default(), es) != TW_OK) rc = -1;
+    eval_params ep = eval_params_default();
+    ep.expected = 0; /* the check reads the greedy confidence only */
+    if (rc == 0 && eval_generate(m, pp, n, ep, es) != TW_OK) rc = -1;
     int ok = 0, exact = 0;
     for (int i = 0; rc == 0 && i < n; i++) {
         ok += task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
@@ -309,7 +311,9 @@ static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dum
     double *conf = malloc(sizeof(double) * (size_t)n);
     uint8_t *cor = malloc((size_t)n), *ff = malloc((size_t)n);
     int rc = (es && conf && cor && ff) ? 0 : -1;
-    if (rc == 0 && eval_split(m, d, TASK_SPLIT_TEST, 0, seed, n, eval_params_default(), es, NULL) != TW_OK) rc = -1;
+    eval_params ep = eval_params_default();
+    ep.expected = 0; /* train-demo reports the greedy readout; caopd run has both (docs/trainer.md §6) */
+    if (rc == 0 && eval_split(m, d, TASK_SPLIT_TEST, 0, seed, n, ep, es, NULL) != TW_OK) rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) {
         conf[i] = es[i].confidence;
         cor[i] = (uint8_t)es[i].correct;

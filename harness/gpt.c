@@ -43,11 +43,23 @@ struct gpt {
     int *decay;
 };
 
+struct gpt_prefix {
+    gpt *m;
+    int rows, len;
+    tw_tensor *k, *v; /* per layer (P, H, Tp, C/H), autograd history when made under grad */
+    tw_tensor valid;  /* (P, Tp) int64 */
+    int64_t *count;   /* (P) real tokens per row */
+};
+
 struct gpt_kv {
     gpt *m;
     int batch, max_len, len;
     tw_tensor *k, *v; /* per layer (B, H, max_len, C/H) */
     tw_tensor valid;  /* (B, max_len) int64: 1 for real tokens */
+    /* shared-prefix caches only (gpt_kv_new_shared), else NULL / 0 / TW_NULL: */
+    const gpt_prefix *prefix; /* borrowed: P rows of (H, Tp, C/H) keys and values */
+    int per;                  /* rows per prefix row: B = P * per */
+    tw_tensor pbias;          /* (P, 1, 1, Tp) float32: 0 for a real prefix key, -inf for a pad */
 };
 
 gpt_config gpt_config_default(void) {
@@ -321,6 +333,7 @@ void gpt_kv_free(gpt_kv *kv) {
         if (kv->v) tw_free(ctx, kv->v[l]);
     }
     tw_free(ctx, kv->valid);
+    tw_free(ctx, kv->pbias);
     free(kv->k);
     free(kv->v);
     free(kv);
@@ -334,10 +347,81 @@ int gpt_kv_len(const gpt_kv *kv) {
     return kv->len;
 }
 
+int gpt_kv_rows(const gpt_kv *kv) {
+    return kv->batch;
+}
+
+tw_status gpt_kv_select(gpt_kv *kv, const int64_t *rows, int n) {
+    tw_ctx *ctx = kv->m->ctx;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    if (!rows || n < 1) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: need n >= 1 rows (got %d%s)", n, rows ? "" : ", rows NULL");
+        return tw_status_get(ctx);
+    }
+    for (int i = 0; i < n; i++)
+        if (rows[i] < 0 || rows[i] >= kv->batch) {
+            tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: rows[%d] = %lld is not a row of the cache (0..%d)", i,
+                         (long long)rows[i], kv->batch - 1);
+            return tw_status_get(ctx);
+        }
+    int per = 0;
+    if (kv->prefix) {
+        const int P = kv->prefix->rows;
+        per = n / P;
+        for (int i = 0; i < n && n % P == 0; i++)
+            if (i / per != rows[i] / kv->per) {
+                tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: rows[%d] = %lld continues prefix row %lld, but new row %d "
+                             "belongs to prefix row %d (rows stay grouped by prefix)", i, (long long)rows[i],
+                             (long long)(rows[i] / kv->per), i, i / per);
+                return tw_status_get(ctx);
+            }
+        if (n % P) {
+            tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: %d rows are not a multiple of the %d prefix rows", n, P);
+            return tw_status_get(ctx);
+        }
+    }
+    const int L = kv->m->cfg.n_layer;
+    tw_tensor *nk = calloc((size_t)L, sizeof *nk), *nv = calloc((size_t)L, sizeof *nv);
+    if (!nk || !nv) {
+        free(nk), free(nv);
+        tw_set_error(ctx, TW_ERR_NOMEM, "gpt_kv_select: out of memory");
+        return TW_ERR_NOMEM;
+    }
+    tw_no_grad_begin(ctx);
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t ishape[1] = {n};
+    tw_tensor idx = tw_from_i64(ctx, rows, 1, ishape);
+    for (int l = 0; l < L; l++) {
+        nk[l] = tw_keep(ctx, tw_index_select(ctx, kv->k[l], 0, idx));
+        nv[l] = tw_keep(ctx, tw_index_select(ctx, kv->v[l], 0, idx));
+    }
+    tw_tensor nvalid = tw_keep(ctx, tw_index_select(ctx, kv->valid, 0, idx));
+    tw_scope_end(ctx, scope);
+    tw_no_grad_end(ctx);
+    tw_status rc = tw_status_get(ctx);
+    for (int l = 0; l < L; l++) {
+        tw_tensor *pk = rc == TW_OK ? &kv->k[l] : &nk[l], *pv = rc == TW_OK ? &kv->v[l] : &nv[l];
+        tw_free(ctx, *pk), tw_free(ctx, *pv);
+        if (rc == TW_OK) *pk = nk[l], *pv = nv[l];
+    }
+    tw_free(ctx, rc == TW_OK ? kv->valid : nvalid);
+    if (rc == TW_OK) {
+        kv->valid = nvalid;
+        kv->batch = n;
+        kv->per = per;
+    }
+    free(nk), free(nv);
+    return rc;
+}
+
+/* Defined with the shared prefixes below. */
+static tw_tensor attend_shared(gpt *m, gpt_kv *kv, int l, tw_tensor q, tw_tensor k, tw_tensor v);
+
 static tw_tensor attend_cached(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v,
                                void *arg) {
     tw_ctx *ctx = m->ctx;
     gpt_kv *kv = arg;
+    if (kv->prefix) return attend_shared(m, kv, l, q, k, v);
     const int64_t tn = tw_size(ctx, q, 2), end = kv->len + tn;
     tw_slice_assign(ctx, kv->k[l], 2, kv->len, k);
     tw_slice_assign(ctx, kv->v[l], 2, kv->len, v);
@@ -360,6 +444,11 @@ tw_tensor gpt_forward_cached(gpt *m, gpt_kv *kv, tw_tensor tokens, tw_tensor pos
                      "%d of %d positions used)",
                      (long long)tw_size(ctx, tokens, 0), (long long)tn, kv->batch, kv->len,
                      kv->max_len);
+        return tw_scope_return(ctx, scope, TW_NULL);
+    }
+    if (kv->prefix && (tn != 1 || !tw_is_null(key_valid))) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_cached: a shared-prefix cache takes one real token per row per call "
+                     "(got %lld tokens%s)", (long long)tn, tw_is_null(key_valid) ? "" : " and a key_valid");
         return tw_scope_return(ctx, scope, TW_NULL);
     }
     if (tw_is_null(key_valid)) {
@@ -549,14 +638,6 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
 
 /* ---- shared prefixes ---- */
 
-struct gpt_prefix {
-    gpt *m;
-    int rows, len;
-    tw_tensor *k, *v; /* per layer (P, H, Tp, C/H), autograd history when made under grad */
-    tw_tensor valid;  /* (P, Tp) int64 */
-    int64_t *count;   /* (P) real tokens per row */
-};
-
 typedef struct prefix_arg {
     gpt_prefix *p;
     tw_tensor valid;
@@ -656,6 +737,70 @@ int gpt_prefix_len(const gpt_prefix *p) {
 
 int gpt_prefix_count(const gpt_prefix *p, int row) {
     return (row >= 0 && row < p->rows) ? (int)p->count[row] : -1;
+}
+
+/* ---- KV caches over a shared prefix ---- */
+
+tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len, gpt_kv **out) {
+    tw_ctx *ctx = m->ctx;
+    *out = NULL;
+    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    if (!p || p->m != m || rows_per_prefix < 1 || (int64_t)p->rows * rows_per_prefix > INT32_MAX) {
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_new_shared: a prefix of this model and rows_per_prefix >= 1 required");
+        return tw_status_get(ctx);
+    }
+    gpt_kv *kv = NULL;
+    tw_status rc = gpt_kv_new(m, p->rows * rows_per_prefix, max_len, &kv);
+    if (rc != TW_OK) return rc;
+    kv->prefix = p;
+    kv->per = rows_per_prefix;
+    const int64_t P = p->rows, Tp = p->len;
+    int64_t *valid = malloc(sizeof(int64_t) * (size_t)(P * Tp));
+    float *bias = malloc(sizeof(float) * (size_t)(P * Tp));
+    rc = valid && bias ? tw_copy_to_i64(ctx, p->valid, valid, (size_t)(P * Tp)) : TW_ERR_NOMEM;
+    if (rc == TW_OK) {
+        for (int64_t i = 0; i < P * Tp; i++) bias[i] = valid[i] ? 0.0f : -INFINITY;
+        int64_t shape[4] = {P, 1, 1, Tp};
+        tw_scope scope = tw_scope_begin(ctx);
+        kv->pbias = tw_keep(ctx, tw_from_f32(ctx, bias, 4, shape));
+        tw_scope_end(ctx, scope);
+        rc = tw_status_get(ctx);
+    } else if (rc == TW_ERR_NOMEM) {
+        tw_set_error(ctx, rc, "gpt_kv_new_shared: out of memory");
+    }
+    free(valid), free(bias);
+    if (rc != TW_OK) {
+        gpt_kv_free(kv);
+        return rc;
+    }
+    *out = kv;
+    return TW_OK;
+}
+
+/* Attention of one new token per row (q, k, v: (N, H, 1, D)) over the row's prefix keys, held
+ * once per prefix row and broadcast over its R = N / P rows, and over the row's own cached
+ * positions [0, len] (all real): one softmax over both. */
+static tw_tensor attend_shared(gpt *m, gpt_kv *kv, int l, tw_tensor q, tw_tensor k, tw_tensor v) {
+    tw_ctx *ctx = m->ctx;
+    const gpt_prefix *p = kv->prefix;
+    const int64_t N = kv->batch, P = p->rows, R = kv->per, H = m->cfg.n_head, D = m->cfg.n_embd / H;
+    const int64_t Tp = p->len, end = kv->len + 1;
+    tw_slice_assign(ctx, kv->k[l], 2, kv->len, k);
+    tw_slice_assign(ctx, kv->v[l], 2, kv->len, v);
+    tw_tensor kk = tw_slice(ctx, kv->k[l], 2, 0, end), vv = tw_slice(ctx, kv->v[l], 2, 0, end);
+    tw_tensor qs = tw_scale(ctx, q, 1.0 / sqrt((double)D));                        /* (N, H, 1, D) */
+    tw_tensor s_own = tw_matmul(ctx, qs, tw_transpose(ctx, kk, 2, 3));            /* (N, H, 1, end) */
+    int64_t by_prefix[4] = {P, R, H, D}, by_row_tp[4] = {N, H, 1, Tp}, by_prefix_tp[4] = {P, R, H, Tp};
+    int64_t by_row[4] = {N, H, 1, D};
+    tw_tensor qp = tw_transpose(ctx, tw_reshape(ctx, qs, 4, by_prefix), 1, 2);     /* (P, H, R, D) */
+    tw_tensor s_pre = tw_add(ctx, tw_matmul(ctx, qp, tw_transpose(ctx, p->k[l], 2, 3)), kv->pbias); /* (P, H, R, Tp) */
+    s_pre = tw_reshape(ctx, tw_transpose(ctx, s_pre, 1, 2), 4, by_row_tp);         /* (N, H, 1, Tp) */
+    tw_tensor both[2] = {s_pre, s_own};
+    tw_tensor a = tw_softmax(ctx, tw_cat(ctx, both, 2, 3), 3);                     /* (N, H, 1, Tp + end) */
+    tw_tensor a_pre = tw_reshape(ctx, tw_slice(ctx, a, 3, 0, Tp), 4, by_prefix_tp); /* (P, R, H, Tp) */
+    tw_tensor y_pre = tw_matmul(ctx, tw_transpose(ctx, a_pre, 1, 2), p->v[l]);      /* (P, H, R, D) */
+    y_pre = tw_reshape(ctx, tw_transpose(ctx, y_pre, 1, 2), 4, by_row);            /* (N, H, 1, D) */
+    return tw_add(ctx, y_pre, tw_matmul(ctx, tw_slice(ctx, a, 3, Tp, Tp + end), vv));
 }
 
 typedef struct suffix_arg {

@@ -130,6 +130,29 @@ int gpt_prefix_count(const gpt_prefix *p, int row); /* real tokens of a row */
 tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of, int n,
                              tw_tensor tokens, tw_tensor key_valid);
 
+/* A KV cache whose rows continue the rows of a shared prefix without copying it (many
+ * continuations of few contexts: the digit tree of the expected confidence readout, see
+ * harness/evaluate.h). Rows are grouped by prefix row, rows_per_prefix each: row i continues
+ * prefix row i / rows_per_prefix and attends to that prefix's keys and values (broadcast, held
+ * once) and to its own cached positions; the cache holds only the rows' own positions, max_len
+ * of them. p is borrowed and must outlive the cache; make it under tw_no_grad_begin.
+ * gpt_forward_cached on such a cache takes one token per row per call (Tn = 1), every one real
+ * (key_valid TW_NULL), at the positions the caller passes (a row's first token continues
+ * gpt_prefix_count of its prefix row). Equals gpt_forward over prefix row + the row's tokens up
+ * to float rounding. Errors: a status, message on the context. */
+tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len, gpt_kv **out);
+
+/* Replaces the cache's rows by rows[0..n) of its current rows (host array, borrowed; a row may
+ * be taken several times or not at all), as a tree or beam search does when it branches: row i
+ * of the new cache holds the keys, values and validity of old row rows[i] at every position,
+ * the filled length is kept, and the cache then has n rows. On a shared-prefix cache the rows
+ * must stay grouped: n a multiple of the prefix rows P, and new row i (of n / P per prefix)
+ * taken from a row of the same prefix. The new tensors are made before the old ones are freed
+ * (peak memory: both). Records no autograd. On failure (a row out of range or of another
+ * prefix, n < 1, out of memory) the cache is unchanged and the message is on the context. */
+tw_status gpt_kv_select(gpt_kv *kv, const int64_t *rows, int n);
+int gpt_kv_rows(const gpt_kv *kv); /* the batch: rows of the cache */
+
 /* gpt_sample with n_rep continuations of each prompt: prompts (P, Tp), Tp >= 2, left-padded
  * with key_valid (TW_NULL: no padding). The first Tp - 1 columns are computed once per prompt
  * and shared by its n_rep rows in the KV cache; decoding then runs P * n_rep rows. Writes

@@ -1,7 +1,9 @@
-/* results.c: the results-file layout (format_version 1): root attributes, stage curves,
- * per-sample evaluation arrays with their metrics, matrices read back for reports. */
+/* results.c: the results-file layout (format_version 2; version 1 read): root attributes,
+ * stage curves, per-sample evaluation arrays with the metrics of both confidence readouts,
+ * matrices read back for reports. */
 #include "results.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,31 +150,37 @@ int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int 
 }
 
 int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split split,
-                     const eval_sample *es, int n, metrics_run *mr) {
+                     const eval_sample *es, int n, metrics_run mr[METRICS_READOUT_COUNT]) {
     char g[256], nm[32];
     snprintf(g, sizeof g, "stages/%d/domains/%s/%s", stage, task_domain_name(d), spec_split_name(split, nm, sizeof nm));
     const size_t un = (size_t)(n > 0 ? n : 1);
-    double *conf = malloc(sizeof(double) * un), *ae = malloc(sizeof(double) * un), *ce = malloc(sizeof(double) * un);
+    double *conf = malloc(sizeof(double) * un), *cexp = malloc(sizeof(double) * un), *mass = malloc(sizeof(double) * un);
+    double *ae = malloc(sizeof(double) * un), *ce = malloc(sizeof(double) * un);
     uint8_t *cor = malloc(un), *ff = malloc(un);
     int64_t *nt = malloc(sizeof(int64_t) * un);
-    if (!conf || !ae || !ce || !cor || !ff || !nt) {
-        free(conf), free(ae), free(ce), free(cor), free(ff), free(nt);
+    if (!conf || !cexp || !mass || !ae || !ce || !cor || !ff || !nt) {
+        free(conf), free(cexp), free(mass), free(ae), free(ce), free(cor), free(ff), free(nt);
         return CKPT_ERR_NOMEM;
     }
+    double mass_sum = 0.0;
     for (int i = 0; i < n; i++) {
         conf[i] = es[i].confidence;
+        cexp[i] = es[i].confidence_expected;
+        mass[i] = es[i].confidence_format_mass;
+        mass_sum += mass[i];
         cor[i] = (uint8_t)(es[i].correct != 0);
         ff[i] = (uint8_t)(es[i].format_failure != 0);
         ae[i] = es[i].answer_entropy;
         ce[i] = es[i].conf_entropy;
         nt[i] = es[i].n_tokens;
     }
-    metrics_run m;
-    if (metrics_run_compute(conf, cor, ff, (size_t)n, &m) != METRICS_OK) {
-        free(conf), free(ae), free(ce), free(cor), free(ff), free(nt);
+    metrics_run m[METRICS_READOUT_COUNT];
+    if (metrics_run_compute(conf, cor, ff, (size_t)n, &m[METRICS_READOUT_GREEDY]) != METRICS_OK ||
+        metrics_run_compute(cexp, cor, ff, (size_t)n, &m[METRICS_READOUT_EXPECTED]) != METRICS_OK) {
+        free(conf), free(cexp), free(mass), free(ae), free(ce), free(cor), free(ff), free(nt);
         return CKPT_ERR_ARG;
     }
-    if (mr) *mr = m;
+    if (mr) memcpy(mr, m, sizeof m);
     int64_t dims[1] = {n};
     char p[320];
     int rc = 0;
@@ -182,31 +190,50 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
         rc = ckpt_snapshot_add_owned(s, p, dt, 1, dims, buf, NULL);                            \
     } else                                                                                     \
         free(buf);
-    ADD("confidence", CKPT_DTYPE_F64, conf)
+    ADD("confidence_greedy", CKPT_DTYPE_F64, conf)
+    ADD("confidence_expected", CKPT_DTYPE_F64, cexp)
+    ADD("confidence_format_mass", CKPT_DTYPE_F64, mass)
     ADD("correct", CKPT_DTYPE_U8, cor)
     ADD("format_fail", CKPT_DTYPE_U8, ff)
     ADD("answer_entropy", CKPT_DTYPE_F64, ae)
     ADD("conf_entropy", CKPT_DTYPE_F64, ce)
     ADD("n_tokens", CKPT_DTYPE_I64, nt)
 #undef ADD
-    for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++)
-        rc = ckpt_snapshot_attr_f64(s, g, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
-    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n", (int64_t)m.n);
-    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n_correct", (int64_t)m.n_correct);
-    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n_format_fail", (int64_t)m.n_format_fail);
+    for (int r = 0; !rc && r < METRICS_READOUT_COUNT; r++)
+        for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {
+            char key[32];
+            if (r != METRICS_READOUT_GREEDY && !metrics_field_per_readout((metrics_field)f)) continue; /* once */
+            rc = ckpt_snapshot_attr_f64(s, g, metrics_field_key((metrics_field)f, (metrics_readout)r, key, sizeof key),
+                                        metrics_run_get(&m[r], (metrics_field)f));
+        }
+    if (!rc) rc = ckpt_snapshot_attr_f64(s, g, "mean_format_mass", n > 0 ? mass_sum / n : NAN);
+    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n", (int64_t)m[0].n);
+    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n_correct", (int64_t)m[0].n_correct);
+    if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n_format_fail", (int64_t)m[0].n_format_fail);
     if (!rc) rc = ckpt_snapshot_attr_str(s, g, "split", task_split_name(split.split));
     if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "severity", split.severity);
     return rc;
 }
 
+const char *results_metric_attr(int version, metrics_field f, metrics_readout r, char *buf, size_t cap) {
+    if (version >= 2) return metrics_field_key(f, r, buf, cap);
+    if (r != METRICS_READOUT_GREEDY || !metrics_field_name(f)) return NULL;
+    int k = snprintf(buf, cap, "%s", metrics_field_name(f));
+    return k >= 0 && (size_t)k < cap ? buf : NULL;
+}
+
 int results_read_matrix(ckpt_reader *r, int n_rows, const task_domain *dom, int n_dom,
-                        const char *split, metrics_field field, double *R, char *err,
-                        size_t errlen) {
+                        const char *split, metrics_field field, metrics_readout readout, double *R,
+                        char *err, size_t errlen) {
+    char key[32];
+    const char *attr = results_metric_attr(ckpt_reader_format_version(r), field, readout, key, sizeof key);
     for (int i = 0; i < n_rows; i++)
         for (int j = 0; j < n_dom; j++) {
             char g[256];
             snprintf(g, sizeof g, "stages/%d/domains/%s/%s", i, task_domain_name(dom[j]), split);
-            if (ckpt_reader_attr_f64(r, g, metrics_field_name(field), &R[i * n_dom + j]) != CKPT_OK) {
+            if (!attr) {
+                R[i * n_dom + j] = NAN;
+            } else if (ckpt_reader_attr_f64(r, g, attr, &R[i * n_dom + j]) != CKPT_OK) {
                 snprintf(err, errlen, "%s", ckpt_reader_errmsg(r));
                 return -1;
             }

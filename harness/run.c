@@ -577,21 +577,26 @@ static int finish_stage(run *r, int s) {
                 ckpt_snapshot_free(rs);
                 return run_fail(r, "evaluation after stage %d: %s", s, tw_errmsg(r->ctx));
             }
-            metrics_run m;
-            rc = results_add_eval(rs, s, dom[j], sp->splits[i], es, sp->eval_n, &m);
+            metrics_run m[METRICS_READOUT_COUNT];
+            rc = results_add_eval(rs, s, dom[j], sp->splits[i], es, sp->eval_n, m);
             char nm[32];
             spec_split_name(sp->splits[i], nm, sizeof nm);
             log_begin(r, "eval");
             if (r->log) {
                 fprintf(r->log, ",\"stage\":%d,\"domain\":\"%s\",\"split\":\"%s\",\"n\":%d", s,
                         task_domain_name(dom[j]), nm, sp->eval_n);
-                for (int f = 0; f < METRICS_FIELD_COUNT; f++)
-                    jnum(r->log, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
+                for (int q = 0; q < METRICS_READOUT_COUNT; q++)
+                    for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
+                        char key[32];
+                        if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout((metrics_field)f)) continue;
+                        jnum(r->log, metrics_field_key((metrics_field)f, (metrics_readout)q, key, sizeof key),
+                             metrics_run_get(&m[q], (metrics_field)f));
+                    }
             }
             log_end(r);
             run_event ev = {.kind = RUN_EVENT_EVAL, .stage = s, .stage_name = stage_name(sp, s),
                             .method = stage_method(sp, s), .domain = task_domain_name(dom[j]), .split = nm,
-                            .metrics = &m};
+                            .metrics = m};
             emit(r, &ev);
         }
     free(es);
@@ -636,16 +641,19 @@ static int finish_run(run *r) {
                                            METRICS_FIELD_MEAN_CONF, METRICS_FIELD_FORMAT_FAIL_RATE};
     int rc = 0;
     for (int i = 0; !rc && nd > 0 && i < sp->n_splits; i++) /* a base-only run evaluates nothing */
-        for (size_t f = 0; !rc && f < sizeof fields / sizeof fields[0]; f++) {
+        for (size_t k = 0; !rc && k < METRICS_READOUT_COUNT * (sizeof fields / sizeof fields[0]); k++) {
+            const metrics_field f = fields[k % (sizeof fields / sizeof fields[0])];
+            const metrics_readout q = (metrics_readout)(k / (sizeof fields / sizeof fields[0]));
+            if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout(f)) continue; /* readout-free: once */
             double *R = malloc(sizeof(double) * (size_t)(rows * nd));
-            char nm[32], path[128];
+            char nm[32], path[128], key[32];
             spec_split_name(sp->splits[i], nm, sizeof nm);
-            if (!R || results_read_matrix(rd, rows, dom, nd, nm, fields[f], R, e, sizeof e)) {
+            if (!R || results_read_matrix(rd, rows, dom, nd, nm, f, q, R, e, sizeof e)) {
                 free(R);
                 rc = run_fail(r, "%s: %s", r->results_path, R ? e : "out of memory");
                 break;
             }
-            snprintf(path, sizeof path, "matrices/%s/%s", nm, metrics_field_name(fields[f]));
+            snprintf(path, sizeof path, "matrices/%s/%s", nm, metrics_field_key(f, q, key, sizeof key));
             int64_t dims[2] = {rows, nd};
             if (ckpt_snapshot_add_owned(s, path, CKPT_DTYPE_F64, 2, dims, R, NULL))
                 rc = run_fail(r, "results: %s", ckpt_snapshot_errmsg(s));
@@ -816,8 +824,18 @@ static int resume_prepare(run *r, const char *dir, char **json, int *finished) {
             return -1;
         }
         *finished = ckpt_reader_attr_str(rd, "", "status", &status) == CKPT_OK && strcmp(status, "finished") == 0;
+        const int version = ckpt_reader_format_version(rd);
         free(status);
         ckpt_reader_free(rd);
+        /* An unfinished run of an older layout cannot be continued: the stages still to come
+         * would be written in another layout (docs/results.md, "Version history"). */
+        if (!*finished && version != RESULTS_FORMAT_VERSION) {
+            snprintf(err, errlen, "%s: has format_version %d, written by an older caopd before the expected confidence "
+                     "readout; this build writes %d and cannot continue it: finish it with the build that started it, "
+                     "or start over with `caopd run %s/%s --out %s --force`", p, version, RESULTS_FORMAT_VERSION, dir,
+                     RUN_SPEC_FILE, dir);
+            return -1;
+        }
     } else {
         snprintf(p, sizeof p, "%s/%s", dir, RUN_CHECKPOINT_FILE);
         if (file_exists(p)) {
@@ -861,8 +879,8 @@ int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t 
     return rc;
 }
 
-int run_read_matrix(const char *dir, const char *split, metrics_field field, int partial,
-                    double **R, int *rows, task_domain *dom, int *n_dom, char *err,
+int run_read_matrix(const char *dir, const char *split, metrics_field field, metrics_readout readout,
+                    int partial, int *version, double **R, int *rows, task_domain *dom, int *n_dom, char *err,
                     size_t errlen) {
     char p[SPEC_PATH_CAP + 40];
     snprintf(p, sizeof p, "%s/%s", dir, RUN_RESULTS_FILE);
@@ -880,6 +898,9 @@ int run_read_matrix(const char *dir, const char *split, metrics_field field, int
     if (!sp) rc = -1, snprintf(err, errlen, "out of memory");
     if (!rc && ckpt_reader_attr_str(rd, "", "spec", &json)) rc = -1, snprintf(err, errlen, "%s", ckpt_reader_errmsg(rd));
     if (!rc && spec_parse(json, sp, e, sizeof e)) rc = -1, snprintf(err, errlen, "%s: spec attribute: %s", p, e);
+    char key[32];
+    const char *attr = results_metric_attr(ckpt_reader_format_version(rd), field, readout, key, sizeof key);
+    if (version) *version = ckpt_reader_format_version(rd);
     if (!rc) {
         *n_dom = spec_eval_domains(sp, dom);
         *rows = sp->n_stages + 1;
@@ -890,7 +911,9 @@ int run_read_matrix(const char *dir, const char *split, metrics_field field, int
                 char g[128];
                 snprintf(g, sizeof g, "stages/%d/domains/%s/%s", i, task_domain_name(dom[j]), split);
                 double *x = *R + i * *n_dom + j;
-                if (ckpt_reader_attr_f64(rd, g, metrics_field_name(field), x) != CKPT_OK) {
+                if (!attr) {
+                    *x = NAN; /* a version 1 file: no expected readout */
+                } else if (ckpt_reader_attr_f64(rd, g, attr, x) != CKPT_OK) {
                     if (!partial) rc = -1, snprintf(err, errlen, "%s", ckpt_reader_errmsg(rd));
                     *x = NAN;
                 }

@@ -42,7 +42,7 @@ typedef struct run_event {
     const train_log *log;   /* STEP */
     double eta_s;           /* STEP: estimated training seconds left, all stages */
     const char *domain, *split; /* EVAL */
-    const metrics_run *metrics; /* EVAL */
+    const metrics_run *metrics; /* EVAL: METRICS_READOUT_COUNT runs, indexed by metrics_readout */
     int resumed;            /* START */
 } run_event;
 
@@ -91,11 +91,14 @@ int run_start(const char *spec_json, const char *dir, run_opts o, run_summary *s
  * run is left untouched (sum->already_finished = 1, returns 0). */
 int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t errlen);
 
-/* The stage x domain matrix of one metric on one split of the run in dir, from its results
- * file: *R (malloc'd, caller frees) holds rows x n_dom values, row i = stage i (0 = base);
- * dom[0..n_dom) are the evaluation domains (dom has TASK_N_DOMAINS room). Stages not yet
- * written give NaN rows when partial is 1, an error otherwise. */
-int run_read_matrix(const char *dir, const char *split, metrics_field field, int partial,
+/* The stage x domain matrix of one metric (field f of readout r) on one split of the run in
+ * dir, from its results file: *R (malloc'd, caller frees) holds rows x n_dom values, row i =
+ * stage i (0 = base); dom[0..n_dom) are the evaluation domains (dom has TASK_N_DOMAINS room).
+ * Stages not yet written give NaN rows when partial is 1, an error otherwise. A results file
+ * of format_version 1 has no expected readout: its matrices of that readout are all NaN, and
+ * *version (may be NULL) tells the caller. */
+int run_read_matrix(const char *dir, const char *split, metrics_field field, metrics_readout readout,
+                    int partial, int *version,
                     double **R, int *rows, task_domain *dom, int *n_dom, char *err,
                     size_t errlen);
 

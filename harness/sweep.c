@@ -1097,18 +1097,25 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
         char nm[32], gs[160];
         spec_split_name(sp->splits[i], nm, sizeof nm);
         snprintf(gs, sizeof gs, "%s/metrics/%s", g, nm);
-        for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {
+        for (int k = 0; !rc && k < METRICS_READOUT_COUNT * METRICS_FIELD_COUNT; k++) {
+            const metrics_field f = (metrics_field)(k % METRICS_FIELD_COUNT);
+            const metrics_readout q = (metrics_readout)(k / METRICS_FIELD_COUNT);
+            if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout(f)) continue; /* readout-free: once */
             double *R = NULL;
-            int rows = 0, n_dom = 0;
+            int rows = 0, n_dom = 0, version = 0;
             task_domain d2[TASK_N_DOMAINS];
-            char e[1024];
-            if (run_read_matrix(cdir, nm, (metrics_field)f, 0, &R, &rows, d2, &n_dom, e, sizeof e)) {
+            char e[1024], key[32];
+            if (run_read_matrix(cdir, nm, f, q, 0, &version, &R, &rows, d2, &n_dom, e, sizeof e)) {
                 snprintf(err, errlen, "%s", e);
                 rc = -1;
                 break;
             }
+            if (k == 0 && i == 0 && ckpt_writer_set_attr_i64(w, g, "results_format_version", version)) {
+                snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
+                rc = -1;
+            }
             char dp[200];
-            snprintf(dp, sizeof dp, "%s/%s", gs, metrics_field_name((metrics_field)f));
+            snprintf(dp, sizeof dp, "%s/%s", gs, metrics_field_key(f, q, key, sizeof key));
             int64_t dims[2] = {rows, n_dom};
             if (ckpt_writer_write(w, dp, CKPT_DTYPE_F64, 2, dims, R)) {
                 snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));

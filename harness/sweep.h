@@ -46,7 +46,7 @@ extern "C" {
 
 /* The summary file's format name and version (root attributes format / format_version). */
 #define SWEEP_SUMMARY_FORMAT CKPT_FORMAT_SWEEP_SUMMARY
-#define SWEEP_SUMMARY_VERSION 1
+#define SWEEP_SUMMARY_VERSION 2 /* 1: before the expected readout (still read) */
 
 /* A parsed sweep with its cells expanded and validated. Opaque; sweep_free. */
 typedef struct sweep sweep;
@@ -156,7 +156,8 @@ typedef struct sweep_merge_info {
 /* Gathers the finished cells of the sweep directories dirs[0..n_dirs) (each holding
  * sweep.json) into the summary file path (caopd-sweep-summary, written atomically; layout in
  * docs/sweep.md): per cell its sweep, index, name, axis values, spec, method and seed, and per
- * (split, metric) the (n_stages + 1) x domains matrix of every scalar metric read from its
+ * (split, metric) the (n_stages + 1) x domains matrix of every scalar metric, of both confidence
+ * readouts (metrics_field_key names; NaN for the expected one of a format_version 1 cell), read from its
  * results.h5 (run_read_matrix). Cells not finished are left out and listed in info->skipped.
  * Runs on the HDF5 thread (no ckpt_io queue may be busy). Returns 0 (also when no cell is
  * finished: the summary then has no cells), or -1 with a message naming the file. */

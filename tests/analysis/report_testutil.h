@@ -23,13 +23,21 @@
 static const double k_conf[4] = {0.9, 0.8, 0.2, 0.6};
 static const double k_ece_by_k[5] = {0.625, 0.425, 0.275, 0.425, 0.375};
 
+/* The expected readout (format_version 2 files): confidences {0.7, 0.6, 0.4, 0.3}, one per bin
+ * (bins 6, 5, 4, 2), so ECE = mean |c - y|: K=0 0.5, 1 0.4, 2 0.35, 3 0.4, 4 0.5;
+ * Brier: K=1 0.175, K=2 0.125. Format masses {1, 0.9, 0.8, 0.5}: mean 0.8. */
+static const double k_conf_exp[4] = {0.7, 0.6, 0.4, 0.3};
+static const double k_ece_exp_by_k[5] = {0.5, 0.4, 0.35, 0.4, 0.5};
+static const double k_mass[4] = {1.0, 0.9, 0.8, 0.5};
+
 /* Correct counts of the test split, K[stage][domain], stages 0 (base), 1 (add), 2 (rev):
  * accuracy R = [[0.25, 0], [1, 0.25], [0.5, 0.75]]. The OOD split has max(K - 1, 0). */
 static const int k_test[3][2] = {{1, 0}, {4, 1}, {2, 3}};
 
 typedef struct fake_run {
     const char *format;     /* default "caopd-results" */
-    int version;            /* default 1 */
+    int version;            /* default 2 (the current layout); 1: the layout before the
+                               expected readout (confidence, ece, ...) */
     const char *status;     /* default "finished" */
     int T;                  /* domain stages (default 2) */
     const char *domains;    /* default "add,rev" */
@@ -53,7 +61,7 @@ static inline int fake_k(int stage, int dom, int ood) {
 /* Writes <dir>/results.h5 (dir created). Returns 0 or -1. */
 static inline int write_fake_run(const char *dir, fake_run fr) {
     if (!fr.format) fr.format = CKPT_FORMAT_RESULTS;
-    if (!fr.version) fr.version = 1;
+    if (!fr.version) fr.version = 2;
     if (!fr.status) fr.status = "finished";
     if (!fr.T) fr.T = 2;
     if (!fr.domains) fr.domains = "add,rev";
@@ -109,18 +117,37 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
                 int64_t dims[1] = {4};
                 char p[320];
 #define W(nm, dt, buf) snprintf(p, sizeof p, "%s/%s", g, nm), ckpt_writer_write(w, p, dt, 1, dims, buf)
-                W("confidence", CKPT_DTYPE_F64, k_conf);
+                if (fr.version == 1) {
+                    W("confidence", CKPT_DTYPE_F64, k_conf);
+                } else {
+                    W("confidence_greedy", CKPT_DTYPE_F64, k_conf);
+                    W("confidence_expected", CKPT_DTYPE_F64, k_conf_exp);
+                    W("confidence_format_mass", CKPT_DTYPE_F64, k_mass);
+                }
                 W("correct", CKPT_DTYPE_U8, cor);
                 W("format_fail", CKPT_DTYPE_U8, ff);
                 W("answer_entropy", CKPT_DTYPE_F64, ent);
                 W("conf_entropy", CKPT_DTYPE_F64, ent);
                 W("n_tokens", CKPT_DTYPE_I64, nt);
 #undef W
-                /* The attributes as caopd run stores them (results_add_eval). */
-                metrics_run m;
+                /* The attributes as caopd run stores them (results_add_eval): version 1 the greedy
+                 * readout's under plain names, version 2 both readouts under metrics_field_key. */
+                metrics_run m, mx;
                 metrics_run_compute(k_conf, cor, ff, 4, &m);
-                for (int f = 0; f < METRICS_FIELD_COUNT; f++)
-                    ckpt_writer_set_attr_f64(w, g, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
+                metrics_run_compute(k_conf_exp, cor, ff, 4, &mx);
+                for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
+                    char key[40];
+                    if (fr.version == 1) {
+                        ckpt_writer_set_attr_f64(w, g, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
+                        continue;
+                    }
+                    ckpt_writer_set_attr_f64(w, g, metrics_field_key((metrics_field)f, METRICS_READOUT_GREEDY, key, sizeof key),
+                                             metrics_run_get(&m, (metrics_field)f));
+                    if (metrics_field_per_readout((metrics_field)f))
+                        ckpt_writer_set_attr_f64(w, g, metrics_field_key((metrics_field)f, METRICS_READOUT_EXPECTED, key, sizeof key),
+                                                 metrics_run_get(&mx, (metrics_field)f));
+                }
+                if (fr.version != 1) ckpt_writer_set_attr_f64(w, g, "mean_format_mass", 0.8);
                 ckpt_writer_set_attr_i64(w, g, "n", (int64_t)m.n);
                 ckpt_writer_set_attr_i64(w, g, "n_correct", (int64_t)m.n_correct);
                 ckpt_writer_set_attr_i64(w, g, "n_format_fail", (int64_t)m.n_format_fail);

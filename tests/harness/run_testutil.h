@@ -175,8 +175,8 @@ static inline void cmp_group(ckpt_reader *a, ckpt_reader *b, const char *path, c
 static inline int cmp_files(const char *pa, const char *pb, const char *format) {
     ckpt_reader *a = NULL, *b = NULL;
     ckpt_error ea, eb;
-    CHECK_MSG(ckpt_reader_open(&a, pa, format, 1, &ea) == CKPT_OK, "%s", ea.msg);
-    CHECK_MSG(ckpt_reader_open(&b, pb, format, 1, &eb) == CKPT_OK, "%s", eb.msg);
+    CHECK_MSG(ckpt_reader_open(&a, pa, format, 2, &ea) == CKPT_OK, "%s", ea.msg); /* results: 2, checkpoint: 1 */
+    CHECK_MSG(ckpt_reader_open(&b, pb, format, 2, &eb) == CKPT_OK, "%s", eb.msg);
     g_cmp_objects = 0;
     if (a && b) cmp_group(a, b, "", pb);
     ckpt_reader_free(a), ckpt_reader_free(b);

@@ -43,11 +43,16 @@ int main(void) {
     CHECK_MSG(exited(st, 0), "analyze of a real run: %s", err);
     CHECK_MSG(strstr(out, "accuracy, run tiny") && strstr(out, "continual learning") && strstr(out, "OOD gaps"), "%s",
               out);
+    CHECK_MSG(strstr(out, "ECE, greedy readout, run tiny") && strstr(out, "ECE, expected readout, run tiny") &&
+                  strstr(out, "ece_expected") && !strstr(out, "no expected readout"),
+              "%s", out);
     CHECK(strstr(err, "analysis/report.md") != NULL);
     free(out), free(err);
     static const char *const files[] = {"report.md", "metrics.csv", "eval_results.csv", "summary.json",
                                         "retention_add.png", "retention_rev.svg", "heatmap_tiny_accuracy.png",
-                                        "reliability/tiny_stage2_rev.png"};
+                                        "heatmap_tiny_ece_greedy.png", "heatmap_tiny_ece_expected.png",
+                                        "reliability/tiny_stage2_rev_greedy.png",
+                                        "reliability/tiny_stage2_rev_expected.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/analysis/%s", run, files[i]);
         CHECK_MSG(file_exists(p), "%s missing", p);
@@ -71,7 +76,21 @@ int main(void) {
     snprintf(p, sizeof p, "%s/eval_results.csv", joint);
     char *ev = slurp(p);
     CHECK(strstr(ev, "\nknown,caopd,5,1,1,test,add,accuracy,1\n") != NULL);
+    const char *ex = strstr(ev, "\nknown,caopd,5,1,1,test,add,ece_expected,"); /* K = 4: 0.5 */
+    CHECK(ex && fabs(atof(ex + strlen("\nknown,caopd,5,1,1,test,add,ece_expected,")) - 0.5) < 1e-12);
     free(ev);
+
+    /* A results file of format_version 1 (before the expected readout): analysed, and said so. */
+    char old[700];
+    snprintf(old, sizeof old, "%s/old", g_tmp);
+    CHECK(write_fake_run(old, (fake_run){.version = 1, .seed = 2}) == 0);
+    const char *oa[] = {"analyze", old, "--no-figures", NULL};
+    st = run_caopd(NULL, oa);
+    out = out_txt(), err = err_txt();
+    CHECK_MSG(exited(st, 0), "%s", err);
+    CHECK_MSG(strstr(out, "ECE, expected readout, run old: none (results file format_version 1"), "%s", out);
+    CHECK_MSG(strstr(out, "run old has no expected readout"), "%s", out);
+    free(out), free(err);
 
     /* Bad inputs. */
     char bad[700];
@@ -81,11 +100,11 @@ int main(void) {
     expect_fail(fa, 1, "foreign/results.h5", "is a 'someone-elses-format' file, not 'caopd-results'");
     snprintf(bad, sizeof bad, "%s/newer", g_tmp);
     CHECK(write_fake_run(bad, (fake_run){.version = 3}) == 0);
-    expect_fail(fa, 1, "newer/results.h5", "format_version 3 is newer than this build reads (1); use a newer caopd");
+    expect_fail(fa, 1, "newer/results.h5", "format_version 3 is newer than this build reads (2); use a newer caopd");
     snprintf(bad, sizeof bad, "%s/tampered", g_tmp);
-    CHECK(write_fake_run(bad, (fake_run){.tamper = "stages/2/domains/add/test", .tamper_attr = "brier",
+    CHECK(write_fake_run(bad, (fake_run){.tamper = "stages/2/domains/add/test", .tamper_attr = "brier_greedy",
                                          .tamper_value = 0.2}) == 0);
-    expect_fail(fa, 1, "stages/2/domains/add/test: brier stored 0.2, recomputed 0.112499", "rerun the evaluation");
+    expect_fail(fa, 1, "stages/2/domains/add/test: brier_greedy stored 0.2, recomputed 0.112499", "rerun the evaluation");
     snprintf(p, sizeof p, "%s/tampered/analysis/report.md", g_tmp);
     CHECK(!file_exists(p)); /* nothing written after a mismatch */
     const char *two[] = {"analyze", a, b, NULL};

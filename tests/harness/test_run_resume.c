@@ -106,7 +106,7 @@ static void test_overwrite_protection(void) {
     snprintf(p, sizeof p, "%s/results.h5", g_ref);
     ckpt_reader *r = NULL;
     char *status = NULL;
-    CHECK(ckpt_reader_open(&r, p, CKPT_FORMAT_RESULTS, 1, NULL) == CKPT_OK);
+    CHECK(ckpt_reader_open(&r, p, CKPT_FORMAT_RESULTS, 2, NULL) == CKPT_OK);
     CHECK(r && ckpt_reader_attr_str(r, "", "status", &status) == CKPT_OK);
     CHECK_EQ_STR(status, "finished");
     free(status);
@@ -133,7 +133,13 @@ int main(void) {
     snprintf(p, sizeof p, "%s/out.txt", g_tmp);
     char *out = slurp(p);
     CHECK(strstr(out, "accuracy (rows: model after stage; columns: domain, test split)") != NULL);
-    CHECK(strstr(out, "ECE (rows: model after stage; columns: domain, test split)") != NULL);
+    static const char *const titles[] = {"ECE, greedy readout", "ECE, expected readout", "OCG, greedy readout",
+                                         "OCG, expected readout"};
+    for (int k = 0; k < 4; k++) {
+        char want[128];
+        snprintf(want, sizeof want, "%s (rows: model after stage; columns: domain, test split)", titles[k]);
+        CHECK_MSG(strstr(out, want) != NULL, "no '%s' in\n%s", want, out);
+    }
     free(out);
     /* the same spec twice gives the same file: the comparison itself is meaningful */
     crash_and_resume("no_checkpoint_yet", (const char *[]){"0:2"}, 1); /* starts over */

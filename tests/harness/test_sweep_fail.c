@@ -56,7 +56,7 @@ int main(void) {
     snprintf(p, sizeof p, "%s/summary.h5", out);
     ckpt_reader *rd = NULL;
     ckpt_error ce;
-    CHECK_MSG(ckpt_reader_open(&rd, p, CKPT_FORMAT_SWEEP_SUMMARY, 1, &ce) == CKPT_OK, "%s", ce.msg);
+    CHECK_MSG(ckpt_reader_open(&rd, p, CKPT_FORMAT_SWEEP_SUMMARY, 2, &ce) == CKPT_OK, "%s", ce.msg);
     if (rd) {
         int64_t n = -1;
         char *name = NULL;

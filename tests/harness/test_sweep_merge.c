@@ -5,7 +5,10 @@
  * an unfinished and a missing cell left out and named, and the OOD-severity analysis (mean,
  * min, max and sample sd over seeds of the domain means after the last stage, severity 0 =
  * the test split, cells of one seed averaged first) in severity.csv, severity.md and the
- * figures; also the analysis of the summary file itself and its errors. */
+ * figures; also the analysis of the summary file itself and its errors. Both confidence
+ * readouts throughout; a cell whose results file has format_version 1 (greedy only) merges with
+ * NaN expected matrices, and a summary of format_version 1 is still analysed, both named as
+ * having no expected readout. */
 #include <math.h>
 
 #include "metrics.h"
@@ -13,10 +16,17 @@
 #include "sweep_testutil.h"
 
 static const char k_axes[] = "{\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2, 3], \"ood_severity\": [1, 2]}";
-static const double k_conf[4] = {0.9, 0.8, 0.2, 0.6};
-#define N_METRICS 4
-static const metrics_field k_fields[N_METRICS] = {METRICS_FIELD_ACCURACY, METRICS_FIELD_ECE, METRICS_FIELD_OCG,
+static const double k_conf[4] = {0.9, 0.8, 0.2, 0.6};     /* the greedy readout */
+static const double k_conf_exp[4] = {0.7, 0.6, 0.4, 0.3}; /* the expected readout */
+/* The first severity.csv metrics, in its column order. */
+#define N_METRICS 7
+static const metrics_field k_fields[N_METRICS] = {METRICS_FIELD_ACCURACY, METRICS_FIELD_ECE, METRICS_FIELD_ECE,
+                                                  METRICS_FIELD_OCG,      METRICS_FIELD_OCG, METRICS_FIELD_BRIER,
                                                   METRICS_FIELD_BRIER};
+static const metrics_readout k_readouts[N_METRICS] = {METRICS_READOUT_GREEDY,   METRICS_READOUT_GREEDY,
+                                                      METRICS_READOUT_EXPECTED, METRICS_READOUT_GREEDY,
+                                                      METRICS_READOUT_EXPECTED, METRICS_READOUT_GREEDY,
+                                                      METRICS_READOUT_EXPECTED};
 
 /* Correct answers (of 4) of a (cell, stage, domain, split): the test split does not depend on
  * the severity (the cells of one seed train the same model). */
@@ -24,22 +34,26 @@ static int k_of(int m, int seed, int sev, int stage, int d, int ood) {
     return ood ? (seed + 2 * sev + d + m + stage) % 5 : (seed + d + 2 * m + stage) % 5;
 }
 
-static metrics_run metrics_of(int k) {
+static metrics_run metrics_of_readout(int k, metrics_readout q) {
     uint8_t cor[4];
-    for (int q = 0; q < 4; q++) cor[q] = (uint8_t)(q < k);
+    for (int i = 0; i < 4; i++) cor[i] = (uint8_t)(i < k);
     metrics_run r;
-    metrics_run_compute(k_conf, cor, NULL, 4, &r);
+    metrics_run_compute(q == METRICS_READOUT_EXPECTED ? k_conf_exp : k_conf, cor, NULL, 4, &r);
     return r;
+}
+
+static metrics_run metrics_of(int k) {
+    return metrics_of_readout(k, METRICS_READOUT_GREEDY);
 }
 
 /* results.h5 of a cell: stages 0..n_written-1 of T = 2, attributes only (what merge reads). */
 static void write_results(const char *dir, const char *spec, int m, int seed, int sev, int n_written,
-                          const char *status) {
+                          const char *status, int version) {
     char path[1200];
-    snprintf(path, sizeof path, "%s/results.h5", dir);
+    snprintf(path, sizeof path, "%.1180s/results.h5", dir);
     ckpt_writer *w = NULL;
     ckpt_error e;
-    CHECK_MSG(ckpt_writer_open(&w, path, CKPT_FORMAT_RESULTS, 1, NULL, &e) == CKPT_OK, "%s", e.msg);
+    CHECK_MSG(ckpt_writer_open(&w, path, CKPT_FORMAT_RESULTS, version, NULL, &e) == CKPT_OK, "%s", e.msg);
     if (!w) return;
     ckpt_writer_set_attr_str(w, "", "spec", spec);
     ckpt_writer_set_attr_str(w, "", "status", status);
@@ -50,9 +64,17 @@ static void write_results(const char *dir, const char *spec, int m, int seed, in
             for (int ood = 0; ood < 2; ood++) {
                 char g[128];
                 snprintf(g, sizeof g, ood ? "stages/%d/domains/%s/ood_length_%d" : "stages/%d/domains/%s/test", i, dom[d], sev);
-                metrics_run r = metrics_of(k_of(m, seed, sev, i, d, ood));
-                for (int f = 0; f < METRICS_FIELD_COUNT; f++)
-                    ckpt_writer_set_attr_f64(w, g, metrics_field_name((metrics_field)f), metrics_run_get(&r, (metrics_field)f));
+                for (int q = 0; q < (version >= 2 ? METRICS_READOUT_COUNT : 1); q++) {
+                    metrics_run r = metrics_of_readout(k_of(m, seed, sev, i, d, ood), (metrics_readout)q);
+                    for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
+                        char key[40];
+                        if (q && !metrics_field_per_readout((metrics_field)f)) continue;
+                        /* version 1: the greedy readout under the plain names */
+                        const char *nm = version >= 2 ? metrics_field_key((metrics_field)f, (metrics_readout)q, key, sizeof key)
+                                                      : metrics_field_name((metrics_field)f);
+                        ckpt_writer_set_attr_f64(w, g, nm, metrics_run_get(&r, (metrics_field)f));
+                    }
+                }
             }
     CHECK_MSG(ckpt_writer_commit(w) == CKPT_OK, "%s", ckpt_writer_errmsg(w));
     ckpt_writer_free(w);
@@ -62,7 +84,7 @@ static void write_results(const char *dir, const char *spec, int m, int seed, in
 static double dmean(int m, int seed, int sev, int ood, int q) {
     double s = 0;
     for (int d = 0; d < 2; d++) {
-        metrics_run r = metrics_of(k_of(m, seed, sev, 2, d, ood));
+        metrics_run r = metrics_of_readout(k_of(m, seed, sev, 2, d, ood), k_readouts[q]);
         s += metrics_run_get(&r, k_fields[q]);
     }
     return s / 2;
@@ -128,7 +150,7 @@ int main(void) {
         CHECK(sweep_cell_json(s, c, 1, &json) == 0);
         snprintf(p, sizeof p, "%s/spec.json", dir);
         if (json) write_file(p, json, strlen(json));
-        write_results(dir, json ? json : "", m, seed, sev, c == 10 ? 1 : 3, c == 10 ? "running" : "finished");
+        write_results(dir, json ? json : "", m, seed, sev, c == 10 ? 1 : 3, c == 10 ? "running" : "finished", 2);
         free(json);
     }
 
@@ -149,7 +171,7 @@ int main(void) {
     /* its layout */
     ckpt_reader *rd = NULL;
     ckpt_error ce;
-    CHECK_MSG(ckpt_reader_open(&rd, sum, CKPT_FORMAT_SWEEP_SUMMARY, 1, &ce) == CKPT_OK, "%s", ce.msg);
+    CHECK_MSG(ckpt_reader_open(&rd, sum, CKPT_FORMAT_SWEEP_SUMMARY, 2, &ce) == CKPT_OK, "%s", ce.msg);
     if (rd) {
         CHECK_EQ_INT(ckpt_reader_format_version(rd), SWEEP_SUMMARY_VERSION);
         int64_t n = 0, seed = 0, idx = -1, T = 0;
@@ -180,18 +202,27 @@ int main(void) {
         CHECK_EQ_STR(stn, "base,add,rev");
         free(name), free(method), free(axes), free(sev), free(splits), free(domains), free(stn);
         ckpt_info in;
-        CHECK(ckpt_reader_info(rd, "cells/7/metrics/ood_length_2/ece", &in) == CKPT_OK);
+        CHECK(ckpt_reader_info(rd, "cells/7/metrics/ood_length_2/ece_greedy", &in) == CKPT_OK);
         CHECK(in.rank == 2 && in.dims[0] == 3 && in.dims[1] == 2 && in.dtype == CKPT_DTYPE_F64);
         double R[6];
-        CHECK(ckpt_reader_read(rd, "cells/7/metrics/ood_length_2/ece", CKPT_DTYPE_F64, R, 6) == CKPT_OK);
+        CHECK(ckpt_reader_read(rd, "cells/7/metrics/ood_length_2/ece_greedy", CKPT_DTYPE_F64, R, 6) == CKPT_OK);
         for (int i = 0; i < 3; i++)
             for (int d = 0; d < 2; d++)
                 CHECK_NEAR(R[i * 2 + d], metrics_of(k_of(1, 1, 2, i, d, 1)).ece, 1e-15);
-        for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
-            char dp[160];
-            snprintf(dp, sizeof dp, "cells/0/metrics/test/%s", metrics_field_name((metrics_field)f));
-            CHECK_MSG(ckpt_reader_kind(rd, dp, &(ckpt_kind){0}) == CKPT_OK, "no %s", dp);
-        }
+        CHECK(ckpt_reader_read(rd, "cells/7/metrics/ood_length_2/ece_expected", CKPT_DTYPE_F64, R, 6) == CKPT_OK);
+        for (int i = 0; i < 3; i++)
+            for (int d = 0; d < 2; d++)
+                CHECK_NEAR(R[i * 2 + d], metrics_of_readout(k_of(1, 1, 2, i, d, 1), METRICS_READOUT_EXPECTED).ece, 1e-15);
+        int64_t rv = 0;
+        CHECK(ckpt_reader_attr_i64(rd, "cells/7", "results_format_version", &rv) == CKPT_OK && rv == 2);
+        for (int q = 0; q < METRICS_READOUT_COUNT; q++)
+            for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
+                char dp[160], key[40];
+                snprintf(dp, sizeof dp, "cells/0/metrics/test/%s",
+                         metrics_field_key((metrics_field)f, (metrics_readout)q, key, sizeof key));
+                CHECK_MSG(ckpt_reader_kind(rd, dp, &(ckpt_kind){0}) == CKPT_OK, "no %s", dp);
+            }
+        CHECK(ckpt_reader_kind(rd, "cells/0/metrics/test/ece", &(ckpt_kind){0}) != CKPT_OK); /* no ambiguous name */
         int64_t sv = -1;
         char *kind = NULL;
         CHECK(ckpt_reader_attr_i64(rd, "cells/7/metrics/ood_length_2", "severity", &sv) == CKPT_OK && sv == 2);
@@ -212,7 +243,8 @@ int main(void) {
     free(e), free(o);
     snprintf(p, sizeof p, "%s/severity.csv", an);
     char *csv = slurp(p);
-    const char *head = "series,method,kind,severity,domain,n_seeds,accuracy_mean,accuracy_sd,accuracy_min,";
+    const char *head = "series,method,kind,severity,domain,n_seeds,accuracy_mean,accuracy_sd,accuracy_min,accuracy_max,"
+                       "ece_greedy_mean,ece_greedy_sd,ece_greedy_min,ece_greedy_max,ece_expected_mean,";
     CHECK_MSG(!strncmp(csv, head, strlen(head)), "%.200s", csv);
     double v[3][N_METRICS];
     for (int m = 0; m < 2; m++) {
@@ -240,11 +272,15 @@ int main(void) {
     free(csv);
     snprintf(p, sizeof p, "%s/severity.md", an);
     char *md = slurp(p);
-    CHECK_MSG(strstr(md, "| series | OOD kind | severity | seeds | accuracy | ECE | OCG | Brier |") != NULL, "%s", md);
-    CHECK_MSG(strstr(md, "](severity_ood_length_ece.png)") != NULL, "%s", md);
+    CHECK_MSG(strstr(md, "| series | OOD kind | severity | seeds | accuracy | ECE greedy | ECE expected | OCG greedy | "
+                         "OCG expected | Brier greedy |") != NULL,
+              "%s", md);
+    CHECK_MSG(strstr(md, "](severity_ood_length_ece_greedy.png)") != NULL, "%s", md);
+    CHECK_MSG(strstr(md, "](severity_ood_length_ece_expected.png)") != NULL, "%s", md);
+    CHECK(strstr(md, "no expected readout") == NULL);
     free(md);
-    static const char *const figs[] = {"accuracy", "ece", "ocg"};
-    for (int f = 0; f < 3; f++) {
+    static const char *const figs[] = {"accuracy", "ece_greedy", "ece_expected", "ocg_greedy", "ocg_expected"};
+    for (int f = 0; f < 5; f++) {
         snprintf(p, sizeof p, "%s/severity_ood_length_%s.png", an, figs[f]);
         CHECK_MSG(file_size(p) > 1000, "%s", p);
         snprintf(p, sizeof p, "%s/severity_ood_length_%s.svg", an, figs[f]);
@@ -292,6 +328,75 @@ int main(void) {
     CHECK(exited(st, 1));
     CHECK_MSG(strstr(e, "empty.h5: holds no finished cell") != NULL, "%s", e);
     free(e);
+
+    /* A cell of results format_version 1 (greedy only): merged with NaN expected matrices,
+     * and named by the analysis. */
+    snprintf(p, sizeof p, "%s/cells/%s", out, sweep_cell_name(s, 0));
+    {
+        char *json = NULL;
+        CHECK(sweep_cell_json(s, 0, 1, &json) == 0);
+        write_results(p, json ? json : "", 0, 1, 1, 3, "finished", 1);
+        free(json);
+    }
+    const char *old_an[] = {"analyze", out, "--no-figures", NULL};
+    st = run_caopd(NULL, old_an);
+    e = last_err(), o = last_out();
+    CHECK_MSG(exited(st, 0), "analyze with a version 1 cell: %s", e);
+    CHECK_MSG(strstr(o, "note: 1 of 10 cells have no expected readout") != NULL, "%s", o);
+    free(e), free(o);
+    snprintf(p, sizeof p, "%s/summary.h5", out);
+    CHECK_MSG(ckpt_reader_open(&rd, p, CKPT_FORMAT_SWEEP_SUMMARY, 2, &ce) == CKPT_OK, "%s", ce.msg);
+    if (rd) {
+        int64_t rv = 0;
+        double R[6];
+        CHECK(ckpt_reader_attr_i64(rd, "cells/0", "results_format_version", &rv) == CKPT_OK && rv == 1);
+        CHECK(ckpt_reader_read(rd, "cells/0/metrics/test/ece_expected", CKPT_DTYPE_F64, R, 6) == CKPT_OK);
+        CHECK(isnan(R[0]) && isnan(R[5]));
+        CHECK(ckpt_reader_read(rd, "cells/0/metrics/test/ece_greedy", CKPT_DTYPE_F64, R, 6) == CKPT_OK);
+        CHECK_NEAR(R[5], metrics_of(k_of(0, 1, 1, 2, 1, 0)).ece, 1e-15);
+        ckpt_reader_free(rd);
+    }
+    /* A summary of format_version 1 (before the expected readout): the old names, no expected. */
+    snprintf(p, sizeof p, "%s/v1.h5", g_tmp);
+    {
+        ckpt_writer *w = NULL;
+        CHECK(ckpt_writer_open(&w, p, CKPT_FORMAT_SWEEP_SUMMARY, 1, NULL, NULL) == CKPT_OK);
+        const char *g = "cells/0";
+        ckpt_writer_set_attr_str(w, g, "method", "caopd");
+        ckpt_writer_set_attr_str(w, g, "axes", "seed");
+        ckpt_writer_set_attr_str(w, "cells/0/axes", "seed", "1");
+        ckpt_writer_set_attr_str(w, g, "splits", "test");
+        ckpt_writer_set_attr_str(w, g, "domains", "add");
+        ckpt_writer_set_attr_i64(w, g, "seed", 1);
+        ckpt_writer_set_attr_str(w, "cells/0/metrics/test", "kind", "test");
+        ckpt_writer_set_attr_i64(w, "cells/0/metrics/test", "severity", 0);
+        static const char *const old[] = {"accuracy", "ece", "ocg", "brier", "spr", "auroc"};
+        for (int k = 0; k < 6; k++) {
+            char dp[120];
+            double v[2] = {0.5, 0.25 + 0.1 * k};
+            snprintf(dp, sizeof dp, "cells/0/metrics/test/%s", old[k]);
+            ckpt_writer_write(w, dp, CKPT_DTYPE_F64, 2, (int64_t[]){2, 1}, v);
+        }
+        CHECK(ckpt_writer_commit(w) == CKPT_OK);
+        ckpt_writer_free(w);
+    }
+    snprintf(an, sizeof an, "%s/an_v1", g_tmp);
+    const char *v1[] = {"analyze", p, "--out", an, "--no-figures", NULL};
+    st = run_caopd(NULL, v1);
+    e = last_err(), o = last_out();
+    CHECK_MSG(exited(st, 0), "analyze a version 1 summary: %s", e);
+    CHECK_MSG(strstr(o, "note: 1 of 1 cells have no expected readout") != NULL, "%s", o);
+    free(e), free(o);
+    snprintf(p, sizeof p, "%s/severity.csv", an);
+    csv = slurp(p);
+    {
+        double got[1 + 4 * N_METRICS];
+        CHECK_MSG(csv_row(csv, "caopd,caopd,test,0,mean,", got, 1 + 4 * 3) == 0, "%s", csv);
+        CHECK_NEAR(got[1], 0.25, 1e-15); /* accuracy after the last stage */
+        CHECK_NEAR(got[5], 0.35, 1e-15); /* ece_greedy = the old ece */
+        CHECK(csv && strstr(csv, ",0.34999999999999998,nan,0.34999999999999998,0.34999999999999998,nan,nan,nan,nan,"));
+    }
+    free(csv);
 
     sweep_free(s);
     tmpdir_finish(g_tmp);
