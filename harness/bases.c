@@ -100,6 +100,23 @@ int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_
     return 0;
 }
 
+bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_domains) {
+    bases_verdict v = {0};
+    for (int d = 0; d < TASK_N_DOMAINS; d++) {
+        const unsigned bit = 1u << d;
+        if (f[d].demo_acc < 0.95) v.a_demo_fail |= bit;
+        if (f[d].note_exact < 0.95) v.a_note_fail |= bit;
+        if (!(skill_domains & bit)) continue;
+        if (f[d].acc >= 0.25 && f[d].acc <= 0.60) v.b_in_band++;
+        else v.b_out |= bit;
+        if (f[d].conf_one < 0.95) v.c_fail |= bit;
+    }
+    v.a = !v.a_demo_fail && !v.a_note_fail;
+    v.b = v.b_in_band >= 4;
+    v.c = !v.c_fail;
+    return v;
+}
+
 uint64_t bases_measure_seed(task_domain d) {
     return 9000 + (uint64_t)d;
 }
@@ -148,6 +165,7 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
     }
     task_gen_free(g);
     eval_params ep = eval_params_default();
+    ep.expected = 0; /* the conditions read the greedy readout only */
     int ok = 0;
     if (rc == TW_OK) rc = eval_generate(m, pd, n, ep, es);
     for (int i = 0; rc == TW_OK && i < n; i++)

@@ -45,6 +45,21 @@ typedef struct bases_info {
     bases_figures figures[TASK_N_DOMAINS]; /* recorded at packing (valid when has_figures) */
 } bases_info;
 
+/* The conditions of docs/bases.md, judged from figures: (a) demo_acc >= 0.95 and note_exact >= 0.95
+ * on every domain; (b) acc in [0.25, 0.60] on at least 4 of the skill domains; (c) conf_one >= 0.95
+ * on every skill domain. Each mask has bit (1u << d) for the domains that fail it (for (b): the
+ * skill domains outside the band). */
+typedef struct bases_verdict {
+    int a, b, c;              /* 1 when the condition holds */
+    unsigned a_demo_fail;     /* demo_acc < 0.95 */
+    unsigned a_note_fail;     /* note_exact < 0.95 */
+    int b_in_band;            /* skill domains with acc in [0.25, 0.60] */
+    unsigned b_out;           /* skill domains outside the band */
+    unsigned c_fail;          /* skill domains with conf_one < 0.95 */
+} bases_verdict;
+
+bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_domains);
+
 /* Opens the caopd-checkpoint at path, builds its student model on ctx into *model (owned by the
  * caller, gpt_free) with a generator seeded by seed for its (unused) initialization, and fills
  * *info. 0, or -1 with a message naming the file in err. */

@@ -40,6 +40,27 @@ static void print_figures(const bases_figures *f) {
                f[d].demo_acc, f[d].note_exact, f[d].acc, f[d].mean_conf, f[d].conf_one, f[d].format_fail);
 }
 
+static void print_mask(unsigned mask) {
+    const char *sep = "";
+    for (int d = 0; d < TASK_N_DOMAINS; d++)
+        if (mask >> d & 1) printf("%s%s", sep, task_domain_name((task_domain)d)), sep = ", ";
+}
+
+/* The verdict on the conditions of docs/bases.md, one line each. */
+static void print_verdict(const bases_figures *f, unsigned skill) {
+    bases_verdict v = bases_judge(f, skill);
+    printf(" (a) follows context (demo and note >= 0.95 on every domain): %s", v.a ? "yes" : "NO");
+    if (v.a_demo_fail) printf("; demo below on "), print_mask(v.a_demo_fail);
+    if (v.a_note_fail) printf("; note below on "), print_mask(v.a_note_fail);
+    printf("\n (b) partly solves >= 4 skill domains (acc 0.25-0.60): %s, %d", v.b ? "yes" : "NO", v.b_in_band);
+    if (v.b_out) printf("; outside: "), print_mask(v.b_out);
+    printf(" (skill domains: ");
+    print_mask(skill);
+    printf(")\n (c) states 1.00 (>= 0.95 on every skill domain): %s", v.c ? "yes" : "NO");
+    if (v.c_fail) printf("; below on "), print_mask(v.c_fail);
+    printf("\n");
+}
+
 static int show(tw_ctx *ctx, const char *path, int measure, int n) {
     gpt *m = NULL;
     bases_info info;
@@ -66,11 +87,13 @@ static int show(tw_ctx *ctx, const char *path, int measure, int n) {
             printf(" measured now (demo: answer right given a demo; note=: states the note's value; acc, conf,\n"
                    " =1.00, fmt_f: no demo, greedy):\n");
             print_figures(f);
+            print_verdict(f, info.skill_domains);
         }
     } else if (info.has_figures) {
         printf(" recorded (demo: answer right given a demo; note=: states the note's value; acc, conf, =1.00,\n"
                " fmt_f: no demo, greedy):\n");
         print_figures(info.figures);
+        print_verdict(info.figures, info.skill_domains);
     } else {
         printf(" no recorded figures: run caopd bases --measure %s\n", path);
     }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_matrices.h"
 #include "cli_sweep.h"
 #include "run.h"
 #include "spec.h"
@@ -142,6 +143,9 @@ typedef enum job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_SKI
 
 /* A job is a cell or a shared base: a `caopd run --resume DIR` of its own. */
 typedef enum job_kind { JOB_CELL = 0, JOB_BASE = 1 } job_kind;
+
+/* Sweeps of at most this many cells print every finished cell's matrices at the end. */
+#define SMALL_SWEEP_CELLS 4
 
 typedef struct job {
     job_kind kind;
@@ -799,6 +803,19 @@ int cli_sweep(int argc, char **argv) {
             printf("  FAILED %s%s: %s\n    log: %s/%s\n", kind_word(j), j->name, j->err, j->dir, SWEEP_CELL_LOG);
     }
     if (p.failed[JOB_CELL] || p.failed[JOB_BASE]) rc = 1;
+    /* A small sweep (the quickstart: one cell per method) ends with each finished cell's
+     * matrices, as caopd run does; a larger one points to caopd analyze. */
+    if (cell < 0 && n <= SMALL_SWEEP_CELLS) {
+        for (int k = 0; k < p.n_jobs; k++) {
+            const job *j = &p.jobs[k];
+            if (j->kind != JOB_CELL || (j->state != JOB_DONE && j->state != JOB_SKIPPED)) continue;
+            printf("\n== cell %s (%s)\n", j->name, j->dir);
+            if (cli_print_run_matrices(j->dir, "caopd sweep") < 0) rc = 1;
+        }
+        printf("\n");
+    } else if (cell < 0) {
+        printf("tables and figures: caopd analyze %s\n", outdir);
+    }
     if (cell < 0) {
         char sum[FILE_CAP];
         snprintf(sum, sizeof sum, "%s/%s", outdir, SWEEP_SUMMARY_FILE);
