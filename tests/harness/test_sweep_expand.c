@@ -357,11 +357,38 @@ static void test_share_base(void) {
     CHECK_MSG(strstr(g_err, "share_base: expected true or false, got a number") != NULL, "%s", g_err);
 }
 
+/* Every shipped sweep (the quickstart among them) loads, and each of its cells is a valid
+ * experiment spec (spec_parse also draws the exact evaluation questions for its max_new check). */
+static void test_shipped_sweeps(void) {
+    static const char *const files[] = {"../experiments/quickstart.json", "../experiments/paper-effect.json",
+                                        "../experiments/paper-effect-seeds.json", "../experiments/ood-sweep.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        sweep *s = NULL;
+        CHECK_MSG(sweep_load(files[i], &s, g_err, sizeof g_err) == 0, "%s", g_err);
+        if (s && sweep_share_base(s)) CHECK_MSG(sweep_set_dir(s, g_dir, g_err, sizeof g_err) == 0, "%s", g_err);
+        for (int c = 0; s && c < sweep_n_cells(s); c++) {
+            char *json = NULL;
+            spec sp;
+            CHECK(sweep_cell_json(s, c, 1, &json) == 0);
+            CHECK_MSG(json && spec_parse(json, &sp, g_err, sizeof g_err) == 0, "%s cell %d: %s", files[i], c, g_err);
+            free(json);
+        }
+        if (i == 0 && s) { /* the quickstart: caopd and sdft from the shipped base */
+            char *json = NULL;
+            CHECK_EQ_INT(sweep_n_cells(s), 2);
+            CHECK(sweep_cell_json(s, 0, 1, &json) == 0 && json && strstr(json, "experiments/bases/base-small.h5"));
+            free(json);
+        }
+        sweep_free(s);
+    }
+}
+
 int main(void) {
     test_share_base();
     test_product_order_names();
     test_order_severity_paths();
     test_experiment_file();
+    test_shipped_sweeps(); /* after test_experiment_file, which makes g_dir */
     test_errors();
     tmpdir_finish(g_dir);
     return check_report("test_sweep_expand");
