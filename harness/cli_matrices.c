@@ -4,8 +4,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ckpt.h"
 #include "metrics.h"
+#include "results.h"
 #include "run.h"
+
+/* Row labels "0 base", "1 mod", ...: each stage's name from the results file (its number alone
+ * when the name cannot be read). */
+static void row_labels(const char *dir, int rows, char (*label)[40]) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, RUN_RESULTS_FILE);
+    ckpt_reader *rd = NULL;
+    ckpt_error ce;
+    if (ckpt_reader_open(&rd, path, NULL, RESULTS_FORMAT_VERSION, &ce)) rd = NULL;
+    for (int i = 0; i < rows; i++) {
+        char g[32], *name = NULL;
+        snprintf(g, sizeof g, "stages/%d", i);
+        if (rd && ckpt_reader_attr_str(rd, g, "name", &name) == CKPT_OK)
+            snprintf(label[i], sizeof label[i], "%d %.24s", i, name);
+        else
+            snprintf(label[i], sizeof label[i], "%d", i);
+        free(name);
+    }
+    ckpt_reader_free(rd);
+}
 
 /* Prints the stages x domains matrix of field f, readout q on the test split. Returns 0, 1 when
  * the run has no domain (a base-only run: a note is printed instead), -1 on a read error. */
@@ -33,14 +55,19 @@ static int print_matrix(const char *dir, const char *who, const char *title, met
     printf("%s (rows: model after stage; columns: domain, test split)\n%-12s", title, "stage");
     for (int j = 0; j < nd; j++) printf(" %7s", task_domain_name(dom[j]));
     printf("\n");
+    char(*label)[40] = malloc(sizeof *label * (size_t)(rows > 0 ? rows : 1));
+    if (!label) {
+        fprintf(stderr, "%s: out of memory\n", who);
+        free(R);
+        return -1;
+    }
+    row_labels(dir, rows, label);
     for (int i = 0; i < rows; i++) {
-        char name[32];
-        if (i == 0) snprintf(name, sizeof name, "0 base");
-        else snprintf(name, sizeof name, "%d", i);
-        printf("%-12s", name);
+        printf("%-12s", label[i]);
         for (int j = 0; j < nd; j++) printf(" %7.3f", R[i * nd + j]);
         printf("\n");
     }
+    free(label);
     free(R);
     return 0;
 }

@@ -133,6 +133,8 @@ int main(void) {
     snprintf(p, sizeof p, "%s/out.txt", g_tmp);
     char *out = slurp(p);
     CHECK(strstr(out, "accuracy (rows: model after stage; columns: domain, test split)") != NULL);
+    /* rows carry their stage's name */
+    CHECK_MSG(strstr(out, "\n0 base ") && strstr(out, "\n1 add ") && strstr(out, "\n2 rev "), "%s", out);
     static const char *const titles[] = {"ECE, greedy readout", "ECE, expected readout", "OCG, greedy readout",
                                          "OCG, expected readout"};
     for (int k = 0; k < 4; k++) {
