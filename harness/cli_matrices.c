@@ -9,6 +9,8 @@
 #include "results.h"
 #include "run.h"
 
+#define FORMAT_FAIL_FLAG 0.10 /* share of format failures above which a cell is flagged */
+
 /* Row labels "0 base", "1 mod", ...: each stage's name from the results file (its number alone
  * when the name cannot be read). */
 static void row_labels(const char *dir, int rows, char (*label)[40]) {
@@ -86,5 +88,29 @@ int cli_print_run_matrices(const char *dir, const char *who) {
                {"OCG, expected readout", METRICS_FIELD_OCG, METRICS_READOUT_EXPECTED}};
     for (size_t k = 0; k < sizeof cal / sizeof cal[0]; k++)
         if (print_matrix(dir, who, cal[k].title, cal[k].f, cal[k].q) < 0) return -1;
+    /* A model that stops writing a confidence reads 0 and can look calibrated: the share of
+     * format failures goes beside calibration, and cells above 10 % are flagged. */
+    double *F = NULL;
+    int rows = 0, nd = 0, version = 0, flagged = 0;
+    task_domain dom[TASK_N_DOMAINS];
+    char err[1024];
+    if (run_read_matrix(dir, "test", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, 0, &version, &F, &rows,
+                        dom, &nd, err, sizeof err) == 0) {
+        for (int i = 0; i < rows * nd; i++) flagged += F[i] > FORMAT_FAIL_FLAG;
+        if (flagged) {
+            printf("WARNING: %d cell%s with more than %.0f%% format failures (no number after 'Confidence:', read as "
+                   "confidence 0): calibration there is not meaningful\n",
+                   flagged, flagged == 1 ? "" : "s", 100 * FORMAT_FAIL_FLAG);
+            if (print_matrix(dir, who, "format failures", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY) < 0) {
+                free(F);
+                return -1;
+            }
+        } else {
+            double worst = 0;
+            for (int i = 0; i < rows * nd; i++) worst = F[i] > worst ? F[i] : worst;
+            printf("format failures: at most %.1f%% in any cell\n", 100 * worst);
+        }
+    }
+    free(F);
     return 0;
 }

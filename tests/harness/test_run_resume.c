@@ -135,6 +135,9 @@ int main(void) {
     CHECK(strstr(out, "accuracy (rows: model after stage; columns: domain, test split)") != NULL);
     /* rows carry their stage's name */
     CHECK_MSG(strstr(out, "\n0 base ") && strstr(out, "\n1 add ") && strstr(out, "\n2 rev "), "%s", out);
+    /* the tiny model writes no confidence: every cell (3 stages x 2 domains) is flagged */
+    CHECK_MSG(strstr(out, "WARNING: 6 cells with more than 10% format failures") &&
+                  strstr(out, "format failures (rows: model after stage"), "%s", out);
     static const char *const titles[] = {"ECE, greedy readout", "ECE, expected readout", "OCG, greedy readout",
                                          "OCG, expected readout"};
     for (int k = 0; k < 4; k++) {
