@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "cli_run.h"
+#include "ckpt.h"
+#include "snapshot.h"
 #include "cli_matrices.h"
 #include "run.h"
 
@@ -31,10 +33,11 @@ typedef struct progress {
 } progress;
 
 static int usage(void) {
-    fprintf(stderr, "usage: caopd run SPEC.json [--out DIR] [--force]\n"
+    fprintf(stderr, "usage: caopd run SPEC.json [--out DIR] [--force] [--check]\n"
                     "       caopd run --resume DIR\n"
                     "  --out DIR     run directory [the spec's \"output\"]\n"
                     "  --force       delete a run already in DIR and start over\n"
+                    "  --check       validate the spec (and the base checkpoint it names), run nothing\n"
                     "  --resume DIR  continue the run in DIR from its last checkpoint\n"
                     "Data parallel: start WORLD_SIZE processes with RANK, MASTER_ADDR, MASTER_PORT set\n"
                     "(torchrun's variables; CAOPD_DIST_TIMEOUT_S) - see docs/distributed.md.\n"
@@ -109,10 +112,11 @@ static void on_event(void *arg, const run_event *ev) {
 
 int cli_run(int argc, char **argv) {
     const char *spec_path = NULL, *out = NULL, *resume = NULL;
-    int force = 0;
+    int force = 0, check = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--force")) force = 1;
+        else if (!strcmp(a, "--check")) check = 1;
         else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(a, "--resume") && i + 1 < argc) resume = argv[++i];
         else if (a[0] == '-' || spec_path) {
@@ -120,7 +124,7 @@ int cli_run(int argc, char **argv) {
             return usage();
         } else spec_path = a;
     }
-    if (!!resume == !!spec_path || (resume && (out || force))) return usage();
+    if (!!resume == !!spec_path || (resume && (out || force || check))) return usage();
     progress p = {.tty = isatty(2), .log_every = 10, .crash_stage = -1, .crash_step = -1};
     const char *crash = getenv("CAOPD_CRASH_AT");
     if (crash) {
@@ -174,6 +178,36 @@ int cli_run(int argc, char **argv) {
         fprintf(stderr, "%s: %s: %s\n", who, spec_path, err);
         free(sp), free(text);
         return 2;
+    }
+    if (check) { /* validate only: the spec, and the base checkpoint it names */
+        int bad = 0;
+        if (sp->base_checkpoint[0]) {
+            ckpt_reader *rd = NULL;
+            ckpt_error ce;
+            gpt_config cfg;
+            char e[1024];
+            if (ckpt_reader_open(&rd, sp->base_checkpoint, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, &ce)) {
+                fprintf(stderr, "%s: %s: base.checkpoint: %s\n", who, spec_path, ce.msg);
+                bad = 1;
+            } else if (snap_read_config(rd, "student", &cfg, e, sizeof e)) {
+                fprintf(stderr, "%s: %s: base.checkpoint: %s: %s\n", who, spec_path, sp->base_checkpoint, e);
+                bad = 1;
+            } else if (cfg.n_embd != sp->model.n_embd || cfg.n_layer != sp->model.n_layer ||
+                       cfg.n_head != sp->model.n_head || cfg.block_size != sp->model.block_size) {
+                fprintf(stderr, "%s: %s: base.checkpoint: %s holds a model of n_embd %d, n_layer %d, n_head %d, "
+                        "block_size %d; make the spec's model section match\n", who, spec_path, sp->base_checkpoint,
+                        cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.block_size);
+                bad = 1;
+            }
+            ckpt_reader_free(rd);
+        }
+        if (!bad) {
+            printf("%s: valid: %d domain stage%s, base %s, output %s; nothing was run\n", spec_path, sp->n_stages,
+                   sp->n_stages == 1 ? "" : "s", sp->base_checkpoint[0] ? sp->base_checkpoint : "trained in the run",
+                   dir);
+        }
+        free(sp), free(text);
+        return bad ? 2 : 0;
     }
     free(sp);
     tw_dist *dist = NULL;

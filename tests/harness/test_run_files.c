@@ -141,6 +141,38 @@ static void expect_base_error(const char *name, const char *path, const char *mo
     free(err);
 }
 
+/* caopd run SPEC --check: validates the spec and its base checkpoint, writes nothing. */
+static void expect_check(const char *name, const char *ck, const char *model, int code, const char *want) {
+    char text[2048], sp[700], dir[700], p[700];
+    snprintf(text, sizeof text,
+             "{\"format\": \"caopd-experiment\", \"version\": 1, \"threads\": 1, \"model\": %s,\n"
+             " \"base\": {\"checkpoint\": \"%s\"}, \"output\": \"%s/%s-out\",\n"
+             " \"defaults\": {\"steps\": 1, \"batch\": 2, \"k\": 2, \"max_new\": 24},\n"
+             " \"stages\": [{\"domain\": \"add\"}], \"eval\": {\"n\": 2, \"max_new\": 24}}\n",
+             model, ck, g_tmp, name);
+    snprintf(sp, sizeof sp, "%s/%s.json", g_tmp, name);
+    snprintf(dir, sizeof dir, "%s/%s-out", g_tmp, name);
+    write_file(sp, text, strlen(text));
+    const char *args[] = {"run", sp, "--check", NULL};
+    int st = run_caopd(NULL, args);
+    snprintf(p, sizeof p, "%s/%s", g_tmp, code ? "err.txt" : "out.txt");
+    char *out = slurp(p);
+    CHECK_MSG(exited(st, code), "%s: status %d: %s", name, st, out);
+    CHECK_MSG(strstr(out, want) != NULL, "'%s' not in: %s", want, out);
+    CHECK_MSG(access(dir, F_OK) != 0, "%s: --check created %s", name, dir);
+    free(out);
+}
+
+static void test_check(void) {
+    char ck[800];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", g_partial);
+    const char *tiny = "{\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2}";
+    expect_check("check_ok", ck, tiny, 0, "valid: 1 domain stage, base ");
+    expect_check("check_model", ck, "{\"n_embd\": 32, \"n_layer\": 1, \"n_head\": 2}", 2,
+                 "holds a model of n_embd 16, n_layer 1, n_head 2, block_size 256; make the spec's model section match");
+    expect_check("check_missing", "/nonexistent/ck.h5", tiny, 2, "base.checkpoint: /nonexistent/ck.h5: no such file");
+}
+
 static void test_base_checkpoint(void) {
     char ck[800], res[800];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", g_partial);
@@ -165,6 +197,7 @@ int main(void) {
     CHECK_MSG(killed_by_sigkill(st), "the partial run should have been killed (status %d)", st);
     test_bad_checkpoints();
     test_base_checkpoint();
+    test_check();
     tmpdir_finish(g_tmp);
     return check_report("test_run_files");
 }
