@@ -32,6 +32,17 @@ static int parse_pos(const char *opt, const char *v, int *out) {
     return 0;
 }
 
+/* The options both forms take: -n N and --threads T. Returns 1 when argv[*i] was one of them
+ * (its value consumed), 0 when it was not, -1 on a bad value. */
+static int common_option(int argc, char **argv, int *i, int *n, int *threads) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int *dst = !strcmp(a, "-n") ? n : !strcmp(a, "--threads") ? threads : NULL;
+    if (!dst) return 0;
+    if (parse_pos(a, v, dst)) return -1;
+    ++*i;
+    return 1;
+}
+
 static void print_figures(const bases_figures *f) {
     printf("  %-6s %5s %6s %6s %6s %6s %6s %6s\n", "domain", "n", "demo", "note=", "acc", "conf", "=1.00",
            "fmt_f");
@@ -137,15 +148,12 @@ static int pack(int argc, char **argv) {
     int n = 200, threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const int c = common_option(argc, argv, &i, &n, &threads);
+        if (c < 0) return 2;
+        if (c) continue;
         if (!strcmp(a, "--name") && v) name = v, i++;
         else if (!strcmp(a, "--commit") && v) commit = v, i++;
-        else if (!strcmp(a, "-n")) {
-            if (parse_pos(a, v, &n)) return 2;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_pos(a, v, &threads)) return 2;
-            i++;
-        } else if (a[0] != '-' && !in) in = a;
+        else if (a[0] != '-' && !in) in = a;
         else if (a[0] != '-' && !out) out = a;
         else {
             fprintf(stderr, "caopd bases pack: unexpected argument '%s'\n", a);
@@ -173,18 +181,15 @@ int cli_bases(int argc, char **argv) {
     int measure = 0, n = 200, threads = 1, nfiles = 0;
     const char *files[64];
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
+        const int c = common_option(argc, argv, &i, &n, &threads);
+        if (c < 0) return 2;
+        if (c) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--measure")) measure = 1;
-        else if (!strcmp(a, "-n")) {
-            if (parse_pos(a, v, &n)) return 2;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_pos(a, v, &threads)) return 2;
-            i++;
-        } else if (a[0] != '-' && nfiles < 64) files[nfiles++] = a;
+        else if (a[0] != '-' && nfiles < 64) files[nfiles++] = a;
         else {
             fprintf(stderr, "caopd bases: unknown option '%s'\n", a);
             usage(stderr);
