@@ -141,20 +141,23 @@ static int parse_int(const char *cmd, const char *opt, const char *s, int lo, in
 
 typedef enum job_state { JOB_PENDING, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_SKIPPED } job_state;
 
-/* A job is a cell or a shared base: a `caopd run --resume DIR` of its own. */
-typedef enum job_kind { JOB_CELL = 0, JOB_BASE = 1 } job_kind;
+/* A job is a cell, a shared base or a shared run: a `caopd run --resume DIR` of its own, except
+ * a cell whose training is shared (alias), which only waits for its shared run. */
+typedef enum job_kind { JOB_CELL = 0, JOB_BASE = 1, JOB_SHARED = 2, JOB_KINDS = 3 } job_kind;
 
 /* Sweeps of at most this many cells print every finished cell's matrices at the end. */
 #define SMALL_SWEEP_CELLS 4
 
 typedef struct job {
     job_kind kind;
-    int cell;              /* the cell, or the base's index */
+    int cell;              /* the cell, or the base's or shared run's index */
     const char *name;      /* borrowed from the sweep */
-    char dir[DIR_CAP];     /* OUT/cells/<name> or OUT/bases/<name> */
+    char dir[DIR_CAP];     /* OUT/cells/<name>, OUT/bases/<name> or OUT/shared/<name> (also an
+                              alias cell's: where its results are) */
+    int alias;             /* a cell whose shared run (dep) evaluates it: no process of its own */
     char *json;            /* the run's spec text (threads set); written to spec.json when fresh */
     int fresh;             /* 1: start over (spec.json written, old run files removed); 0: resume */
-    int base;              /* a cell: the index of its base's job, -1 when it trains its own */
+    int dep;               /* the job this one waits for (a base, or an alias cell's shared run), or -1 */
     int lock;              /* an fd already holding the directory's lock (--cell: the base), or -1 */
     job_state state;
     double t0, dt;
@@ -164,11 +167,12 @@ typedef struct job {
 typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job *jobs; /* the bases first, then the cells */
+    job *jobs; /* the bases first, then the shared runs, then the cells */
     int n_jobs;
     int running, n_workers;
-    int done_now[2], failed[2], skipped[2]; /* per job_kind */
-    double run_s[2]; /* wall seconds of the jobs finished in this call, per job_kind */
+    int done_now[JOB_KINDS], failed[JOB_KINDS], skipped[JOB_KINDS]; /* per job_kind */
+    double run_s[JOB_KINDS]; /* wall seconds of the jobs run in this call, per job_kind (no alias) */
+    int ran_now[JOB_KINDS];  /* jobs that ran a process and finished in this call (no alias) */
     double t_start;
     char exe[4096];
 } pool;
@@ -216,6 +220,16 @@ static const char *signal_name(int sig) {
 
 static const char *const run_files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
 
+/* "cell", "base" or "shared run". */
+static const char *kind_noun(const job *j) {
+    return j->kind == JOB_BASE ? "base" : j->kind == JOB_SHARED ? "shared run" : "cell";
+}
+
+/* What a job is to the jobs waiting for it: "shared base" or "shared run". */
+static const char *dep_noun(const job *j) {
+    return j->kind == JOB_BASE ? "shared base" : "shared run";
+}
+
 /* Runs one cell in a child process; 0 when it finished, else -1 with j->err. Called on a
  * worker thread: no HDF5 here. */
 static int run_cell(pool *p, job *j) {
@@ -234,7 +248,7 @@ static int run_cell(pool *p, job *j) {
     }
     if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
         msg(j->err, sizeof j->err, "another process is running this %s (%s is locked); wait for it to end "
-                 "or stop it, then run the sweep again", j->kind == JOB_BASE ? "base" : "cell", path);
+                 "or stop it, then run the sweep again", kind_noun(j), path);
         close(lock);
         return -1;
     }
@@ -267,7 +281,7 @@ static int run_cell(pool *p, job *j) {
     char ts[64];
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
     int hn = snprintf(head, sizeof head, "==== caopd sweep, %s: %s %d (%s): caopd run --resume %s ====\n", ts,
-                      j->kind == JOB_BASE ? "base" : "cell", j->cell, j->fresh ? "starting" : "continuing", j->dir);
+                      kind_noun(j), j->cell, j->fresh ? "starting" : "continuing", j->dir);
     if (hn > 0 && write(lf, head, (size_t)hn) < 0) { /* the header is a courtesy */
     }
     char *const argv[] = {"caopd", "run", "--resume", j->dir, NULL};
@@ -308,54 +322,65 @@ static int run_cell(pool *p, job *j) {
     return -1;
 }
 
-/* One progress line (mutex held). Counts cover cells and shared bases together; the bases are
- * also counted on their own when there are any. */
+/* One progress line (mutex held). Counts cover cells, shared bases and shared runs together;
+ * the bases and the shared runs are also counted on their own when there are any. */
 static void progress_line(pool *p, const char *what) {
-    int n[2] = {0, 0}, pending[2] = {0, 0}, running[2] = {0, 0};
+    int n[JOB_KINDS] = {0}, pending[JOB_KINDS] = {0}, running[JOB_KINDS] = {0}, busy[JOB_KINDS] = {0};
     for (int i = 0; i < p->n_jobs; i++) {
         const job *j = &p->jobs[i];
         n[j->kind]++;
         pending[j->kind] += j->state == JOB_PENDING;
         running[j->kind] += j->state == JOB_RUNNING;
+        busy[j->kind] += j->state == JOB_PENDING && !j->alias; /* an alias costs nothing */
     }
-    /* ETA: the mean time of each kind finished in this call x (its jobs to go + half the running
+    /* ETA: the mean time of each kind run in this call x (its jobs to go + half the running
      * ones) / workers; '?' while a kind still to run has no finished job to go by */
     double work = 0;
     int unknown = 0;
-    for (int k = 0; k < 2; k++) {
-        const double left = pending[k] + 0.5 * running[k];
+    for (int k = 0; k < JOB_KINDS; k++) {
+        const double left = busy[k] + 0.5 * running[k];
         if (left <= 0) continue;
-        if (p->done_now[k] > 0) work += left * p->run_s[k] / p->done_now[k];
+        if (p->ran_now[k] > 0) work += left * p->run_s[k] / p->ran_now[k];
         else unknown = 1;
     }
-    char eta[32] = "?", el[32], bases[64] = "";
+    char eta[32] = "?", el[32], extra[128] = "";
     if (!unknown) fmt_dur(work / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
     fmt_dur(now_s() - p->t_start, el, sizeof el);
-    if (n[JOB_BASE])
-        snprintf(bases, sizeof bases, " (bases: %d/%d done)", p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE]);
-    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go%s; elapsed %s, ETA %s%s%s\n",
-            p->done_now[0] + p->skipped[0] + p->done_now[1] + p->skipped[1], n[0] + n[1], running[0] + running[1],
-            p->failed[0] + p->failed[1], pending[0] + pending[1], bases, el, eta, what ? " | " : "", what ? what : "");
+    if (n[JOB_BASE] && n[JOB_SHARED])
+        snprintf(extra, sizeof extra, " (bases: %d/%d done, shared runs: %d/%d done)",
+                 p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE],
+                 p->done_now[JOB_SHARED] + p->skipped[JOB_SHARED], n[JOB_SHARED]);
+    else if (n[JOB_BASE])
+        snprintf(extra, sizeof extra, " (bases: %d/%d done)", p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE]);
+    else if (n[JOB_SHARED])
+        snprintf(extra, sizeof extra, " (shared runs: %d/%d done)", p->done_now[JOB_SHARED] + p->skipped[JOB_SHARED],
+                 n[JOB_SHARED]);
+    int done = 0, all = 0, run = 0, failed = 0, to_go = 0;
+    for (int k = 0; k < JOB_KINDS; k++)
+        done += p->done_now[k] + p->skipped[k], all += n[k], run += running[k], failed += p->failed[k], to_go += pending[k];
+    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go%s; elapsed %s, ETA %s%s%s\n", done, all, run,
+            failed, to_go, extra, el, eta, what ? " | " : "", what ? what : "");
     fflush(stderr);
 }
 
 static const char *kind_word(const job *j) {
-    return j->kind == JOB_BASE ? "base " : "";
+    return j->kind == JOB_BASE ? "base " : j->kind == JOB_SHARED ? "shared run " : "";
 }
 
-/* The cells waiting for base job b, which failed, fail too (mutex held). */
+/* The jobs waiting for job b, which failed, fail too, and so on down (mutex held). */
 static void fail_dependents(pool *p, int b) {
-    const job *base = &p->jobs[b];
+    const job *dep = &p->jobs[b];
     for (int i = 0; i < p->n_jobs; i++) {
         job *j = &p->jobs[i];
-        if (j->base != b || j->state != JOB_PENDING) continue;
+        if (j->dep != b || j->state != JOB_PENDING) continue;
         j->state = JOB_FAILED;
         p->failed[j->kind]++;
-        msg(j->err, sizeof j->err, "its shared base %s failed (log %s/%s): %s", base->dir, base->dir, SWEEP_CELL_LOG,
-            base->err);
+        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dep), dep->dir, dep->dir,
+            SWEEP_CELL_LOG, dep->err);
         char what[ERR_CAP + 256];
-        msg(what, sizeof what, "FAILED %s: its shared base %s failed", j->name, base->name);
-        progress_line(p, what);
+        msg(what, sizeof what, "FAILED %s%s: its %s %s failed", kind_word(j), j->name, dep_noun(dep), dep->name);
+        if (!j->alias) progress_line(p, what);
+        fail_dependents(p, i);
     }
 }
 
@@ -364,21 +389,28 @@ static void *worker(void *arg) {
     for (;;) {
         pthread_mutex_lock(&p->mu);
         job *j = NULL;
-        for (;;) { /* the first pending job whose base (if any) is there */
+        for (;;) { /* the first pending job whose dependency (if any) is there */
             int pending = 0;
             for (int i = 0; i < p->n_jobs && !j; i++) {
                 job *c = &p->jobs[i];
                 if (c->state != JOB_PENDING) continue;
                 pending++;
-                const job_state bs = c->base >= 0 ? p->jobs[c->base].state : JOB_DONE;
+                const job_state bs = c->dep >= 0 ? p->jobs[c->dep].state : JOB_DONE;
                 if (bs == JOB_DONE || bs == JOB_SKIPPED) j = c;
             }
             if (j || !pending) break;
-            pthread_cond_wait(&p->cv, &p->mu); /* its base is being trained */
+            pthread_cond_wait(&p->cv, &p->mu); /* its dependency is running */
         }
         if (!j) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
+        }
+        if (j->alias) { /* its shared run has evaluated it: nothing to run */
+            j->state = JOB_DONE;
+            p->done_now[j->kind]++;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            continue;
         }
         j->state = JOB_RUNNING;
         j->t0 = now_s();
@@ -398,6 +430,7 @@ static void *worker(void *arg) {
         if (rc == 0) {
             j->state = JOB_DONE;
             p->done_now[j->kind]++;
+            p->ran_now[j->kind]++;
             p->run_s[j->kind] += j->dt;
             msg(what, sizeof what, "finished %s%s in %s", kind_word(j), j->name, dur);
         } else {
@@ -407,7 +440,7 @@ static void *worker(void *arg) {
                 SWEEP_CELL_LOG);
         }
         progress_line(p, what);
-        if (rc != 0 && j->kind == JOB_BASE) fail_dependents(p, (int)(j - p->jobs));
+        if (rc != 0) fail_dependents(p, (int)(j - p->jobs));
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
@@ -524,13 +557,15 @@ static int claim_out(const sweep *s, const char *out, int force) {
 
 /* The spec text job j's directory should hold when it runs with threads (malloc'd). */
 static int job_json(const sweep *s, const job *j, int threads, char **out) {
-    return j->kind == JOB_BASE ? sweep_base_json(s, j->cell, threads, out) : sweep_cell_json(s, j->cell, threads, out);
+    if (j->kind == JOB_BASE) return sweep_base_json(s, j->cell, threads, out);
+    if (j->kind == JOB_SHARED) return sweep_shared_json(s, j->cell, threads, out);
+    return sweep_cell_json(s, j->cell, threads, out);
 }
 
 /* Works out what job j needs from its directory (HDF5 reads: main thread, before the pool):
  * start (fresh), resume, skip (finished) or fail (another run is there). */
 static void plan_one(const sweep *s, job *j, int force) {
-    const char *what = j->kind == JOB_BASE ? "base" : "cell";
+    const char *what = kind_noun(j);
     j->state = JOB_PENDING;
     if (force) {
         j->fresh = 1;
@@ -564,8 +599,8 @@ static void plan_one(const sweep *s, job *j, int force) {
     }
 }
 
-/* Takes the lock of a base directory for an array task (--cell), waiting while another task
- * trains the base. Returns the fd holding it, or -1 with j->err. */
+/* Takes the lock of a base's or shared run's directory for an array task (--cell), waiting while
+ * another task runs it. Returns the fd holding it, or -1 with j->err. */
 static int wait_base_lock(job *j) {
     char path[FILE_CAP];
     snprintf(path, sizeof path, "%s/%s", j->dir, SWEEP_CELL_LOCK);
@@ -575,8 +610,8 @@ static int wait_base_lock(job *j) {
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
-    fprintf(stderr, "caopd sweep: another process holds the shared base %s (%s is locked); waiting for it to end\n",
-            j->dir, path);
+    fprintf(stderr, "caopd sweep: another process holds the %s %s (%s is locked); waiting for it to end\n",
+            j->kind == JOB_BASE ? "shared base" : "shared run", j->dir, path);
     while (flock(fd, LOCK_EX) != 0) {
         if (errno == EINTR) continue;
         msg(j->err, sizeof j->err, "cannot lock %s: %s", path, strerror(errno));
@@ -586,36 +621,85 @@ static int wait_base_lock(job *j) {
     return fd;
 }
 
-/* Works out what each selected cell needs, then the shared bases their pending cells need; fills
- * *jobs_out (malloc'd: those bases first, then the cells) and *n_out. With --cell (cell_mode)
- * a base is planned under its lock (wait_base_lock), kept in its job until the base has run,
- * and --force does not start a base over (other array tasks may be using it). Returns 0, or -1
- * when out of memory. */
+/* Plans job j (a base or a shared run) in its directory; with --cell (cell_mode) under its lock
+ * (wait_base_lock), kept until the job has run, and --force does not start it over (other array
+ * tasks may be using it). */
+static void plan_dep(const sweep *s, job *j, int force, int cell_mode) {
+    if (cell_mode) {
+        j->lock = wait_base_lock(j);
+        if (j->lock < 0) {
+            j->state = JOB_FAILED;
+            return;
+        }
+    }
+    plan_one(s, j, force && !cell_mode);
+    if (j->state != JOB_PENDING && j->lock >= 0) close(j->lock), j->lock = -1;
+}
+
+/* A job waiting for jobs[d]: fails when that one failed, is done when it was skipped (an alias
+ * cell: its shared run has finished before), else waits for it. */
+static void depend_on(job *jobs, job *j, int d) {
+    const job *dj = &jobs[d];
+    if (dj->state == JOB_FAILED) {
+        j->state = JOB_FAILED;
+        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dj), dj->dir, dj->dir, SWEEP_CELL_LOG,
+            dj->err);
+    } else if (dj->state == JOB_SKIPPED && j->alias) {
+        j->state = JOB_SKIPPED;
+    } else if (dj->state == JOB_PENDING) {
+        j->dep = d;
+    }
+}
+
+/* Works out what each selected cell needs, then the shared runs and the shared bases their pending
+ * cells need; fills *jobs_out (malloc'd: those bases first, then the shared runs, then the cells)
+ * and *n_out. Returns 0, or -1 when out of memory. */
 static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force, int cell_mode,
                      job **jobs_out, int *n_out) {
-    const int nb = sweep_n_bases(s);
-    job *jobs = calloc((size_t)(nb + n), sizeof *jobs);
-    int *slot = malloc(sizeof *slot * (size_t)(nb + 1)); /* base -> its job, -1 when not needed */
-    if (!jobs || !slot) {
-        free(jobs), free(slot);
+    const int nb = sweep_n_bases(s), nr = sweep_n_shared(s);
+    job *jobs = calloc((size_t)(nb + nr + n), sizeof *jobs);
+    int *slot = malloc(sizeof *slot * (size_t)(nb + nr + 1)); /* base or run -> its job, -1 when not needed */
+    int *rslot = slot + nb;
+    job *runs = calloc((size_t)nr + 1, sizeof *runs);
+    if (!jobs || !slot || !runs) {
+        free(jobs), free(slot), free(runs);
         fprintf(stderr, "caopd sweep: out of memory\n");
         return -1;
     }
-    job *cells = jobs + nb; /* planned in place, moved down below */
-    for (int b = 0; b < nb; b++) slot[b] = -1;
+    job *cells = jobs + nb + nr; /* planned in place, moved down below */
+    for (int b = 0; b < nb + nr; b++) slot[b] = -1;
     for (int k = 0; k < n; k++) {
         job *j = &cells[k];
         j->kind = JOB_CELL;
         j->cell = first + k;
         j->name = sweep_cell_name(s, j->cell);
-        j->base = -1, j->lock = -1;
-        snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_CELLS_DIR, j->name);
-        if (sweep_cell_json(s, j->cell, threads, &j->json)) {
-            fprintf(stderr, "caopd sweep: out of memory\n");
-            goto oom;
+        j->dep = -1, j->lock = -1;
+        sweep_cell_run_dir(s, out, j->cell, j->dir, sizeof j->dir);
+        const int r = sweep_cell_shared(s, j->cell);
+        if (r >= 0) { /* its shared run decides */
+            j->alias = 1;
+            j->state = JOB_PENDING;
+            rslot[r] = 0;
+            continue;
         }
+        if (sweep_cell_json(s, j->cell, threads, &j->json)) goto oom;
         plan_one(s, j, force);
         const int b = sweep_cell_base(s, j->cell);
+        if (b >= 0 && j->state == JOB_PENDING) slot[b] = 0;
+    }
+    int m_r = 0;
+    for (int r = 0; r < nr; r++) {
+        if (rslot[r] < 0) continue;
+        rslot[r] = m_r;
+        job *j = &runs[m_r++];
+        j->kind = JOB_SHARED;
+        j->cell = r;
+        j->name = sweep_shared_name(s, r);
+        j->dep = -1, j->lock = -1;
+        snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_SHARED_DIR, j->name);
+        if (sweep_shared_json(s, r, threads, &j->json)) goto oom;
+        plan_dep(s, j, force, cell_mode);
+        const int b = sweep_shared_base(s, r);
         if (b >= 0 && j->state == JOB_PENDING) slot[b] = 0;
     }
     int m = 0;
@@ -626,41 +710,33 @@ static int plan_jobs(const sweep *s, const char *out, int first, int n, int thre
         j->kind = JOB_BASE;
         j->cell = b;
         j->name = sweep_base_name(s, b);
-        j->base = -1, j->lock = -1;
+        j->dep = -1, j->lock = -1;
         snprintf(j->dir, sizeof j->dir, "%s/%s/%s", out, SWEEP_BASES_DIR, j->name);
-        if (sweep_base_json(s, b, threads, &j->json)) {
-            fprintf(stderr, "caopd sweep: out of memory\n");
-            goto oom;
-        }
-        if (cell_mode) {
-            j->lock = wait_base_lock(j);
-            if (j->lock < 0) {
-                j->state = JOB_FAILED;
-                continue;
-            }
-        }
-        plan_one(s, j, force && !cell_mode);
-        if (j->state != JOB_PENDING && j->lock >= 0) close(j->lock), j->lock = -1;
+        if (sweep_base_json(s, b, threads, &j->json)) goto oom;
+        plan_dep(s, j, force, cell_mode);
     }
-    memmove(jobs + m, cells, sizeof *jobs * (size_t)n);
-    for (int k = m; k < m + n; k++) {
+    /* the order the workers take them in: bases, shared runs, cells */
+    memcpy(jobs + m, runs, sizeof *jobs * (size_t)m_r);
+    memmove(jobs + m + m_r, cells, sizeof *jobs * (size_t)n);
+    free(runs), runs = NULL;
+    for (int k = m; k < m + m_r + n; k++) {
         job *j = &jobs[k];
-        const int b = sweep_cell_base(s, j->cell);
-        if (b < 0 || j->state != JOB_PENDING) continue;
-        j->base = slot[b];
-        const job *bj = &jobs[j->base];
-        if (bj->state == JOB_FAILED) {
-            j->state = JOB_FAILED;
-            msg(j->err, sizeof j->err, "its shared base %s failed (log %s/%s): %s", bj->dir, bj->dir, SWEEP_CELL_LOG,
-                bj->err);
+        if (j->state != JOB_PENDING) continue;
+        if (j->alias) {
+            depend_on(jobs, j, m + rslot[sweep_cell_shared(s, j->cell)]);
+            continue;
         }
+        const int b = j->kind == JOB_SHARED ? sweep_shared_base(s, j->cell) : sweep_cell_base(s, j->cell);
+        if (b >= 0) depend_on(jobs, j, slot[b]);
     }
     free(slot);
-    *jobs_out = jobs, *n_out = m + n;
+    *jobs_out = jobs, *n_out = m + m_r + n;
     return 0;
 oom:
-    for (int k = 0; k < nb + n; k++) free(jobs[k].json);
-    free(jobs), free(slot);
+    fprintf(stderr, "caopd sweep: out of memory\n");
+    for (int k = 0; k < nb + nr + n; k++) free(jobs[k].json);
+    for (int k = 0; k <= nr; k++) free(runs[k].json);
+    free(jobs), free(slot), free(runs);
     return -1;
 }
 
@@ -756,32 +832,41 @@ int cli_sweep(int argc, char **argv) {
         sweep_free(s);
         return 1;
     }
-    const int nb = p.n_jobs - n; /* the shared bases this call needs: p.jobs[0..nb) */
-    int to_run[2] = {0, 0}, to_resume[2] = {0, 0};
+    int n_kind[JOB_KINDS] = {0}, to_run[JOB_KINDS] = {0}, to_resume[JOB_KINDS] = {0}, aliases = 0;
     for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
+        n_kind[j->kind]++;
+        aliases += j->alias;
         p.skipped[j->kind] += j->state == JOB_SKIPPED;
         p.failed[j->kind] += j->state == JOB_FAILED;
-        if (j->state == JOB_PENDING) to_run[j->kind]++, to_resume[j->kind] += !j->fresh;
+        if (j->state == JOB_PENDING) to_run[j->kind]++, to_resume[j->kind] += !j->fresh && !j->alias;
     }
-    char bases[256] = "", base_out[FILE_CAP] = "";
+    const int nb = n_kind[JOB_BASE], nr = n_kind[JOB_SHARED]; /* the shared bases and runs this call needs */
+    char bases[256] = "", runs[320] = "", base_out[FILE_CAP] = "", run_out[FILE_CAP] = "";
     if (nb) {
         snprintf(bases, sizeof bases, "; %d shared base%s: %d already finished, %d to run (%d to resume)", nb,
                  nb == 1 ? "" : "s", p.skipped[JOB_BASE], to_run[JOB_BASE], to_resume[JOB_BASE]);
         snprintf(base_out, sizeof base_out, ", each base's: %s/%s/<name>/%s", outdir, SWEEP_BASES_DIR, SWEEP_CELL_LOG);
     }
-    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s, %d worker%s x %d "
-            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s%s\n", sweep_name(s), n, n == 1 ? "" : "s",
-            outdir, p.skipped[JOB_CELL], to_run[JOB_CELL], to_resume[JOB_CELL], bases, jobs_n, jobs_n == 1 ? "" : "s",
-            threads, threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", outdir, SWEEP_CELLS_DIR, SWEEP_CELL_LOG,
-            base_out);
+    if (nr) {
+        snprintf(runs, sizeof runs, "; %d shared run%s (%d cells differ only in eval.ood_severities and read them): "
+                 "%d already finished, %d to run (%d to resume)", nr, nr == 1 ? "" : "s", aliases, p.skipped[JOB_SHARED],
+                 to_run[JOB_SHARED], to_resume[JOB_SHARED]);
+        snprintf(run_out, sizeof run_out, ", each shared run's: %s/%s/<name>/%s", outdir, SWEEP_SHARED_DIR,
+                 SWEEP_CELL_LOG);
+    }
+    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s%s, %d worker%s x %d "
+            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s%s%s\n", sweep_name(s), n, n == 1 ? "" : "s",
+            outdir, p.skipped[JOB_CELL], to_run[JOB_CELL], to_resume[JOB_CELL], bases, runs, jobs_n,
+            jobs_n == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", outdir,
+            SWEEP_CELLS_DIR, SWEEP_CELL_LOG, base_out, run_out);
     for (int k = 0; k < p.n_jobs; k++)
         if (p.jobs[k].state == JOB_FAILED)
             fprintf(stderr, "sweep: FAILED %s%s: %s\n", kind_word(&p.jobs[k]), p.jobs[k].name, p.jobs[k].err);
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     p.t_start = now_s();
-    const int runnable = to_run[JOB_CELL] + to_run[JOB_BASE];
+    const int runnable = to_run[JOB_CELL] + to_run[JOB_BASE] + to_run[JOB_SHARED];
     if (runnable && pool_run(&p, jobs_n < runnable ? jobs_n : runnable)) {
         fprintf(stderr, "caopd sweep: cannot start worker threads\n");
         rc = 1;
@@ -797,12 +882,15 @@ int cli_sweep(int argc, char **argv) {
     if (nb)
         printf("shared bases: %d: %d trained now, %d finished before, %d failed\n", nb, p.done_now[JOB_BASE],
                p.skipped[JOB_BASE], p.failed[JOB_BASE]);
+    if (nr)
+        printf("shared runs: %d: %d run now, %d finished before, %d failed\n", nr, p.done_now[JOB_SHARED],
+               p.skipped[JOB_SHARED], p.failed[JOB_SHARED]);
     for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
         if (j->state == JOB_FAILED)
             printf("  FAILED %s%s: %s\n    log: %s/%s\n", kind_word(j), j->name, j->err, j->dir, SWEEP_CELL_LOG);
     }
-    if (p.failed[JOB_CELL] || p.failed[JOB_BASE]) rc = 1;
+    if (p.failed[JOB_CELL] || p.failed[JOB_BASE] || p.failed[JOB_SHARED]) rc = 1;
     /* A small sweep (the quickstart: one cell per method) ends with each finished cell's
      * matrices, as caopd run does; a larger one points to caopd analyze. */
     if (cell < 0 && n <= SMALL_SWEEP_CELLS) {
@@ -830,8 +918,9 @@ int cli_sweep(int argc, char **argv) {
             free(mi.skipped);
         }
     } else if (!p.failed[JOB_CELL]) {
-        printf("cell %d: %s/%s/%s; gather the cells with caopd merge %s\n", cell, outdir, SWEEP_CELLS_DIR,
-               sweep_cell_name(s, cell), outdir);
+        char cdir[FILE_CAP];
+        sweep_cell_run_dir(s, outdir, cell, cdir, sizeof cdir);
+        printf("cell %d: %s; gather the cells with caopd merge %s\n", cell, cdir, outdir);
     }
     for (int k = 0; k < p.n_jobs; k++) {
         free(p.jobs[k].json);

@@ -68,6 +68,13 @@ struct sweep {
     char **base_names; /* n_bases: "<index of its first cell>_<label>-<value>..." */
     char **base_json;  /* n_bases: the base-only experiment, threads as in the experiment */
     int *cell_base;    /* n_cells: the cell's base, -1 when it trains its own */
+    /* shared training ("share_training", default true) */
+    int share_training;
+    int n_shared;
+    char **shared_names; /* n_shared: named like the bases */
+    char **shared_json;  /* n_shared: the shared run's experiment (the union of the evaluations) */
+    int *shared_base;    /* n_shared: its cells' base, -1 when they train their own */
+    int *cell_shared;    /* n_cells: the cell's shared run, -1 when it runs its own */
     char dir[DIR_CAP]; /* the sweep directory, absolute (sweep_set_dir); "" until set */
 };
 
@@ -629,6 +636,32 @@ static cJSON *base_tree(const sweep *s, int cell, const spec *sp, int *failed) {
     return b;
 }
 
+/* The name of the group of cells j with first[j] == i: i's index zero-padded as in cell names,
+ * then "_<label>-<value>" of every axis whose value all the group's cells share ("000_seed-1").
+ * It depends on the sweep spec only, so re-runs and array tasks agree on it. */
+static void group_name(const sweep *s, const int *first, int i, char *name, size_t len) {
+    int width = 3;
+    for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
+    snprintf(name, len, "%0*d", width > 9 ? 9 : width, i);
+    int idx_i[SWEEP_MAX_AXES], idx_j[SWEEP_MAX_AXES];
+    cell_index(s, i, idx_i);
+    for (int a = 0; a < s->n_axes; a++) {
+        int same = 1;
+        for (int j = i + 1; same && j < s->n_cells; j++) {
+            if (first[j] != i) continue;
+            cell_index(s, j, idx_j);
+            same = idx_j[a] == idx_i[a];
+        }
+        if (!same) continue;
+        char part[SPEC_PATH_CAP + 64] = "_";
+        append_safe(part, sizeof part, s->ax[a].label, 48);
+        strcat(part, "-");
+        append_safe(part, sizeof part, s->ax[a].text[idx_i[a]], NAME_VALUE_CAP);
+        if (strlen(name) + strlen(part) >= NAME_CAP) break; /* the index keeps names unique */
+        strncat(name, part, len - strlen(name) - 1);
+    }
+}
+
 /* With "share_base": cells whose base-only experiments are the same text share one base, named
  * after its first cell: its index, then label-value of every axis whose value all its cells
  * share ("000_seed-1"). A base that only one cell would use is not shared. */
@@ -670,26 +703,7 @@ static int group_bases(jsonv *v, sweep *s) {
         const int b = s->n_bases++;
         s->base_names[b] = s->base_json[b] = NULL;
         char name[NAME_CAP + 64];
-        int width = 3;
-        for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
-        snprintf(name, sizeof name, "%0*d", width > 9 ? 9 : width, i);
-        int idx_i[SWEEP_MAX_AXES], idx_j[SWEEP_MAX_AXES];
-        cell_index(s, i, idx_i);
-        for (int a = 0; a < s->n_axes; a++) {
-            int same = 1;
-            for (int j = i + 1; same && j < s->n_cells; j++) {
-                if (first[j] != i) continue;
-                cell_index(s, j, idx_j);
-                same = idx_j[a] == idx_i[a];
-            }
-            if (!same) continue;
-            char part[SPEC_PATH_CAP + 64] = "_";
-            append_safe(part, sizeof part, s->ax[a].label, 48);
-            strcat(part, "-");
-            append_safe(part, sizeof part, s->ax[a].text[idx_i[a]], NAME_VALUE_CAP);
-            if (strlen(name) + strlen(part) >= NAME_CAP) break; /* the index keeps names unique */
-            strncat(name, part, sizeof name - strlen(name) - 1);
-        }
+        group_name(s, first, i, name, sizeof name);
         s->base_names[b] = xstrdup(name);
         cJSON *t = cJSON_Parse(key[i]);
         if (t && obj_set(t, "name", cJSON_CreateString("base"))) cJSON_Delete(t), t = NULL;
@@ -701,6 +715,92 @@ static int group_bases(jsonv *v, sweep *s) {
     }
     for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
     free(key), free(sp), free(first);
+    return rc ? jsonv_fail(v, "", "out of memory") : 0;
+}
+
+/* ---- shared training ------------------------------------------------------------------------- */
+
+/* t's eval.ood_severities set to the severities in mask (bit s = severity s), ascending; the key
+ * is removed when mask is 0. 0, or -1 when out of memory. */
+static int set_severities(cJSON *t, unsigned mask) {
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(t, "eval");
+    if (!cJSON_IsObject(e)) return 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(e, "ood_severities");
+    if (!mask) return 0;
+    cJSON *arr = cJSON_CreateArray();
+    for (int x = 1; arr && x <= TASK_SEVERITY_MAX; x++) {
+        if (!(mask >> x & 1u)) continue;
+        cJSON *num = cJSON_CreateNumber(x);
+        if (!num || !cJSON_AddItemToArray(arr, num)) cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
+    }
+    return arr ? obj_set(e, "ood_severities", arr) : -1;
+}
+
+/* The OOD severities a cell's experiment evaluates, as a bit mask. */
+static unsigned severity_mask(const spec *sp) {
+    unsigned m = 0;
+    for (int i = 0; i < sp->n_splits; i++)
+        if (sp->splits[i].severity > 0) m |= 1u << sp->splits[i].severity;
+    return m;
+}
+
+/* With "share_training" (the default): cells whose experiments differ only in
+ * eval.ood_severities (the ood_severity axis, or a params path on it) train the same model, so
+ * they share one run that evaluates the union of their severities; each cell reads its own
+ * splits from it. Named like the bases; a group of one cell runs its own (docs/sweep.md). */
+static int group_shared(jsonv *v, sweep *s) {
+    const size_t n = (size_t)s->n_cells;
+    s->cell_shared = malloc(sizeof *s->cell_shared * n);
+    char **key = calloc(n, sizeof *key);
+    int *first = malloc(sizeof *first * n);
+    unsigned *mask = calloc(n, sizeof *mask);
+    spec *sp = malloc(sizeof *sp);
+    int rc = !s->cell_shared || !key || !first || !mask || !sp;
+    for (int i = 0; !rc && i < s->n_cells; i++) {
+        s->cell_shared[i] = -1;
+        first[i] = -1;
+        char why[SPEC_ERR_CAP];
+        if (!s->share_training || spec_parse(s->json[i], sp, why, sizeof why)) continue; /* expand checked it */
+        mask[i] = severity_mask(sp);
+        cJSON *t = cJSON_Parse(s->json[i]);
+        if (!t || set_severities(t, 0) || !(key[i] = cJSON_PrintUnformatted(t))) rc = -1;
+        cJSON_Delete(t);
+        for (int j = 0; !rc && j < i && first[i] < 0; j++)
+            if (first[j] == j && !strcmp(key[i], key[j])) first[i] = j;
+        if (first[i] < 0) first[i] = i;
+    }
+    for (int i = 0; !rc && i < s->n_cells; i++) {
+        if (first[i] != i) continue;
+        int users = 0;
+        unsigned all = 0;
+        for (int j = i; j < s->n_cells; j++)
+            if (first[j] == i) users++, all |= mask[j];
+        if (users < 2) continue;
+        const size_t m = (size_t)s->n_shared + 1;
+        char **nn = realloc(s->shared_names, sizeof *nn * m);
+        if (nn) s->shared_names = nn;
+        char **nj = nn ? realloc(s->shared_json, sizeof *nj * m) : NULL;
+        if (nj) s->shared_json = nj;
+        int *nb = nj ? realloc(s->shared_base, sizeof *nb * m) : NULL;
+        if (nb) s->shared_base = nb;
+        if (!nb) {
+            rc = -1;
+            break;
+        }
+        const int r = s->n_shared++;
+        char name[NAME_CAP + 64];
+        group_name(s, first, i, name, sizeof name);
+        s->shared_names[r] = xstrdup(name);
+        s->shared_base[r] = s->cell_base[i]; /* the same for the group: its base-only part is equal */
+        cJSON *t = cJSON_Parse(s->json[i]);
+        s->shared_json[r] = t && !set_severities(t, all) ? cJSON_Print(t) : NULL;
+        cJSON_Delete(t);
+        if (!s->shared_names[r] || !s->shared_json[r]) rc = -1;
+        for (int j = i; !rc && j < s->n_cells; j++)
+            if (first[j] == i) s->cell_shared[j] = r;
+    }
+    for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
+    free(key), free(first), free(mask), free(sp);
     return rc ? jsonv_fail(v, "", "out of memory") : 0;
 }
 
@@ -731,13 +831,15 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
                            " (run an experiment with caopd run)"))
         goto bad;
     static const char *const top[] = {"format",     "version", "name",       "description", "output",
-                                      "experiment", "axes",    "share_base", NULL};
+                                      "experiment", "axes",    "share_base", "share_training", NULL};
     if (jsonv_check_keys(&v, root, "", "key", top)) goto bad;
     snprintf(s->name, sizeof s->name, "sweep");
     jsonv_get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "description");
     if (j && !cJSON_IsString(j)) jsonv_fail(&v, "description", "expected a string, got %s", jsonv_type_name(j));
     jsonv_get_bool(&v, root, "", "share_base", &s->share_base);
+    s->share_training = 1;
+    jsonv_get_bool(&v, root, "", "share_training", &s->share_training);
     j = cJSON_GetObjectItemCaseSensitive(root, "output");
     if (!v.failed && j) {
         if (!cJSON_IsString(j) || !j->valuestring[0]) jsonv_fail(&v, "output", "expected a non-empty path string, got %s", jsonv_type_name(j));
@@ -798,7 +900,8 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
         free(sp), free(text);
         if (bad_base) goto bad;
     }
-    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s) || group_bases(&v, s))
+    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s) || group_bases(&v, s) ||
+        group_shared(&v, s))
         goto bad;
     *out = s;
     return 0;
@@ -884,6 +987,11 @@ void sweep_free(sweep *s) {
         if (s->base_json) free(s->base_json[b]);
     }
     free(s->base_names), free(s->base_json), free(s->cell_base);
+    for (int r = 0; r < s->n_shared; r++) {
+        if (s->shared_names) free(s->shared_names[r]);
+        if (s->shared_json) free(s->shared_json[r]);
+    }
+    free(s->shared_names), free(s->shared_json), free(s->shared_base), free(s->cell_shared);
     cJSON_Delete(s->exp_own);
     cJSON_Delete(s->root);
     free(s->text), free(s->exp_text);
@@ -969,6 +1077,41 @@ int sweep_base_json(const sweep *s, int base, int threads, char **out) {
     return edited_json(s->base_json[base], threads, NULL, out);
 }
 
+int sweep_share_training(const sweep *s) {
+    return s ? s->share_training : 0;
+}
+int sweep_n_shared(const sweep *s) {
+    return s ? s->n_shared : 0;
+}
+const char *sweep_shared_name(const sweep *s, int r) {
+    return s && r >= 0 && r < s->n_shared ? s->shared_names[r] : NULL;
+}
+int sweep_shared_base(const sweep *s, int r) {
+    return s && r >= 0 && r < s->n_shared ? s->shared_base[r] : -1;
+}
+int sweep_cell_shared(const sweep *s, int cell) {
+    return s && cell >= 0 && cell < s->n_cells && s->cell_shared ? s->cell_shared[cell] : -1;
+}
+
+int sweep_shared_json(const sweep *s, int r, int threads, char **out) {
+    *out = NULL;
+    if (!s || r < 0 || r >= s->n_shared) return -1;
+    const int b = s->shared_base[r];
+    if (b < 0) return edited_json(s->shared_json[r], threads, NULL, out);
+    if (!s->dir[0]) return -1; /* sweep_set_dir first */
+    char ckpt[DIR_CAP + NAME_CAP + 64];
+    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b], RUN_CHECKPOINT_FILE);
+    return edited_json(s->shared_json[r], threads, ckpt, out);
+}
+
+int sweep_cell_run_dir(const sweep *s, const char *out, int cell, char *buf, size_t len) {
+    if (!s || cell < 0 || cell >= s->n_cells) return -1;
+    const int r = sweep_cell_shared(s, cell);
+    int n = r >= 0 ? snprintf(buf, len, "%s/%s/%s", out, SWEEP_SHARED_DIR, s->shared_names[r])
+                   : snprintf(buf, len, "%s/%s/%s", out, SWEEP_CELLS_DIR, s->names[cell]);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 int sweep_set_dir(sweep *s, const char *dir, char *err, size_t errlen) {
     char abs[DIR_CAP * 2];
     if (dir[0] == '/') {
@@ -1042,6 +1185,15 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
     char *text = read_text(p);
     spec *sp = malloc(sizeof *sp);
     char why[SPEC_ERR_CAP];
+    if (text && sweep_cell_shared(sw, cell) >= 0) { /* the shared run's spec with the cell's own evaluation */
+        spec *own = malloc(sizeof *own);
+        cJSON *t = cJSON_Parse(text);
+        char *cell_text = NULL;
+        if (own && t && !spec_parse(sw->json[cell], own, why, sizeof why) && !set_severities(t, severity_mask(own)))
+            cell_text = cJSON_Print(t);
+        cJSON_Delete(t), free(own), free(text);
+        text = cell_text;
+    }
     if (!text || !sp || spec_parse(text, sp, why, sizeof why)) {
         snprintf(err, errlen, "%s: %s", p, !text ? strerror(errno) : !sp ? "out of memory" : why);
         free(text), free(sp);
@@ -1153,22 +1305,27 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
         strbuf_printf(&srcs, "%s%s", d ? "\n" : "", dirs[d]);
         for (int c = 0; !rc && c < sweep_n_cells(sw); c++) {
             char cdir[DIR_CAP];
-            snprintf(cdir, sizeof cdir, "%s/%s/%s", dirs[d], SWEEP_CELLS_DIR, sweep_cell_name(sw, c));
+            char label[2 * DIR_CAP + 32];
+            sweep_cell_run_dir(sw, dirs[d], c, cdir, sizeof cdir);
+            if (sweep_cell_shared(sw, c) >= 0)
+                snprintf(label, sizeof label, "%s/%s/%s (its shared run %s)", dirs[d], SWEEP_CELLS_DIR,
+                         sweep_cell_name(sw, c), cdir);
+            else snprintf(label, sizeof label, "%s", cdir);
             info->n_cells++;
             sweep_cell_status st;
             int done = 0, total = 0;
             char e[1024];
             if (sweep_cell_state(cdir, &st, &done, &total, e, sizeof e)) {
-                strbuf_printf(&skipped, "%s: its results file cannot be read: %s\n", cdir, e);
+                strbuf_printf(&skipped, "%s: its results file cannot be read: %s\n", label, e);
                 continue;
             }
             if (st == SWEEP_CELL_ABSENT) {
-                strbuf_printf(&skipped, "%s: not started\n", cdir);
+                strbuf_printf(&skipped, "%s: not started\n", label);
                 continue;
             }
             if (st == SWEEP_CELL_PARTIAL) {
-                if (total) strbuf_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", cdir, done, total);
-                else strbuf_printf(&skipped, "%s: unfinished (no stage written)\n", cdir);
+                if (total) strbuf_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", label, done, total);
+                else strbuf_printf(&skipped, "%s: unfinished (no stage written)\n", label);
                 continue;
             }
             if (merge_cell(w, k, sw, dirs[d], c, cdir, err, errlen)) rc = -1;

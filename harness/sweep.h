@@ -43,6 +43,9 @@ extern "C" {
 #define SWEEP_BASES_DIR "bases"                /* OUT/bases/<base name>/: one run directory per
                                                   shared base ("share_base"), with run.log and
                                                   cell.lock like a cell */
+#define SWEEP_SHARED_DIR "shared"              /* OUT/shared/<name>/: one run directory per
+                                                  shared training ("share_training"), read by
+                                                  every cell of its group */
 
 /* The summary file's format name and version (root attributes format / format_version). */
 #define SWEEP_SUMMARY_FORMAT CKPT_FORMAT_SWEEP_SUMMARY
@@ -123,6 +126,30 @@ int sweep_cell_base(const sweep *s, int cell);
  * sweep_cell_json. Returns 0, or -1 when out of memory or base is out of range. */
 int sweep_base_json(const sweep *s, int base, int threads, char **out);
 
+/* Shared training ("share_training", default true; docs/sweep.md). Cells whose experiments
+ * differ only in eval.ood_severities train the same model: two or more such cells share one run,
+ * the cell's experiment with eval.ood_severities set to the union of the group's severities, in
+ * OUT/shared/<name>; no process runs for the cells themselves, each reads its own splits from that
+ * run. Runs 0..n-1 in the order of their first cells, named like the bases ("000_method-caopd_
+ * seed-1"); NULL when out of range. sweep_cell_shared: the cell's run, -1 when it runs its own
+ * (always with "share_training": false). sweep_shared_base: the shared base its cells load, -1
+ * when they train their own. */
+int sweep_share_training(const sweep *s);
+int sweep_n_shared(const sweep *s);
+const char *sweep_shared_name(const sweep *s, int r);
+int sweep_shared_base(const sweep *s, int r);
+int sweep_cell_shared(const sweep *s, int cell);
+
+/* The shared run's experiment (malloc'd into *out, caller frees), "threads" and a shared base's
+ * "base" set as in sweep_cell_json. Returns 0, or -1 when out of memory, r is out of range, or the
+ * base needs a directory that is not set. */
+int sweep_shared_json(const sweep *s, int r, int threads, char **out);
+
+/* The run directory whose results hold the cell's evaluations, for the sweep directory out:
+ * "out/cells/<name>", or "out/shared/<name>" for a cell with a shared run. 0, or -1 when the cell
+ * is out of range or the path does not fit len bytes. */
+int sweep_cell_run_dir(const sweep *s, const char *out, int cell, char *buf, size_t len);
+
 /* Sets the sweep directory that the cells' base.checkpoint paths name: dir made absolute against
  * the current directory when relative (symbolic links are not resolved), trailing '/' dropped.
  * Not thread-safe: call before handing s to other threads. Returns 0, or -1 when the path is too
@@ -154,7 +181,7 @@ typedef struct sweep_merge_info {
 } sweep_merge_info;
 
 /* Gathers the finished cells of the sweep directories dirs[0..n_dirs) (each holding
- * sweep.json) into the summary file path (caopd-sweep-summary, written atomically; layout in
+ * sweep.json; a cell with a shared run is read from it: sweep_cell_run_dir) into the summary file path (caopd-sweep-summary, written atomically; layout in
  * docs/sweep.md): per cell its sweep, index, name, axis values, spec, method and seed, and per
  * (split, metric) the (n_stages + 1) x domains matrix of every scalar metric, of both confidence
  * readouts (metrics_field_key names; NaN for the expected one of a format_version 1 cell), read from its

@@ -8,15 +8,21 @@
 #include "run_testutil.h"
 
 /* Writes <g_tmp>/<file>: a caopd-sweep spec named name with the tiny experiment inline and the
- * given axes object (JSON text); the path into path. */
-static inline void write_sweep(const char *file, const char *name, const char *axes, char *path, size_t len) {
+ * given axes object (JSON text); keys: more top-level keys (" \"share_training\": false,"); the
+ * path into path. */
+static inline void write_sweep_keys(const char *file, const char *name, const char *keys, const char *axes, char *path,
+                                    size_t len) {
     snprintf(path, len, "%s/%s", g_tmp, file);
-    size_t cap = strlen(tiny_spec) + strlen(axes) + 256;
+    size_t cap = strlen(tiny_spec) + strlen(keys) + strlen(axes) + 256;
     char *text = malloc(cap);
-    snprintf(text, cap, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"%s\",\n \"experiment\": %s,\n \"axes\": %s}\n",
-             name, tiny_spec, axes);
+    snprintf(text, cap, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"%s\",%s\n \"experiment\": %s,\n \"axes\": %s}\n",
+             name, keys, tiny_spec, axes);
     write_file(path, text, strlen(text));
     free(text);
+}
+
+static inline void write_sweep(const char *file, const char *name, const char *axes, char *path, size_t len) {
+    write_sweep_keys(file, name, "", axes, path, len);
 }
 
 /* <g_tmp>/out.txt and err.txt of the last run_caopd (caller frees). */
