@@ -30,6 +30,7 @@ typedef struct progress {
     int crash_eval;              /* ... at the first evaluation of crash_stage */
     int crash_ckpt;              /* ... right after handing checkpoint (crash_stage, crash_step) over */
     int line_open;
+    int legend_shown; /* the P_acc legend, once per run */
 } progress;
 
 static int usage(void) {
@@ -72,6 +73,11 @@ static void on_event(void *arg, const run_event *ev) {
         end_line(p);
         fprintf(stderr, "stage %d/%d %s (%s): %d steps%s\n", ev->stage, ev->n_stages, ev->stage_name, ev->method,
                 ev->steps, ev->step ? " (continuing)" : "");
+        if (!p->legend_shown && (!strcmp(ev->method, "caopd") || !strcmp(ev->method, "sdft"))) {
+            fprintf(stderr, "  (P_acc: the share of each prompt's K rollouts that are correct, averaged over the "
+                            "batch: the success rate caopd states as its confidence; docs/trainer.md)\n");
+            p->legend_shown = 1;
+        }
         break;
     case RUN_EVENT_STEP: {
         if (p->crash_stage == ev->stage && p->crash_step == ev->step && !p->crash_ckpt) raise(SIGKILL);

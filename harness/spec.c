@@ -174,6 +174,7 @@ static int read_eval(jsonv *v, const cJSON *root, spec *s) {
     if (jsonv_check_keys(v, o, "eval", "key", keys)) return -1;
     get_i(v, o, "eval", "n", 1, 1000000, &s->eval_n);
     get_i(v, o, "eval", "max_new", 1, EVAL_TEXT_CAP - 1, &s->eval.max_new);
+    s->eval_max_new_given = cJSON_GetObjectItemCaseSensitive(o, "max_new") != NULL;
     get_i(v, o, "eval", "batch", 1, 4096, &s->eval.batch);
     if (v->failed) return -1;
     int kinds[3], nk = 0, sevs[TASK_SEVERITY_MAX] = {1, 2, 3}, ns = TASK_SEVERITY_MAX;
@@ -283,36 +284,52 @@ static int longest_completion(task_domain d, task_split split, int severity, uin
 
 /* A completion cut by max_new loses its confidence digits ("0.38" read as "0."), silently: each
  * stage's rollouts must have room for its domain's training answers (the longest of 4096
- * draws) and the evaluation for every question it will ask (the exact evaluation set). */
-static int check_completion_room(jsonv *v, const spec *s) {
-    char ans[TASK_ANSWER_CAP], path[64], split[32];
+ * draws) and the evaluation for every question it will ask (the exact evaluation set). A stage
+ * value inherited from "defaults" is named there, where the user set it. Without "eval.max_new"
+ * the evaluation gets the longest completion it asks for plus SPEC_EVAL_MAX_NEW_SLACK, at least
+ * the old default (docs/spec.md, "eval"). */
+static int check_completion_room(jsonv *v, spec *s) {
+    char ans[TASK_ANSWER_CAP], path[96], split[32];
     for (int i = 0; i < s->n_stages; i++) {
         const spec_stage *st = &s->stages[i];
         if (st->train.method == TRAIN_METHOD_SFT) continue;
         int need = longest_completion(st->domain, TASK_SPLIT_TRAIN, 0, s->seed, 4096, ans, sizeof ans);
-        snprintf(path, sizeof path, "stages[%d].max_new", i);
+        if (st->max_new_source == SPEC_FROM_DEFAULTS) snprintf(path, sizeof path, "defaults.max_new");
+        else snprintf(path, sizeof path, "stages[%d].max_new", i);
         if (need < 0) return jsonv_fail(v, path, "out of memory while drawing %s's examples", task_domain_name(st->domain));
         if (need > st->train.opd.max_new) {
-            return jsonv_fail(v, path, "%d tokens cut %s's completions, whose confidence then reads wrong (answer '%s' "
-                        "needs %d: answer, newline, 'Confidence: X.XX'); set max_new to at least %d",
-                        st->train.opd.max_new, task_domain_name(st->domain), ans, need, need);
+            const char *whose = st->max_new_source == SPEC_FROM_DEFAULTS ? " (inherited by stages[%d])"
+                                : st->max_new_source == SPEC_FROM_DEFAULT ? " (the default, used by stages[%d])" : "";
+            char from[96];
+            snprintf(from, sizeof from, whose, i);
+            return jsonv_fail(v, path, "%d tokens%s cut %s's completions, whose confidence then reads wrong (answer "
+                        "'%s' needs %d: answer, newline, 'Confidence: X.XX'); set %s to at least %d",
+                        st->train.opd.max_new, from, task_domain_name(st->domain), ans, need,
+                        st->max_new_source == SPEC_FROM_STAGE ? path : "defaults.max_new", need);
         }
     }
     task_domain dom[TASK_N_DOMAINS];
     const int nd = spec_eval_domains(s, dom);
     const int n = s->eval_n < 20000 ? s->eval_n : 20000;
+    int longest = 0;
     for (int k = 0; k < s->n_splits; k++)
         for (int j = 0; j < nd; j++) {
             int need = longest_completion(dom[j], s->splits[k].split, s->splits[k].severity,
                                           s->seed ^ SPEC_EVAL_SEED_XOR, n, ans, sizeof ans);
             if (need < 0) return jsonv_fail(v, "eval.max_new", "out of memory while drawing %s's evaluation questions",
                                       task_domain_name(dom[j]));
-            if (need > s->eval.max_new)
+            if (need > longest) longest = need;
+            if (s->eval_max_new_given && need > s->eval.max_new)
                 return jsonv_fail(v, "eval.max_new", "%d tokens cut completions on %s %s, whose confidence then reads "
                             "wrong (answer '%s' needs %d: answer, newline, 'Confidence: X.XX'); set eval.max_new "
                             "to at least %d", s->eval.max_new, task_domain_name(dom[j]),
                             spec_split_name(s->splits[k], split, sizeof split), ans, need, need);
         }
+    if (!s->eval_max_new_given) {
+        int m = longest + SPEC_EVAL_MAX_NEW_SLACK;
+        if (m < s->eval.max_new) m = s->eval.max_new; /* the built-in default */
+        s->eval.max_new = m < EVAL_TEXT_CAP - 1 ? m : EVAL_TEXT_CAP - 1;
+    }
     return 0;
 }
 
@@ -350,6 +367,7 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
     if (d) {
         const char *const *keys = stage_keys + 1; /* no "domain" */
         if (jsonv_check_keys(&v, d, "defaults", "key", keys) || read_stage_params(&v, d, "defaults", &dflt)) goto done;
+        if (cJSON_GetObjectItemCaseSensitive(d, "max_new")) dflt.max_new_source = SPEC_FROM_DEFAULTS;
     }
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(root, "stages");
     if (!stages) {
@@ -392,6 +410,7 @@ int spec_parse(const char *json, spec *out, char *err, size_t errlen) {
         s->stages[i] = dflt;
         s->stages[i].domain = (task_domain)dv;
         if (read_stage_params(&v, c, p, &s->stages[i])) goto done;
+        if (cJSON_GetObjectItemCaseSensitive(c, "max_new")) s->stages[i].max_new_source = SPEC_FROM_STAGE;
         const train_params *t = &s->stages[i].train;
         if (t->opd.max_new >= EVAL_TEXT_CAP && t->method != TRAIN_METHOD_SFT) {
             char pm[80];

@@ -28,13 +28,22 @@ extern "C" {
  * same at every stage. */
 #define SPEC_EVAL_SEED_XOR 0x6576616c75617465ull
 
+/* Without "eval.max_new": the longest completion the evaluation asks for plus this many tokens
+ * (a wrong answer a little longer than the right one keeps its confidence), at least the built-in
+ * default. */
+#define SPEC_EVAL_MAX_NEW_SLACK 4
+
 /* One domain stage: its domain and the trainer parameters after inheritance. */
 typedef struct spec_stage {
     task_domain domain;
     train_params train;  /* train.total_steps = the stage's steps */
     int sync_teacher;    /* teacher <- student when the stage starts (1) */
     int reset_optimizer; /* AdamW moments and step count zeroed when the stage starts (1) */
+    int max_new_source;  /* where train.opd.max_new came from, for messages: SPEC_FROM_* */
 } spec_stage;
+
+/* Where a stage setting came from: the built-in default, "defaults", or the stage itself. */
+enum { SPEC_FROM_DEFAULT = 0, SPEC_FROM_DEFAULTS = 1, SPEC_FROM_STAGE = 2 };
 
 /* One evaluation split: test (severity 0) or an OOD kind with a severity 1..3. */
 typedef struct spec_split {
@@ -59,7 +68,9 @@ typedef struct spec {
     spec_stage stages[SPEC_MAX_STAGES];
     /* evaluation after every stage */
     int eval_n;               /* samples per (domain, split) */
-    eval_params eval;         /* max_new, batch */
+    eval_params eval;         /* max_new, batch; max_new when not given: derived from the
+                                 evaluation questions (docs/spec.md, "eval") */
+    int eval_max_new_given;   /* 1 when "eval.max_new" is in the spec */
     int n_splits;             /* splits[0] is test */
     spec_split splits[SPEC_MAX_SPLITS];
     int snapshot_every;       /* "snapshots.every_steps": checkpoint every N steps (0: stage

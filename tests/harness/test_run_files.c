@@ -195,6 +195,15 @@ int main(void) {
     const char *args[] = {"run", g_spec_path, "--out", g_partial, NULL};
     int st = run_caopd("1:3", args); /* checkpoint (1, 2) on disk */
     CHECK_MSG(killed_by_sigkill(st), "the partial run should have been killed (status %d)", st);
+    { /* progress explains P_acc once, at the first on-policy stage */
+        char p[700];
+        snprintf(p, sizeof p, "%s/err.txt", g_tmp);
+        char *err = slurp(p);
+        const char *legend = "(P_acc: the share of each prompt's K rollouts that are correct";
+        const char *first = strstr(err, legend);
+        CHECK_MSG(first && !strstr(first + 1, legend), "%s", err);
+        free(err);
+    }
     test_bad_checkpoints();
     test_base_checkpoint();
     test_check();

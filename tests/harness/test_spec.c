@@ -70,9 +70,26 @@ static void test_defaults_and_inheritance(void) {
     CHECK_EQ_INT(g_spec.base_data.focus, TASK_DOMAIN_COUNT_CHAR);
     CHECK_NEAR(g_spec.base_data.focus_share, 0.5, 0);
     /* room for the confidence: completions cut by max_new would read "0.38" as "0." */
+    /* named where the user set it: in "defaults", in the stage, or nowhere (the default) */
     expect(HEAD "\"defaults\": {\"max_new\": 8}, " STAGES "}",
-           "stages[0].max_new: 8 tokens cut add's completions, whose confidence then reads wrong (answer '1487' "
-           "needs 21: answer, newline, 'Confidence: X.XX'); set max_new to at least 21");
+           "defaults.max_new: 8 tokens (inherited by stages[0]) cut add's completions, whose confidence then reads "
+           "wrong (answer '1487' needs 21: answer, newline, 'Confidence: X.XX'); set defaults.max_new to at least 21");
+    expect(HEAD "\"defaults\": {\"max_new\": 30}, \"stages\": [{\"domain\": \"count\"}, {\"domain\": \"add\", "
+                "\"max_new\": 9}]}",
+           "stages[1].max_new: 9 tokens cut add's completions, whose confidence then reads wrong (answer '1487' "
+           "needs 21: answer, newline, 'Confidence: X.XX'); set stages[1].max_new to at least 21");
+    expect(HEAD "\"stages\": [{\"domain\": \"count\"}, {\"domain\": \"rev\"}], \"eval\": {\"max_new\": 40}}", NULL);
+    CHECK_EQ_INT(g_spec.stages[1].train.opd.max_new, 24); /* the built-in default fits rev's 23 */
+    CHECK_EQ_INT(g_spec.stages[1].max_new_source, SPEC_FROM_DEFAULT);
+    /* eval.max_new not given: the longest completion asked for + 4, at least 24 */
+    expect(HEAD "\"stages\": [{\"domain\": \"count\"}]}", NULL);
+    CHECK_EQ_INT(g_spec.eval.max_new, 24);
+    expect(HEAD "\"stages\": [{\"domain\": \"rev\"}], \"eval\": {\"ood_kinds\": [\"ood_length\"], "
+                "\"ood_severities\": [3]}}", NULL);
+    CHECK_EQ_INT(g_spec.eval.max_new, 29 + SPEC_EVAL_MAX_NEW_SLACK); /* rev ood_length 3 needs 29 */
+    expect(HEAD "\"stages\": [{\"domain\": \"rev\"}], \"eval\": {\"max_new\": 30, \"ood_kinds\": "
+                "[\"ood_length\"], \"ood_severities\": [3]}}", NULL);
+    CHECK_EQ_INT(g_spec.eval.max_new, 30); /* given: kept */
     expect(HEAD "\"stages\": [{\"domain\": \"count\"}], \"eval\": {\"max_new\": 17}}",
            "eval.max_new: 17 tokens cut completions on count test, whose confidence then reads wrong (answer '2' "
            "needs 18: answer, newline, 'Confidence: X.XX'); set eval.max_new to at least 18");
