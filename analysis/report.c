@@ -4,13 +4,16 @@
 #include "report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -567,6 +570,23 @@ static int load_run(report_set *s, run *r, const char *path) {
     return REPORT_OK;
 }
 
+/* Whether a run with status "running" is still being written: caopd run holds dir/run.lock
+ * (flock) for as long as it lives (harness/run.h RUN_LOCK_FILE; docs/results.md), so a lock
+ * nobody holds means the process is gone. The lock is local to this machine's kernel (and NFS
+ * servers that forward flock). */
+typedef enum liveness { LIVE_RUNNING, LIVE_STOPPED, LIVE_UNKNOWN } liveness;
+
+static liveness run_liveness(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/run.lock", dir && dir[0] ? dir : ".");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return LIVE_UNKNOWN; /* written by a caopd without the lock, or moved here */
+    liveness l = LIVE_RUNNING;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) l = LIVE_STOPPED;
+    close(fd);
+    return l;
+}
+
 static void rebuild_notes(report_set *s) {
     s->notes.n = 0;
     if (s->notes.p) s->notes.p[0] = '\0';
@@ -576,11 +596,21 @@ static void rebuild_notes(report_set *s) {
             int last = -1;
             for (int i = 0; i <= r->T; i++)
                 if (r->st[i].present) last = i;
+            char state[1200];
+            const liveness l = strcmp(r->status, "running") ? LIVE_UNKNOWN : run_liveness(r->dir);
+            if (strcmp(r->status, "running")) snprintf(state, sizeof state, "%s", r->status);
+            else if (l == LIVE_RUNNING) snprintf(state, sizeof state, "still going (a process holds its run.lock)");
+            else if (l == LIVE_STOPPED)
+                snprintf(state, sizeof state, "stopped before finishing (status running, but no process holds its "
+                         "run.lock: it was killed or crashed; continue it with caopd run --resume %s)", r->dir);
+            else
+                snprintf(state, sizeof state, "not finished (status running; it has no run.lock, so whether a "
+                         "process still writes it is unknown; if none does, continue it with caopd run --resume %s)",
+                         r->dir);
             strbuf_printf(&s->notes,
                       "run %s is %s: %d of %d stages written (0..%d so far); the missing rows are n/a, and the CL "
                       "metrics that read them are n/a until the run finishes\n",
-                      r->label, !strcmp(r->status, "running") ? "still going (status running)" : r->status,
-                      r->n_present, r->T + 1, last);
+                      r->label, state, r->n_present, r->T + 1, last);
         }
         if (!r->cl_ok) {
             char buf[600];

@@ -8,11 +8,14 @@
  * silent unless they fail.
  * For crash tests only: CAOPD_CRASH_AT=S:K kills the process (SIGKILL) after step K of stage
  * S, S:eval at stage S's first evaluation, S:ckptK right after checkpoint (S, K) is queued. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -31,7 +34,25 @@ typedef struct progress {
     int crash_ckpt;              /* ... right after handing checkpoint (crash_stage, crash_step) over */
     int line_open;
     int legend_shown; /* the P_acc legend, once per run */
+    const char *dir;  /* the run directory */
+    int lock;         /* fd holding dir/run.lock (RUN_LOCK_FILE), -1 until the run starts */
 } progress;
+
+/* Takes dir/run.lock for the life of the process, so that caopd analyze can tell a run that is
+ * still going from one that was killed (docs/results.md). The lock is advisory: a run whose lock
+ * another process holds goes on, with a warning. */
+static void lock_run_dir(progress *p) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", p->dir, RUN_LOCK_FILE);
+    p->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (p->lock < 0) {
+        fprintf(stderr, "caopd run: warning: cannot open %s (%s); caopd analyze will not tell whether this run is "
+                        "still going\n", path, strerror(errno));
+    } else if (flock(p->lock, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "caopd run: warning: another process holds %s: is another caopd run writing %s?\n", path,
+                p->dir);
+    }
+}
 
 static int usage(void) {
     fprintf(stderr, "usage: caopd run SPEC.json [--out DIR] [--force] [--check]\n"
@@ -67,6 +88,7 @@ static void on_event(void *arg, const run_event *ev) {
     }
     switch (ev->kind) {
     case RUN_EVENT_START:
+        if (p->lock < 0 && p->dir) lock_run_dir(p);
         fprintf(stderr, "caopd run: %s at stage %d, step %d\n", ev->resumed ? "resuming" : "starting", ev->stage, ev->step);
         break;
     case RUN_EVENT_STAGE:
@@ -131,7 +153,7 @@ int cli_run(int argc, char **argv) {
         } else spec_path = a;
     }
     if (!!resume == !!spec_path || (resume && (out || force || check))) return usage();
-    progress p = {.tty = isatty(2), .log_every = 10, .crash_stage = -1, .crash_step = -1};
+    progress p = {.tty = isatty(2), .log_every = 10, .crash_stage = -1, .crash_step = -1, .lock = -1};
     const char *crash = getenv("CAOPD_CRASH_AT");
     if (crash) {
         char what[16] = "";
@@ -225,6 +247,7 @@ int cli_run(int argc, char **argv) {
         free(text);
         return 1;
     }
+    p.dir = dir;
     run_opts o = {.force = force, .on_event = on_event, .arg = &p, .dist = dist};
     run_summary sum;
     int rc = resume ? run_resume(resume, o, &sum, err, sizeof err) : run_start(text, dir, o, &sum, err, sizeof err);

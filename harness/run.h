@@ -21,6 +21,8 @@ extern "C" {
 #define RUN_RESULTS_FILE "results.h5"      /* caopd-results */
 #define RUN_CHECKPOINT_FILE "checkpoint.h5" /* caopd-checkpoint: the last one */
 #define RUN_LOG_FILE "log.jsonl"           /* one JSON object per line */
+#define RUN_LOCK_FILE "run.lock"           /* flock(2)ed by the caopd run writing the directory,
+                                              for as long as it lives (docs/results.md) */
 
 typedef enum run_event_kind {
     RUN_EVENT_START = 0,  /* the run begins (resumed says whether from a checkpoint) */

@@ -7,6 +7,9 @@
  * Both confidence readouts everywhere; a format_version 1 file (greedy only) still loads and
  * says that it has no expected readout. */
 #include <cairo.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #ifdef PLOT_TEST_FCFINI
 #include <fontconfig/fontconfig.h>
@@ -287,8 +290,29 @@ static void test_partial(void) {
     report_set *s = NULL;
     report_set_new(&s);
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
-    CHECK_MSG(strstr(report_notes(s), "run live is still going (status running): 2 of 3 stages written"), "%s",
+    CHECK_MSG(strstr(report_notes(s), "run live is not finished (status running; it has no run.lock"), "%s",
               report_notes(s));
+    { /* with run.lock: held by a process (here, this one through another open file) or by nobody */
+        char lp[700];
+        snprintf(lp, sizeof lp, "%s/run.lock", dir);
+        int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+        report_set *h = NULL;
+        report_set_new(&h);
+        CHECK_MSG(report_add_run(h, dir) == REPORT_OK, "%s", report_errmsg(h));
+        CHECK_MSG(strstr(report_notes(h), "run live is still going (a process holds its run.lock): 2 of 3 stages"),
+                  "%s", report_notes(h));
+        report_set_free(h);
+        close(fd); /* the process is gone */
+        report_set_new(&h);
+        CHECK_MSG(report_add_run(h, dir) == REPORT_OK, "%s", report_errmsg(h));
+        char want[900];
+        snprintf(want, sizeof want, "run live is stopped before finishing (status running, but no process holds its "
+                 "run.lock: it was killed or crashed; continue it with caopd run --resume %s): 2 of 3", dir);
+        CHECK_MSG(strstr(report_notes(h), want), "%s", report_notes(h));
+        report_set_free(h);
+        unlink(lp);
+    }
     metrics_run m;
     CHECK(report_get(s, 0, 1, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_OK && m.accuracy == 1.0);
     CHECK(report_get(s, 0, 2, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_ERR_ARG);

@@ -1,6 +1,9 @@
 /* test_run_files: `caopd run --resume` and base.checkpoint with a truncated, corrupt, foreign,
  * too-new, empty-layout or mismatched HDF5 file: each ends with exit status 1 (never a
  * signal) and a message that names the file and says what is wrong. */
+#include <fcntl.h>
+#include <sys/file.h>
+
 #include "run_testutil.h"
 
 static char g_spec_path[600], g_partial[600];
@@ -203,6 +206,11 @@ int main(void) {
         const char *first = strstr(err, legend);
         CHECK_MSG(first && !strstr(first + 1, legend), "%s", err);
         free(err);
+        /* the killed run left its run.lock, which nobody holds now (caopd analyze: "stopped") */
+        snprintf(p, sizeof p, "%s/run.lock", g_partial);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        CHECK_MSG(fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) == 0, "%s should exist and be free", p);
+        if (fd >= 0) close(fd);
     }
     test_bad_checkpoints();
     test_base_checkpoint();
