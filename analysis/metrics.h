@@ -227,6 +227,28 @@ typedef struct metrics_cl {
 /* All four at once; NaN fields as documented above. */
 metrics_cl metrics_cl_compute(const double *R, size_t T);
 
+/* Which way a metric is better, for its CL summaries (docs/metrics.md "Calibration
+ * retention"). */
+typedef enum metrics_direction {
+    METRICS_DIRECTION_HIGHER = 0, /* accuracy, SPR, AUROC (mean_conf: read verbatim too) */
+    METRICS_DIRECTION_LOWER,      /* ECE, MCE, Brier, equal-mass ECE, format-failure rate */
+    METRICS_DIRECTION_SIGNED,     /* OCG: best at 0, its sign says over- or underconfident */
+} metrics_direction;
+
+/* The direction of field f; METRICS_DIRECTION_HIGHER for unknown fields. */
+metrics_direction metrics_field_direction(metrics_field f);
+
+/* The CL summaries of field f's matrix R read by its direction, so that forgetting > 0 always
+ * means quality lost:
+ * - higher is better: metrics_cl_compute(R, T);
+ * - lower is better: ACC, BWT, FWT of R verbatim (BWT > 0 = the metric grew, calibration
+ *   lost), forgetting of -R = mean_j (R[T][j] - min_{l=1..T-1} R[l][j]);
+ * - signed (OCG): all four on |R|, the distance from calibration, as lower is better:
+ *   ACC = mean_j |R[T][j]|, BWT and FWT of |R|, forgetting of -|R|. A shrinking
+ *   overconfidence (|OCG| falls) is not counted as lost.
+ * No allocation; NaN cells as for metrics_cl_compute. */
+metrics_cl metrics_cl_compute_field(const double *R, size_t T, metrics_field f);
+
 /* OOD gap = in-distribution value - OOD value (positive = the metric drops out of
  * distribution; for lower-is-better metrics a negative gap means worse OOD). */
 double metrics_ood_gap(double in_dist, double ood);

@@ -1189,6 +1189,167 @@ plot_status plot_severity_curves(const plot_figure *fig, const plot_series *seri
     return line_figure(fig, &p, 1, NULL, 0, 450);
 }
 
+/* ---- retention grid -------------------------------------------------------------------- */
+
+#define GRID_MAX_COLS 8
+#define GRID_COL_GAP 18.0
+
+/* The frame of a panel and its y tick marks, without labels (inner grid columns). */
+static void draw_frame(canvas *cv, const rect *r, const axis *ay) {
+    cairo_rectangle(cv->cr, r->x, r->y, r->w, r->h);
+    set_rgb(cv->cr, ink);
+    cairo_set_line_width(cv->cr, 0.9);
+    cairo_stroke(cv->cr);
+    for (int i = 0; i < ay->n; i++) {
+        double y = map_y(r, ay, ay->tick[i]);
+        stroke_line(cv, r->x - TICK_LEN, y, r->x, y, ink, 0.9);
+    }
+}
+
+plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols,
+                                size_t n_cols, size_t n_rows) {
+    const char *path = fig ? fig->path : NULL;
+    if (!fig) return fail(PLOT_ERR_ARG, NULL, "no figure given (fig is NULL)");
+    if (!cols || n_cols == 0 || n_cols > GRID_MAX_COLS)
+        return fail(PLOT_ERR_ARG, path, "need 1..%d columns (got %zu%s)", GRID_MAX_COLS, n_cols,
+                    cols ? "" : ", cols is NULL");
+    if (n_rows == 0 || n_rows > MAX_PANELS)
+        return fail(PLOT_ERR_ARG, path, "need 1..%d rows (got %zu)", MAX_PANELS, n_rows);
+    for (size_t c = 0; c < n_cols; c++) {
+        if (cols[c].n_stages == 0 || cols[c].n_stages > MAX_TICKS)
+            return fail(PLOT_ERR_ARG, path, "column %zu has n_stages = %zu; need 1..%d stages", c,
+                        cols[c].n_stages, MAX_TICKS);
+        if (!cols[c].panels) return fail(PLOT_ERR_ARG, path, "column %zu has no panels (NULL)", c);
+        for (size_t r = 0; r < n_rows; r++) {
+            plot_status st = check_series(path, cols[c].panels[r].series,
+                                          cols[c].panels[r].n_series, cols[c].n_stages, 0);
+            if (st) return st;
+        }
+    }
+    canvas cv;
+    plot_status st =
+        canvas_open(&cv, fig, 300 + 170 * (double)n_cols, 80 + 140 * (double)n_rows);
+    if (st) return st;
+
+    /* one y axis per row */
+    axis ay[MAX_PANELS];
+    double ytw = 0;
+    int any_ylabel = 0;
+    for (size_t r = 0; r < n_rows; r++) {
+        const plot_panel *p0 = &cols[0].panels[r];
+        if (fixed_range(p0->ymin, p0->ymax))
+            axis_fixed(&ay[r], p0->ymin, p0->ymax, 4);
+        else {
+            double mn = NAN, mx = NAN;
+            for (size_t c = 0; c < n_cols; c++)
+                series_range(cols[c].panels[r].series, cols[c].panels[r].n_series, 0, &mn, &mx);
+            axis_auto(&ay[r], mn, mx, 4);
+            axis_breathe(&ay[r], mn, mx);
+        }
+        double w = max_tick_w(&cv, &ay[r]);
+        if (w > ytw) ytw = w;
+        any_ylabel |= has_text(p0->ylabel ? p0->ylabel : fig->ylabel);
+    }
+
+    /* one categorical x axis per column */
+    xaxis xa[GRID_MAX_COLS];
+    int any_ctitle = 0;
+    for (size_t c = 0; c < n_cols; c++) {
+        memset(&xa[c], 0, sizeof xa[c]);
+        xa[c].cats = cols[c].stage_names;
+        xa[c].ncat = cols[c].n_stages;
+        double pad = xa[c].ncat > 1 ? 0.3 : 0.5;
+        xa[c].a.lo = -pad;
+        xa[c].a.hi = (double)(xa[c].ncat - 1) + pad;
+        for (size_t i = 0; i < xa[c].ncat; i++)
+            xa[c].a.tick[xa[c].a.n++] = (double)i;
+        any_ctitle |= has_text(cols[c].title);
+    }
+
+    /* legend: the distinct series of every panel */
+    if (n_cols * n_rows > ((size_t)-1) / sizeof(plot_panel)) {
+        canvas_abort(&cv);
+        return fail(PLOT_ERR_NOMEM, path, "too many panels");
+    }
+    plot_panel *all = PLOT_REALLOC(NULL, n_cols * n_rows * sizeof *all);
+    legend lg;
+    int bad = !all;
+    if (all) {
+        for (size_t c = 0; c < n_cols; c++)
+            for (size_t r = 0; r < n_rows; r++)
+                all[c * n_rows + r] = cols[c].panels[r];
+        bad = legend_build(&lg, all, n_cols * n_rows);
+        free(all);
+    }
+    if (bad) {
+        canvas_abort(&cv);
+        return fail(PLOT_ERR_NOMEM, path, "out of memory for the legend");
+    }
+    lg.note = has_text(fig->band_note) ? fig->band_note : default_band_note;
+
+    /* margins */
+    double lab_h = text_h(&cv, FS_LABEL);
+    double ctitle_h = any_ctitle ? text_h(&cv, FS_LABEL) + GAP : 0;
+    double top = PAD + title_h(&cv, fig->title) + ctitle_h + 4;
+    legend_measure(&cv, &lg, 0.25 * cv.w - (LEG_SAMPLE + 6 + 16), cv.h - top - PAD);
+    double left = PAD + (any_ylabel ? lab_h + GAP : 0) + ytw + GAP + TICK_LEN;
+    double right = lg.w > 0 ? lg.w + 2 * PAD : PAD;
+    double cw = 0, xl_h = 0;
+    for (int pass = 0; pass < 2; pass++) { /* slanting first, then the room it takes */
+        cw = (cv.w - left - right - GRID_COL_GAP * (double)(n_cols - 1)) / (double)n_cols;
+        xl_h = 0;
+        for (size_t c = 0; c < n_cols; c++) {
+            xaxis_layout(&cv, &xa[c], cw);
+            if (xaxis_label_h(&cv, &xa[c]) > xl_h) xl_h = xaxis_label_h(&cv, &xa[c]);
+        }
+        if (PAD + xaxis_left_overhang(&cv, &xa[0]) > left)
+            left = PAD + xaxis_left_overhang(&cv, &xa[0]);
+    }
+    double bottom = PAD + (has_text(fig->xlabel) ? lab_h + GAP : 0) + xl_h + TICK_LEN + GAP;
+    double ph = (cv.h - top - bottom - PANEL_GAP * (double)(n_rows - 1)) / (double)n_rows;
+    if (cw < 50 || ph < 30) {
+        canvas_abort(&cv);
+        free(lg.e);
+        return fail(PLOT_ERR_ARG, path,
+                    "figure %g x %g points is too small for a %zu x %zu grid, its labels and "
+                    "legend (panels %.0f x %.0f); enlarge fig.width/height or shorten the labels",
+                    cv.w, cv.h, n_rows, n_cols, cw, ph);
+    }
+
+    /* draw */
+    draw_title(&cv, fig->title);
+    for (size_t c = 0; c < n_cols; c++) {
+        const double x0 = left + (double)c * (cw + GRID_COL_GAP);
+        if (has_text(cols[c].title)) {
+            char buf[256];
+            const char *s = fit_text(&cv, cols[c].title, cw, FS_LABEL, 1, buf, sizeof buf);
+            draw_text(&cv, s, x0 + cw / 2, top - ctitle_h - 2, FS_LABEL, 1, 0.5, VA_TOP, 0, ink);
+        }
+        for (size_t r = 0; r < n_rows; r++) {
+            rect rc = {x0, top + (double)r * (ph + PANEL_GAP), cw, ph};
+            const plot_panel *p = &cols[c].panels[r];
+            draw_ygrid(&cv, &rc, &ay[r]);
+            draw_xticks(&cv, &rc, &xa[c], r + 1 == n_rows, 1);
+            draw_series(&cv, &rc, &xa[c].a, &ay[r], p->series, p->n_series);
+            if (c == 0) {
+                const char *yl = p->ylabel ? p->ylabel : fig->ylabel;
+                draw_yaxis(&cv, &rc, &ay[r], yl, PAD);
+            } else {
+                draw_frame(&cv, &rc, &ay[r]);
+            }
+        }
+    }
+    if (has_text(fig->xlabel)) {
+        char buf[256];
+        double gw = (double)n_cols * cw + GRID_COL_GAP * (double)(n_cols - 1);
+        const char *s = fit_text(&cv, fig->xlabel, gw, FS_LABEL, 0, buf, sizeof buf);
+        draw_text(&cv, s, left + gw / 2, cv.h - PAD, FS_LABEL, 0, 0.5, VA_BOTTOM, 0, ink);
+    }
+    legend_draw(&cv, &lg, cv.w - right + PAD, top);
+    free(lg.e);
+    return canvas_close(&cv);
+}
+
 /* ---- reliability diagram --------------------------------------------------------------- */
 
 static const rgb bar_fill = {0.000, 0.447, 0.698}; /* palette blue */

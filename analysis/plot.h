@@ -1,5 +1,5 @@
-/* plot: the figures of `caopd analyze` (retention curves, reliability diagrams, stage x domain
- * heatmaps, OOD-severity curves), drawn with cairo into PNG, SVG or PDF files.
+/* plot: the figures of `caopd analyze` (retention curves and grids, reliability diagrams,
+ * stage x domain heatmaps, OOD-severity curves), drawn with cairo into PNG, SVG or PDF files.
  * Inputs are plain in-memory structs (nothing here reads HDF5). Conventions: docs/metrics.md. */
 #ifndef CAOPD_PLOT_H
 #define CAOPD_PLOT_H
@@ -121,6 +121,27 @@ typedef struct plot_panel {
  * PLOT_ERR_NOMEM, PLOT_ERR_CAIRO. */
 plot_status plot_retention_curves(const plot_figure *fig, const char *const *stage_names,
                                   size_t n_stages, const plot_panel *panels, size_t n_panels);
+
+/* One column of a retention grid: one domain's stages, and one panel per grid row. */
+typedef struct plot_grid_column {
+    const char *title;              /* drawn above the column (e.g. the domain); NULL = none */
+    const char *const *stage_names; /* n_stages x tick labels; NULL = "0", "1", ... */
+    size_t n_stages;                /* 1..32; series with x == NULL need n <= n_stages */
+    const plot_panel *panels;       /* n_rows panels, top to bottom (borrowed) */
+} plot_grid_column;
+
+/* A compact grid of retention panels: n_rows rows (e.g. metrics) by n_cols columns (e.g.
+ * domains), each column with its own categorical x axis (its stages), each row one y axis:
+ * the range of column 0's panel when its ymin < ymax, else the data of the whole row, and its
+ * label (column 0's ylabel, else fig->ylabel) on the left. Tick labels are drawn on the left
+ * column and the bottom row only; one legend on the right lists every distinct (name, colour,
+ * dashed) series of all panels, with the band note when any has a band. fig->xlabel goes
+ * under the whole grid. Default size (150 + 170 * n_cols + 150) x (80 + 140 * n_rows) points.
+ * Errors: PLOT_ERR_ARG (NULL fig/path/cols/panels, n_cols not in 1..8, n_rows not in 1..4, a
+ * column with n_stages not in 1..32, bad series, too small), PLOT_ERR_IO, PLOT_ERR_NOMEM,
+ * PLOT_ERR_CAIRO. */
+plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols,
+                                size_t n_cols, size_t n_rows);
 
 /* Reliability diagram of one (stage, domain): for each of the METRICS_NBINS equal-width bins
  * a bar of its accuracy over [edge_b, edge_b+1), the gap to its mean confidence shaded, the

@@ -728,27 +728,18 @@ static const char *rm_key(rmetric m, char *buf, size_t cap) {
 #define RM_ECE_G ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_GREEDY})
 #define RM_ECE_E ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED})
 
-static int lower_is_better(metrics_field f) {
-    return f == METRICS_FIELD_ECE || f == METRICS_FIELD_MCE || f == METRICS_FIELD_BRIER ||
-           f == METRICS_FIELD_ECE_EQUAL_MASS || f == METRICS_FIELD_FORMAT_FAIL_RATE;
-}
-
-/* CL summaries of run r on split sp (cl_ok required). */
+/* CL summaries of run r on split sp (cl_ok required), read by the metric's direction
+ * (metrics_cl_compute_field: lower-is-better forgetting on -R, OCG on |OCG|). */
 static metrics_cl run_cl(const run *r, int sp, rmetric m) {
-    const metrics_field f = m.f;
     const size_t T = (size_t)r->T;
-    double *R = malloc((T + 1) * T * sizeof *R), *neg = malloc((T + 1) * T * sizeof *neg);
+    double *R = malloc((T + 1) * T * sizeof *R);
     metrics_cl out = {NAN, NAN, NAN, NAN};
-    if (R && neg) {
+    if (R) {
         for (size_t i = 0; i <= T; i++)
-            for (size_t j = 1; j <= T; j++) {
-                R[metrics_cl_index(T, i, j)] = cell_value(r, (int)i, (int)j - 1, sp, m);
-                neg[metrics_cl_index(T, i, j)] = -R[metrics_cl_index(T, i, j)];
-            }
-        out = metrics_cl_compute(R, T);
-        if (lower_is_better(f)) out.forgetting = metrics_cl_forgetting(neg, T);
+            for (size_t j = 1; j <= T; j++) R[metrics_cl_index(T, i, j)] = cell_value(r, (int)i, (int)j - 1, sp, m);
+        out = metrics_cl_compute_field(R, T, m.f);
     }
-    free(R), free(neg);
+    free(R);
     return out;
 }
 
@@ -979,7 +970,8 @@ static void write_tables(strbuf *b, const report_set *s, int md) {
     cl_table(b, s, &acc, 1, "continual learning: ACC / BWT / FWT / forgetting of accuracy (test split)", md);
     cl_table(b, s, k_retention, N_RETENTION,
              "calibration retention: the same on ECE, Brier, SPR, OCG of each readout (test split; ECE/Brier: BWT > 0 = "
-             "calibration lost, forgetting on -R, > 0 = lost)",
+             "calibration lost, forgetting on -R, > 0 = lost; OCG: all four on |OCG|, the distance from calibration, "
+             "read like ECE)",
              md);
     if (md) strbuf_printf(b, "\n## Out of distribution\n");
     ood_table(b, s, md);

@@ -91,9 +91,10 @@ int report_get(const report_set *s, size_t run, int stage, const char *domain, c
  * (version 1: greedy only), -1 for an out-of-range run. */
 int report_run_has_expected(const report_set *s, size_t run);
 
-/* The CL summaries of metric f under a readout over the (T+1) x T matrix of one split. Lower-is-better
- * metrics (ECE, MCE, Brier) have their forgetting computed on -R (> 0 = calibration lost);
- * the other fields follow metrics.h verbatim. Stages not written yet are NaN rows, so the
+/* The CL summaries of metric f under a readout over the (T+1) x T matrix of one split, read by
+ * the metric's direction (metrics_cl_compute_field): lower-is-better metrics (ECE, MCE, Brier)
+ * have their forgetting computed on -R (> 0 = calibration lost), OCG all four on |OCG| (the
+ * distance from calibration, read like ECE); the others follow metrics.h verbatim. Stages not written yet are NaN rows, so the
  * summaries that read them are NaN. When the stages do not line up with the domains (a domain
  * repeated, T != number of domains) *out is all NaN and returns REPORT_ERR_ARG with the
  * reason in report_errmsg. */

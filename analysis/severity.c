@@ -1,6 +1,7 @@
 /* severity.c: reading a caopd-sweep-summary file (ckpt_ reader), grouping its cells' last-stage
  * metrics by series, OOD kind, severity and domain, the mean and spread over seeds, and the
- * outputs (table, severity.csv, severity.md, figures). Conventions: docs/sweep.md. */
+ * outputs (table, severity.csv, severity.md, figures); each cell's whole test-split matrices are
+ * kept for retention.c. Conventions: docs/sweep.md. */
 #include "severity.h"
 
 #include <errno.h>
@@ -46,6 +47,14 @@ typedef struct strs {
     int n;
 } strs;
 
+/* A cell as severity_get_cell shows it, with the storage its pointers point into. */
+typedef struct cellrec {
+    severity_cell pub;
+    char *name, *results;
+    strs stage_names, domains; /* stage_names.n = T + 1, or 0 when unknown */
+    double *test[SEVERITY_N_METRICS];
+} cellrec;
+
 struct severity_table {
     strs series, series_method, kinds, doms; /* doms.v[0] = "mean" */
     obs *o;
@@ -54,6 +63,7 @@ struct severity_table {
     size_t n_rows;
     int n_cells;
     int n_greedy_only; /* cells without the expected readout */
+    cellrec *cells;    /* n_cells, summary order */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -115,6 +125,31 @@ static int list_count(const char *list) {
     int n = 1;
     for (const char *p = list; *p; p++) n += *p == ',';
     return n;
+}
+
+/* Every comma-separated field of list appended to l (which may hold duplicates); -1 when out
+ * of memory. */
+static int split_into(strs *l, const char *list) {
+    const int n = list_count(list);
+    char **nv = realloc(l->v, (size_t)(l->n + n + 1) * sizeof *nv);
+    if (!nv) return -1;
+    l->v = nv;
+    for (int i = 0; i < n; i++) {
+        const char *p = list;
+        for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
+        const size_t len = strcspn(p, ",");
+        char *x = malloc(len + 1);
+        if (!x) return -1;
+        memcpy(x, p, len), x[len] = '\0';
+        l->v[l->n++] = x;
+    }
+    return 0;
+}
+
+static void cellrec_free(cellrec *c) {
+    free(c->name), free(c->results);
+    strs_free(&c->stage_names), strs_free(&c->domains);
+    for (int m = 0; m < SEVERITY_N_METRICS; m++) free(c->test[m]);
 }
 
 static int add_obs(severity_table *t, obs o) {
@@ -184,10 +219,16 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
 
 /* Reads one cell group g of the summary; its series is the method and the varying axes. */
 static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const char *g, const strs *vary,
-                     int version, char *err, size_t errlen) {
-    char *method = NULL, *axes = NULL, *splits = NULL, *domains = NULL;
+                     int version, cellrec *cr, char *err, size_t errlen) {
+    char *method = NULL, *axes = NULL, *splits = NULL, *domains = NULL, *stage_names = NULL;
     int64_t seed = 0, results_version = 1;
     int rc = SEVERITY_OK;
+    /* What the sequence analysis (retention.h) reads besides: the cell's name, results file and
+     * stage names (absent from hand-made or old summaries: "", "" and unknown). */
+    if (ckpt_reader_attr_str(rd, g, "name", &cr->name)) cr->name = xstrdup(g);
+    if (ckpt_reader_attr_str(rd, g, "results", &cr->results)) cr->results = xstrdup("");
+    if (ckpt_reader_attr_str(rd, g, "stage_names", &stage_names)) stage_names = NULL;
+    if (!cr->name || !cr->results) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     /* A version 2 summary names the format_version of each cell's results (1: no expected
      * readout, its expected matrices are NaN); a version 1 summary has no expected matrices. */
     if (version >= 2) ckpt_reader_attr_i64(rd, g, "results_format_version", &results_version);
@@ -229,6 +270,11 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     const int nd = list_count(domains), ns = list_count(splits);
     int *dom = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dom);
     if (!rc && !dom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!rc && (split_into(&cr->domains, domains) || (stage_names && split_into(&cr->stage_names, stage_names))))
+        rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    cr->pub.series = series;
+    cr->pub.seed = seed;
+    cr->pub.n_stages = -1;
     for (int j = 0; !rc && j < nd; j++) {
         char name[64];
         list_item(domains, j, name, sizeof name);
@@ -247,6 +293,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         }
         int k = -1;
         if (sev > 0 && (k = intern(&t->kinds, kind)) < 0) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        const int is_test = sev == 0 && !strcmp(kind, "test");
         free(kind);
         double last[SEVERITY_N_METRICS][64];
         for (int m = 0; !rc && m < SEVERITY_N_METRICS; m++) {
@@ -277,6 +324,26 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
             else if (ckpt_reader_read(rd, dp, CKPT_DTYPE_F64, buf, in.nelems))
                 rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
             for (int j = 0; !rc && j < nd; j++) last[m][j] = buf[(size_t)(in.dims[0] - 1) * (size_t)nd + (size_t)j];
+            if (!rc && is_test) { /* the whole test-split matrix, for the sequence analysis */
+                if (cr->pub.n_stages >= 0 && cr->pub.n_stages != (int)in.dims[0] - 1) {
+                    rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s has %d rows, other metrics of the split %d; "
+                                 "the summary is damaged", path, dp, (int)in.dims[0], cr->pub.n_stages + 1);
+                    break;
+                }
+                cr->pub.n_stages = (int)in.dims[0] - 1;
+                free(cr->test[m]);
+                cr->test[m] = buf, buf = NULL;
+            }
+        }
+        /* version 1: the expected matrices of the test split are NaN */
+        for (int m = 0; !rc && is_test && m < SEVERITY_N_METRICS; m++) {
+            if (cr->test[m] || cr->pub.n_stages < 0) continue;
+            const size_t cnt = (size_t)(cr->pub.n_stages + 1) * (size_t)nd;
+            if (!(cr->test[m] = malloc((cnt ? cnt : 1) * sizeof(double)))) {
+                rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t q = 0; q < cnt; q++) cr->test[m][q] = NAN;
         }
         for (int j = -1; !rc && j < nd; j++) {
             obs o = {.series = series, .kind = sev > 0 ? k : -1, .sev = (int)sev, .dom = j < 0 ? 0 : dom[j], .seed = seed};
@@ -293,7 +360,17 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         }
     }
     free(buf), free(dom);
-    free(method), free(axes), free(splits), free(domains);
+    free(method), free(axes), free(splits), free(domains), free(stage_names);
+    if (!rc) {
+        if (cr->pub.n_stages < 0) cr->pub.n_stages = -1; /* no test split */
+        if (cr->stage_names.n != cr->pub.n_stages + 1) strs_free(&cr->stage_names); /* unknown */
+        cr->pub.name = cr->name;
+        cr->pub.results = cr->results;
+        cr->pub.stage_names = cr->stage_names.n ? (const char *const *)cr->stage_names.v : NULL;
+        cr->pub.n_domains = cr->domains.n;
+        cr->pub.domains = (const char *const *)cr->domains.v;
+        for (int m = 0; m < SEVERITY_N_METRICS; m++) cr->pub.test[m] = cr->pub.n_stages >= 0 ? cr->test[m] : NULL;
+    }
     return rc;
 }
 
@@ -389,11 +466,13 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
                      path, ckpt_reader_errmsg(rd));
     strs vary = {0};
     if (!rc) rc = varying_axes(rd, &cells, &vary, err, errlen, path);
+    if (!rc && cells.n && !(t->cells = calloc(cells.n, sizeof *t->cells)))
+        rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < cells.n; i++) {
         char g[300];
         snprintf(g, sizeof g, "cells/%s", cells.v[i].name);
-        rc = load_cell(t, rd, path, g, &vary, ckpt_reader_format_version(rd), err, errlen);
-        if (!rc) t->n_cells++;
+        rc = load_cell(t, rd, path, g, &vary, ckpt_reader_format_version(rd), &t->cells[i], err, errlen);
+        t->n_cells++; /* its storage is freed with the table either way */
     }
     strs_free(&vary);
     ckpt_list_free(&cells);
@@ -413,6 +492,8 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
 void severity_free(severity_table *t) {
     if (!t) return;
     strs_free(&t->series), strs_free(&t->series_method), strs_free(&t->kinds), strs_free(&t->doms);
+    for (int i = 0; i < t->n_cells; i++) cellrec_free(&t->cells[i]);
+    free(t->cells);
     free(t->o), free(t->rows);
     free(t);
 }
@@ -435,6 +516,26 @@ int severity_n_greedy_only(const severity_table *t) {
 
 int severity_n_series(const severity_table *t) {
     return t ? t->series.n : 0;
+}
+
+const char *severity_series_name(const severity_table *t, int s) {
+    return t && s >= 0 && s < t->series.n ? t->series.v[s] : NULL;
+}
+
+const char *severity_series_method(const severity_table *t, int s) {
+    return t && s >= 0 && s < t->series_method.n ? t->series_method.v[s] : NULL;
+}
+
+const severity_cell *severity_get_cell(const severity_table *t, int i) {
+    return t && i >= 0 && i < t->n_cells ? &t->cells[i].pub : NULL;
+}
+
+int severity_n_kinds(const severity_table *t) {
+    return t ? t->kinds.n : 0;
+}
+
+const char *severity_kind(const severity_table *t, int k) {
+    return t && k >= 0 && k < t->kinds.n ? t->kinds.v[k] : NULL;
 }
 
 /* ---- tables --------------------------------------------------------------------------------- */

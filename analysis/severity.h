@@ -4,7 +4,8 @@
  * kind and severity (0 = the in-distribution test split), the mean and spread over seeds of
  * accuracy and of ECE, OCG, Brier, SPR and AUROC under both confidence readouts (greedy and
  * expected, docs/metrics.md); writes them as a table, severity.csv, severity.md and
- * plot_severity_curves figures. Conventions: docs/sweep.md ("Analysis"). */
+ * plot_severity_curves figures. Keeps every cell's test-split matrices for the analysis along
+ * the stages (retention.h). Conventions: docs/sweep.md ("Analysis"). */
 #ifndef CAOPD_SEVERITY_H
 #define CAOPD_SEVERITY_H
 
@@ -72,6 +73,39 @@ int severity_n_cells(const severity_table *t);
 /* Cells without the expected readout (a version 1 summary, or cells of version 1 results). */
 int severity_n_greedy_only(const severity_table *t);
 int severity_n_series(const severity_table *t);
+
+/* The name of series s (0 .. severity_n_series - 1), e.g. "caopd defaults.lr=0.001", and its
+ * method ("caopd"); NULL when out of range. Owned by the table. */
+const char *severity_series_name(const severity_table *t, int s);
+const char *severity_series_method(const severity_table *t, int s);
+
+/* The OOD kinds of the table's curves ("ood_length", ...; "test" when the sweep evaluates no OOD
+ * split), k = 0 .. severity_n_kinds - 1: the <kind> of the severity_<kind>_<metric> figures. */
+int severity_n_kinds(const severity_table *t);
+const char *severity_kind(const severity_table *t, int k);
+
+/* One cell of the summary with its whole test-split matrices, for the analysis of the stage
+ * sequence (retention.h). Everything is owned by the table. */
+typedef struct severity_cell {
+    const char *name;    /* the cell's name ("003_method-caopd_seed-2_sev-1"), or its group */
+    const char *results; /* the results file caopd merge read ("" when the summary lacks it) */
+    int series;          /* its series, 0 .. severity_n_series - 1 */
+    long long seed;
+    int n_stages;        /* T: the matrices have T + 1 rows; -1 when the cell has no test split */
+    const char *const *stage_names; /* T + 1 names ("base", then each stage's domain); NULL when
+                                       the summary does not give them */
+    int n_domains;
+    const char *const *domains;     /* n_domains: the matrices' columns */
+    const double *test[SEVERITY_N_METRICS]; /* (T + 1) x n_domains row-major: row i = the model
+                                               after stage i (0 = base), of the metric
+                                               severity_metric_names[m] on the test split; NaN
+                                               where undefined (a cell without the expected
+                                               readout: every expected matrix); NULL when
+                                               n_stages is -1 */
+} severity_cell;
+
+/* Cell i (0 .. severity_n_cells - 1, summary order); NULL when out of range. */
+const severity_cell *severity_get_cell(const severity_table *t, int i);
 
 /* The domain-mean rows as a table: "mean [min, max]" of each metric, then a note when some
  * cells have no expected readout. markdown: 0 plain text, 1 Markdown. *out is malloc'd (caller frees). Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_NOMEM. */

@@ -1,9 +1,11 @@
 /* cli_analyze.c: `caopd analyze RUN [RUN...] [--out DIR] [--no-figures]`: loads each run's
  * results file (report.h), prints the tables on stdout, writes the outputs into DIR (default
  * RUN/analysis for one run) and says where they are on stderr. Given a sweep directory or a
- * sweep summary file instead, it analyses metrics against OOD severity (severity.h), merging
- * a sweep directory's finished cells into DIR/summary.h5 first (sweep.h). Exit status: 0 done,
- * 1 a run could not be analysed or an output not written (the message names the file), 2 usage. */
+ * sweep summary file instead, it analyses metrics against OOD severity (severity.h) and the
+ * stage sequence per series (retention.h: curves, CL tables, pooled reliability, report.md),
+ * merging a sweep directory's finished cells into DIR/summary.h5 first (sweep.h). Exit status:
+ * 0 done, 1 a run could not be analysed or an output not written (the message names the
+ * file), 2 usage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "ckpt.h"
 #include "cli_analyze.h"
 #include "report.h"
+#include "retention.h"
 #include "severity.h"
 #include "sweep.h"
 
@@ -21,10 +24,11 @@ static int usage(void) {
                     "  RUN           a run directory (its results.h5 is read) or a results.h5 file; a run still\n"
                     "                going shows the stages written so far; several runs go side by side\n"
                     "  SWEEP_DIR     a sweep directory of caopd sweep: its finished cells are merged into\n"
-                    "                SWEEP_DIR/summary.h5, then analysed against OOD severity per method\n"
+                    "                SWEEP_DIR/summary.h5, then analysed against OOD severity and along\n"
+                    "                the stage sequence (retention, CL tables, reliability) per series\n"
                     "  SUMMARY.h5    a summary file of caopd merge, analysed the same way\n"
-                    "  --out DIR     where the CSVs, summary.json, figures and report.md (severity.csv,\n"
-                    "                severity.md and figures for a sweep) go\n"
+                    "  --out DIR     where the CSVs, summary.json, figures and report.md (for a sweep:\n"
+                    "                report.md, severity.*, retention.csv, cl.csv, reliability.csv, figures) go\n"
                     "                [RUN/analysis or SWEEP_DIR/analysis; required with several runs]\n"
                     "  --no-figures  skip the PNG/SVG figures\n"
                     "Outputs and columns: docs/analysis.md, docs/sweep.md.\n");
@@ -48,7 +52,17 @@ static int is_summary(const char *path) {
     return yes;
 }
 
-/* `caopd analyze SWEEP_DIR|SUMMARY.h5`: metrics against OOD severity. */
+/* Prints each line of notes on stderr as a warning. */
+static void warn_lines(const char *notes) {
+    while (notes && *notes) {
+        const char *e = strchr(notes, '\n');
+        const int len = e ? (int)(e - notes) : (int)strlen(notes);
+        fprintf(stderr, "caopd analyze: warning: %.*s\n", len, notes);
+        notes += len + (e ? 1 : 0);
+    }
+}
+
+/* `caopd analyze SWEEP_DIR|SUMMARY.h5`: metrics against OOD severity, then along the stages. */
 static int analyze_sweep(const char *path, int sweep_dir, const char *out, int figures) {
     char summary[4200], dir[4200];
     char err[SWEEP_ERR_CAP];
@@ -89,11 +103,35 @@ static int analyze_sweep(const char *path, int sweep_dir, const char *out, int f
         if (severity_write(t, dir, figures, err, sizeof err)) {
             fprintf(stderr, "caopd analyze: %s\n", err);
             rc = 1;
-        } else {
-            fprintf(stderr, "caopd analyze: wrote %s/severity.md, severity.csv%s\n", dir, figures ? " and the figures" : "");
         }
     }
     free(text);
+    text = NULL;
+    retention_analysis *ra = NULL;
+    if (!rc && retention_build(t, summary, 1, &ra, err, sizeof err)) {
+        fprintf(stderr, "caopd analyze: %s\n", err);
+        rc = 1;
+    }
+    if (!rc) {
+        warn_lines(retention_notes(ra));
+        if (retention_summary(ra, 0, &text)) {
+            fprintf(stderr, "caopd analyze: out of memory\n");
+            rc = 1;
+        } else {
+            printf("\nAlong the stages (test split; mean over seeds; tables, curves and reliability in report.md):\n%s",
+                   text);
+            fflush(stdout);
+        }
+    }
+    if (!rc && retention_write(ra, dir, figures, err, sizeof err)) {
+        fprintf(stderr, "caopd analyze: %s\n", err);
+        rc = 1;
+    }
+    if (!rc)
+        fprintf(stderr, "caopd analyze: wrote %s/report.md, severity.md, severity.csv, retention.csv, cl.csv, "
+                        "reliability.csv%s\n", dir, figures ? " and the figures" : "");
+    free(text);
+    retention_free(ra);
     severity_free(t);
     return rc;
 }

@@ -1,4 +1,5 @@
-/* Continual-learning metrics (ACC, BWT, FWT, forgetting) on a hand-computed T = 3 matrix,
+/* Continual-learning metrics (ACC, BWT, FWT, forgetting) on a hand-computed T = 3 matrix, read
+ * verbatim and by the metric's direction (forgetting on -R, OCG on |OCG|),
  * the T = 1 and T = 0 conventions, NaN propagation, and the OOD gap. */
 #include "check.h"
 #include "metrics.h"
@@ -101,7 +102,61 @@ static void test_ood_gap(void) {
     CHECK(isnan(metrics_ood_gap(0.8, NAN)));
 }
 
+/* metrics_cl_compute_field reads a matrix by its metric's direction: higher-is-better
+ * verbatim, lower-is-better with forgetting on -R, OCG on |OCG| with forgetting on -|OCG|. */
+static void test_by_direction(void) {
+    CHECK_EQ_INT(metrics_field_direction(METRICS_FIELD_ACCURACY), METRICS_DIRECTION_HIGHER);
+    CHECK_EQ_INT(metrics_field_direction(METRICS_FIELD_SPR), METRICS_DIRECTION_HIGHER);
+    CHECK_EQ_INT(metrics_field_direction(METRICS_FIELD_ECE), METRICS_DIRECTION_LOWER);
+    CHECK_EQ_INT(metrics_field_direction(METRICS_FIELD_BRIER), METRICS_DIRECTION_LOWER);
+    CHECK_EQ_INT(metrics_field_direction(METRICS_FIELD_OCG), METRICS_DIRECTION_SIGNED);
+    const double R[] = {
+        0.99, 0.20, 0.30, /* the matrix of test_t3 */
+        0.80, 0.25, 0.35, /* */
+        0.85, 0.90, 0.40, /* */
+        0.50, 0.95, 0.60, /* */
+    };
+    metrics_cl a = metrics_cl_compute_field(R, 3, METRICS_FIELD_ACCURACY), v = metrics_cl_compute(R, 3);
+    CHECK(a.acc == v.acc && a.bwt == v.bwt && a.fwt == v.fwt && a.forgetting == v.forgetting);
+    metrics_cl e = metrics_cl_compute_field(R, 3, METRICS_FIELD_ECE);
+    CHECK(e.acc == v.acc && e.bwt == v.bwt && e.fwt == v.fwt);
+    CHECK_NEAR(e.forgetting, 0.2, TOL); /* on -R, as in test_t3 */
+    /* A signed OCG matrix and its |OCG|:
+     *            d1     d2     d3             |d1|  |d2|  |d3|
+     * stage 0  0.30  -0.20   0.10            0.30  0.20  0.10
+     * stage 1 -0.40   0.25  -0.05            0.40  0.25  0.05
+     * stage 2  0.10  -0.30   0.20            0.10  0.30  0.20
+     * stage 3 -0.05   0.45  -0.15            0.05  0.45  0.15
+     * ACC = (0.05 + 0.45 + 0.15) / 3 = 0.65 / 3
+     * BWT = ((0.05 - 0.40) + (0.45 - 0.30)) / 2 = -0.10 (closer to calibration)
+     * FWT = ((0.25 - 0.20) + (0.20 - 0.10)) / 2 = 0.075
+     * forgetting on -|OCG| = mean_j (|R3j| - min_l |Rlj|) = ((0.05 - 0.10) + (0.45 - 0.25)) / 2 = 0.075
+     * Verbatim they would be 0.25 / 3, 0.55, 0.075 and -0.025: the signs would cancel. */
+    const double O[] = {0.30, -0.20, 0.10, -0.40, 0.25, -0.05, 0.10, -0.30, 0.20, -0.05, 0.45, -0.15};
+    metrics_cl o = metrics_cl_compute_field(O, 3, METRICS_FIELD_OCG);
+    CHECK_NEAR(o.acc, 0.65 / 3, TOL);
+    CHECK_NEAR(o.bwt, -0.10, 1e-15);
+    CHECK_NEAR(o.fwt, 0.075, 1e-15);
+    CHECK_NEAR(o.forgetting, 0.075, 1e-15);
+    metrics_cl ov = metrics_cl_compute(O, 3);
+    CHECK_NEAR(ov.bwt, 0.55, 1e-15);
+    CHECK_NEAR(ov.forgetting, -0.025, 1e-15);
+    /* NaN and T < 2 as for the verbatim formulas */
+    double On[12];
+    for (int i = 0; i < 12; i++) On[i] = O[i];
+    On[metrics_cl_index(3, 2, 1)] = NAN;
+    o = metrics_cl_compute_field(On, 3, METRICS_FIELD_OCG);
+    CHECK(isnan(o.forgetting));
+    CHECK_NEAR(o.bwt, -0.10, 1e-15);
+    o = metrics_cl_compute_field(O, 1, METRICS_FIELD_OCG); /* R[1][1] = -0.20 read as T = 1 */
+    CHECK_NEAR(o.acc, 0.20, TOL);
+    CHECK(isnan(o.bwt) && isnan(o.fwt) && isnan(o.forgetting));
+    o = metrics_cl_compute_field(NULL, 3, METRICS_FIELD_OCG);
+    CHECK(isnan(o.acc) && isnan(o.forgetting));
+}
+
 int main(void) {
+    test_by_direction();
     test_t3();
     test_t2();
     test_degenerate();

@@ -1,4 +1,5 @@
-/* Figures (analysis/plot.h): each plot function writes PNG, SVG and PDF into a temporary
+/* Figures (analysis/plot.h): each plot function (retention curves and grid, reliability,
+ * heatmap, severity) writes PNG, SVG and PDF into a temporary
  * folder; checks PNG signature and pixel size, SVG texts (title, axes, legend, cell values),
  * error messages that name the path, and that NaN points leave a gap instead of garbage. */
 #include "check.h"
@@ -417,6 +418,91 @@ static void test_severity(void) {
     CHECK_EQ_INT(plot_severity_curves(&fig, NULL, 2), PLOT_ERR_ARG);
 }
 
+/* A grid of retention panels: rows share a y axis (column 0's fixed range, or the data of the
+ * whole row), columns have their own stages and titles; one legend; bad shapes are refused. */
+static void test_grid(void) {
+    static const char *st_a[3] = {"1 add", "2 rev", "3 count"}, *st_b[2] = {"2 rev", "3 count"};
+    const double a_acc[3] = {0.9, 0.7, 0.6}, a_lo[3] = {0.85, 0.6, 0.5}, a_hi[3] = {0.95, 0.8, 0.7};
+    const double b_acc[2] = {0.8, 0.75}, ocg_a[3] = {0.1, -0.2, 0.5}, ocg_b[2] = {3.0, 0.2};
+    const double ece_a[3] = {0.1, 0.2, 0.3}, ece_b[2] = {0.05, 0.1};
+    plot_series sa[3] = {{.name = "caopd", .y = a_acc, .lo = a_lo, .hi = a_hi, .n = 3, .color = 1},
+                         {.name = "caopd", .y = ece_a, .n = 3, .color = 1},
+                         {.name = "caopd", .y = ocg_a, .n = 3, .color = 1}};
+    plot_series sb[6] = {{.name = "caopd", .y = b_acc, .n = 2, .color = 1},
+                         {.name = "sdft", .y = b_acc, .n = 2, .color = 2},
+                         {.name = "caopd", .y = ece_b, .n = 2, .color = 1},
+                         {.name = "sdft", .y = ece_b, .n = 2, .color = 2},
+                         {.name = "caopd", .y = ocg_b, .n = 2, .color = 1},
+                         {.name = "sdft", .y = ocg_b, .n = 2, .color = 2}};
+    plot_panel pa[3] = {{"accuracy", 0, 1, &sa[0], 1}, {"ECE (expected)", 0, 0.5, &sa[1], 1},
+                        {"OCG (expected)", NAN, NAN, &sa[2], 1}};
+    plot_panel pb[3] = {{NULL, NAN, NAN, &sb[0], 2}, {NULL, NAN, NAN, &sb[2], 2}, {NULL, NAN, NAN, &sb[4], 2}};
+    plot_grid_column cols[2] = {{"add", st_a, 3, pa}, {"rev", st_b, 2, pb}};
+    plot_figure fig = plot_figure_default();
+    fig.title = "Retention grid";
+    fig.xlabel = "after stage";
+    fig.band_note = "bands: min-max over seeds";
+    fig.width = 640, fig.height = 420, fig.png_scale = 1.25;
+    fig.path = out("grid.png");
+    CHECK_MSG(plot_retention_grid(&fig, cols, 2, 3) == PLOT_OK, "%s", plot_errmsg());
+    check_png(fig.path, 800, 525);
+    fig.path = out("grid.svg");
+    CHECK_MSG(plot_retention_grid(&fig, cols, 2, 3) == PLOT_OK, "%s", plot_errmsg());
+    const char *want[] = {"<title>Retention grid</title>", "accuracy", "ECE (expected)", "OCG (expected)", "after stage",
+                          "1 add", "3 count", "bands: min-max over seeds", NULL};
+    check_svg(fig.path, want);
+    char *d = svg_desc(fig.path);
+    CHECK(d != NULL);
+    if (d) {
+        /* column titles, each legend entry once, y labels on the left column only */
+        CHECK(strstr(d, "\nadd\n") && strstr(d, "\nrev\n"));
+        int n = 0;
+        for (const char *p = d; (p = strstr(p, "\nsdft\n")) != NULL; p++) n++;
+        CHECK_EQ_INT(n, 1);
+        n = 0;
+        for (const char *p = d; (p = strstr(p, "OCG (expected)")) != NULL; p++) n++;
+        CHECK_EQ_INT(n, 1);
+        /* the ECE row keeps column 0's fixed range 0..0.5; the OCG row spans both columns' data
+         * (3.0 in column 1 only) */
+        CHECK(strstr(d, "\n0.5\n") != NULL);
+        CHECK_MSG(strstr(d, "\n3\n") != NULL || strstr(d, "\n3.0\n") != NULL, "%s", d);
+        CHECK(strstr(d, "nan") == NULL);
+        free(d);
+    }
+    fig.path = out("grid.pdf");
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 2, 3), PLOT_OK);
+    check_pdf(fig.path);
+    /* one column of one stage */
+    plot_grid_column one = {"count", st_a + 2, 1, pa};
+    const double y1[1] = {0.4};
+    plot_series s1 = {.name = "caopd", .y = y1, .n = 1};
+    plot_panel p1 = {"accuracy", 0, 1, &s1, 1};
+    one.panels = &p1;
+    fig.path = out("grid_one.png");
+    CHECK_MSG(plot_retention_grid(&fig, &one, 1, 1) == PLOT_OK, "%s", plot_errmsg());
+    /* bad shapes */
+    fig.path = out("grid_bad.png");
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 0, 3), PLOT_ERR_ARG);
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 9, 3), PLOT_ERR_ARG);
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 2, 0), PLOT_ERR_ARG);
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 2, 5), PLOT_ERR_ARG);
+    CHECK_EQ_INT(plot_retention_grid(&fig, NULL, 2, 3), PLOT_ERR_ARG);
+    CHECK_EQ_INT(plot_retention_grid(NULL, cols, 2, 3), PLOT_ERR_ARG);
+    plot_grid_column bad = cols[1];
+    bad.n_stages = 1; /* its series have 2 points */
+    CHECK_EQ_INT(plot_retention_grid(&fig, &bad, 1, 3), PLOT_ERR_ARG);
+    CHECK(strstr(plot_errmsg(), "only 1 stages") != NULL);
+    bad.n_stages = 0;
+    CHECK_EQ_INT(plot_retention_grid(&fig, &bad, 1, 3), PLOT_ERR_ARG);
+    bad = cols[1];
+    bad.panels = NULL;
+    CHECK_EQ_INT(plot_retention_grid(&fig, &bad, 1, 3), PLOT_ERR_ARG);
+    fig.width = 200, fig.height = 150; /* too small for 2 x 3 panels */
+    CHECK_EQ_INT(plot_retention_grid(&fig, cols, 2, 3), PLOT_ERR_ARG);
+    CHECK(strstr(plot_errmsg(), "too small") != NULL);
+    CHECK(!exists(fig.path));
+}
+
 /* Unwritable and unknown paths fail with the path in the message and leave no file. */
 static void test_errors(void) {
     const char *file = out("a_file.txt");
@@ -643,6 +729,7 @@ int main(void) {
     test_reliability();
     test_heatmap();
     test_severity();
+    test_grid();
     test_errors();
     test_svg_escaping();
     test_long_text();

@@ -74,6 +74,20 @@ static plot_status draw_severity(const char *path) {
     return plot_severity_curves(&fig, &s, 1);
 }
 
+static plot_status draw_grid(const char *path) {
+    plot_series s[2] = {{.name = "m", .y = acc_y, .lo = acc_lo, .hi = acc_hi, .n = 3},
+                        {.name = "n", .y = acc_y, .n = 2, .color = 2}};
+    plot_panel p[2] = {{"accuracy", 0, 1, &s[0], 1}, {"ECE", NAN, NAN, &s[1], 1}};
+    plot_grid_column c[2] = {{"d1", stages, 3, p}, {"d2", stages + 1, 2, p + 1}};
+    plot_panel q[2] = {p[1], p[0]};
+    c[1].panels = q;
+    q[1].series = &s[1];
+    plot_figure fig = plot_figure_default();
+    fig.path = path;
+    fig.title = "t";
+    return plot_retention_grid(&fig, c, 2, 2);
+}
+
 static void walk(const char *name, draw_fn fn, const char *ext) {
     char path[400];
     snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
@@ -106,6 +120,7 @@ int main(void) {
         walk("reliability", draw_reliability, exts[e]);
         walk("heatmap", draw_heatmap, exts[e]);
         walk("severity", draw_severity, exts[e]);
+        walk("grid", draw_grid, exts[e]);
     }
     tmpdir_finish(dir);
     /* cairo and fontconfig keep fonts in process-wide caches; free them so that

@@ -144,6 +144,21 @@ static void test_finished(void) {
     CHECK_NEAR(cl.bwt, -0.15, TOL);
     CHECK_NEAR(cl.fwt, -0.1, TOL);
     CHECK_NEAR(cl.forgetting, -0.15, TOL);
+    /* OCG on |OCG| (the distance from calibration, read like ECE): greedy mean confidence 0.625,
+     * OCG = 0.625 - K/4 = [[.375, .625], [-.375, .375], [.125, -.125]], |OCG| = [[.375, .625],
+     * [.375, .375], [.125, .125]]: ACC .125, BWT .125 - .375 = -.25, FWT .375 - .625 = -.25,
+     * forgetting on -|OCG|: -.375 - (-.125) = -.25. Verbatim, ACC would be 0 and BWT .5. */
+    CHECK(report_cl(s, 0, "test", METRICS_FIELD_OCG, METRICS_READOUT_GREEDY, &cl) == REPORT_OK);
+    CHECK_NEAR(cl.acc, 0.125, TOL);
+    CHECK_NEAR(cl.bwt, -0.25, TOL);
+    CHECK_NEAR(cl.fwt, -0.25, TOL);
+    CHECK_NEAR(cl.forgetting, -0.25, TOL);
+    /* expected: mean confidence 0.5, |OCG| = [[.25, .5], [.5, .25], [0, .25]] */
+    CHECK(report_cl(s, 0, "test", METRICS_FIELD_OCG, METRICS_READOUT_EXPECTED, &cl) == REPORT_OK);
+    CHECK_NEAR(cl.acc, 0.125, TOL);
+    CHECK_NEAR(cl.bwt, -0.5, TOL);
+    CHECK_NEAR(cl.fwt, -0.25, TOL);
+    CHECK_NEAR(cl.forgetting, -0.5, TOL);
 
     /* The printed tables. */
     char *text = NULL;
@@ -155,7 +170,9 @@ static void test_finished(void) {
     CHECK_MSG(text && strstr(text, "ECE, greedy readout, run caopd_a") && strstr(text, "ECE, expected readout, run caopd_a"),
               "%s", text);
     CHECK_MSG(text && strstr(text, "2 rev   0.350  0.400"), "%s", text); /* expected ECE after stage 2 */
-    CHECK_MSG(text && strstr(text, "caopd_a  ece_expected     0.375  -0.150  -0.100      -0.150"), "%s", text);
+    CHECK_MSG(text && strstr(text, "caopd_a  ece_expected    0.375  -0.150  -0.100      -0.150"), "%s", text);
+    CHECK_MSG(text && strstr(text, "caopd_a  ocg_expected    0.125  -0.500  -0.250      -0.500"), "%s", text);
+    CHECK_MSG(text && strstr(text, "OCG: all four on |OCG|"), "%s", text);
     free(text);
 
     /* The outputs. */

@@ -8,7 +8,8 @@
  * figures; also the analysis of the summary file itself and its errors. Both confidence
  * readouts throughout; a cell whose results file has format_version 1 (greedy only) merges with
  * NaN expected matrices, and a summary of format_version 1 is still analysed, both named as
- * having no expected readout. */
+ * having no expected readout. The analysis along the stages (analysis/retention.h, tested in
+ * tests/analysis/test_retention.c) runs on the same sweep: its outputs and stdout lines. */
 #include <math.h>
 
 #include "metrics.h"
@@ -241,7 +242,32 @@ int main(void) {
     e = last_err(), o = last_out();
     CHECK_MSG(exited(st, 0), "analyze: %s", e);
     CHECK_MSG(strstr(o, "OOD severity: 10 cells, 2 series") != NULL, "%s", o);
+    /* the analysis along the stages (retention.h): its summary lines on stdout; these results
+     * files hold attributes only, so the pooled reliability diagrams are left out, named */
+    CHECK_MSG(strstr(o, "Along the stages") && strstr(o, "\n1. ECE after the last stage") && strstr(o, "\n5. "), "%s", o);
+    CHECK_MSG(strstr(e, "caopd analyze: warning: cell 000_method-caopd_seed-1_sev-1: its results file cannot be read"),
+              "%s", e);
+    CHECK_MSG(strstr(e, "wrote ") && strstr(e, "/report.md, severity.md, severity.csv, retention.csv"), "%s", e);
     free(e), free(o);
+    {
+        /* accuracy of add after stage 2 (rev), caopd: test-split K = (seed + 2) % 5 of 4 for seeds
+         * 1..3, i.e. 0.75, 1, 0 */
+        snprintf(p, sizeof p, "%s/retention.csv", an);
+        char *rc = slurp(p);
+        double got[5];
+        CHECK_MSG(rc && csv_row(rc, "caopd,add,2,rev,accuracy,", got, 5) == 0, "%s", rc ? rc : "");
+        CHECK_NEAR(got[1], 1.75 / 3, 1e-12);
+        CHECK(got[0] == 3 && got[2] == 0 && got[3] == 1);
+        free(rc);
+        snprintf(p, sizeof p, "%s/report.md", an);
+        char *rep = slurp(p);
+        CHECK_MSG(rep && strstr(rep, "# Sweep report") && strstr(rep, "](retention.png)") &&
+                      strstr(rep, "(severity_ood_length_ocg_expected.png)"),
+                  "%s", rep ? rep : "");
+        free(rep);
+        snprintf(p, sizeof p, "%s/retention.png", an);
+        CHECK(file_size(p) > 1000 && file_size(p) < 150 * 1024);
+    }
     snprintf(p, sizeof p, "%s/severity.csv", an);
     char *csv = slurp(p);
     const char *head = "series,method,kind,severity,domain,n_seeds,accuracy_mean,accuracy_sd,accuracy_min,accuracy_max,"
