@@ -846,20 +846,24 @@ int cli_sweep(int argc, char **argv) {
     if (nb) {
         snprintf(bases, sizeof bases, "; %d shared base%s: %d already finished, %d to run (%d to resume)", nb,
                  nb == 1 ? "" : "s", p.skipped[JOB_BASE], to_run[JOB_BASE], to_resume[JOB_BASE]);
-        snprintf(base_out, sizeof base_out, ", each base's: %s/%s/<name>/%s", outdir, SWEEP_BASES_DIR, SWEEP_CELL_LOG);
+        snprintf(base_out, sizeof base_out, "; each base's output: %s/%s/<name>/%s", outdir, SWEEP_BASES_DIR,
+                 SWEEP_CELL_LOG);
     }
     if (nr) {
         snprintf(runs, sizeof runs, "; %d shared run%s (%d cells differ only in eval.ood_severities and read them): "
                  "%d already finished, %d to run (%d to resume)", nr, nr == 1 ? "" : "s", aliases, p.skipped[JOB_SHARED],
                  to_run[JOB_SHARED], to_resume[JOB_SHARED]);
-        snprintf(run_out, sizeof run_out, ", each shared run's: %s/%s/<name>/%s", outdir, SWEEP_SHARED_DIR,
+        snprintf(run_out, sizeof run_out, "; each shared run's output: %s/%s/<name>/%s", outdir, SWEEP_SHARED_DIR,
                  SWEEP_CELL_LOG);
     }
+    char cell_out[FILE_CAP] = ""; /* only when some cell runs a process of its own */
+    if (aliases < n)
+        snprintf(cell_out, sizeof cell_out, "; each cell's output: %s/%s/<name>/%s", outdir, SWEEP_CELLS_DIR,
+                 SWEEP_CELL_LOG);
     fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s%s, %d worker%s x %d "
-            "thread%s on %d core%s; each cell's output: %s/%s/<name>/%s%s%s\n", sweep_name(s), n, n == 1 ? "" : "s",
-            outdir, p.skipped[JOB_CELL], to_run[JOB_CELL], to_resume[JOB_CELL], bases, runs, jobs_n,
-            jobs_n == 1 ? "" : "s", threads, threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", outdir,
-            SWEEP_CELLS_DIR, SWEEP_CELL_LOG, base_out, run_out);
+            "thread%s on %d core%s%s%s%s\n", sweep_name(s), n, n == 1 ? "" : "s", outdir, p.skipped[JOB_CELL],
+            to_run[JOB_CELL], to_resume[JOB_CELL], bases, runs, jobs_n, jobs_n == 1 ? "" : "s", threads,
+            threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", cell_out, base_out, run_out);
     for (int k = 0; k < p.n_jobs; k++)
         if (p.jobs[k].state == JOB_FAILED)
             fprintf(stderr, "sweep: FAILED %s%s: %s\n", kind_word(&p.jobs[k]), p.jobs[k].name, p.jobs[k].err);
