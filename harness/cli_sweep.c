@@ -405,7 +405,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        if (j->alias) { /* its shared run has evaluated it: nothing to run */
+        if (j->alias) { /* its shared run has evaluated it (normally marked done with it, above) */
             j->state = JOB_DONE;
             p->done_now[j->kind]++;
             pthread_cond_broadcast(&p->cv);
@@ -439,6 +439,12 @@ static void *worker(void *arg) {
             msg(what, sizeof what, "FAILED %s%s after %s: %s (log %s/%s)", kind_word(j), j->name, dur, j->err, j->dir,
                 SWEEP_CELL_LOG);
         }
+        if (rc == 0) /* the cells that read this shared run are done with it */
+            for (int i = 0; i < p->n_jobs; i++) {
+                job *c = &p->jobs[i];
+                if (c->alias && c->dep == (int)(j - p->jobs) && c->state == JOB_PENDING)
+                    c->state = JOB_DONE, p->done_now[c->kind]++;
+            }
         progress_line(p, what);
         if (rc != 0) fail_dependents(p, (int)(j - p->jobs));
         pthread_cond_broadcast(&p->cv);

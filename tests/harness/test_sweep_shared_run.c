@@ -128,6 +128,8 @@ static void test_shared_equals_own(void) {
     CHECK_MSG(strstr(e, "4 cells in ") && strstr(e, "; 2 shared runs (4 cells differ only in eval.ood_severities and "
                                                     "read them): 0 already finished, 2 to run (0 to resume)"), "%s", e);
     CHECK_MSG(strstr(e, "started shared run 000_method-caopd") && strstr(e, "(shared runs: 2/2 done)"), "%s", e);
+    /* a shared run's cells are counted done with it: after the first run 3 of 6 jobs, never 1 */
+    CHECK_MSG(strstr(e, "sweep: 3/6 done") && !strstr(e, "sweep: 1/6 done"), "%s", e);
     CHECK_MSG(strstr(o, "sweep sr: 4 cells: 4 finished now, 0 finished before, 0 failed"), "%s", o);
     CHECK_MSG(strstr(o, "shared runs: 2: 2 run now, 0 finished before, 0 failed"), "%s", o);
     CHECK_MSG(strstr(o, "summary.h5 (4 of 4 cells)"), "%s", o);
