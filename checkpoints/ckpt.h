@@ -66,17 +66,23 @@ typedef struct ckpt_error {
 /* ---- dtypes, shapes --------------------------------------------------------------------- */
 
 /* Element types. Stored little-endian: float32 = H5T_IEEE_F32LE, float64 = H5T_IEEE_F64LE,
- * int64 = H5T_STD_I64LE, uint8 = H5T_STD_U8LE (h5py: float32, float64, int64, uint8). */
+ * int64 = H5T_STD_I64LE, uint8 = H5T_STD_U8LE (h5py: float32, float64, int64, uint8).
+ * string: variable-length UTF-8 strings (h5py: object dtype of bytes; .asstr() gives str). In
+ * memory a string dataset's data is its elements' texts packed one after the other, each ending
+ * with its NUL ("12+3=\0" "15\0" ...), so it is one buffer like the others; read it with
+ * ckpt_reader_read_str. A text may not contain a NUL. */
 typedef enum ckpt_dtype {
     CKPT_DTYPE_F32 = 0,
     CKPT_DTYPE_F64 = 1,
     CKPT_DTYPE_I64 = 2,
     CKPT_DTYPE_U8 = 3,
     CKPT_DTYPE_OTHER = 4, /* reading only: a stored type this API does not read */
+    CKPT_DTYPE_STR = 5,   /* variable-length UTF-8 strings, packed in memory (above) */
 } ckpt_dtype;
 
-/* Static name ("float32", "float64", "int64", "uint8", "other") and element size in bytes
- * (0 for CKPT_DTYPE_OTHER and unknown values). */
+/* Static name ("float32", "float64", "int64", "uint8", "string", "other") and element size in
+ * bytes (0 for CKPT_DTYPE_OTHER and unknown values; 1 for CKPT_DTYPE_STR, a byte of the packed
+ * texts, whose size is their total length). */
 const char *ckpt_dtype_name(ckpt_dtype dtype);
 size_t ckpt_dtype_size(ckpt_dtype dtype);
 
@@ -233,6 +239,11 @@ int ckpt_reader_info(ckpt_reader *r, const char *dpath, ckpt_info *out);
  * NULL when nelems is 0). dtype must be the stored type (no silent conversion:
  * CKPT_ERR_DTYPE) and nelems the dataset's element count (CKPT_ERR_SHAPE). */
 int ckpt_reader_read(ckpt_reader *r, const char *dpath, ckpt_dtype dtype, void *buf, size_t nelems);
+
+/* Reads the string dataset at dpath: *packed (malloc'd, caller frees) holds its nelems texts
+ * packed as described at ckpt_dtype, *nelems their count. CKPT_ERR_DTYPE when the dataset is not
+ * a string dataset. *packed and *nelems are untouched on error. */
+int ckpt_reader_read_str(ckpt_reader *r, const char *dpath, char **packed, size_t *nelems);
 
 /* Scalar attributes of the group or dataset at obj_path ("" = root). The string is malloc'd
  * into *out (free it with free()); *out is untouched on error. The integer reader accepts any

@@ -56,6 +56,8 @@ const char *ckpt_dtype_name(ckpt_dtype dtype) {
         return "int64";
     case CKPT_DTYPE_U8:
         return "uint8";
+    case CKPT_DTYPE_STR:
+        return "string";
     default:
         return "other";
     }
@@ -70,6 +72,7 @@ size_t ckpt_dtype_size(ckpt_dtype dtype) {
     case CKPT_DTYPE_I64:
         return 8;
     case CKPT_DTYPE_U8:
+    case CKPT_DTYPE_STR:
         return 1;
     default:
         return 0;
@@ -311,6 +314,7 @@ ckpt_dtype ckpt__dtype_of(hid_t type) {
         if (size == 8 && H5Tequal(type, H5T_IEEE_F64BE) > 0) return CKPT_DTYPE_F64;
         return CKPT_DTYPE_OTHER;
     }
+    if (cls == H5T_STRING && H5Tis_variable_str(type) > 0) return CKPT_DTYPE_STR;
     if (cls == H5T_INTEGER) {
         H5T_sign_t sign = H5Tget_sign(type);
         if (size == 8 && sign == H5T_SGN_2) return CKPT_DTYPE_I64;
@@ -326,7 +330,7 @@ int ckpt__check_array(const char *file, const char *dpath, ckpt_dtype dtype, int
     if (esize == 0) {
         ckpt__fmt(msg,
                   "%s: dataset '%s': dtype %d is not one of float32, float64, int64, "
-                  "uint8",
+                  "uint8, string",
                   file, dpath, (int)dtype);
         return CKPT_ERR_ARG;
     }
@@ -359,7 +363,22 @@ int ckpt__check_array(const char *file, const char *dpath, ckpt_dtype dtype, int
     }
     *nelems = n;
     *nbytes = n * esize;
+    if (dtype == CKPT_DTYPE_STR) { /* the packed texts: n NUL-terminated strings */
+        const char *p = data;
+        for (size_t i = 0; i < n; i++) p += strlen(p) + 1;
+        *nbytes = n ? (size_t)(p - (const char *)data) : 0;
+    }
     return CKPT_OK;
+}
+
+hid_t ckpt__str_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
 }
 
 /* ---- attributes --------------------------------------------------------------------------- */

@@ -51,6 +51,9 @@ int ckpt__rel_path(const char *path, int allow_root, char *rel, const char *what
 
 /* HDF5 types of a dtype: file (little-endian) and memory (native). -1 for OTHER. */
 hid_t ckpt__file_type(ckpt_dtype dtype);
+/* A new variable-length UTF-8 string type (CKPT_DTYPE_STR, file and memory alike); the caller
+ * closes it. -1 on failure. */
+hid_t ckpt__str_type(void);
 hid_t ckpt__mem_type(ckpt_dtype dtype);
 
 /* The dtype of a stored HDF5 type (CKPT_DTYPE_OTHER when not one of ours). */

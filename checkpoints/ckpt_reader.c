@@ -214,6 +214,9 @@ int ckpt_reader_read(ckpt_reader *r, const char *dpath, ckpt_dtype dtype, void *
                   "float64, int64, uint8); read it with h5py or h5dump",
                   r->path, dpath);
         rc = CKPT_ERR_DTYPE;
+    } else if (!rc && info.dtype == CKPT_DTYPE_STR) {
+        ckpt__fmt(r->msg, "%s: dataset '%s' holds strings; read it with ckpt_reader_read_str", r->path, dpath);
+        rc = CKPT_ERR_DTYPE;
     } else if (!rc && info.dtype != dtype) {
         ckpt__fmt(r->msg, "%s: dataset '%s' is %s, but %s was asked for; read it as %s", r->path,
                   dpath, ckpt_dtype_name(info.dtype), ckpt_dtype_name(dtype),
@@ -238,6 +241,62 @@ int ckpt_reader_read(ckpt_reader *r, const char *dpath, ckpt_dtype dtype, void *
     H5Eclear2(H5E_DEFAULT);
     ckpt__leave();
     return rc;
+}
+
+int ckpt_reader_read_str(ckpt_reader *r, const char *dpath, char **packed, size_t *nelems) {
+    if (!r || !packed || !nelems) return CKPT_ERR_ARG;
+    r->msg[0] = 0;
+    ckpt__enter();
+    hid_t d = -1, st = -1, sp = -1;
+    char **ptrs = NULL, *out = NULL;
+    ckpt_info info;
+    int rc = open_dataset(r, dpath, &d);
+    if (!rc) rc = info_locked(r, dpath, d, &info);
+    if (!rc && info.dtype != CKPT_DTYPE_STR) {
+        ckpt__fmt(r->msg, "%s: dataset '%s' is %s, not strings; read it with ckpt_reader_read", r->path, dpath,
+                  ckpt_dtype_name(info.dtype));
+        rc = CKPT_ERR_DTYPE;
+    }
+    size_t n = rc ? 0 : info.nelems, total = 0;
+    if (!rc) {
+        st = ckpt__str_type();
+        sp = H5Dget_space(d);
+        ptrs = calloc(n ? n : 1, sizeof *ptrs);
+        if (!ptrs) {
+            ckpt__fmt(r->msg, "%s: out of memory reading '%s'", r->path, dpath);
+            rc = CKPT_ERR_NOMEM;
+        } else if (st < 0 || sp < 0 || (n > 0 && H5Dread(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs) < 0)) {
+            rc = h5_fail(r, "reading dataset", dpath);
+        }
+    }
+    for (size_t i = 0; !rc && i < n; i++) total += (ptrs[i] ? strlen(ptrs[i]) : 0) + 1;
+    if (!rc) {
+        out = malloc(total ? total : 1);
+        if (!out) {
+            ckpt__fmt(r->msg, "%s: out of memory reading '%s'", r->path, dpath);
+            rc = CKPT_ERR_NOMEM;
+        }
+    }
+    for (size_t i = 0, at = 0; !rc && i < n; i++) {
+        const size_t len = ptrs[i] ? strlen(ptrs[i]) : 0;
+        if (len) memcpy(out + at, ptrs[i], len);
+        out[at + len] = '\0';
+        at += len + 1;
+    }
+    if (ptrs && st >= 0 && sp >= 0 && n > 0) H5Dvlen_reclaim(st, sp, H5P_DEFAULT, ptrs);
+    free(ptrs);
+    if (sp >= 0) H5Sclose(sp);
+    if (st >= 0) H5Tclose(st);
+    if (d >= 0) H5Oclose(d);
+    H5Eclear2(H5E_DEFAULT);
+    ckpt__leave();
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *packed = out;
+    *nelems = n;
+    return CKPT_OK;
 }
 
 /* kind: 's', 'i', 'f'. */

@@ -444,7 +444,8 @@ static int write_locked(ckpt_writer *w, const char *dpath, ckpt_dtype dtype, int
     rc = open_or_create(w, parent, 0, &g);
     if (rc) return rc;
 
-    hid_t sp = -1, dcpl = -1, d = -1;
+    hid_t sp = -1, dcpl = -1, d = -1, st = -1;
+    const char **ptrs = NULL;
     htri_t ex = H5Lexists(g, leaf, H5P_DEFAULT);
     if (ex < 0) {
         rc = fail_h5(w, "looking up", rel);
@@ -476,7 +477,7 @@ static int write_locked(ckpt_writer *w, const char *dpath, ckpt_dtype dtype, int
         rc = fail_h5(w, "preparing dataset", rel);
         goto done;
     }
-    if (rank > 0 && nbytes > w->opts.compress_min_bytes) {
+    if (rank > 0 && nbytes > w->opts.compress_min_bytes && dtype != CKPT_DTYPE_STR) {
         hsize_t chunk[CKPT_MAX_RANK];
         chunk_shape(rank, hd, ckpt_dtype_size(dtype), chunk);
         herr_t e = H5Pset_chunk(dcpl, rank, chunk);
@@ -489,14 +490,32 @@ static int write_locked(ckpt_writer *w, const char *dpath, ckpt_dtype dtype, int
             goto done;
         }
     }
-    d = H5Dcreate2(g, leaf, ckpt__file_type(dtype), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dtype == CKPT_DTYPE_STR) { /* the packed texts as the array of pointers HDF5 reads */
+        st = ckpt__str_type();
+        ptrs = malloc(sizeof *ptrs * (nelems ? nelems : 1));
+        if (!ptrs) {
+            ckpt__fmt(w->msg, "%s: out of memory writing '%s'", w->path, rel);
+            rc = fail(w, CKPT_ERR_NOMEM);
+            goto done;
+        }
+        if (st < 0) {
+            rc = fail_h5(w, "preparing the string type of", rel);
+            goto done;
+        }
+        const char *p = data;
+        for (size_t i = 0; i < nelems; i++) ptrs[i] = p, p += strlen(p) + 1;
+    }
+    d = H5Dcreate2(g, leaf, st >= 0 ? st : ckpt__file_type(dtype), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (d < 0) {
         rc = fail_h5(w, "creating dataset", rel);
         goto done;
     }
-    if (nelems > 0 && H5Dwrite(d, ckpt__mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    if (nelems > 0 && H5Dwrite(d, st >= 0 ? st : ckpt__mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                               st >= 0 ? (const void *)ptrs : data) < 0)
         rc = fail_h5(w, "writing dataset", rel);
 done:
+    if (st >= 0) H5Tclose(st);
+    free(ptrs);
     if (d >= 0) H5Dclose(d);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
