@@ -22,7 +22,7 @@
 #include "csv.h"
 #include "strbuf.h"
 
-#define REPORT_FORMAT_VERSION_MAX 2 /* the caopd-results format_version this build reads (1: greedy only) */
+#define REPORT_FORMAT_VERSION_MAX 3 /* the caopd-results format_version this build reads (1: greedy only; 3: with the per-sample texts) */
 #define MSG_CAP 4096
 
 /* ---- small helpers ------------------------------------------------------------------------ */

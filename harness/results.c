@@ -149,8 +149,24 @@ int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int 
     return rc;
 }
 
+/* The NUL-terminated texts at byte offset off of n records of size stride, packed one after the
+ * other (malloc'd), or NULL when out of memory. */
+static char *pack_texts(const void *recs, size_t stride, size_t off, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += strlen((const char *)recs + (size_t)i * stride + off) + 1;
+    char *out = malloc(total ? total : 1), *p = out;
+    for (int i = 0; out && i < n; i++) {
+        const char *t = (const char *)recs + (size_t)i * stride + off;
+        const size_t len = strlen(t) + 1;
+        memcpy(p, t, len);
+        p += len;
+    }
+    return out;
+}
+
 int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split split,
-                     const eval_sample *es, int n, metrics_run mr[METRICS_READOUT_COUNT]) {
+                     const eval_sample *es, const task_example *ex, int n,
+                     metrics_run mr[METRICS_READOUT_COUNT]) {
     char g[256], nm[32];
     snprintf(g, sizeof g, "stages/%d/domains/%s/%s", stage, task_domain_name(d), spec_split_name(split, nm, sizeof nm));
     const size_t un = (size_t)(n > 0 ? n : 1);
@@ -198,6 +214,18 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
     ADD("answer_entropy", CKPT_DTYPE_F64, ae)
     ADD("conf_entropy", CKPT_DTYPE_F64, ce)
     ADD("n_tokens", CKPT_DTYPE_I64, nt)
+    /* the texts, packed (ckpt.h, CKPT_DTYPE_STR) */
+    char *txt = rc ? NULL : pack_texts(es, sizeof *es, offsetof(eval_sample, completion), n);
+    if (!rc && !txt) rc = CKPT_ERR_NOMEM;
+    ADD("completion", CKPT_DTYPE_STR, txt)
+    if (ex) {
+        txt = rc ? NULL : pack_texts(ex, sizeof *ex, offsetof(task_example, question), n);
+        if (!rc && !txt) rc = CKPT_ERR_NOMEM;
+        ADD("question", CKPT_DTYPE_STR, txt)
+        txt = rc ? NULL : pack_texts(ex, sizeof *ex, offsetof(task_example, answer), n);
+        if (!rc && !txt) rc = CKPT_ERR_NOMEM;
+        ADD("reference", CKPT_DTYPE_STR, txt)
+    }
 #undef ADD
     for (int r = 0; !rc && r < METRICS_READOUT_COUNT; r++)
         for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {

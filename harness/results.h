@@ -19,7 +19,8 @@
 extern "C" {
 #endif
 
-#define RESULTS_FORMAT_VERSION 2 /* 1: before the expected readout (still read) */
+#define RESULTS_FORMAT_VERSION 3 /* 2: before the per-sample texts; 1: before the expected
+                                    readout (both still read) */
 
 /* A new results file at path (CKPT_MODE_CREATE): root attributes spec (the JSON text,
  * verbatim), versions, status "running", n_stages, domains (comma-separated evaluation
@@ -41,12 +42,15 @@ int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int 
 
 /* Adds stages/<stage>/domains/<domain>/<split>: the arrays confidence_greedy,
  * confidence_expected, confidence_format_mass (f64), correct (u8), format_fail (u8),
- * answer_entropy (f64), conf_entropy (f64), n_tokens (i64) of es[0..n); every metric of
+ * answer_entropy (f64), conf_entropy (f64), n_tokens (i64) of es[0..n), and the strings
+ * completion (es), question and reference (ex[0..n), the examples asked; left out when ex is
+ * NULL); every metric of
  * metrics_run_compute for each readout as an attribute named metrics_field_key (ece_greedy,
  * ece_expected, accuracy, ...), mean_format_mass, n, n_correct, n_format_fail, split,
  * severity. mr (may be NULL) receives the metrics, one metrics_run per readout. */
 int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split split,
-                     const eval_sample *es, int n, metrics_run mr[METRICS_READOUT_COUNT]);
+                     const eval_sample *es, const task_example *ex, int n,
+                     metrics_run mr[METRICS_READOUT_COUNT]);
 
 /* The attribute of a (stage, domain, split) group that holds field f of readout r in a
  * results file of format_version `version`: metrics_field_key for version >= 2; for version 1

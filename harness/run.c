@@ -567,18 +567,19 @@ static int finish_stage(run *r, int s) {
     task_domain dom[TASK_N_DOMAINS];
     const int nd = spec_eval_domains(sp, dom);
     eval_sample *es = malloc(sizeof *es * (size_t)sp->eval_n);
-    if (!es) rc = CKPT_ERR_NOMEM;
+    task_example *ex = malloc(sizeof *ex * (size_t)sp->eval_n);
+    if (!es || !ex) rc = CKPT_ERR_NOMEM;
     double t0 = now_s();
     for (int i = 0; !rc && i < sp->n_splits; i++)
         for (int j = 0; !rc && j < nd; j++) {
             if (eval_split(r->student, dom[j], sp->splits[i].split, sp->splits[i].severity, sp->seed ^ SPEC_EVAL_SEED_XOR,
-                           sp->eval_n, sp->eval, es, NULL) != TW_OK) {
-                free(es);
+                           sp->eval_n, sp->eval, es, ex) != TW_OK) {
+                free(es), free(ex);
                 ckpt_snapshot_free(rs);
                 return run_fail(r, "evaluation after stage %d: %s", s, tw_errmsg(r->ctx));
             }
             metrics_run m[METRICS_READOUT_COUNT];
-            rc = results_add_eval(rs, s, dom[j], sp->splits[i], es, sp->eval_n, m);
+            rc = results_add_eval(rs, s, dom[j], sp->splits[i], es, ex, sp->eval_n, m);
             char nm[32];
             spec_split_name(sp->splits[i], nm, sizeof nm);
             log_begin(r, "eval");
@@ -599,7 +600,7 @@ static int finish_stage(run *r, int s) {
                             .metrics = m};
             emit(r, &ev);
         }
-    free(es);
+    free(es), free(ex);
     r->sum->eval_s += now_s() - t0;
     if (!rc) rc = ckpt_snapshot_attr_f64(rs, g, "eval_s", now_s() - t0); /* timing: not compared */
     if (rc) {
@@ -830,10 +831,10 @@ static int resume_prepare(run *r, const char *dir, char **json, int *finished) {
         /* An unfinished run of an older layout cannot be continued: the stages still to come
          * would be written in another layout (docs/results.md, "Version history"). */
         if (!*finished && version != RESULTS_FORMAT_VERSION) {
-            snprintf(err, errlen, "%s: has format_version %d, written by an older caopd before the expected confidence "
-                     "readout; this build writes %d and cannot continue it: finish it with the build that started it, "
-                     "or start over with `caopd run %s/%s --out %s --force`", p, version, RESULTS_FORMAT_VERSION, dir,
-                     RUN_SPEC_FILE, dir);
+            snprintf(err, errlen, "%s: has format_version %d, written by an older caopd (docs/results.md, \"Version "
+                     "history\"); this build writes %d and cannot continue it: finish it with the build that started "
+                     "it, or start over with `caopd run %s/%s --out %s --force`", p, version, RESULTS_FORMAT_VERSION,
+                     dir, RUN_SPEC_FILE, dir);
             return -1;
         }
     } else {

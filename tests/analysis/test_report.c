@@ -86,7 +86,7 @@ static void test_finished(void) {
     /* Recomputed metrics against the closed forms and against the stored attributes. */
     ckpt_reader *rd = NULL;
     ckpt_error e;
-    CHECK(ckpt_reader_open(&rd, report_run_path(s, 0), CKPT_FORMAT_RESULTS, 2, &e) == CKPT_OK);
+    CHECK(ckpt_reader_open(&rd, report_run_path(s, 0), CKPT_FORMAT_RESULTS, 3, &e) == CKPT_OK);
     CHECK_EQ_INT(report_run_has_expected(s, 0), 1);
     static const char *const doms[2] = {"add", "rev"}, *const splits[2] = {"test", "ood_length_1"};
     for (int i = 0; i <= 2; i++)
@@ -369,8 +369,8 @@ static void test_bad_files(void) {
     const char *w1[] = {"ckptfile/results.h5", "is a 'caopd-checkpoint' file, not 'caopd-results'"};
     expect_load_error(dir, REPORT_ERR_FILE, w1, 2);
     snprintf(dir, sizeof dir, "%s/newer", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.version = 3}) == 0);
-    const char *w2[] = {"newer/results.h5", "format_version 3 is newer than this build reads (2)"};
+    CHECK(write_fake_run(dir, (fake_run){.version = 4}) == 0);
+    const char *w2[] = {"newer/results.h5", "format_version 4 is newer than this build reads (3)"};
     expect_load_error(dir, REPORT_ERR_FILE, w2, 2);
     snprintf(p, sizeof p, "%s/nothing_here", g_rtmp);
     const char *w3[] = {"nothing_here: no such file or directory"};

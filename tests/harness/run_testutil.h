@@ -158,12 +158,23 @@ static inline void cmp_group(ckpt_reader *a, ckpt_reader *b, const char *path, c
             ckpt_info ia, ib;
             CHECK(ckpt_reader_info(a, p, &ia) == CKPT_OK && ckpt_reader_info(b, p, &ib) == CKPT_OK);
             CHECK_MSG(ia.dtype == ib.dtype && ia.nelems == ib.nelems && ia.rank == ib.rank, "%s %s: shape/type", what, p);
-            size_t bytes = ia.nelems * ckpt_dtype_size(ia.dtype);
-            char *x = malloc(bytes + 1), *y = malloc(bytes + 1);
-            CHECK(ckpt_reader_read(a, p, ia.dtype, x, ia.nelems) == CKPT_OK);
-            CHECK(ckpt_reader_read(b, p, ib.dtype, y, ib.nelems) == CKPT_OK);
-            CHECK_MSG(memcmp(x, y, bytes) == 0, "%s %s: data differs", what, p);
-            free(x), free(y);
+            if (ia.dtype == CKPT_DTYPE_STR) { /* texts: packed, compared whole */
+                char *x = NULL, *y = NULL;
+                size_t nx = 0, ny = 0;
+                CHECK(ckpt_reader_read_str(a, p, &x, &nx) == CKPT_OK && ckpt_reader_read_str(b, p, &y, &ny) == CKPT_OK);
+                size_t bx = 0, by = 0;
+                for (size_t k = 0; x && k < nx; k++) bx += strlen(x + bx) + 1;
+                for (size_t k = 0; y && k < ny; k++) by += strlen(y + by) + 1;
+                CHECK_MSG(x && y && nx == ny && bx == by && memcmp(x, y, bx) == 0, "%s %s: texts differ", what, p);
+                free(x), free(y);
+            } else {
+                size_t bytes = ia.nelems * ckpt_dtype_size(ia.dtype);
+                char *x = malloc(bytes + 1), *y = malloc(bytes + 1);
+                CHECK(ckpt_reader_read(a, p, ia.dtype, x, ia.nelems) == CKPT_OK);
+                CHECK(ckpt_reader_read(b, p, ib.dtype, y, ib.nelems) == CKPT_OK);
+                CHECK_MSG(memcmp(x, y, bytes) == 0, "%s %s: data differs", what, p);
+                free(x), free(y);
+            }
             cmp_attrs(a, b, p, what);
             g_cmp_objects++;
         }
@@ -175,8 +186,8 @@ static inline void cmp_group(ckpt_reader *a, ckpt_reader *b, const char *path, c
 static inline int cmp_files(const char *pa, const char *pb, const char *format) {
     ckpt_reader *a = NULL, *b = NULL;
     ckpt_error ea, eb;
-    CHECK_MSG(ckpt_reader_open(&a, pa, format, 2, &ea) == CKPT_OK, "%s", ea.msg); /* results: 2, checkpoint: 1 */
-    CHECK_MSG(ckpt_reader_open(&b, pb, format, 2, &eb) == CKPT_OK, "%s", eb.msg);
+    CHECK_MSG(ckpt_reader_open(&a, pa, format, 3, &ea) == CKPT_OK, "%s", ea.msg); /* results: 3, checkpoint: 1 */
+    CHECK_MSG(ckpt_reader_open(&b, pb, format, 3, &eb) == CKPT_OK, "%s", eb.msg);
     g_cmp_objects = 0;
     if (a && b) cmp_group(a, b, "", pb);
     ckpt_reader_free(a), ckpt_reader_free(b);

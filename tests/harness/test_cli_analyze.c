@@ -101,8 +101,8 @@ int main(void) {
     const char *fa[] = {"analyze", bad, NULL};
     expect_fail(fa, 1, "foreign/results.h5", "is a 'someone-elses-format' file, not 'caopd-results'");
     snprintf(bad, sizeof bad, "%s/newer", g_tmp);
-    CHECK(write_fake_run(bad, (fake_run){.version = 3}) == 0);
-    expect_fail(fa, 1, "newer/results.h5", "format_version 3 is newer than this build reads (2); use a newer caopd");
+    CHECK(write_fake_run(bad, (fake_run){.version = 4}) == 0);
+    expect_fail(fa, 1, "newer/results.h5", "format_version 4 is newer than this build reads (3); use a newer caopd");
     snprintf(bad, sizeof bad, "%s/tampered", g_tmp);
     CHECK(write_fake_run(bad, (fake_run){.tamper = "stages/2/domains/add/test", .tamper_attr = "brier_greedy",
                                          .tamper_value = 0.2}) == 0);

@@ -109,8 +109,8 @@ static void compare_curves(const char *a, const char *b, const char *what) {
     snprintf(pb, sizeof pb, "%s/results.h5", b);
     ckpt_reader *ra = NULL, *rb = NULL;
     ckpt_error ea, eb;
-    CHECK_MSG(ckpt_reader_open(&ra, pa, CKPT_FORMAT_RESULTS, 2, &ea) == CKPT_OK, "%s", ea.msg);
-    CHECK_MSG(ckpt_reader_open(&rb, pb, CKPT_FORMAT_RESULTS, 2, &eb) == CKPT_OK, "%s", eb.msg);
+    CHECK_MSG(ckpt_reader_open(&ra, pa, CKPT_FORMAT_RESULTS, 3, &ea) == CKPT_OK, "%s", ea.msg);
+    CHECK_MSG(ckpt_reader_open(&rb, pb, CKPT_FORMAT_RESULTS, 3, &eb) == CKPT_OK, "%s", eb.msg);
     if (!ra || !rb) {
         ckpt_reader_free(ra), ckpt_reader_free(rb);
         return;

@@ -106,10 +106,35 @@ static void test_overwrite_protection(void) {
     snprintf(p, sizeof p, "%s/results.h5", g_ref);
     ckpt_reader *r = NULL;
     char *status = NULL;
-    CHECK(ckpt_reader_open(&r, p, CKPT_FORMAT_RESULTS, 2, NULL) == CKPT_OK);
+    CHECK(ckpt_reader_open(&r, p, CKPT_FORMAT_RESULTS, 3, NULL) == CKPT_OK);
     CHECK(r && ckpt_reader_attr_str(r, "", "status", &status) == CKPT_OK);
     CHECK_EQ_STR(status, "finished");
     free(status);
+    { /* the per-sample texts: 8 questions "A+B=", their references A+B, the completions */
+        char *q = NULL, *ref = NULL, *comp = NULL;
+        size_t nq = 0, nr = 0, nc = 0;
+        const char *g = "stages/1/domains/add/test";
+        char dp[128];
+        snprintf(dp, sizeof dp, "%s/question", g);
+        CHECK(ckpt_reader_read_str(r, dp, &q, &nq) == CKPT_OK);
+        snprintf(dp, sizeof dp, "%s/reference", g);
+        CHECK(ckpt_reader_read_str(r, dp, &ref, &nr) == CKPT_OK);
+        snprintf(dp, sizeof dp, "%s/completion", g);
+        CHECK(ckpt_reader_read_str(r, dp, &comp, &nc) == CKPT_OK);
+        CHECK(nq == 8 && nr == 8 && nc == 8);
+        uint8_t cor[8] = {0};
+        snprintf(dp, sizeof dp, "%s/correct", g);
+        CHECK(ckpt_reader_read(r, dp, CKPT_DTYPE_U8, cor, 8) == CKPT_OK);
+        const char *pq = q, *pr = ref, *pc = comp;
+        for (size_t i = 0; q && ref && comp && i < 8 && i < nq; i++) {
+            long a = -1, b = -1;
+            CHECK_MSG(sscanf(pq, "%ld+%ld=", &a, &b) == 2 && pq[strlen(pq) - 1] == '=', "question '%s'", pq);
+            CHECK_MSG(atol(pr) == a + b, "reference '%s' of '%s'", pr, pq);
+            if (cor[i]) CHECK_MSG(strncmp(pc, pr, strlen(pr)) == 0, "a correct completion '%s' for '%s'", pc, pr);
+            pq += strlen(pq) + 1, pr += strlen(pr) + 1, pc += strlen(pc) + 1;
+        }
+        free(q), free(ref), free(comp);
+    }
     ckpt_reader_free(r);
     const char *resume[] = {"run", "--resume", g_ref, NULL};
     st = run_caopd(NULL, resume);

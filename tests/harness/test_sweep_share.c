@@ -58,8 +58,8 @@ static void same_cell(const char *dir_a, const char *dir_b, const char *cell) {
     snprintf(pb, sizeof pb, "%s/cells/%s/results.h5", dir_b, cell);
     ckpt_reader *a = NULL, *b = NULL;
     ckpt_error ea, eb;
-    CHECK_MSG(ckpt_reader_open(&a, pa, "caopd-results", 2, &ea) == CKPT_OK, "%s", ea.msg);
-    CHECK_MSG(ckpt_reader_open(&b, pb, "caopd-results", 2, &eb) == CKPT_OK, "%s", eb.msg);
+    CHECK_MSG(ckpt_reader_open(&a, pa, "caopd-results", 3, &ea) == CKPT_OK, "%s", ea.msg);
+    CHECK_MSG(ckpt_reader_open(&b, pb, "caopd-results", 3, &eb) == CKPT_OK, "%s", eb.msg);
     if (!a || !b) {
         ckpt_reader_free(a), ckpt_reader_free(b);
         return;
@@ -67,9 +67,9 @@ static void same_cell(const char *dir_a, const char *dir_b, const char *cell) {
     g_cmp_objects = 0;
     static const char *const groups[] = {"stages/0/domains", "stages/1", "stages/2", "stages/3", "matrices"};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) cmp_group(a, b, groups[i], pb);
-    /* 4 stages x 3 domains x 2 splits x 8 arrays, 3 x 14 curves, 2 splits x 14 matrices (accuracy,
+    /* 4 stages x 3 domains x 2 splits x 11 arrays (8 numeric, 3 texts), 3 x 14 curves, 2 splits x 14 matrices (accuracy,
      * format_fail_rate, and 6 metrics of each readout) */
-    CHECK_MSG(g_cmp_objects == 4 * 3 * 2 * 8 + 3 * 14 + 2 * 14, "%s: %d datasets compared", cell, g_cmp_objects);
+    CHECK_MSG(g_cmp_objects == 4 * 3 * 2 * 11 + 3 * 14 + 2 * 14, "%s: %d datasets compared", cell, g_cmp_objects);
     ckpt_reader_free(a), ckpt_reader_free(b);
 }
 
