@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# python3-h5py only runs the docs' h5py examples in the tests (test_docs_python); nothing builds with it.
 packages=(build-essential cmake libtorch-dev libgloo-dev libopenblas0-pthread
-          libhdf5-dev hdf5-tools libcjson-dev libcairo2-dev fonts-dejavu-core)
+          libhdf5-dev hdf5-tools libcjson-dev libcairo2-dev fonts-dejavu-core python3-h5py)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
