@@ -727,6 +727,8 @@ static const char *rm_key(rmetric m, char *buf, size_t cap) {
 #define RM_ACC ((rmetric){METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY})
 #define RM_ECE_G ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_GREEDY})
 #define RM_ECE_E ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED})
+#define RM_FMT ((rmetric){METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY})
+
 
 /* CL summaries of run r on split sp (cl_ok required), read by the metric's direction
  * (metrics_cl_compute_field: lower-is-better forgetting on -R, OCG on |OCG|). */
@@ -859,6 +861,38 @@ static void matrix_table(strbuf *b, const run *r, rmetric f, const char *title, 
     tab_emit(b, &t, md);
 }
 
+/* A model that stops writing a confidence reads 0 there, which can look calibrated: above this
+ * share of format failures a run's matrices come with a warning and the format-failure matrix. */
+#define FORMAT_FAIL_FLAG 0.10
+
+/* The format failures of run r on the test split: the largest share over (stage, domain) and
+ * where it is; one line, with the matrix and a warning when it exceeds FORMAT_FAIL_FLAG. */
+static void format_fail_line(strbuf *b, const run *r, int md) {
+    const int sp = test_split(r);
+    double worst = -1;
+    int wi = 0, wd = 0;
+    for (int i = 0; i <= r->T; i++)
+        for (int d = 0; d < r->nd; d++) {
+            const double v = cell_value(r, i, d, sp, RM_FMT);
+            if (isfinite(v) && v > worst) worst = v, wi = i, wd = d;
+        }
+    if (worst < 0) return;
+    char lab[128];
+    stage_label(r, wi, lab, sizeof lab);
+    if (worst <= FORMAT_FAIL_FLAG) {
+        strbuf_printf(b, md ? "\nFormat failures, run `%s`: at most %.3f (after stage %s, %s).\n"
+                            : "\nformat failures, run %s: at most %.3f (after stage %s, %s)\n",
+                      r->label, worst, lab, r->dom[wd]);
+        return;
+    }
+    strbuf_printf(b, md ? "\n**Warning**, run `%s`: format failures reach %.3f (after stage %s, %s), above %.2f: a "
+                          "completion without a confidence reads 0, so calibration looks better there than it is.\n"
+                        : "\nWARNING, run %s: format failures reach %.3f (after stage %s, %s), above %.2f: a completion "
+                          "without a confidence reads 0, so calibration looks better there than it is\n",
+                  r->label, worst, lab, r->dom[wd], FORMAT_FAIL_FLAG);
+    matrix_table(b, r, RM_FMT, "format-failure rate", md);
+}
+
 /* Calibration retention: ECE, Brier, SPR, OCG under each readout. */
 static const rmetric k_retention[] = {
     {METRICS_FIELD_ECE, METRICS_READOUT_GREEDY}, {METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED},
@@ -964,6 +998,7 @@ static void write_tables(strbuf *b, const report_set *s, int md) {
         matrix_table(b, s->runs[k], RM_ACC, "accuracy", md);
         matrix_table(b, s->runs[k], RM_ECE_G, "ECE, greedy readout", md);
         matrix_table(b, s->runs[k], RM_ECE_E, "ECE, expected readout", md);
+        format_fail_line(b, s->runs[k], md);
     }
     if (md) strbuf_printf(b, "\n## Continual learning (test split)\n");
     const rmetric acc = RM_ACC;

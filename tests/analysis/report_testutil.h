@@ -50,6 +50,8 @@ typedef struct fake_run {
     const char *tamper_attr;
     double tamper_value;
     int no_domains_attr;    /* leave out the root attribute "domains" */
+    int fail_stage;         /* 1..T: one format failure in 4 (0.25) on the first domain's test
+                               split after that stage; 0: none */
 } fake_run;
 
 static inline int fake_k(int stage, int dom, int ood) {
@@ -114,6 +116,7 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
                 double ent[4] = {1, 2, 3, 4};
                 int64_t nt[4] = {5, 6, 7, 8};
                 for (int q = 0; q < 4; q++) cor[q] = (uint8_t)(q < K);
+                if (fr.fail_stage && i == fr.fail_stage && d == 0 && !sp) ff[3] = 1;
                 int64_t dims[1] = {4};
                 char p[320];
 #define W(nm, dt, buf) snprintf(p, sizeof p, "%s/%s", g, nm), ckpt_writer_write(w, p, dt, 1, dims, buf)

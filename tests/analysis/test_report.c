@@ -300,6 +300,33 @@ static void test_mismatch(void) {
     expect_load_error(dir, REPORT_ERR_MISMATCH, want4, 1);
 }
 
+/* Format failures: a line with their largest share; above 10 % a warning and their matrix. */
+static void test_format_failures(void) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/fmt", g_rtmp);
+    CHECK(write_fake_run(dir, (fake_run){.fail_stage = 2}) == 0);
+    report_set *s = NULL;
+    report_set_new(&s);
+    CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
+    char *text = NULL;
+    CHECK(report_tables(s, 0, &text) == REPORT_OK);
+    CHECK_MSG(text && strstr(text, "WARNING, run fmt: format failures reach 0.250 (after stage 2 rev, add), above 0.10: "
+                                   "a completion without a confidence reads 0") &&
+                  strstr(text, "format-failure rate, run fmt"),
+              "%s", text ? text : "");
+    free(text);
+    report_set_free(s);
+    snprintf(dir, sizeof dir, "%s/nofmt", g_rtmp);
+    CHECK(write_fake_run(dir, (fake_run){.seed = 1}) == 0);
+    report_set_new(&s);
+    CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
+    CHECK(report_tables(s, 1, &text) == REPORT_OK);
+    CHECK_MSG(text && strstr(text, "Format failures, run `nofmt`: at most 0.000") && !strstr(text, "**Warning**"), "%s",
+              text ? text : "");
+    free(text);
+    report_set_free(s);
+}
+
 static void test_partial(void) {
     char dir[600], out[700];
     snprintf(dir, sizeof dir, "%s/live", g_rtmp);
@@ -559,6 +586,7 @@ int main(void) {
     test_finished();
     test_mismatch();
     test_partial();
+    test_format_failures();
     test_bad_files();
     test_repeated_domain();
     test_several();
