@@ -33,8 +33,8 @@ typedef enum severity_status {
 } severity_status;
 
 /* The metrics of the analysis, in this order (metrics_field_key names): accuracy, then ece, ocg,
- * brier, spr, auroc each as <name>_greedy and <name>_expected. */
-#define SEVERITY_N_METRICS 11
+ * brier, spr, auroc each as <name>_greedy and <name>_expected, then format_fail_rate. */
+#define SEVERITY_N_METRICS 12
 extern const char *const severity_metric_names[SEVERITY_N_METRICS];
 
 /* One row: a (series, kind, severity, domain) over the seeds. Strings are owned by the table. */

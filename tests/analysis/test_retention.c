@@ -436,6 +436,14 @@ static void test_sweep(void) {
     if (!t) return;
     CHECK_EQ_INT(severity_n_series(t), 2);
     CHECK_EQ_STR(severity_series_name(t, 0), "caopd");
+    { /* format failures here are all above 0.10 (k_other): the severity table flags them */
+        char *tx = NULL;
+        CHECK(severity_tables(t, 0, &tx) == SEVERITY_OK);
+        CHECK_MSG(tx && strstr(tx, "format failures") && strstr(tx, "warning: caopd, test severity 0: format failures ") &&
+                      strstr(tx, "(above 0.10): a completion without a confidence reads 0"),
+                  "%s", tx ? tx : "");
+        free(tx);
+    }
     const severity_cell *c1 = severity_get_cell(t, 1);
     CHECK(c1 && c1->n_stages == 3 && c1->n_domains == 3 && !strcmp(c1->stage_names[3], "rev") && c1->seed == 1);
     CHECK(c1 && c1->test[0] && fabs(c1->test[0][3 * 3 + 0] - 0.65) < TOL && isnan(c1->test[0][3 * 3 + 1]));

@@ -242,6 +242,8 @@ int main(void) {
     e = last_err(), o = last_out();
     CHECK_MSG(exited(st, 0), "analyze: %s", e);
     CHECK_MSG(strstr(o, "OOD severity: 10 cells, 2 series") != NULL, "%s", o);
+    /* no format failures in these cells: a column of zeros and no warning */
+    CHECK_MSG(strstr(o, "format failures") && !strstr(o, "warning: caopd"), "%s", o);
     /* the analysis along the stages (retention.h): its summary lines on stdout; these results
      * files hold attributes only, so the pooled reliability diagrams are left out, named */
     CHECK_MSG(strstr(o, "Along the stages") && strstr(o, "\n1. ECE after the last stage") && strstr(o, "\n5. "), "%s", o);
