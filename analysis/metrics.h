@@ -1,4 +1,4 @@
-/* metrics: calibration and continual-learning metrics (DESIGN §4), pure C11, no torch/HDF5.
+/* metrics: calibration and continual-learning metrics (docs/metrics.md), pure C11, no torch/HDF5.
  * Calibration metrics read per-sample confidence and correctness arrays; CL metrics read a
  * (T+1) x T stage-by-domain matrix. Exact definitions and conventions: docs/metrics.md. */
 #ifndef CAOPD_METRICS_H

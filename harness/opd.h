@@ -1,4 +1,4 @@
-/* opd: the on-policy self-distillation step of CaOPD and SDFT (DESIGN §3): token batches with
+/* opd: the on-policy self-distillation step of CaOPD and SDFT (docs/trainer.md): token batches with
  * shared prompt prefixes, student/teacher logits over completions, the per-token divergence
  * loss, rollouts with verification, P_acc and the three CaOPD replacements.
  * The optimizer, the EMA teacher and the schedule live in train.h. Exact definitions:

@@ -1,5 +1,5 @@
-/* basedata.h: the supervised base-stage mixture (DESIGN §3, "A base model that can follow
- * privileged context"): student-format pairs whose targets end "Confidence: 1.00" and
+/* basedata.h: the supervised base-stage mixture (docs/tasks.md §7, docs/trainer.md §4: a base model that
+ * can follow privileged context): student-format pairs whose targets end "Confidence: 1.00" and
  * teacher-format pairs whose targets copy the answer and the note's random confidence. */
 #ifndef CAOPD_TASKS_BASEDATA_H
 #define CAOPD_TASKS_BASEDATA_H

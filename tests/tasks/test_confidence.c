@@ -1,4 +1,4 @@
-/* test_confidence.c: confidence parsing edge cases (DESIGN §3: the last "Confidence:"
+/* test_confidence.c: confidence parsing edge cases (docs/tasks.md §6: the last "Confidence:"
  * followed by a number, clipped to [0,1], none -> 0.0 and a format failure), answer
  * extraction, and the exact, locale-independent two-decimal formatting. */
 #include <stdint.h>

@@ -27,7 +27,7 @@ int main(void) {
     tmpl_completion(buf, sizeof buf, "x", 7.0);
     CHECK_EQ_STR(buf, "x\nConfidence: 1.00");
 
-    /* The note, exactly as DESIGN §3 words it. */
+    /* The note, exactly as docs/tasks.md §5 words it. */
     CHECK_EQ_INT(tmpl_note(buf, sizeof buf, 0.5), strlen(NOTE_050));
     CHECK_EQ_STR(buf, NOTE_050);
     tmpl_note(buf, sizeof buf, 0.125);
