@@ -52,9 +52,14 @@ static int check_count = 0;
                   "%s = %.10g, %s = %.10g, tol %g", #a, check_a_, #b, check_b_, (double)(tol)); \
     } while (0)
 
-/* Call at the end of main: prints a summary line and returns the exit status. */
+/* Call at the end of main: prints a summary line and returns the exit status: 1 when a check
+ * failed or when none ran. */
 static inline int check_report(const char *name) {
     fprintf(stderr, "%s: %d checks, %d failed\n", name, check_count, check_failures);
+    if (check_count == 0) { /* a test that checked nothing has not passed */
+        fprintf(stderr, "%s: no check ran\n", name);
+        return 1;
+    }
     return check_failures ? 1 : 0;
 }
 
