@@ -238,7 +238,9 @@ static tw_tensor block(gpt *m, int l, tw_tensor x, gpt_attend_fn attend, void *a
     tw_tensor q = split_heads(m, qkv, 0, B, T);
     tw_tensor k = split_heads(m, qkv, 1, B, T);
     tw_tensor v = split_heads(m, qkv, 2, B, T);
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
     tw_tensor y = attend(m, l, q, k, v, arg); /* (B, H, T, C/H) */
+    tw_prof_label(ctx, label);
     int64_t shape[3] = {B, T, C};
     y = tw_reshape(ctx, tw_transpose(ctx, y, 1, 2), 3, shape);
     x = tw_add(ctx, x, tw_linear(ctx, y, layer_param(m, l, GPT_APROJ_W), layer_param(m, l, GPT_APROJ_B)));
@@ -484,12 +486,19 @@ int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t s
 
 /* Next token per row from the last-position logits (B, 1, V). */
 static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, const gpt_sample_params *sp, tw_rng *rng) {
+    const int label = tw_prof_label(ctx, TW_KIND_SAMPLING);
     int64_t shape[2] = {tw_size(ctx, logits, 0), tw_size(ctx, logits, 2)};
     tw_tensor last = tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
-    if (sp->temperature <= 0.0) return tw_argmax(ctx, last, 1);
-    tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
-    if (sp->total_rows > 0) return tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows);
-    return tw_multinomial(ctx, rng, probs);
+    tw_tensor tok;
+    if (sp->temperature <= 0.0) {
+        tok = tw_argmax(ctx, last, 1);
+    } else {
+        tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
+        tok = sp->total_rows > 0 ? tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows)
+                                 : tw_multinomial(ctx, rng, probs);
+    }
+    tw_prof_label(ctx, label);
+    return tok;
 }
 
 tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,

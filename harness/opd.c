@@ -257,6 +257,7 @@ int opd_loss_weights(const opd_seqs *s, int skip_tokens, float *w) {
 
 tw_tensor opd_divergence_tokens(tw_ctx *ctx, tw_tensor student_logits, tw_tensor teacher_logits,
                                 opd_loss_params lp) {
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_scope scope = tw_scope_begin(ctx);
     tw_tensor ls = tw_log_softmax(ctx, student_logits, -1);
     tw_tensor lt = tw_detach(ctx, tw_log_softmax(ctx, teacher_logits, -1));
@@ -281,16 +282,21 @@ tw_tensor opd_divergence_tokens(tw_ctx *ctx, tw_tensor student_logits, tw_tensor
     default:
         tw_set_error(ctx, TW_ERR_ARG, "opd loss: unknown divergence %d", (int)lp.divergence);
     }
-    return tw_scope_return(ctx, scope, d);
+    d = tw_scope_return(ctx, scope, d);
+    tw_prof_label(ctx, label);
+    return d;
 }
 
 tw_tensor opd_ce_tokens(tw_ctx *ctx, tw_tensor logits, tw_tensor targets) {
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_scope scope = tw_scope_begin(ctx);
     int64_t N = tw_size(ctx, targets, 0), W = tw_size(ctx, targets, 1);
     int64_t s3[3] = {N, W, 1}, s2[2] = {N, W};
     tw_tensor lp = tw_log_softmax(ctx, logits, -1);
     tw_tensor picked = tw_gather(ctx, lp, 2, tw_reshape(ctx, targets, 3, s3));
-    return tw_scope_return(ctx, scope, tw_scale(ctx, tw_reshape(ctx, picked, 2, s2), -1.0));
+    tw_tensor ce = tw_scope_return(ctx, scope, tw_scale(ctx, tw_reshape(ctx, picked, 2, s2), -1.0));
+    tw_prof_label(ctx, label);
+    return ce;
 }
 
 /* ---- groups ---- */
@@ -500,6 +506,7 @@ tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *e
                      first + n, total);
         return tw_status_get(ctx);
     }
+    tw_prof_phase(ctx, OPD_PHASE_ROLLOUT);
     const double t0 = now_s();
     const int cap = OPD_CONTEXT_CAP;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n * cap);
@@ -596,22 +603,28 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
     }
     float *ent_s = w + N * W, *ent_t = ent_s + N * W;
     const int loss_rows = opd_loss_weights(s, p.loss.skip_tokens, w);
+    tw_prof_phase(ctx, OPD_PHASE_TEACHER);
     const double t0 = now_s();
     tw_scope scope = tw_scope_begin(ctx);
     tw_no_grad_begin(ctx);
     tw_tensor tl = opd_logits(teacher, &b->teacher, p.share_prefix);
     tw_no_grad_end(ctx);
+    tw_prof_phase(ctx, OPD_PHASE_TRAIN);
     const double t1 = now_s();
     tw_tensor sl = opd_logits(student, s, p.share_prefix);
     int64_t shape[2] = {N, W};
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_tensor weights = tw_from_f32(ctx, w, 2, shape);
     tw_tensor loss = tw_sum(ctx, tw_mul(ctx, opd_divergence_tokens(ctx, sl, tl, p.loss), weights));
     double lv = NAN;
     tw_item(ctx, loss, &lv);
+    tw_prof_label(ctx, label);
     if (tw_status_get(ctx) == TW_OK && isfinite(lv)) tw_backward(ctx, loss);
     const double t2 = now_s();
+    tw_prof_phase(ctx, OPD_PHASE_REST);
     if (st && tw_status_get(ctx) == TW_OK) {
         tw_no_grad_begin(ctx);
+        const int stats_label = tw_prof_label(ctx, TW_KIND_LOSS);
         tw_tensor sd = tw_detach(ctx, sl);
         double kl = lv;
         if (p.loss.divergence != OPD_DIV_FORWARD_KL) {
@@ -621,6 +634,7 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
         }
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, sd), ent_s, (size_t)(N * W));
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, tl), ent_t, (size_t)(N * W));
+        tw_prof_label(ctx, stats_label);
         tw_no_grad_end(ctx);
         double es[2], et[2];
         int64_t cnt[2];

@@ -146,6 +146,11 @@ typedef struct opd_params {
 
 opd_params opd_params_default(void); /* CaOPD, demo, K 8, T 1.0, 24 new, shared, forward KL, skip 3 */
 
+/* Profile phases of a step (tw_prof_phase; `caopd bench --profile`): sampling with the
+ * verification and batch building, the teacher's forward pass, the student's forward pass, loss
+ * and backward, and the rest (logged entropies, clipping, AdamW, EMA). */
+enum { OPD_PHASE_ROLLOUT = 0, OPD_PHASE_TEACHER = 1, OPD_PHASE_TRAIN = 2, OPD_PHASE_REST = 3 };
+
 /* What one step measured. Entropies are per-token means (nats) over the trained completion
  * tokens of each class; rates are over all B*K rollouts. */
 typedef struct opd_stats {
