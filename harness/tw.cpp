@@ -1042,6 +1042,76 @@ tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim) {
               [dim](at::Tensor **t) { return at::log_softmax(*t[0], dim); });
 }
 
+namespace {
+
+// One decoding query of one (row, head) against its keys: out[0..D) = softmax(q . k_j, j < Tk,
+// where key j is visible) @ v. q is already scaled. Keys and values are rows of D floats at
+// k + j * ks, v + j * vs. s holds Tk floats of scratch. Partial sums in 8 lanes let the compiler
+// vectorize the dot products without reassociating one sum.
+__attribute__((target_clones("avx2", "default"))) void decode_one(const float *q, const float *k,
+                                                                    int64_t ks, const float *v,
+                                                                    int64_t vs, const bool *visible,
+                                                                    int64_t Tk, int64_t D, float *s,
+                                                                    float *out) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < Tk; j++) {
+        if (visible && !visible[j] && j != Tk - 1) {
+            s[j] = -INFINITY;
+            continue;
+        }
+        const float *kj = k + j * ks;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t d = 0;
+        for (; d + 8 <= D; d += 8)
+            for (int l = 0; l < 8; l++) acc[l] += q[d + l] * kj[d + l];
+        float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; d < D; d++) dot += q[d] * kj[d];
+        s[j] = dot;
+        if (dot > mx) mx = dot;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < Tk; j++) {
+        s[j] = s[j] == -INFINITY ? 0.0f : std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t d = 0; d < D; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j < Tk; j++) {
+        if (s[j] == 0.0f) continue;
+        const float a = s[j] * inv, *vj = v + j * vs;
+        for (int64_t d = 0; d < D; d++) out[d] += a * vj[d];
+    }
+}
+
+// tw_causal_attention for one query per row (decoding), without autograd: one pass over each
+// (row, head)'s keys instead of two batched matmuls of B * H tiny products (each a BLAS call)
+// and the mask tensors. Same definition; differs from the composite path by float rounding.
+at::Tensor decode_attention(const at::Tensor &Q, const at::Tensor &K, const at::Tensor &V,
+                            const at::Tensor *key_valid) {
+    const int64_t B = Q.size(0), H = Q.size(1), Tk = K.size(2), D = Q.size(3);
+    const at::Tensor q = (Q * (1.0 / std::sqrt((double)D))).contiguous();
+    const at::Tensor k = K.stride(3) == 1 ? K : K.contiguous();
+    const at::Tensor v = V.stride(3) == 1 ? V : V.contiguous();
+    at::Tensor valid;
+    if (key_valid) valid = key_valid->to(at::kBool).contiguous();
+    at::Tensor out = at::empty({B, H, 1, D}, Q.options());
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const bool *valp = key_valid ? valid.data_ptr<bool>() : nullptr;
+    float *op = out.data_ptr<float>();
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> s((size_t)Tk);
+        for (int64_t bh = begin; bh < end; bh++) {
+            const int64_t b = bh / H, h = bh % H;
+            decode_one(qp + bh * D, kp + b * k.stride(0) + h * k.stride(1), k.stride(2),
+                       vp + b * v.stride(0) + h * v.stride(1), v.stride(2),
+                       valp ? valp + b * Tk : nullptr, Tk, D, s.data(), op + bh * D);
+        }
+    });
+    return out;
+}
+
+} // namespace
+
 tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
                               tw_tensor key_valid) {
     return op(
@@ -1056,6 +1126,16 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
                         "q and k disagree in batch, heads or head size");
             int64_t tq = Q.size(2), tk = K.size(2);
             SHAPE_CHECK(tq <= tk, "more queries (", tq, ") than keys (", tk, ")");
+            if (t[3])
+                SHAPE_CHECK(t[3]->dim() == 2 && t[3]->size(0) == K.size(0) && t[3]->size(1) == tk,
+                            "key_valid must be (B, Tk) = (", K.size(0), ", ", tk, ")");
+            const bool grad = c10::GradMode::is_enabled() &&
+                              (Q.requires_grad() || K.requires_grad() || V.requires_grad());
+            if (tq == 1 && !grad && Q.device().is_cpu() && Q.scalar_type() == at::kFloat &&
+                K.scalar_type() == at::kFloat && V.scalar_type() == at::kFloat) {
+                prof_flops(ctx, 4.0 * (double)(Q.size(0) * Q.size(1) * tk * Q.size(3)), Q);
+                return decode_attention(Q, K, V, t[3]);
+            }
             auto lopts = at::TensorOptions().dtype(at::kLong).device(Q.device());
             at::Tensor qpos = at::arange(tk - tq, tk, lopts).unsqueeze(1); // (Tq, 1)
             at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
