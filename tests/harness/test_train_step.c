@@ -162,7 +162,8 @@ static void test_nan_rule(tw_ctx *ctx) {
 }
 
 /* A real batch (long teacher contexts, several prompts): the shared and unshared loss and
- * gradients agree. */
+ * gradients agree, with K 2 rows per prompt (grouped rows; in correct_solution mode the
+ * teacher's rows are not grouped) and with K 1. */
 static void test_shared_loss(tw_ctx *ctx) {
     task_example ex[3];
     examples(ex, 3, 13);
@@ -173,12 +174,14 @@ static void test_shared_loss(tw_ctx *ctx) {
         snprintf(buf[i], sizeof buf[i], i % 2 ? "%s\nConfidence: 0.4" : "1%s", ex[i / 2].answer);
         roll[i] = buf[i];
     }
-    for (int mode = 0; mode < 2; mode++) {
+    const char *roll1[3] = {roll[0], roll[3], roll[4]}; /* K = 1: one row per prefix */
+    for (int run = 0; run < 3; run++) {
+        const int mode = run % 2; /* demo, correct_solution (K 2); demo with K 1 */
         opd_params p = opd_params_default();
-        p.k = 2;
+        p.k = run < 2 ? 2 : 1;
         p.teacher = (opd_teacher_mode)mode;
         opd_batch b;
-        CHECK(opd_batch_from_rollouts(ctx, ex, 3, roll, p, &b, NULL) == TW_OK);
+        CHECK(opd_batch_from_rollouts(ctx, ex, 3, run < 2 ? roll : roll1, p, &b, NULL) == TW_OK);
         double loss[2];
         float *g[2];
         int64_t n = 0;
