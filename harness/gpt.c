@@ -258,10 +258,11 @@ static tw_tensor head(gpt *m, tw_tensor x) {
     return tw_linear(ctx, x, m->params[0], TW_NULL); /* tied: logits = x @ wte^T */
 }
 
+/* arg: the forward pass's causal mask (tw_causal_mask), built once for every layer. */
 static tw_tensor attend_full(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v,
                              void *arg) {
     (void)layer;
-    return tw_causal_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
+    return tw_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
 }
 
 tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_valid) {
@@ -283,7 +284,10 @@ tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_val
         pos = tw_reshape(ctx, tw_arange(ctx, T), 2, shape);
     }
     tw_tensor x = embed(m, tokens, pos);
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &key_valid);
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
+    tw_tensor mask = tw_causal_mask(ctx, key_valid, T, T);
+    tw_prof_label(ctx, label);
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &mask);
     return tw_scope_return(ctx, scope, head(m, x));
 }
 
@@ -649,14 +653,14 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
 
 typedef struct prefix_arg {
     gpt_prefix *p;
-    tw_tensor valid;
+    tw_tensor mask; /* (P, 1, Tp, Tp) the causal mask of the prefix rows (tw_causal_mask) */
 } prefix_arg;
 
 static tw_tensor attend_capture(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
     prefix_arg *a = arg;
     a->p->k[l] = tw_keep(m->ctx, k);
     a->p->v[l] = tw_keep(m->ctx, v);
-    return tw_causal_attention(m->ctx, q, k, v, a->valid);
+    return tw_attention(m->ctx, q, k, v, a->mask);
 }
 
 void gpt_prefix_free(gpt_prefix *p) {
@@ -722,7 +726,9 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
         p->count[b] = c;
     }
     p->valid = tw_keep(ctx, tw_from_i64(ctx, valid, 2, shape));
-    prefix_arg arg = {p, p->valid};
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
+    prefix_arg arg = {p, tw_causal_mask(ctx, p->valid, T, T)};
+    tw_prof_label(ctx, label);
     tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
     for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_capture, &arg);
     tw_scope_end(ctx, scope);

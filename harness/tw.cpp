@@ -210,7 +210,8 @@ int kind_of(const char *name) {
         int kind;
     } table[] = {
         {"tw_matmul", TW_KIND_MATMUL}, {"tw_linear", TW_KIND_MATMUL},
-        {"tw_causal_attention", TW_KIND_ATTENTION}, {"tw_layer_norm", TW_KIND_LAYER_NORM},
+        {"tw_causal_attention", TW_KIND_ATTENTION}, {"tw_attention", TW_KIND_ATTENTION},
+        {"tw_causal_mask", TW_KIND_ATTENTION}, {"tw_layer_norm", TW_KIND_LAYER_NORM},
         {"tw_multinomial", TW_KIND_SAMPLING}, {"tw_multinomial_rows", TW_KIND_SAMPLING},
         {"tw_multinomial_skip", TW_KIND_SAMPLING}, {"tw_argmax", TW_KIND_SAMPLING},
         {"tw_embedding", TW_KIND_GATHER}, {"tw_index_select", TW_KIND_GATHER},
@@ -1159,6 +1160,58 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
             return r;
         },
         /*optional=*/1u << 3);
+}
+
+tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t tk) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    if (tq < 1 || tq > tk) {
+        ctx->fail(TW_ERR_ARG, "tw_causal_mask: need 1 <= Tq <= Tk (got " + std::to_string(tq) + ", " +
+                                  std::to_string(tk) + ")");
+        return TW_NULL;
+    }
+    auto make = [ctx, tq, tk](const at::Tensor *kv) {
+        auto lopts = at::TensorOptions().dtype(at::kLong).device(ctx->torch_device);
+        at::Tensor qpos = at::arange(tk - tq, tk, lopts).unsqueeze(1); // (Tq, 1)
+        at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
+        at::Tensor allowed = kpos.le(qpos);                            // (Tq, Tk)
+        if (kv) {
+            SHAPE_CHECK(kv->dim() == 2 && kv->size(1) == tk, "key_valid must be (B, Tk) with Tk = ", tk);
+            at::Tensor valid = kv->to(at::kBool).view({kv->size(0), 1, 1, tk});
+            allowed = allowed.logical_and(valid.logical_or(kpos.eq(qpos)));
+        } else {
+            allowed = allowed.view({1, 1, tq, tk});
+        }
+        at::Tensor mask = at::zeros(allowed.sizes(), ctx->opts(at::kFloat));
+        mask.masked_fill_(allowed.logical_not(), -INFINITY);
+        return mask;
+    };
+    if (key_valid.id == 0) {
+        prof_timer pt(ctx, "tw_causal_mask");
+        at::Tensor r;
+        if (!guarded(ctx, "tw_causal_mask", "", [&] { r = make(nullptr); })) return TW_NULL;
+        return ctx->add(std::move(r));
+    }
+    return op(ctx, "tw_causal_mask", {key_valid}, [&](at::Tensor **t) { return make(t[0]); });
+}
+
+tw_tensor tw_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask) {
+    return op(ctx, "tw_attention", {q, k, v, mask}, [ctx](at::Tensor **t) {
+        const at::Tensor &Q = *t[0], &K = *t[1], &V = *t[2], &M = *t[3];
+        SHAPE_CHECK(Q.dim() == 4 && K.dim() == 4 && V.dim() == 4, "q, k, v must be (B, H, T, d)");
+        SHAPE_CHECK(K.sizes() == V.sizes(), "k and v shapes differ");
+        SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) && Q.size(3) == K.size(3),
+                    "q and k disagree in batch, heads or head size");
+        SHAPE_CHECK(M.dim() == 4 && M.size(1) == 1 && M.size(2) == Q.size(2) && M.size(3) == K.size(2) &&
+                        (M.size(0) == 1 || M.size(0) == Q.size(0)),
+                    "mask must be (B or 1, 1, Tq, Tk)");
+        // As tw_causal_attention: the scale on q, the mask added in place.
+        const double scale = 1.0 / std::sqrt((double)Q.size(3));
+        at::Tensor att = at::matmul(Q * scale, K.transpose(-2, -1));
+        att.add_(M);
+        at::Tensor r = at::matmul(at::softmax(att, -1), V);
+        prof_flops(ctx, 4.0 * (double)att.numel() * (double)Q.size(3), r);
+        return r;
+    });
 }
 
 /* ---- shapes ---- */

@@ -262,6 +262,14 @@ tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim);
 tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
                               tw_tensor key_valid);
 
+/* tw_causal_attention in two parts, for a mask shared by several calls (the layers of one
+ * forward pass): the additive mask (B, 1, Tq, Tk) float32 (0 where key j is visible to query i
+ * under tw_causal_attention's rule, -inf elsewhere; key_valid as there, TW_NULL: (1, 1, Tq, Tk)),
+ * then attention softmax(q k^T / sqrt(d) + mask) v with q (B, H, Tq, d), k, v (B, H, Tk, d) and
+ * the mask broadcast over heads. Same values as tw_causal_attention's composite path. */
+tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t tk);
+tw_tensor tw_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask);
+
 /* Shape ops. */
 tw_tensor tw_reshape(tw_ctx *ctx, tw_tensor x, int ndim, const int64_t *shape);
 tw_tensor tw_transpose(tw_ctx *ctx, tw_tensor x, int d0, int d1);
