@@ -894,7 +894,10 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
                      (long long)N, (long long)Tn, n);
         return TW_NULL;
     }
-    int identity = n == p->rows, grouped = n % p->rows == 0;
+    /* Grouped attention (attend_grouped) when every prefix row has R >= 2 rows and the prefix is
+     * long next to the suffix; otherwise copying the prefix keys to each row costs less than the
+     * grouped path's extra ops (measured: docs/performance.md). */
+    int identity = n == p->rows, grouped = n % p->rows == 0 && n > p->rows && p->len >= 2 * Tn;
     for (int i = 0; i < n; i++) {
         if (row_of[i] < 0 || row_of[i] >= p->rows) {
             tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: row_of[%d] = %lld is not a prefix row (0..%d)",

@@ -9,7 +9,8 @@
 #   default  the CaOPD step at the bench's default size (width 128, 4 layers, 16 prompts x K 8
 #            x 24 new tokens, add): median of 3 steps of `caopd bench --opd-only`
 # all on one thread, and prints per size the median over runs of each commit and AFTER / BEFORE.
-# Usage: experiments/bench/compare.sh BEFORE AFTER [RUNS (3)]
+# Usage: experiments/bench/compare.sh BEFORE AFTER [RUNS (3); 0: only build]
+# Environment: CAOPD_BENCH_DIR (build trees), CAOPD_BENCH_JOBS (build jobs, 1).
 set -eu
 if [ $# -lt 2 ]; then
     echo "usage: $0 BEFORE AFTER [RUNS]" >&2
@@ -62,6 +63,7 @@ run_size() { # DIR SIZE OUT
 echo "building $BEFORE and $AFTER under $WORK ..." >&2
 DB=$(build "$BEFORE")
 DA=$(build "$AFTER")
+[ "$RUNS" -gt 0 ] || exit 0 # RUNS 0: build only
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')" 
 echo "before $BEFORE ($(basename "$DB")), after $AFTER ($(basename "$DA")), $RUNS runs each, alternating"
 OUT=$WORK/runs.$$
