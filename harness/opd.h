@@ -52,7 +52,8 @@ int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text);
 int opd_seqs_max_len(const opd_seqs *s);
 
 /* Logits (N, W, V), [i, j] predicting target[i, j]. share = 1: each prefix (all but its last
- * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix);
+ * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix), prefixes
+ * of similar length together (up to 4 chunks, each padded to its own longest);
  * share = 0: every row's whole sequence goes through gpt_forward (the reference). Same
  * values either way up to float rounding. Records autograd under grad mode. TW_NULL on
  * error (message on the model's context). */
