@@ -31,7 +31,19 @@ bench_params bench_default(void) {
         .opd_steps = 3,
         .opd_domain = TASK_DOMAIN_ADD,
         .opd_only = 0,
+        .base_steps = 3,
+        .base_batch = 32,
+        .base = base_params_default(),
+        .base_only = 0,
+        .profile = 0,
     };
+    /* experiments/bases/base-small.json's mixture */
+    p.base.p_teacher = 0.75;
+    p.base.p_no_note = 0.4;
+    p.base.student_domains = 1u << TASK_DOMAIN_MOD | 1u << TASK_DOMAIN_COUNT_CHAR | 1u << TASK_DOMAIN_REV |
+                             1u << TASK_DOMAIN_SORT;
+    p.base.focus = TASK_DOMAIN_MOD;
+    p.base.focus_share = 0.5;
     return p;
 }
 
@@ -187,10 +199,37 @@ static int bench_model_runs(tw_ctx *ctx, tw_rng *rng, gpt *m, const bench_params
     return 0;
 }
 
+/* Turns the profile of `steps` steps (read from ctx) into per-step means; phase_sum holds the
+ * summed wall seconds of each phase but the rest, step_sum of the steps. */
+static void profile_finish(tw_ctx *ctx, int steps, double step_sum, const double *phase_sum,
+                           double gflops, bench_profile *pr) {
+    tw_prof_read(ctx, &pr->per_step);
+    pr->steps = steps;
+    pr->step_s = step_sum / steps;
+    double rest = pr->step_s;
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++) {
+        if (ph < OPD_PHASE_REST) {
+            pr->phase_s[ph] = phase_sum[ph] / steps;
+            rest -= pr->phase_s[ph];
+        }
+        pr->per_step.flops[ph] /= steps;
+        pr->flops += pr->per_step.flops[ph];
+        for (int k = 0; k < TW_KIND_COUNT; k++) {
+            tw_prof_cell *c = &pr->per_step.cell[ph][k];
+            c->seconds /= steps;
+            pr->op_calls += (double)c->calls / steps;
+            c->calls = (c->calls + steps / 2) / steps;
+        }
+    }
+    pr->phase_s[OPD_PHASE_REST] = rest;
+    pr->flop_limit_s = gflops > 0 ? pr->flops / (gflops * 1e9) : 0.0;
+    pr->measured = 1;
+}
+
 /* train_step_opd on a fresh model, one warm-up step then opd_steps measured ones, all on the
  * same prompts (so every step does the same work up to the sampled completions). */
-static int bench_opd_step(tw_ctx *ctx, const bench_params *p, bench_opd *o, char *err,
-                          size_t errlen) {
+static int bench_opd_step(tw_ctx *ctx, const bench_params *p, double gflops, bench_opd *o,
+                          char *err, size_t errlen) {
     const int n = p->opd_prompts;
     const int reps = p->opd_steps < BENCH_MAX_REPS ? p->opd_steps : BENCH_MAX_REPS;
     task_example *ex = calloc((size_t)n, sizeof *ex);
@@ -263,6 +302,24 @@ static int bench_opd_step(tw_ctx *ctx, const bench_params *p, bench_opd *o, char
     o->teacher_tok_s = (double)o->teacher_tokens / o->teacher_s;
     o->train_tok_s = (double)o->student_tokens / o->train_s;
     o->step_tok_s = (double)(o->new_tokens + o->train_tokens) / o->step_s;
+    if (p->profile) {
+        double step_sum = 0, phase_sum[TW_PROF_PHASES] = {0};
+        tw_prof_enable(ctx, 1);
+        for (int r = 0; r < reps; r++) {
+            const double t0 = now_s();
+            if (train_step_opd(t, ex, n, &log)) {
+                tw_prof_enable(ctx, 0);
+                fail(ctx, err, errlen, "CaOPD step (profiled)");
+                goto done;
+            }
+            step_sum += now_s() - t0;
+            phase_sum[OPD_PHASE_ROLLOUT] += log.s.rollout_s;
+            phase_sum[OPD_PHASE_TEACHER] += log.s.teacher_s;
+            phase_sum[OPD_PHASE_TRAIN] += log.s.train_s;
+        }
+        profile_finish(ctx, reps, step_sum, phase_sum, gflops, &o->prof);
+        tw_prof_enable(ctx, 0);
+    }
     o->measured = 1;
     rc = 0;
 done:
@@ -271,6 +328,75 @@ done:
     tw_rng_free(init);
     task_gen_free(g);
     free(ex);
+    return rc;
+}
+
+/* train_step_base on a fresh model, one warm-up step then base_steps measured ones, each on the
+ * next pairs of the stream (as the base stage runs). */
+static int bench_base_step(tw_ctx *ctx, const bench_params *p, double gflops, bench_base *o,
+                           char *err, size_t errlen) {
+    const int reps = p->base_steps < BENCH_MAX_REPS ? p->base_steps : BENCH_MAX_REPS;
+    base_gen *g = NULL;
+    tw_rng *init = NULL;
+    gpt *m = NULL;
+    trainer *t = NULL;
+    int rc = -1;
+    if (base_gen_new(&g, p->base, p->seed) != BASE_OK) {
+        snprintf(err, errlen, "bench: base step: pairs: %s", base_errmsg());
+        return -1;
+    }
+    train_params tp = train_params_default();
+    tp.method = TRAIN_METHOD_SFT;
+    tp.batch_prompts = p->base_batch;
+    tp.lr = 3e-3;
+    if (tw_rng_new(ctx, p->seed ^ 0x626173655f62656eull, &init) || gpt_new(ctx, p->model, init, &m) ||
+        train_new(m, tp, p->seed, &t)) {
+        fail(ctx, err, errlen, "base step: model");
+        goto done;
+    }
+    double step[BENCH_MAX_REPS], prompt_tokens = 0, train_tokens = 0;
+    train_log log;
+    for (int r = -1; r < reps; r++) {
+        const double t0 = now_s();
+        if (train_step_base(t, g, &log)) {
+            fail(ctx, err, errlen, "base step");
+            goto done;
+        }
+        const double dt = now_s() - t0;
+        if (r < 0) continue;
+        step[r] = dt;
+        prompt_tokens += (double)log.s.prompt_tokens;
+        train_tokens += (double)log.s.train_tokens;
+    }
+    o->batch = p->base_batch;
+    o->steps = reps;
+    o->prompt_tokens = (int64_t)(prompt_tokens / reps + 0.5);
+    o->train_tokens = (int64_t)(train_tokens / reps + 0.5);
+    o->step_s = median(step, reps);
+    o->tok_s = (double)(o->prompt_tokens + o->train_tokens) / o->step_s;
+    if (p->profile) {
+        double step_sum = 0, phase_sum[TW_PROF_PHASES] = {0};
+        tw_prof_enable(ctx, 1);
+        for (int r = 0; r < reps; r++) {
+            const double t0 = now_s();
+            if (train_step_base(t, g, &log)) {
+                tw_prof_enable(ctx, 0);
+                fail(ctx, err, errlen, "base step (profiled)");
+                goto done;
+            }
+            step_sum += now_s() - t0;
+            phase_sum[OPD_PHASE_TRAIN] += log.s.train_s;
+        }
+        profile_finish(ctx, reps, step_sum, phase_sum, gflops, &o->prof);
+        tw_prof_enable(ctx, 0);
+    }
+    o->measured = 1;
+    rc = 0;
+done:
+    train_free(t);
+    gpt_free(m);
+    tw_rng_free(init);
+    base_gen_free(g);
     return rc;
 }
 
@@ -292,6 +418,14 @@ int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, 
     }
     if (p.opd_only && p.opd_steps < 1) {
         snprintf(err, errlen, "bench: opd_only needs opd_steps >= 1");
+        return -1;
+    }
+    if (p.opd_only && p.base_only) {
+        snprintf(err, errlen, "bench: opd_only and base_only exclude each other");
+        return -1;
+    }
+    if (p.base_only && (p.base_steps < 1 || p.base_batch < 1)) {
+        snprintf(err, errlen, "bench: base_only needs base_steps >= 1 and base_batch >= 1");
         return -1;
     }
     if (p.blas_threads < 0) {
@@ -327,14 +461,22 @@ int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, 
         fail(ctx, err, errlen, "matmul");
         goto done;
     }
-    if (!p.opd_only && bench_model_runs(ctx, rng, m, &p, out, progress, arg, err, errlen))
+    if (!p.opd_only && !p.base_only &&
+        bench_model_runs(ctx, rng, m, &p, out, progress, arg, err, errlen))
         goto done;
-    if (p.opd_steps > 0) {
+    if (p.opd_steps > 0 && !p.base_only) {
         char line[128];
-        snprintf(line, sizeof line, "CaOPD step (%d prompts x K %d x %d new tokens)", p.opd_prompts,
-                 p.opd_k, p.opd_new);
+        snprintf(line, sizeof line, "CaOPD step (%d prompts x K %d x %d new tokens)%s", p.opd_prompts,
+                 p.opd_k, p.opd_new, p.profile ? ", then profiled" : "");
         say(progress, arg, line);
-        if (bench_opd_step(ctx, &p, &out->opd, err, errlen)) goto done;
+        if (bench_opd_step(ctx, &p, out->matmul_gflops_run, &out->opd, err, errlen)) goto done;
+    }
+    if (p.base_only) {
+        char line[128];
+        snprintf(line, sizeof line, "base step (%d pairs)%s", p.base_batch,
+                 p.profile ? ", then profiled" : "");
+        say(progress, arg, line);
+        if (bench_base_step(ctx, &p, out->matmul_gflops_run, &out->base, err, errlen)) goto done;
     }
     rc = 0;
 done:

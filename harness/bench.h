@@ -7,8 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "basedata.h"
 #include "gpt.h"
 #include "task.h"
+#include "tw.h"
 
 typedef struct bench_params {
     gpt_config model;
@@ -33,12 +35,37 @@ typedef struct bench_params {
     int opd_steps;          /* measured steps after one warm-up (3); 0: not measured */
     task_domain opd_domain; /* where the prompts come from (add) */
     int opd_only;           /* 1: measure only the matmul rates and the CaOPD step */
+    /* The base-stage step: train_step_base of a trainer (train_params_default, lr 3e-3) on a
+     * fresh model of `model`, base_batch pairs per step from base_gen(base, seed). */
+    int base_steps;         /* measured steps after one warm-up (0: not measured) */
+    int base_batch;         /* pairs per step (32) */
+    base_params base;       /* the mixture (experiments/bases/base-small.json's) */
+    int base_only;          /* 1: measure only the matmul rates and the base-stage step */
+    /* 1: after the timed steps, run as many again with the tw profile on (tw_prof_enable) and
+     * report where their time went (bench_profile); the timed steps are never profiled. */
+    int profile;
 } bench_params;
 
 /* Width 128, 4 layers, 4 heads, 16 x 256 = 4096 tokens per step, 5 steps; decoding 128 rows
  * x (32 prompt + 24 new) tokens; matmul 1024; CaOPD step 16 prompts x K 8 x 24 new tokens
- * from `add`, 3 steps; all cores; seed 1. */
+ * from `add`, 3 steps; base step 32 pairs of base-small's mixture, 3 steps (measured only under
+ * base_only); no profile; all cores; seed 1. */
 bench_params bench_default(void);
+
+/* Where the profiled steps' time went, per step (means over the profiled steps). Phases are
+ * opd.h's OPD_PHASE_* (a base step has only the train and rest phases). */
+typedef struct bench_profile {
+    int measured;                   /* 0 when profile is off */
+    int steps;                      /* profiled steps */
+    double step_s;                  /* mean wall seconds of a profiled step (the profile's own
+                                       cost included: compare with the unprofiled median) */
+    double phase_s[TW_PROF_PHASES]; /* wall seconds of each phase (the rest: step - others) */
+    tw_prof per_step;               /* calls and seconds per phase and kind, FLOPs per phase */
+    double flops;                   /* matmul FLOPs of a step (all phases) */
+    double flop_limit_s;            /* flops / the matmul rate under the run's threads: the step
+                                       if it ran at the rate of one large matmul */
+    double op_calls;                /* tw calls + autograd nodes per step */
+} bench_profile;
 
 /* One CaOPD step, measured. Token counts are per step; they are counts of the step's work,
  * not of what an implementation computes (a context shared by K rows counts once), so a
@@ -68,7 +95,19 @@ typedef struct bench_opd {
     double teacher_tok_s; /* teacher_tokens / teacher_s */
     double train_tok_s;   /* student_tokens / train_s */
     double step_tok_s;    /* (new_tokens + train_tokens) / step_s (the train_log's tok_s) */
+    bench_profile prof;   /* under bench_params.profile */
 } bench_opd;
+
+/* One base-stage step, measured (train_step_base). */
+typedef struct bench_base {
+    int measured;          /* 0 when not measured */
+    int batch, steps;
+    int64_t prompt_tokens; /* prompt tokens (BOS included) of a step, mean over the measured steps */
+    int64_t train_tokens;  /* target tokens (+ EOS) of a step, mean */
+    double step_s;         /* median wall seconds of train_step_base */
+    double tok_s;          /* (prompt_tokens + train_tokens) / step_s */
+    bench_profile prof;    /* under bench_params.profile */
+} bench_base;
 
 typedef struct bench_result {
     double matmul_gflops;    /* float32 n x n x n matmul through libtorch on `threads` BLAS
@@ -83,6 +122,7 @@ typedef struct bench_result {
     double recompute_tok_s;  /* new tokens / s recomputing the whole sequence each step */
     int64_t params;
     bench_opd opd;           /* the CaOPD step */
+    bench_base base;         /* the base-stage step */
 } bench_result;
 
 /* Progress lines go to `progress` when not NULL (stage names, one per line). Errors: a status

@@ -238,7 +238,9 @@ static tw_tensor block(gpt *m, int l, tw_tensor x, gpt_attend_fn attend, void *a
     tw_tensor q = split_heads(m, qkv, 0, B, T);
     tw_tensor k = split_heads(m, qkv, 1, B, T);
     tw_tensor v = split_heads(m, qkv, 2, B, T);
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
     tw_tensor y = attend(m, l, q, k, v, arg); /* (B, H, T, C/H) */
+    tw_prof_label(ctx, label);
     int64_t shape[3] = {B, T, C};
     y = tw_reshape(ctx, tw_transpose(ctx, y, 1, 2), 3, shape);
     x = tw_add(ctx, x, tw_linear(ctx, y, layer_param(m, l, GPT_APROJ_W), layer_param(m, l, GPT_APROJ_B)));
@@ -256,10 +258,11 @@ static tw_tensor head(gpt *m, tw_tensor x) {
     return tw_linear(ctx, x, m->params[0], TW_NULL); /* tied: logits = x @ wte^T */
 }
 
+/* arg: the forward pass's causal mask (tw_causal_mask), built once for every layer. */
 static tw_tensor attend_full(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v,
                              void *arg) {
     (void)layer;
-    return tw_causal_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
+    return tw_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
 }
 
 tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_valid) {
@@ -281,7 +284,10 @@ tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_val
         pos = tw_reshape(ctx, tw_arange(ctx, T), 2, shape);
     }
     tw_tensor x = embed(m, tokens, pos);
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &key_valid);
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
+    tw_tensor mask = tw_causal_mask(ctx, key_valid, T, T);
+    tw_prof_label(ctx, label);
+    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &mask);
     return tw_scope_return(ctx, scope, head(m, x));
 }
 
@@ -484,12 +490,19 @@ int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t s
 
 /* Next token per row from the last-position logits (B, 1, V). */
 static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, const gpt_sample_params *sp, tw_rng *rng) {
+    const int label = tw_prof_label(ctx, TW_KIND_SAMPLING);
     int64_t shape[2] = {tw_size(ctx, logits, 0), tw_size(ctx, logits, 2)};
     tw_tensor last = tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
-    if (sp->temperature <= 0.0) return tw_argmax(ctx, last, 1);
-    tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
-    if (sp->total_rows > 0) return tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows);
-    return tw_multinomial(ctx, rng, probs);
+    tw_tensor tok;
+    if (sp->temperature <= 0.0) {
+        tok = tw_argmax(ctx, last, 1);
+    } else {
+        tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
+        tok = sp->total_rows > 0 ? tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows)
+                                 : tw_multinomial(ctx, rng, probs);
+    }
+    tw_prof_label(ctx, label);
+    return tok;
 }
 
 tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
@@ -640,14 +653,14 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
 
 typedef struct prefix_arg {
     gpt_prefix *p;
-    tw_tensor valid;
+    tw_tensor mask; /* (P, 1, Tp, Tp) the causal mask of the prefix rows (tw_causal_mask) */
 } prefix_arg;
 
 static tw_tensor attend_capture(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
     prefix_arg *a = arg;
     a->p->k[l] = tw_keep(m->ctx, k);
     a->p->v[l] = tw_keep(m->ctx, v);
-    return tw_causal_attention(m->ctx, q, k, v, a->valid);
+    return tw_attention(m->ctx, q, k, v, a->mask);
 }
 
 void gpt_prefix_free(gpt_prefix *p) {
@@ -713,7 +726,9 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
         p->count[b] = c;
     }
     p->valid = tw_keep(ctx, tw_from_i64(ctx, valid, 2, shape));
-    prefix_arg arg = {p, p->valid};
+    const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
+    prefix_arg arg = {p, tw_causal_mask(ctx, p->valid, T, T)};
+    tw_prof_label(ctx, label);
     tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
     for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_capture, &arg);
     tw_scope_end(ctx, scope);
@@ -807,11 +822,50 @@ typedef struct suffix_arg {
     const gpt_prefix *p;
     tw_tensor idx;   /* (N) int64 prefix row of each row, or TW_NULL for the identity */
     tw_tensor valid; /* (N, Tp + Tn) */
+    /* Grouped rows (row i continues prefix row i / R, R = N / P), else 0 / TW_NULL: */
+    int64_t per;     /* R */
+    tw_tensor pbias; /* (P, H, Tp, 1) float32: 0 for a real prefix key, -1e30 for a pad */
+    tw_tensor sbias; /* (N, 1, Tn, Tn) float32: 0 where suffix key j is visible to query i
+                        (j <= i, and real or j == i), else -inf */
 } suffix_arg;
+
+/* Attention of grouped suffix rows: the queries of a prefix row's R rows meet its keys in one
+ * product with the prefix's (P, H, Tp, D) keys, without a copy of them per row, and their own
+ * keys in a second; one softmax over both. The scores stay in the grouped layout (P, H, R, Tn,
+ * Tp + Tn), so the large matrix is written by the product, concatenated, normalized and read by
+ * the next product, and never transposed. Prefix pads are masked through the product: the
+ * queries get a column of ones and the keys a column with 0 (real) or -1e30 (pad). Equals
+ * attend_suffix's attention over the concatenation [prefix keys, suffix keys] up to float
+ * rounding. q, k, v: (N, H, Tn, D). */
+static tw_tensor attend_grouped(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, const suffix_arg *a) {
+    tw_ctx *ctx = m->ctx;
+    const int64_t N = tw_size(ctx, q, 0), H = tw_size(ctx, q, 1), Tn = tw_size(ctx, q, 2);
+    const int64_t D = tw_size(ctx, q, 3), P = a->p->rows, R = a->per, Tp = a->p->len;
+    int64_t grp5[5] = {P, H, R, Tn, D}, grp1[4] = {P, H, R * Tn, D + 1};
+    int64_t own5[5] = {P, R, H, Tn, Tn}, own[4] = {N, H, Tn, Tn}, pre5[5] = {P, H, R, Tn, Tp};
+    int64_t by_row[4] = {N, H, Tn, D}, ones_shape[4] = {N, H, Tn, 1};
+    tw_tensor qs = tw_scale(ctx, q, 1.0 / sqrt((double)D));
+    /* (N, H, Tn, D + 1) with the ones column, grouped: (P, H, R * Tn, D + 1) */
+    tw_tensor q1[2] = {qs, tw_full(ctx, TW_DTYPE_F32, 1.0, 4, ones_shape)};
+    int64_t rows5_1[5] = {P, R, H, Tn, D + 1};
+    tw_tensor qg = tw_reshape(ctx, tw_transpose(ctx, tw_reshape(ctx, tw_cat(ctx, q1, 2, 3), 5, rows5_1), 1, 2), 4, grp1);
+    tw_tensor k1[2] = {a->p->k[l], a->pbias}; /* (P, H, Tp, D + 1) */
+    tw_tensor s_pre = tw_reshape(ctx, tw_matmul(ctx, qg, tw_transpose(ctx, tw_cat(ctx, k1, 2, 3), 2, 3)), 5, pre5);
+    tw_tensor s_own = tw_add(ctx, tw_matmul(ctx, qs, tw_transpose(ctx, k, 2, 3)), a->sbias); /* (N, H, Tn, Tn) */
+    s_own = tw_transpose(ctx, tw_reshape(ctx, s_own, 5, own5), 1, 2);                         /* (P, H, R, Tn, Tn) */
+    tw_tensor both[2] = {s_pre, s_own};
+    tw_tensor att = tw_softmax(ctx, tw_cat(ctx, both, 2, 4), 4); /* (P, H, R, Tn, Tp + Tn) */
+    int64_t grp_tp[4] = {P, H, R * Tn, Tp};
+    tw_tensor y_pre = tw_matmul(ctx, tw_reshape(ctx, tw_slice(ctx, att, 4, 0, Tp), 4, grp_tp), a->p->v[l]);
+    y_pre = tw_reshape(ctx, tw_transpose(ctx, tw_reshape(ctx, y_pre, 5, grp5), 1, 2), 4, by_row); /* (N, H, Tn, D) */
+    tw_tensor a_own = tw_reshape(ctx, tw_transpose(ctx, tw_slice(ctx, att, 4, Tp, Tp + Tn), 1, 2), 4, own);
+    return tw_add(ctx, y_pre, tw_matmul(ctx, a_own, v));
+}
 
 static tw_tensor attend_suffix(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
     tw_ctx *ctx = m->ctx;
     suffix_arg *a = arg;
+    if (a->per > 0) return attend_grouped(m, l, q, k, v, a);
     tw_tensor pk = a->p->k[l], pv = a->p->v[l];
     if (!tw_is_null(a->idx)) {
         pk = tw_index_select(ctx, pk, 0, a->idx);
@@ -840,7 +894,10 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
                      (long long)N, (long long)Tn, n);
         return TW_NULL;
     }
-    int identity = n == p->rows;
+    /* Grouped attention (attend_grouped) when every prefix row has R >= 2 rows and the prefix is
+     * long next to the suffix; otherwise copying the prefix keys to each row costs less than the
+     * grouped path's extra ops (measured: docs/performance.md). */
+    int identity = n == p->rows, grouped = n % p->rows == 0 && n > p->rows && p->len >= 2 * Tn;
     for (int i = 0; i < n; i++) {
         if (row_of[i] < 0 || row_of[i] >= p->rows) {
             tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: row_of[%d] = %lld is not a prefix row (0..%d)",
@@ -848,19 +905,23 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
             return TW_NULL;
         }
         identity &= row_of[i] == i;
+        grouped &= row_of[i] == i / (n / p->rows);
     }
-    int64_t *pos = malloc(sizeof(int64_t) * (size_t)(2 * N * Tn));
-    if (!pos) {
+    const int64_t Tp = p->len;
+    int64_t *pos = malloc(sizeof(int64_t) * (size_t)(2 * N * Tn + p->rows * Tp));
+    float *bias = grouped ? malloc(sizeof(float) * (size_t)(p->rows * m->cfg.n_head * Tp + N * Tn * Tn)) : NULL;
+    if (!pos || (grouped && !bias)) {
+        free(pos), free(bias);
         tw_set_error(ctx, TW_ERR_NOMEM, "gpt_forward_suffix: out of memory");
         return TW_NULL;
     }
-    int64_t *valid = pos + N * Tn;
+    int64_t *valid = pos + N * Tn, *pvalid_host = valid + N * Tn;
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {N, Tn}, ishape[1] = {N};
     if (tw_is_null(key_valid)) {
         for (int64_t i = 0; i < N * Tn; i++) valid[i] = 1;
     } else if (tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid, (size_t)(N * Tn))) {
-        free(pos);
+        free(pos), free(bias);
         return tw_scope_return(ctx, scope, TW_NULL);
     }
     /* Real tokens continue their prefix's positions; pads sit at position 0. */
@@ -873,16 +934,37 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
         if (c > m->cfg.block_size) {
             tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: row %lld has %lld real tokens, more than block_size %d",
                          (long long)i, (long long)c, m->cfg.block_size);
-            free(pos);
+            free(pos), free(bias);
             return tw_scope_return(ctx, scope, TW_NULL);
         }
     }
-    suffix_arg arg = {p, identity ? TW_NULL : tw_from_i64(ctx, row_of, 1, ishape), TW_NULL};
-    tw_tensor pvalid = identity ? p->valid : tw_index_select(ctx, p->valid, 0, arg.idx);
-    tw_tensor vs[2] = {pvalid, tw_from_i64(ctx, valid, 2, shape)};
-    arg.valid = tw_cat(ctx, vs, 2, 1);
+    suffix_arg arg = {p, TW_NULL, TW_NULL, 0, TW_NULL, TW_NULL};
+    if (grouped) {
+        /* the masks, once for every layer: prefix pads, then the suffix's causal mask */
+        const int64_t P = p->rows;
+        float *pb = bias, *sb = bias + P * m->cfg.n_head * Tp;
+        if (tw_copy_to_i64(ctx, p->valid, pvalid_host, (size_t)(P * Tp)) == TW_OK) {
+            const int64_t H = m->cfg.n_head;
+            for (int64_t r = 0; r < P; r++)
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t t = 0; t < Tp; t++) pb[(r * H + h) * Tp + t] = pvalid_host[r * Tp + t] ? 0.0f : -1e30f;
+            for (int64_t r = 0; r < N; r++)
+                for (int64_t i = 0; i < Tn; i++)
+                    for (int64_t j = 0; j < Tn; j++)
+                        sb[(r * Tn + i) * Tn + j] = j <= i && (valid[r * Tn + j] || j == i) ? 0.0f : -INFINITY;
+            int64_t pshape[4] = {P, H, Tp, 1}, sshape[4] = {N, 1, Tn, Tn};
+            arg.per = N / P;
+            arg.pbias = tw_from_f32(ctx, pb, 4, pshape);
+            arg.sbias = tw_from_f32(ctx, sb, 4, sshape);
+        }
+    } else {
+        arg.idx = identity ? TW_NULL : tw_from_i64(ctx, row_of, 1, ishape);
+        tw_tensor pvalid = identity ? p->valid : tw_index_select(ctx, p->valid, 0, arg.idx);
+        tw_tensor vs[2] = {pvalid, tw_from_i64(ctx, valid, 2, shape)};
+        arg.valid = tw_cat(ctx, vs, 2, 1);
+    }
     tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
-    free(pos);
+    free(pos), free(bias);
     for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_suffix, &arg);
     return tw_scope_return(ctx, scope, head(m, x));
 }

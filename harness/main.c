@@ -7,6 +7,7 @@
 #include "cli_sweep.h"
 #include "cli_tasks.h"
 #include "cli_train.h"
+#include "opd.h"
 #include "tw.h"
 
 #include <stdio.h>
@@ -51,6 +52,11 @@ static void usage(FILE *f) {
                "  --opd-steps N     CaOPD step: measured steps after one warm-up [3]; 0: skip\n"
                "  --opd-domain D    CaOPD step: the prompts' task domain [add]\n"
                "  --opd-only        measure only the matmul rates and the CaOPD step\n"
+               "  --base-only       measure only the matmul rates and the base-stage step\n"
+               "  --base-batch N    base step: pairs per step [32]\n"
+               "  --base-steps N    base step: measured steps after one warm-up [3]\n"
+               "  --profile         then as many steps again, profiled: time by phase and kind\n"
+               "                    of operation, ops and matmul FLOPs per step, flop_limit_s\n"
                "  --json         print one JSON object instead of a table\n");
 }
 
@@ -71,6 +77,94 @@ static void progress_line(const char *line, void *arg) {
     fprintf(stderr, "bench: %s ...\n", line);
 }
 
+static const char *const phase_names[TW_PROF_PHASES] = {"rollout", "teacher", "train", "rest"};
+
+/* The "profile" object of the JSON output (bench_profile; bench.h), or null. */
+static void print_profile_json(const bench_profile *pr) {
+    if (!pr->measured) {
+        printf("null");
+        return;
+    }
+    printf("{\"steps\": %d, \"step_s\": %.6f, \"flops\": %.6g, \"flop_limit_s\": %.6f, "
+           "\"step_to_limit\": %.2f, \"op_calls\": %.1f, \"phases\": {",
+           pr->steps, pr->step_s, pr->flops, pr->flop_limit_s,
+           pr->flop_limit_s > 0 ? pr->step_s / pr->flop_limit_s : 0.0, pr->op_calls);
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++) {
+        double in_ops = 0;
+        int64_t calls = 0;
+        for (int k = 0; k < TW_KIND_COUNT; k++) {
+            in_ops += pr->per_step.cell[ph][k].seconds;
+            calls += pr->per_step.cell[ph][k].calls;
+        }
+        printf("%s\"%s\": {\"wall_s\": %.6f, \"ops_s\": %.6f, \"outside_ops_s\": %.6f, "
+               "\"calls\": %lld, \"flops\": %.6g, \"kinds\": {",
+               ph ? ", " : "", phase_names[ph], pr->phase_s[ph], in_ops, pr->phase_s[ph] - in_ops,
+               (long long)calls, pr->per_step.flops[ph]);
+        for (int k = 0; k < TW_KIND_COUNT; k++)
+            printf("%s\"%s\": {\"calls\": %lld, \"s\": %.6f}", k ? ", " : "",
+                   tw_kind_name((tw_kind)k), (long long)pr->per_step.cell[ph][k].calls,
+                   pr->per_step.cell[ph][k].seconds);
+        printf("}}");
+    }
+    printf("}}");
+}
+
+/* The profile as a table: ms and calls per step, a row per kind, a column per phase. */
+static void print_profile_table(const bench_profile *pr, double unprofiled_s) {
+    if (!pr->measured) return;
+    printf("  profile (%d steps, %.3f s/step profiled, %.3f unprofiled): ms per step (calls)\n",
+           pr->steps, pr->step_s, unprofiled_s);
+    printf("    %-12s", "kind");
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++) printf(" %18s", phase_names[ph]);
+    printf(" %18s\n", "all");
+    double tot_s[TW_PROF_PHASES + 1] = {0};
+    int64_t tot_c[TW_PROF_PHASES + 1] = {0};
+    for (int k = 0; k < TW_KIND_COUNT; k++) {
+        printf("    %-12s", tw_kind_name((tw_kind)k));
+        double all_s = 0;
+        int64_t all_c = 0;
+        for (int ph = 0; ph < TW_PROF_PHASES; ph++) {
+            const tw_prof_cell *c = &pr->per_step.cell[ph][k];
+            printf(" %9.1f (%6lld)", 1e3 * c->seconds, (long long)c->calls);
+            all_s += c->seconds, all_c += c->calls;
+            tot_s[ph] += c->seconds, tot_c[ph] += c->calls;
+        }
+        tot_s[TW_PROF_PHASES] += all_s, tot_c[TW_PROF_PHASES] += all_c;
+        printf(" %9.1f (%6lld)\n", 1e3 * all_s, (long long)all_c);
+    }
+    printf("    %-12s", "in ops");
+    for (int ph = 0; ph <= TW_PROF_PHASES; ph++)
+        printf(" %9.1f (%6lld)", 1e3 * tot_s[ph], (long long)tot_c[ph]);
+    printf("\n    %-12s", "outside ops");
+    double wall = 0;
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++) {
+        printf(" %9.1f %8s", 1e3 * (pr->phase_s[ph] - tot_s[ph]), "");
+        wall += pr->phase_s[ph];
+    }
+    printf(" %9.1f\n    %-12s", 1e3 * (wall - tot_s[TW_PROF_PHASES]), "phase wall");
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++) printf(" %9.1f %8s", 1e3 * pr->phase_s[ph], "");
+    printf(" %9.1f\n", 1e3 * wall);
+    printf("    matmul FLOPs %.3g per step: flop_limit_s %.4f at the run's matmul rate; the "
+           "unprofiled step is %.1fx that; %.0f ops per step\n",
+           pr->flops, pr->flop_limit_s, pr->flop_limit_s > 0 ? unprofiled_s / pr->flop_limit_s : 0.0,
+           pr->op_calls);
+}
+
+/* The "base_step" object of the JSON output (bench_base; bench.h), or null. */
+static void print_base_json(const bench_result *r) {
+    const bench_base *b = &r->base;
+    if (!b->measured) {
+        printf("null");
+        return;
+    }
+    printf("{\"batch\": %d, \"steps\": %d, \"prompt_tokens\": %lld, \"train_tokens\": %lld, "
+           "\"step_s\": %.6f, \"tok_s\": %.1f, \"profile\": ",
+           b->batch, b->steps, (long long)b->prompt_tokens, (long long)b->train_tokens, b->step_s,
+           b->tok_s);
+    print_profile_json(&b->prof);
+    printf("}");
+}
+
 /* The "opd_step" object of the JSON output (the fields of bench_opd; bench.h). */
 static void print_opd_json(const bench_params *p, const bench_result *r) {
     const bench_opd *o = &r->opd;
@@ -86,13 +180,15 @@ static void print_opd_json(const bench_params *p, const bench_result *r) {
            "\"step_s\": %.6f, \"rollout_s\": %.6f, \"teacher_s\": %.6f, \"train_s\": %.6f, "
            "\"other_s\": %.6f, "
            "\"rollout_tok_s\": %.1f, \"teacher_tok_s\": %.1f, \"train_tok_s\": %.1f, "
-           "\"step_tok_s\": %.1f}",
+           "\"step_tok_s\": %.1f, \"profile\": ",
            task_domain_name(p->opd_domain), o->prompts, o->k, o->max_new, o->steps, p->model.vocab,
            (long long)r->params, (long long)o->prompt_tokens, (long long)o->teacher_prompt_tokens,
            (long long)o->teacher_contexts, (long long)o->new_tokens, (long long)o->train_tokens,
            (long long)o->teacher_tokens, (long long)o->student_tokens, o->step_s, o->rollout_s,
            o->teacher_s, o->train_s, o->other_s, o->rollout_tok_s, o->teacher_tok_s, o->train_tok_s,
            o->step_tok_s);
+    print_profile_json(&o->prof);
+    printf("}");
 }
 
 static int cmd_bench(int argc, char **argv) {
@@ -118,6 +214,10 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--opd-new")) rc = parse_int(a, v, 1, &p.opd_new), i++;
         else if (!strcmp(a, "--opd-steps")) rc = parse_int(a, v, 0, &p.opd_steps), i++;
         else if (!strcmp(a, "--opd-only")) p.opd_only = 1;
+        else if (!strcmp(a, "--base-only")) p.base_only = 1;
+        else if (!strcmp(a, "--profile")) p.profile = 1;
+        else if (!strcmp(a, "--base-batch")) rc = parse_int(a, v, 1, &p.base_batch), i++;
+        else if (!strcmp(a, "--base-steps")) rc = parse_int(a, v, 1, &p.base_steps), i++;
         else if (!strcmp(a, "--opd-domain")) {
             if (!v || task_domain_from_name(v, &p.opd_domain)) {
                 fprintf(stderr, "caopd bench: --opd-domain: %s\n",
@@ -182,6 +282,8 @@ static int cmd_bench(int argc, char **argv) {
                    p.decode_prompt, p.decode_new);
         printf("\"opd_step\": ");
         print_opd_json(&p, &r);
+        printf(", \"base_step\": ");
+        print_base_json(&r);
         printf("}\n");
     } else {
         printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(),
@@ -208,6 +310,13 @@ static int cmd_bench(int argc, char **argv) {
                    o->prompts, o->k, o->max_new, task_domain_name(p.opd_domain), o->step_s,
                    o->rollout_s, o->rollout_tok_s, o->teacher_s, o->teacher_tok_s, o->train_s,
                    o->train_tok_s, o->other_s);
+        print_profile_table(&o->prof, o->step_s);
+        const bench_base *b = &r.base;
+        if (b->measured)
+            printf("  base step %d pairs: %.3f s/step (%lld prompt + %lld target tokens, %.0f tok/s)\n",
+                   b->batch, b->step_s, (long long)b->prompt_tokens, (long long)b->train_tokens,
+                   b->tok_s);
+        print_profile_table(&b->prof, b->step_s);
     }
     return 0;
 }

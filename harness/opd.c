@@ -142,6 +142,150 @@ int opd_seqs_max_len(const opd_seqs *s) {
     return (int)best;
 }
 
+/* ---- logits of a batch ---- */
+
+#define OPD_MAX_CHUNKS 4
+
+/* Prefixes of very different lengths padded to the longest waste most of a batch (a base step
+ * mixes student prompts of ~30 tokens with teacher contexts of ~250, and attention grows with the
+ * square). So the shared path computes the batch in up to OPD_MAX_CHUNKS chunks of prefixes of
+ * similar length, each padded to its own longest. len[0..P) are the prefixes' lengths in
+ * increasing order, rows[0..P) their row counts; the chunks are the runs [end[c-1], end[c]) that
+ * minimize the sum over chunks of rows x L x (1 + L / 128) (L: the chunk's longest; the linear
+ * layers and the attention of a padded row) plus 2000 per chunk (its fixed cost in ops, in the
+ * same token units). Returns the number of chunks. */
+static int plan_chunks(const int64_t *len, const int64_t *rows, int P, int *end) {
+    double best[OPD_MAX_CHUNKS + 1][P + 1];
+    int from[OPD_MAX_CHUNKS + 1][P + 1];
+    for (int c = 0; c <= OPD_MAX_CHUNKS; c++)
+        for (int i = 0; i <= P; i++) best[c][i] = INFINITY, from[c][i] = 0;
+    best[0][0] = 0;
+    for (int c = 1; c <= OPD_MAX_CHUNKS; c++)
+        for (int i = 1; i <= P; i++) {
+            int64_t r = 0;
+            for (int j = i - 1; j >= 0; j--) {
+                r += rows[j];
+                const double L = (double)len[i - 1];
+                const double cost = best[c - 1][j] + (double)r * L * (1.0 + L / 128.0) + 2000.0;
+                if (cost < best[c][i]) best[c][i] = cost, from[c][i] = j;
+            }
+        }
+    int n = 1;
+    for (int c = 2; c <= OPD_MAX_CHUNKS; c++)
+        if (best[c][P] < best[n][P]) n = c;
+    for (int c = n, i = P; c >= 1; c--) {
+        end[c - 1] = i;
+        i = from[c][i];
+    }
+    return n;
+}
+
+static int cmp_by_len(const void *a, const void *b) {
+    const int64_t *x = a, *y = b; /* {length, index} */
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* The shared-prefix logits of the rows of one chunk: prefixes pre[0..np) (indices into s, in
+ * increasing order) and the rows continuing them, in batch order (n_rows, written to rows).
+ * stok, sval: (N, W) suffix tokens and validity of every row of the batch. */
+static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np, const int64_t *stok,
+                              const int64_t *sval, int64_t *rows, int *n_rows) {
+    tw_ctx *ctx = gpt_ctx(m);
+    const int64_t W = s->width;
+    int64_t T = 1; /* the chunk's longest prefix */
+    for (int c = 0; c < np; c++)
+        if (s->poff[pre[c] + 1] - s->poff[pre[c]] > T) T = s->poff[pre[c] + 1] - s->poff[pre[c]];
+    int nr = 0;
+    for (int64_t i = 0; i < s->n_rows; i++)
+        for (int c = 0; c < np; c++)
+            if (s->row_of[i] == pre[c]) rows[nr++] = i;
+    int64_t *buf = malloc(sizeof(int64_t) * (size_t)(2 * np * (T - 1) + 3 * nr * W));
+    if (!buf) {
+        tw_set_error(ctx, TW_ERR_NOMEM, "opd_logits: out of memory");
+        return TW_NULL;
+    }
+    int64_t *ptok = buf, *pval = ptok + np * (T - 1), *rtok = pval + np * (T - 1), *rval = rtok + nr * W,
+            *row_of = rval + nr * W;
+    for (int c = 0; c < np; c++) {
+        const int64_t n = s->poff[pre[c] + 1] - s->poff[pre[c]], pad = T - n;
+        for (int64_t t = 0; t < T - 1; t++) {
+            ptok[c * (T - 1) + t] = t < pad ? TOK_PAD : s->praw[s->poff[pre[c]] + t - pad];
+            pval[c * (T - 1) + t] = t >= pad;
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const int64_t i = rows[r];
+        memcpy(rtok + r * W, stok + i * W, sizeof(int64_t) * (size_t)W);
+        memcpy(rval + r * W, sval + i * W, sizeof(int64_t) * (size_t)W);
+        for (int c = 0; c < np; c++)
+            if (pre[c] == s->row_of[i]) row_of[r] = c;
+    }
+    *n_rows = nr;
+    tw_scope scope = tw_scope_begin(ctx);
+    int64_t pshape[2] = {np, T - 1}, sshape[2] = {nr, W};
+    gpt_prefix *prefix = NULL;
+    tw_tensor logits = TW_NULL;
+    if (gpt_prefix_new(m, tw_from_i64(ctx, ptok, 2, pshape), tw_from_i64(ctx, pval, 2, pshape), &prefix) ==
+        TW_OK) {
+        logits = gpt_forward_suffix(m, prefix, row_of, nr, tw_from_i64(ctx, rtok, 2, sshape),
+                                    tw_from_i64(ctx, rval, 2, sshape));
+        gpt_prefix_free(prefix);
+    }
+    free(buf);
+    return tw_scope_return(ctx, scope, logits);
+}
+
+/* The shared path of opd_logits: chunks of prefixes of similar length, concatenated and put
+ * back in row order. */
+static tw_tensor shared_logits(gpt *m, const opd_seqs *s, const int64_t *stok, const int64_t *sval) {
+    tw_ctx *ctx = gpt_ctx(m);
+    const int P = s->n_prefix, N = s->n_rows;
+    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(4 * P + 2 * N));
+    int *pre = malloc(sizeof(int) * (size_t)P);
+    if (!sorted || !pre) {
+        free(sorted), free(pre);
+        tw_set_error(ctx, TW_ERR_NOMEM, "opd_logits: out of memory");
+        return TW_NULL;
+    }
+    int64_t *len = sorted + 2 * P, *rows_of = len + P, *order = rows_of + P, *inv = order + N;
+    for (int p = 0; p < P; p++) sorted[2 * p] = s->poff[p + 1] - s->poff[p], sorted[2 * p + 1] = p;
+    qsort(sorted, (size_t)P, 2 * sizeof(int64_t), cmp_by_len);
+    for (int p = 0; p < P; p++) len[p] = sorted[2 * p], rows_of[p] = 0;
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < P; p++)
+            if (sorted[2 * p + 1] == s->row_of[i]) rows_of[p]++;
+    int end[OPD_MAX_CHUNKS];
+    const int n_chunks = len[0] >= 2 ? plan_chunks(len, rows_of, P, end) : 1;
+    if (n_chunks == 1) end[0] = P;
+    tw_scope scope = tw_scope_begin(ctx);
+    tw_tensor parts[OPD_MAX_CHUNKS];
+    int done = 0, identity = 1;
+    for (int c = 0, start = 0; c < n_chunks; start = end[c++]) {
+        const int np = end[c] - start;
+        for (int k = 0; k < np; k++) pre[k] = (int)sorted[2 * (start + k) + 1];
+        /* increasing prefix index, so that rows stay grouped as in the batch */
+        for (int a = 1; a < np; a++)
+            for (int b = a; b > 0 && pre[b - 1] > pre[b]; b--) {
+                const int t = pre[b];
+                pre[b] = pre[b - 1], pre[b - 1] = t;
+            }
+        int nr = 0;
+        parts[c] = chunk_logits(m, s, pre, np, stok, sval, order + done, &nr);
+        done += nr;
+    }
+    for (int i = 0; i < N; i++) {
+        inv[order[i]] = i;
+        identity &= order[i] == i;
+    }
+    tw_tensor logits = n_chunks == 1 ? parts[0] : tw_cat(ctx, parts, n_chunks, 0);
+    if (!identity) {
+        int64_t ishape[1] = {N};
+        logits = tw_index_select(ctx, logits, 0, tw_from_i64(ctx, inv, 1, ishape));
+    }
+    free(sorted), free(pre);
+    return tw_scope_return(ctx, scope, logits);
+}
+
 tw_tensor opd_logits(gpt *m, const opd_seqs *s, int share) {
     tw_ctx *ctx = gpt_ctx(m);
     if (tw_status_get(ctx) != TW_OK) return TW_NULL;
@@ -168,7 +312,12 @@ tw_tensor opd_logits(gpt *m, const opd_seqs *s, int share) {
     tw_scope scope = tw_scope_begin(ctx);
     tw_tensor logits = TW_NULL;
     int64_t sshape[2] = {N, W};
-    if (share && Tp >= 2) {
+    int shortest = (int)Tp; /* every prefix needs a token before its last one to be shared */
+    for (int64_t p = 0; p < P; p++)
+        if (s->poff[p + 1] - s->poff[p] < shortest) shortest = (int)(s->poff[p + 1] - s->poff[p]);
+    if (share && Tp >= 2 && shortest >= 2) {
+        logits = shared_logits(m, s, stok, sval);
+    } else if (share && Tp >= 2) {
         int64_t *ptok = buf + 2 * N * W, *pval = ptok + P * (Tp - 1);
         for (int64_t p = 0; p < P; p++)
             for (int64_t t = 0; t < Tp - 1; t++) {
@@ -257,6 +406,7 @@ int opd_loss_weights(const opd_seqs *s, int skip_tokens, float *w) {
 
 tw_tensor opd_divergence_tokens(tw_ctx *ctx, tw_tensor student_logits, tw_tensor teacher_logits,
                                 opd_loss_params lp) {
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_scope scope = tw_scope_begin(ctx);
     tw_tensor ls = tw_log_softmax(ctx, student_logits, -1);
     tw_tensor lt = tw_detach(ctx, tw_log_softmax(ctx, teacher_logits, -1));
@@ -281,16 +431,21 @@ tw_tensor opd_divergence_tokens(tw_ctx *ctx, tw_tensor student_logits, tw_tensor
     default:
         tw_set_error(ctx, TW_ERR_ARG, "opd loss: unknown divergence %d", (int)lp.divergence);
     }
-    return tw_scope_return(ctx, scope, d);
+    d = tw_scope_return(ctx, scope, d);
+    tw_prof_label(ctx, label);
+    return d;
 }
 
 tw_tensor opd_ce_tokens(tw_ctx *ctx, tw_tensor logits, tw_tensor targets) {
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_scope scope = tw_scope_begin(ctx);
     int64_t N = tw_size(ctx, targets, 0), W = tw_size(ctx, targets, 1);
     int64_t s3[3] = {N, W, 1}, s2[2] = {N, W};
     tw_tensor lp = tw_log_softmax(ctx, logits, -1);
     tw_tensor picked = tw_gather(ctx, lp, 2, tw_reshape(ctx, targets, 3, s3));
-    return tw_scope_return(ctx, scope, tw_scale(ctx, tw_reshape(ctx, picked, 2, s2), -1.0));
+    tw_tensor ce = tw_scope_return(ctx, scope, tw_scale(ctx, tw_reshape(ctx, picked, 2, s2), -1.0));
+    tw_prof_label(ctx, label);
+    return ce;
 }
 
 /* ---- groups ---- */
@@ -500,6 +655,7 @@ tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *e
                      first + n, total);
         return tw_status_get(ctx);
     }
+    tw_prof_phase(ctx, OPD_PHASE_ROLLOUT);
     const double t0 = now_s();
     const int cap = OPD_CONTEXT_CAP;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n * cap);
@@ -596,22 +752,28 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
     }
     float *ent_s = w + N * W, *ent_t = ent_s + N * W;
     const int loss_rows = opd_loss_weights(s, p.loss.skip_tokens, w);
+    tw_prof_phase(ctx, OPD_PHASE_TEACHER);
     const double t0 = now_s();
     tw_scope scope = tw_scope_begin(ctx);
     tw_no_grad_begin(ctx);
     tw_tensor tl = opd_logits(teacher, &b->teacher, p.share_prefix);
     tw_no_grad_end(ctx);
+    tw_prof_phase(ctx, OPD_PHASE_TRAIN);
     const double t1 = now_s();
     tw_tensor sl = opd_logits(student, s, p.share_prefix);
     int64_t shape[2] = {N, W};
+    const int label = tw_prof_label(ctx, TW_KIND_LOSS);
     tw_tensor weights = tw_from_f32(ctx, w, 2, shape);
     tw_tensor loss = tw_sum(ctx, tw_mul(ctx, opd_divergence_tokens(ctx, sl, tl, p.loss), weights));
     double lv = NAN;
     tw_item(ctx, loss, &lv);
+    tw_prof_label(ctx, label);
     if (tw_status_get(ctx) == TW_OK && isfinite(lv)) tw_backward(ctx, loss);
     const double t2 = now_s();
+    tw_prof_phase(ctx, OPD_PHASE_REST);
     if (st && tw_status_get(ctx) == TW_OK) {
         tw_no_grad_begin(ctx);
+        const int stats_label = tw_prof_label(ctx, TW_KIND_LOSS);
         tw_tensor sd = tw_detach(ctx, sl);
         double kl = lv;
         if (p.loss.divergence != OPD_DIV_FORWARD_KL) {
@@ -621,6 +783,7 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
         }
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, sd), ent_s, (size_t)(N * W));
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, tl), ent_t, (size_t)(N * W));
+        tw_prof_label(ctx, stats_label);
         tw_no_grad_end(ctx);
         double es[2], et[2];
         int64_t cnt[2];

@@ -52,7 +52,8 @@ int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text);
 int opd_seqs_max_len(const opd_seqs *s);
 
 /* Logits (N, W, V), [i, j] predicting target[i, j]. share = 1: each prefix (all but its last
- * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix);
+ * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix), prefixes
+ * of similar length together (up to 4 chunks, each padded to its own longest);
  * share = 0: every row's whole sequence goes through gpt_forward (the reference). Same
  * values either way up to float rounding. Records autograd under grad mode. TW_NULL on
  * error (message on the model's context). */
@@ -145,6 +146,11 @@ typedef struct opd_params {
 } opd_params;
 
 opd_params opd_params_default(void); /* CaOPD, demo, K 8, T 1.0, 24 new, shared, forward KL, skip 3 */
+
+/* Profile phases of a step (tw_prof_phase; `caopd bench --profile`): sampling with the
+ * verification and batch building, the teacher's forward pass, the student's forward pass, loss
+ * and backward, and the rest (logged entropies, clipping, AdamW, EMA). */
+enum { OPD_PHASE_ROLLOUT = 0, OPD_PHASE_TEACHER = 1, OPD_PHASE_TRAIN = 2, OPD_PHASE_REST = 3 };
 
 /* What one step measured. Entropies are per-token means (nats) over the trained completion
  * tokens of each class; rates are over all B*K rollouts. */

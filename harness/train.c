@@ -233,6 +233,7 @@ static tw_status finish_step(trainer *t, double loss, train_log *log, double t0,
     const tw_tensor *params = gpt_params(t->student);
     const int n = gpt_param_count(t->student);
     double norm = 0.0;
+    tw_prof_phase(ctx, OPD_PHASE_REST);
     if (tw_status_get(ctx) != TW_OK) {
         tw_zero_grad(ctx, params, n);
         return tw_status_get(ctx);
@@ -319,6 +320,7 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
                          int n, train_log *log) {
     tw_ctx *ctx = gpt_ctx(t->student);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
+    tw_prof_phase(ctx, OPD_PHASE_TRAIN);
     const double t0 = now_s();
     const int dp = tw_dist_size(t->dist) > 1;
     int first = 0;

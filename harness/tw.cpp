@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/SequenceNumber.h>
+#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 #include <dlfcn.h>
 #include <torch/csrc/api/include/torch/version.h>
@@ -13,7 +15,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -24,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -92,6 +97,15 @@ struct tw_ctx {
     std::vector<bool> grad_stack;
     tw_status status = TW_OK;
     std::string msg;
+    // The profile (tw_prof_*): counted only while prof is set.
+    bool prof = false;
+    int phase = 0;
+    int label = -1;  // a tw_kind, or -1
+    int prof_depth = 0; // tw calls in progress (a call made inside another counts in the outer)
+    tw_prof table{};
+    // (first autograd sequence number, kind) of each forward op that made autograd nodes, in
+    // increasing order: tw_backward charges each node to the kind of the op that made it.
+    std::vector<std::pair<int64_t, int>> seq_kind;
 
     void fail(tw_status s, const std::string &m) {
         if (status != TW_OK) return; // keep the first error
@@ -189,6 +203,122 @@ template <class F> bool guarded(tw_ctx *ctx, const char *op, const std::string &
     return false;
 }
 
+// The kind of a tw function, by name (tw.h, tw_kind).
+int kind_of(const char *name) {
+    static const struct {
+        const char *name;
+        int kind;
+    } table[] = {
+        {"tw_matmul", TW_KIND_MATMUL}, {"tw_linear", TW_KIND_MATMUL},
+        {"tw_causal_attention", TW_KIND_ATTENTION}, {"tw_attention", TW_KIND_ATTENTION},
+        {"tw_causal_mask", TW_KIND_ATTENTION}, {"tw_layer_norm", TW_KIND_LAYER_NORM},
+        {"tw_multinomial", TW_KIND_SAMPLING}, {"tw_multinomial_rows", TW_KIND_SAMPLING},
+        {"tw_multinomial_skip", TW_KIND_SAMPLING}, {"tw_argmax", TW_KIND_SAMPLING},
+        {"tw_embedding", TW_KIND_GATHER}, {"tw_index_select", TW_KIND_GATHER},
+        {"tw_gather", TW_KIND_GATHER}, {"tw_cat", TW_KIND_GATHER}, {"tw_slice_assign", TW_KIND_GATHER},
+        {"tw_full", TW_KIND_ALLOC}, {"tw_arange", TW_KIND_ALLOC}, {"tw_from_f32", TW_KIND_ALLOC},
+        {"tw_from_i64", TW_KIND_ALLOC}, {"tw_from_f64", TW_KIND_ALLOC}, {"tw_clone", TW_KIND_ALLOC},
+        {"tw_copy_to_f32", TW_KIND_ALLOC}, {"tw_copy_to_i64", TW_KIND_ALLOC},
+        {"tw_copy_to_f64", TW_KIND_ALLOC}, {"tw_copy_from_f32", TW_KIND_ALLOC},
+        {"tw_item", TW_KIND_ALLOC}, {"tw_contiguous", TW_KIND_ALLOC}, {"tw_randn", TW_KIND_ALLOC},
+        {"tw_rand", TW_KIND_ALLOC},
+        {"tw_cross_entropy", TW_KIND_LOSS}, {"tw_kl_rows", TW_KIND_LOSS},
+        {"tw_entropy_rows", TW_KIND_LOSS},
+        {"tw_reshape", TW_KIND_VIEW}, {"tw_transpose", TW_KIND_VIEW}, {"tw_slice", TW_KIND_VIEW},
+        {"tw_detach", TW_KIND_VIEW},
+        {"tw_zero_grad", TW_KIND_OPTIMIZER}, {"tw_clip_grad_norm", TW_KIND_OPTIMIZER},
+        {"tw_adamw_step", TW_KIND_OPTIMIZER}, {"tw_assign", TW_KIND_OPTIMIZER},
+        {"tw_lerp_", TW_KIND_OPTIMIZER},
+        {"tw_backward", TW_KIND_OTHER}, {"tw_set_requires_grad", TW_KIND_OTHER},
+    };
+    for (const auto &e : table)
+        if (std::strcmp(e.name, name) == 0) return e.kind;
+    return TW_KIND_ELEMENTWISE; // arithmetic, activations, softmax, reductions, comparisons
+}
+
+// Times one tw call into the context's profile when it is on (one branch when it is off). Only
+// the outermost call counts; the autograd nodes it makes are charged to its kind.
+struct prof_timer {
+    tw_ctx *ctx = nullptr;
+    int kind = TW_KIND_OTHER;
+    int64_t seq0 = 0;
+    std::chrono::steady_clock::time_point t0;
+    prof_timer(tw_ctx *c, const char *name) {
+        if (!c || !c->prof || c->prof_depth++ > 0) return;
+        ctx = c;
+        kind = c->label >= 0 ? c->label : kind_of(name);
+        seq0 = (int64_t)at::sequence_number::peek();
+        t0 = std::chrono::steady_clock::now();
+    }
+    ~prof_timer() {
+        if (!ctx) {
+            return;
+        }
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        tw_prof_cell &cell = ctx->table.cell[ctx->phase][kind];
+        cell.calls++;
+        cell.seconds += dt;
+        if ((int64_t)at::sequence_number::peek() != seq0) ctx->seq_kind.emplace_back(seq0, kind);
+        ctx->prof_depth = 0;
+    }
+    prof_timer(const prof_timer &) = delete;
+    prof_timer &operator=(const prof_timer &) = delete;
+};
+
+// Adds the FLOPs of a product whose result is r (2 flops per multiply-add) to the profile:
+// three times as many when the product will be differentiated (the backward's two products).
+void prof_flops(tw_ctx *ctx, double flops, const at::Tensor &r) {
+    if (!ctx->prof) return;
+    const bool bw = c10::GradMode::is_enabled() && r.requires_grad();
+    ctx->table.flops[ctx->phase] += bw ? 3.0 * flops : flops;
+}
+
+// The backward pass of a profiled context: an autograd node's time goes to the kind of the forward
+// op whose sequence numbers contain the node's. Installed for one tw_backward on this thread.
+struct bw_profile {
+    struct node_start : at::ObserverContext {
+        std::chrono::steady_clock::time_point t0;
+    };
+    static thread_local tw_ctx *cur;
+    static thread_local double *in_nodes;
+    at::CallbackHandle handle = 0;
+
+    static int kind_of_seq(tw_ctx *ctx, int64_t seq) {
+        if (seq < 0) return TW_KIND_OPTIMIZER; // AccumulateGrad: writing the leaves' .grad
+        auto &v = ctx->seq_kind;
+        auto it = std::upper_bound(v.begin(), v.end(), std::make_pair(seq, INT32_MAX));
+        return it == v.begin() ? TW_KIND_OTHER : std::prev(it)->second;
+    }
+    static std::unique_ptr<at::ObserverContext> start(const at::RecordFunction &) {
+        auto c = std::make_unique<node_start>();
+        c->t0 = std::chrono::steady_clock::now();
+        return c;
+    }
+    static void end(const at::RecordFunction &fn, at::ObserverContext *oc) {
+        if (!cur || !oc) return;
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        static_cast<node_start *>(oc)->t0)
+                              .count();
+        tw_prof_cell &cell = cur->table.cell[cur->phase][kind_of_seq(cur, fn.seqNr())];
+        cell.calls++;
+        cell.seconds += dt;
+        *in_nodes += dt;
+    }
+    bw_profile(tw_ctx *ctx, double *acc) {
+        cur = ctx;
+        in_nodes = acc;
+        handle = at::addThreadLocalCallback(
+            at::RecordFunctionCallback(start, end).scopes({at::RecordScope::BACKWARD_FUNCTION}));
+    }
+    ~bw_profile() {
+        at::removeCallback(handle);
+        cur = nullptr;
+        in_nodes = nullptr;
+    }
+};
+thread_local tw_ctx *bw_profile::cur = nullptr;
+thread_local double *bw_profile::in_nodes = nullptr;
+
 template <size_t N> std::string shapes_of(at::Tensor *const (&ts)[N]) {
     std::string s;
     for (size_t i = 0; i < N; i++) {
@@ -203,6 +333,7 @@ template <size_t N, class F>
 tw_tensor op(tw_ctx *ctx, const char *name, const tw_tensor (&in)[N], F &&f,
              unsigned optional = 0) {
     if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    prof_timer pt(ctx, name);
     at::Tensor *ts[N];
     for (size_t i = 0; i < N; i++) {
         if ((optional >> i) & 1u && in[i].id == 0) {
@@ -377,6 +508,52 @@ size_t tw_live_count(const tw_ctx *ctx) {
     return ctx ? ctx->live : 0;
 }
 
+/* ---- profile ---- */
+
+const char *tw_kind_name(tw_kind k) {
+    static const char *const names[TW_KIND_COUNT] = {
+        "matmul", "attention", "layer_norm", "sampling", "elementwise", "gather",
+        "alloc",  "loss",      "view",       "optimizer", "other"};
+    return (k >= 0 && k < TW_KIND_COUNT) ? names[k] : "?";
+}
+
+void tw_prof_enable(tw_ctx *ctx, int on) {
+    if (!ctx) return;
+    if (on) tw_prof_clear(ctx);
+    ctx->prof = on != 0;
+}
+
+int tw_prof_enabled(const tw_ctx *ctx) {
+    return ctx && ctx->prof;
+}
+
+void tw_prof_clear(tw_ctx *ctx) {
+    if (!ctx) return;
+    ctx->table = tw_prof{};
+    ctx->seq_kind.clear();
+    ctx->prof_depth = 0;
+}
+
+void tw_prof_read(const tw_ctx *ctx, tw_prof *out) {
+    if (!out) return;
+    if (ctx) *out = ctx->table;
+    else *out = tw_prof{};
+}
+
+int tw_prof_phase(tw_ctx *ctx, int phase) {
+    if (!ctx) return 0;
+    const int old = ctx->phase;
+    if (phase >= 0 && phase < TW_PROF_PHASES) ctx->phase = phase;
+    return old;
+}
+
+int tw_prof_label(tw_ctx *ctx, int kind) {
+    if (!ctx) return -1;
+    const int old = ctx->label;
+    ctx->label = (kind >= 0 && kind < TW_KIND_COUNT) ? kind : -1;
+    return old;
+}
+
 /* ---- scopes ---- */
 
 tw_scope tw_scope_begin(tw_ctx *ctx) {
@@ -429,6 +606,7 @@ tw_tensor tw_zeros(tw_ctx *ctx, tw_dtype dtype, int ndim, const int64_t *shape) 
 
 tw_tensor tw_full(tw_ctx *ctx, tw_dtype dtype, double value, int ndim, const int64_t *shape) {
     if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    prof_timer pt(ctx, "tw_full");
     std::vector<int64_t> s;
     if (!check_shape(ctx, "tw_full", ndim, shape, &s)) return TW_NULL;
     bool ok;
@@ -445,6 +623,7 @@ tw_tensor tw_full(tw_ctx *ctx, tw_dtype dtype, double value, int ndim, const int
 
 tw_tensor tw_arange(tw_ctx *ctx, int64_t n) {
     if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    prof_timer pt(ctx, "tw_arange");
     at::Tensor r;
     if (!guarded(ctx, "tw_arange", "", [&] { r = at::arange(n, ctx->opts(at::kLong)); }))
         return TW_NULL;
@@ -454,6 +633,7 @@ tw_tensor tw_arange(tw_ctx *ctx, int64_t n) {
 static tw_tensor from_buffer(tw_ctx *ctx, const char *name, const void *data, at::ScalarType st,
                              int ndim, const int64_t *shape) {
     if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    prof_timer pt(ctx, name);
     std::vector<int64_t> s;
     if (!check_shape(ctx, name, ndim, shape, &s)) return TW_NULL;
     if (!data && numel_of(s) > 0) {
@@ -490,6 +670,7 @@ static tw_status copy_out(tw_ctx *ctx, const char *name, tw_tensor t, void *buf,
                           at::ScalarType st) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, name);
     at::Tensor *x = ctx->get(t, name, 1);
     if (!x) return ctx->status;
     if (x->scalar_type() != st) {
@@ -525,6 +706,7 @@ tw_status tw_copy_to_f64(tw_ctx *ctx, tw_tensor t, double *buf, size_t n) {
 tw_status tw_copy_from_f32(tw_ctx *ctx, tw_tensor t, const float *buf, size_t n) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_copy_from_f32");
     at::Tensor *x = ctx->get(t, "tw_copy_from_f32", 1);
     if (!x) return ctx->status;
     if (x->scalar_type() != at::kFloat || (size_t)x->numel() != n || (!buf && n)) {
@@ -544,6 +726,7 @@ static tw_status inplace2(tw_ctx *ctx, const char *name, tw_tensor dst, tw_tenso
                           double w, bool lerp) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, name);
     at::Tensor *d = ctx->get(dst, name, 1);
     if (!d) return ctx->status;
     at::Tensor *s = ctx->get(src, name, 2);
@@ -616,6 +799,7 @@ int tw_shape(tw_ctx *ctx, tw_tensor t, int64_t *dims) {
 tw_status tw_item(tw_ctx *ctx, tw_tensor t, double *out) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_item");
     at::Tensor *x = ctx->get(t, "tw_item", 1);
     if (!x) return ctx->status;
     if (x->numel() != 1) {
@@ -748,6 +932,7 @@ tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t co
         ctx->fail(TW_ERR_ARG, "tw_multinomial_skip: rows and cols must be >= 1 and times >= 0");
         return ctx->status;
     }
+    prof_timer pt(ctx, "tw_multinomial_skip");
     guarded(ctx, "tw_multinomial_skip", "", [&] {
         at::Tensor full = at::ones({rows, cols});
         for (int i = 0; i < times; i++) (void)at::multinomial(full, 1, false, rng->gen);
@@ -802,23 +987,27 @@ tw_tensor tw_eq_scalar(tw_ctx *ctx, tw_tensor a, double s) {
 /* ---- linear algebra and layers ---- */
 
 tw_tensor tw_matmul(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
-    return op(ctx, "tw_matmul", {a, b}, [](at::Tensor **x) {
+    return op(ctx, "tw_matmul", {a, b}, [ctx](at::Tensor **x) {
         SHAPE_CHECK(x[0]->dim() >= 1 && x[1]->dim() >= 1, "matmul needs tensors of rank >= 1");
         int64_t ka = x[0]->size(-1);
         int64_t kb = x[1]->dim() >= 2 ? x[1]->size(-2) : x[1]->size(0);
         SHAPE_CHECK(ka == kb, "inner dimensions differ: ", ka, " vs ", kb);
-        return at::matmul(*x[0], *x[1]);
+        at::Tensor r = at::matmul(*x[0], *x[1]);
+        prof_flops(ctx, 2.0 * (double)r.numel() * (double)ka, r);
+        return r;
     });
 }
 
 tw_tensor tw_linear(tw_ctx *ctx, tw_tensor x, tw_tensor w, tw_tensor bias) {
     return op(
         ctx, "tw_linear", {x, w, bias},
-        [](at::Tensor **t) {
+        [ctx](at::Tensor **t) {
             SHAPE_CHECK(t[1]->dim() == 2, "weight must be (out, in)");
             SHAPE_CHECK(t[0]->size(-1) == t[1]->size(1), "input features ", t[0]->size(-1),
                         " do not match weight in-features ", t[1]->size(1));
-            return t[2] ? at::linear(*t[0], *t[1], *t[2]) : at::linear(*t[0], *t[1]);
+            at::Tensor r = t[2] ? at::linear(*t[0], *t[1], *t[2]) : at::linear(*t[0], *t[1]);
+            prof_flops(ctx, 2.0 * (double)r.numel() * (double)t[1]->size(1), r);
+            return r;
         },
         /*optional=*/1u << 2);
 }
@@ -854,11 +1043,81 @@ tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim) {
               [dim](at::Tensor **t) { return at::log_softmax(*t[0], dim); });
 }
 
+namespace {
+
+// One decoding query of one (row, head) against its keys: out[0..D) = softmax(q . k_j, j < Tk,
+// where key j is visible) @ v. q is already scaled. Keys and values are rows of D floats at
+// k + j * ks, v + j * vs. s holds Tk floats of scratch. Partial sums in 8 lanes let the compiler
+// vectorize the dot products without reassociating one sum.
+__attribute__((target_clones("avx2", "default"))) void decode_one(const float *q, const float *k,
+                                                                    int64_t ks, const float *v,
+                                                                    int64_t vs, const bool *visible,
+                                                                    int64_t Tk, int64_t D, float *s,
+                                                                    float *out) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < Tk; j++) {
+        if (visible && !visible[j] && j != Tk - 1) {
+            s[j] = -INFINITY;
+            continue;
+        }
+        const float *kj = k + j * ks;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t d = 0;
+        for (; d + 8 <= D; d += 8)
+            for (int l = 0; l < 8; l++) acc[l] += q[d + l] * kj[d + l];
+        float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; d < D; d++) dot += q[d] * kj[d];
+        s[j] = dot;
+        if (dot > mx) mx = dot;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < Tk; j++) {
+        s[j] = s[j] == -INFINITY ? 0.0f : std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t d = 0; d < D; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j < Tk; j++) {
+        if (s[j] == 0.0f) continue;
+        const float a = s[j] * inv, *vj = v + j * vs;
+        for (int64_t d = 0; d < D; d++) out[d] += a * vj[d];
+    }
+}
+
+// tw_causal_attention for one query per row (decoding), without autograd: one pass over each
+// (row, head)'s keys instead of two batched matmuls of B * H tiny products (each a BLAS call)
+// and the mask tensors. Same definition; differs from the composite path by float rounding.
+at::Tensor decode_attention(const at::Tensor &Q, const at::Tensor &K, const at::Tensor &V,
+                            const at::Tensor *key_valid) {
+    const int64_t B = Q.size(0), H = Q.size(1), Tk = K.size(2), D = Q.size(3);
+    const at::Tensor q = (Q * (1.0 / std::sqrt((double)D))).contiguous();
+    const at::Tensor k = K.stride(3) == 1 ? K : K.contiguous();
+    const at::Tensor v = V.stride(3) == 1 ? V : V.contiguous();
+    at::Tensor valid;
+    if (key_valid) valid = key_valid->to(at::kBool).contiguous();
+    at::Tensor out = at::empty({B, H, 1, D}, Q.options());
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const bool *valp = key_valid ? valid.data_ptr<bool>() : nullptr;
+    float *op = out.data_ptr<float>();
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> s((size_t)Tk);
+        for (int64_t bh = begin; bh < end; bh++) {
+            const int64_t b = bh / H, h = bh % H;
+            decode_one(qp + bh * D, kp + b * k.stride(0) + h * k.stride(1), k.stride(2),
+                       vp + b * v.stride(0) + h * v.stride(1), v.stride(2),
+                       valp ? valp + b * Tk : nullptr, Tk, D, s.data(), op + bh * D);
+        }
+    });
+    return out;
+}
+
+} // namespace
+
 tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
                               tw_tensor key_valid) {
     return op(
         ctx, "tw_causal_attention", {q, k, v, key_valid},
-        [](at::Tensor **t) {
+        [ctx](at::Tensor **t) {
             const at::Tensor &Q = *t[0], &K = *t[1], &V = *t[2];
             SHAPE_CHECK(Q.dim() == 4 && K.dim() == 4 && V.dim() == 4,
                         "q, k, v must be (B, H, T, d)");
@@ -868,6 +1127,16 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
                         "q and k disagree in batch, heads or head size");
             int64_t tq = Q.size(2), tk = K.size(2);
             SHAPE_CHECK(tq <= tk, "more queries (", tq, ") than keys (", tk, ")");
+            if (t[3])
+                SHAPE_CHECK(t[3]->dim() == 2 && t[3]->size(0) == K.size(0) && t[3]->size(1) == tk,
+                            "key_valid must be (B, Tk) = (", K.size(0), ", ", tk, ")");
+            const bool grad = c10::GradMode::is_enabled() &&
+                              (Q.requires_grad() || K.requires_grad() || V.requires_grad());
+            if (tq == 1 && !grad && Q.device().is_cpu() && Q.scalar_type() == at::kFloat &&
+                K.scalar_type() == at::kFloat && V.scalar_type() == at::kFloat) {
+                prof_flops(ctx, 4.0 * (double)(Q.size(0) * Q.size(1) * tk * Q.size(3)), Q);
+                return decode_attention(Q, K, V, t[3]);
+            }
             auto lopts = at::TensorOptions().dtype(at::kLong).device(Q.device());
             at::Tensor qpos = at::arange(tk - tq, tk, lopts).unsqueeze(1); // (Tq, 1)
             at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
@@ -886,9 +1155,63 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
             at::Tensor bias = at::zeros(allowed.sizes(), att.options());
             bias.masked_fill_(allowed.logical_not(), -INFINITY);
             att.add_(bias);
-            return at::matmul(at::softmax(att, -1), V);
+            at::Tensor r = at::matmul(at::softmax(att, -1), V);
+            prof_flops(ctx, 4.0 * (double)att.numel() * (double)Q.size(3), r);
+            return r;
         },
         /*optional=*/1u << 3);
+}
+
+tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t tk) {
+    if (!ctx || ctx->status != TW_OK) return TW_NULL;
+    if (tq < 1 || tq > tk) {
+        ctx->fail(TW_ERR_ARG, "tw_causal_mask: need 1 <= Tq <= Tk (got " + std::to_string(tq) + ", " +
+                                  std::to_string(tk) + ")");
+        return TW_NULL;
+    }
+    auto make = [ctx, tq, tk](const at::Tensor *kv) {
+        auto lopts = at::TensorOptions().dtype(at::kLong).device(ctx->torch_device);
+        at::Tensor qpos = at::arange(tk - tq, tk, lopts).unsqueeze(1); // (Tq, 1)
+        at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
+        at::Tensor allowed = kpos.le(qpos);                            // (Tq, Tk)
+        if (kv) {
+            SHAPE_CHECK(kv->dim() == 2 && kv->size(1) == tk, "key_valid must be (B, Tk) with Tk = ", tk);
+            at::Tensor valid = kv->to(at::kBool).view({kv->size(0), 1, 1, tk});
+            allowed = allowed.logical_and(valid.logical_or(kpos.eq(qpos)));
+        } else {
+            allowed = allowed.view({1, 1, tq, tk});
+        }
+        at::Tensor mask = at::zeros(allowed.sizes(), ctx->opts(at::kFloat));
+        mask.masked_fill_(allowed.logical_not(), -INFINITY);
+        return mask;
+    };
+    if (key_valid.id == 0) {
+        prof_timer pt(ctx, "tw_causal_mask");
+        at::Tensor r;
+        if (!guarded(ctx, "tw_causal_mask", "", [&] { r = make(nullptr); })) return TW_NULL;
+        return ctx->add(std::move(r));
+    }
+    return op(ctx, "tw_causal_mask", {key_valid}, [&](at::Tensor **t) { return make(t[0]); });
+}
+
+tw_tensor tw_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask) {
+    return op(ctx, "tw_attention", {q, k, v, mask}, [ctx](at::Tensor **t) {
+        const at::Tensor &Q = *t[0], &K = *t[1], &V = *t[2], &M = *t[3];
+        SHAPE_CHECK(Q.dim() == 4 && K.dim() == 4 && V.dim() == 4, "q, k, v must be (B, H, T, d)");
+        SHAPE_CHECK(K.sizes() == V.sizes(), "k and v shapes differ");
+        SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) && Q.size(3) == K.size(3),
+                    "q and k disagree in batch, heads or head size");
+        SHAPE_CHECK(M.dim() == 4 && M.size(1) == 1 && M.size(2) == Q.size(2) && M.size(3) == K.size(2) &&
+                        (M.size(0) == 1 || M.size(0) == Q.size(0)),
+                    "mask must be (B or 1, 1, Tq, Tk)");
+        // As tw_causal_attention: the scale on q, the mask added in place.
+        const double scale = 1.0 / std::sqrt((double)Q.size(3));
+        at::Tensor att = at::matmul(Q * scale, K.transpose(-2, -1));
+        att.add_(M);
+        at::Tensor r = at::matmul(at::softmax(att, -1), V);
+        prof_flops(ctx, 4.0 * (double)att.numel() * (double)Q.size(3), r);
+        return r;
+    });
 }
 
 /* ---- shapes ---- */
@@ -943,6 +1266,7 @@ tw_tensor tw_cat(tw_ctx *ctx, const tw_tensor *xs, int n, int dim) {
         ctx->fail(TW_ERR_ARG, "tw_cat: needs at least one tensor");
         return TW_NULL;
     }
+    prof_timer pt(ctx, "tw_cat");
     std::vector<at::Tensor> ts;
     std::string shapes;
     for (int i = 0; i < n; i++) {
@@ -969,6 +1293,7 @@ tw_tensor tw_gather(tw_ctx *ctx, tw_tensor x, int dim, tw_tensor idx) {
 tw_status tw_slice_assign(tw_ctx *ctx, tw_tensor x, int dim, int64_t start, tw_tensor src) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_slice_assign");
     at::Tensor *d = ctx->get(x, "tw_slice_assign", 1);
     if (!d) return ctx->status;
     at::Tensor *s = ctx->get(src, "tw_slice_assign", 2);
@@ -1067,7 +1392,24 @@ tw_status tw_backward(tw_ctx *ctx, tw_tensor loss) {
                                 "no-grad, or from tensors that do not require grad)");
         return ctx->status;
     }
-    guarded(ctx, "tw_backward", shape_str(*x), [&] { x->backward(); });
+    if (!ctx->prof) {
+        guarded(ctx, "tw_backward", shape_str(*x), [&] { x->backward(); });
+        return ctx->status;
+    }
+    // Profiled: each autograd node is timed (RecordFunction, on this thread, where the engine
+    // runs CPU graphs) and charged to the kind of the forward op that made it; the engine's
+    // own time between nodes counts as other.
+    const auto t0 = std::chrono::steady_clock::now();
+    double in_nodes = 0.0;
+    {
+        bw_profile bp(ctx, &in_nodes);
+        guarded(ctx, "tw_backward", shape_str(*x), [&] { x->backward(); });
+    }
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    tw_prof_cell &cell = ctx->table.cell[ctx->phase][TW_KIND_OTHER];
+    cell.calls++;
+    cell.seconds += dt > in_nodes ? dt - in_nodes : 0.0;
+    ctx->seq_kind.clear(); // the graph is consumed
     return ctx->status;
 }
 
@@ -1083,6 +1425,7 @@ tw_tensor tw_grad(tw_ctx *ctx, tw_tensor t) {
 tw_status tw_zero_grad(tw_ctx *ctx, const tw_tensor *params, int n) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_zero_grad");
     for (int i = 0; i < n; i++) {
         at::Tensor *x = ctx->get(params[i], "tw_zero_grad", i + 1);
         if (!x) return ctx->status;
@@ -1111,6 +1454,7 @@ tw_status tw_clip_grad_norm(tw_ctx *ctx, const tw_tensor *params, int n, double 
                             double *norm_out) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_clip_grad_norm");
     std::vector<at::Tensor> grads;
     for (int i = 0; i < n; i++) {
         at::Tensor *x = ctx->get(params[i], "tw_clip_grad_norm", i + 1);
@@ -1196,6 +1540,7 @@ tw_status tw_adamw_step(tw_adamw *opt, double lr) {
     if (!opt) return TW_ERR_ARG;
     tw_ctx *ctx = opt->ctx;
     if (ctx->status != TW_OK) return ctx->status;
+    prof_timer pt(ctx, "tw_adamw_step");
     opt->steps++;
     const double b1 = opt->hp.beta1, b2 = opt->hp.beta2;
     const double bc1 = 1.0 - std::pow(b1, (double)opt->steps);

@@ -94,6 +94,60 @@ void tw_set_error(tw_ctx *ctx, tw_status s, const char *fmt, ...)
 /* Number of live tensors in the context (for leak checks in tests). */
 size_t tw_live_count(const tw_ctx *ctx);
 
+/* ---- profile: where the time of the ops goes ------------------------------------------- */
+
+/* Kinds of operation, for the profile. An op's kind is fixed by the tw function (tw_linear is
+ * MATMUL, tw_reshape VIEW, ...) unless the caller labels a region (tw_prof_label): every op made
+ * inside it then counts as the label's kind (the softmax of attention is ATTENTION, the one of
+ * sampling SAMPLING). The backward pass of an op counts as the kind of its forward op. */
+typedef enum tw_kind {
+    TW_KIND_MATMUL = 0,  /* tw_matmul, tw_linear */
+    TW_KIND_ATTENTION,   /* tw_causal_attention and ops in regions labelled attention */
+    TW_KIND_LAYER_NORM,  /* tw_layer_norm */
+    TW_KIND_SAMPLING,    /* multinomial draws, argmax, and ops in regions labelled sampling */
+    TW_KIND_ELEMENTWISE, /* arithmetic, activations, softmax, reductions */
+    TW_KIND_GATHER,      /* embedding, index_select, gather, cat, slice assignment */
+    TW_KIND_ALLOC,       /* new tensors (zeros, full, from host buffers, clone, contiguous)
+                            and copies to the host */
+    TW_KIND_LOSS,        /* cross-entropy, KL, entropy, and ops in regions labelled loss */
+    TW_KIND_VIEW,        /* reshape, transpose, slice, detach (no arithmetic: pure overhead) */
+    TW_KIND_OPTIMIZER,   /* zero_grad, clipping, AdamW, weight copies and the EMA */
+    TW_KIND_OTHER,       /* the rest, and the autograd engine's own time outside the ops */
+    TW_KIND_COUNT
+} tw_kind;
+const char *tw_kind_name(tw_kind k); /* "matmul", "attention", ...; "?" out of range */
+
+/* Phases: 0..TW_PROF_PHASES-1; what each means is the caller's (opd.h names the step's). */
+#define TW_PROF_PHASES 4
+
+typedef struct tw_prof_cell {
+    int64_t calls;  /* tw calls (forward) and autograd nodes (backward) */
+    double seconds; /* wall seconds inside them */
+} tw_prof_cell;
+
+typedef struct tw_prof {
+    tw_prof_cell cell[TW_PROF_PHASES][TW_KIND_COUNT];
+    double flops[TW_PROF_PHASES]; /* matmul FLOPs (tw_matmul, tw_linear, tw_causal_attention's
+                                     two products): 2 m n k per product, three times that for a
+                                     product made under grad whose result requires grad (the
+                                     backward pass's two products) */
+} tw_prof;
+
+/* Starts (on != 0, clearing the table) or stops counting on ctx (the table is kept to read). Off (the default), each op pays
+ * one branch. While on, every tw call is timed into [phase][kind], and tw_backward times each
+ * autograd node (libtorch's RecordFunction callbacks on the calling thread). */
+void tw_prof_enable(tw_ctx *ctx, int on);
+int tw_prof_enabled(const tw_ctx *ctx);
+void tw_prof_clear(tw_ctx *ctx);
+/* Copies the table (all zeros when never enabled). */
+void tw_prof_read(const tw_ctx *ctx, tw_prof *out);
+/* Sets the phase later ops count in (0..TW_PROF_PHASES-1; others are ignored) and returns
+ * the previous one. Costs nothing measurable when the profile is off. */
+int tw_prof_phase(tw_ctx *ctx, int phase);
+/* Labels later ops with kind (a tw_kind; -1 ends the label) and returns the previous label, so
+ * regions nest: int old = tw_prof_label(ctx, TW_KIND_ATTENTION); ...; tw_prof_label(ctx, old). */
+int tw_prof_label(tw_ctx *ctx, int kind);
+
 /* ---- scopes: temporaries freed in one call --------------------------------------------- */
 
 /* Every tensor created while a scope is open belongs to the innermost scope and is freed by
@@ -207,6 +261,14 @@ tw_tensor tw_log_softmax(tw_ctx *ctx, tw_tensor x, int dim);
  * Returns (B, H, Tq, d). */
 tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v,
                               tw_tensor key_valid);
+
+/* tw_causal_attention in two parts, for a mask shared by several calls (the layers of one
+ * forward pass): the additive mask (B, 1, Tq, Tk) float32 (0 where key j is visible to query i
+ * under tw_causal_attention's rule, -inf elsewhere; key_valid as there, TW_NULL: (1, 1, Tq, Tk)),
+ * then attention softmax(q k^T / sqrt(d) + mask) v with q (B, H, Tq, d), k, v (B, H, Tk, d) and
+ * the mask broadcast over heads. Same values as tw_causal_attention's composite path. */
+tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t tk);
+tw_tensor tw_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask);
 
 /* Shape ops. */
 tw_tensor tw_reshape(tw_ctx *ctx, tw_tensor x, int ndim, const int64_t *shape);

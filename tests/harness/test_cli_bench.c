@@ -50,6 +50,44 @@ int main(void) {
     }
     free(out), free(err);
 
+    /* --profile: the CaOPD step's profile object (--opd-only), then the base step's (--base-only) */
+    const char *prof_args[2][24] = {
+        {"bench", "--json", "--threads", "1", "--width", "16", "--layers", "1", "--heads", "2",
+         "--opd-prompts", "2", "--k", "2", "--opd-new", "4", "--opd-steps", "1", "--opd-only",
+         "--profile", NULL},
+        {"bench", "--json", "--threads", "1", "--width", "16", "--layers", "1", "--heads", "2",
+         "--base-batch", "2", "--base-steps", "1", "--base-only", "--profile", NULL}};
+    for (int run = 0; run < 2; run++) {
+        st = run_caopd(NULL, prof_args[run]);
+        snprintf(p, sizeof p, "%s/out.txt", g_tmp);
+        out = slurp(p);
+        snprintf(p, sizeof p, "%s/err.txt", g_tmp);
+        err = slurp(p);
+        CHECK_MSG(exited(st, 0), "bench --profile failed: %s", err);
+        j = cJSON_Parse(out);
+        CHECK_MSG(j != NULL, "stdout is not one JSON object: %s", out);
+        const char *part = run == 0 ? "opd_step" : "base_step", *other = run == 0 ? "base_step" : "opd_step";
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, part);
+        CHECK_MSG(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, other)), "%s measured under --%s-only", other,
+                  run == 0 ? "opd" : "base");
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "profile");
+        CHECK_MSG(cJSON_IsObject(pr), "%s.profile missing", part);
+        if (cJSON_IsObject(pr)) {
+            CHECK(num(pr, "op_calls") > 0 && num(pr, "flops") > 0 && num(pr, "flop_limit_s") > 0 &&
+                  num(pr, "step_s") > 0);
+            const cJSON *train = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pr, "phases"), "train");
+            CHECK_MSG(cJSON_IsObject(train), "profile.phases.train missing");
+            if (cJSON_IsObject(train)) {
+                CHECK(num(train, "calls") > 0 && num(train, "wall_s") > 0);
+                CHECK(num(train, "ops_s") <= num(train, "wall_s") + 1e-4);
+                const cJSON *mm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(train, "kinds"), "matmul");
+                CHECK_MSG(cJSON_IsObject(mm) && num(mm, "calls") > 0, "train matmul calls missing");
+            }
+        }
+        cJSON_Delete(j);
+        free(out), free(err);
+    }
+
     const char *bad[] = {"bench", "--frobnicate", NULL};
     st = run_caopd(NULL, bad);
     snprintf(p, sizeof p, "%s/err.txt", g_tmp);

@@ -162,7 +162,9 @@ static void test_nan_rule(tw_ctx *ctx) {
 }
 
 /* A real batch (long teacher contexts, several prompts): the shared and unshared loss and
- * gradients agree. */
+ * gradients agree, with K 2 rows per prompt (grouped rows; in correct_solution mode the
+ * teacher's rows are not grouped), with K 1, and with completions short enough that the student's
+ * rows take the grouped attention too. */
 static void test_shared_loss(tw_ctx *ctx) {
     task_example ex[3];
     examples(ex, 3, 13);
@@ -173,12 +175,20 @@ static void test_shared_loss(tw_ctx *ctx) {
         snprintf(buf[i], sizeof buf[i], i % 2 ? "%s\nConfidence: 0.4" : "1%s", ex[i / 2].answer);
         roll[i] = buf[i];
     }
-    for (int mode = 0; mode < 2; mode++) {
+    const char *roll1[3] = {roll[0], roll[3], roll[4]}; /* K = 1: one row per prefix */
+    /* K 2 with one-character completions: the student's prompt is long next to them, so its rows
+     * take the grouped attention under grad (gpt_forward_suffix) */
+    const char *roll_short[6] = {"1", "2", "3", "4", "5", "6"};
+    for (int run = 0; run < 4; run++) {
+        const int mode = run == 1; /* demo, correct_solution (K 2); demo with K 1; short rows */
         opd_params p = opd_params_default();
-        p.k = 2;
+        p.k = run == 2 ? 1 : 2;
         p.teacher = (opd_teacher_mode)mode;
+        p.replace = run != 3; /* sdft: the completions stay one character, */
+        if (run == 3) p.loss.skip_tokens = 0; /* and every target counts */
         opd_batch b;
-        CHECK(opd_batch_from_rollouts(ctx, ex, 3, roll, p, &b, NULL) == TW_OK);
+        CHECK(opd_batch_from_rollouts(ctx, ex, 3, run < 2 ? roll : run == 2 ? roll1 : roll_short, p, &b,
+                                      NULL) == TW_OK);
         double loss[2];
         float *g[2];
         int64_t n = 0;
