@@ -24,7 +24,8 @@
 /* The metrics of report.md's tables, one section each, in this order. */
 static const char *const k_table_metrics[] = {"accuracy",       "ece_greedy", "ece_expected",
                                               "brier_greedy",   "brier_expected", "ocg_greedy",
-                                              "ocg_expected",   "spr_greedy", "spr_expected"};
+                                              "ocg_expected",   "spr_greedy", "spr_expected",
+                                              "format_fail_rate"}; /* a missing confidence reads 0 */
 #define N_TABLE_METRICS (int)(sizeof k_table_metrics / sizeof k_table_metrics[0])
 /* The metrics drawn as retention curves (retention_<domain>_<metric>). */
 static const char *const k_curve_metrics[] = {"accuracy", "ece_greedy", "ece_expected", "ocg_greedy", "ocg_expected"};
@@ -1084,6 +1085,22 @@ static void metric_section(strbuf *b, const retention_analysis *a, int m) {
             }
         }
         strbuf_printf(b, "\n");
+    }
+    if (field_of(m) == METRICS_FIELD_FORMAT_FAIL_RATE) { /* flag what can make calibration look good */
+        int flagged = 0;
+        for (int s = 0; s < a->n_series; s++) {
+            const rseries *r = &a->s[s];
+            for (int i = 0; r->ok && i <= r->T; i++)
+                for (int j = 0; j < r->D; j++) {
+                    const double x = r->mean[(size_t)m * cells_of(r) + (size_t)i * (size_t)r->D + (size_t)j];
+                    if (!(x > 0.10)) continue;
+                    stage_label(a, i, t1, sizeof t1);
+                    strbuf_printf(b, "%s`%s` %s after stage %s: %.3f", flagged++ ? "; " : "\n**Above 0.10** (a completion "
+                                  "without a confidence reads 0, so calibration there looks better than it is): ",
+                                  severity_series_name(a->t, s), r->domains[j], t1, x);
+                }
+        }
+        strbuf_printf(b, flagged ? ".\n" : "\nNo cell above 0.10.\n");
     }
     strbuf_printf(b, "\nCL summaries%s, mean [min, max] over seeds%s:\n\n| summary |",
                   ocg ? " on \\|OCG\\| (the distance from calibration, read like ECE: forgetting on -\\|OCG\\|)" : "",

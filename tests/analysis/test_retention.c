@@ -550,6 +550,11 @@ static void test_sweep(void) {
     if (md) {
         check_summary_lines(md);
         CHECK_MSG(check_links(out, md) >= 50, "too few links in report.md");
+        /* format failures (k_other: 0.01 * 11 + ... > 0.10 everywhere): a section, and flagged */
+        CHECK_MSG(strstr(md, "### Format-failure rate") &&
+                      strstr(md, "**Above 0.10** (a completion without a confidence reads 0, so calibration there looks "
+                                 "better than it is): `caopd` mod after stage 0 base: 0.1"),
+                  "%s", md);
         /* the tables: the matrices' mean over seeds, the CL summaries as mean [min, max] */
         CHECK_MSG(strstr(md, "| 3 rev | 0.550 | 0.750 | 0.800 | 0.150 | 0.350 | 0.900 |"), "%s", md);
         CHECK_MSG(strstr(md, "| ACC | 0.700 [0.667, 0.733] | 0.467 [0.450, 0.483] |"), "%s", md);
