@@ -20,22 +20,11 @@
 #include "ckpt.h"
 #include "plot.h"
 #include "csv.h"
+#include "report_util.h"
 #include "strbuf.h"
 
 #define REPORT_FORMAT_VERSION_MAX 3 /* the caopd-results format_version this build reads (1: greedy only; 3: with the per-sample texts) */
 #define MSG_CAP 4096
-
-/* ---- small helpers ------------------------------------------------------------------------ */
-
-static char *xstrdup(const char *s) {
-    if (!s) s = "";
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-
 
 /* Splits "a,b,c" into a malloc'd array of malloc'd strings. Returns the count, -1 on OOM. */
 static int split_list(const char *s, char ***out) {
@@ -79,40 +68,6 @@ static void parse_split(const char *name, char *kind, size_t klen, int *sev) {
         if (*p < '0' || *p > '9') return;
     *sev = atoi(u + 1);
     if ((size_t)(u - name) < klen) kind[u - name] = '\0';
-}
-
-/* A file-name-safe copy of s into buf. */
-static const char *safe_name(const char *s, char *buf, size_t len) {
-    size_t i = 0;
-    for (; s[i] && i + 1 < len; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                 c == '_' || c == '.';
-        buf[i] = ok ? c : '_';
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
-/* "%.3f", or "n/a" for NaN. */
-static const char *fmt3(double v, char *buf, size_t len) {
-    if (isnan(v)) snprintf(buf, len, "n/a");
-    else snprintf(buf, len, "%.3f", v);
-    return buf;
-}
-
-static int mkdir_p(const char *dir) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
 /* ---- the set ------------------------------------------------------------------------------ */
@@ -383,15 +338,15 @@ static void read_spec(run *r, const char *spec) {
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     if (cJSON_IsNumber(seed)) r->seed = (long long)seed->valuedouble, r->has_seed = 1;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
-    if (cJSON_IsString(name)) r->spec_name = xstrdup(name->valuestring);
+    if (cJSON_IsString(name)) r->spec_name = rutil_xstrdup(name->valuestring);
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(j, "stages");
     if (cJSON_IsArray(stages) && cJSON_GetArraySize(stages) == r->T) {
         r->stage_dom = calloc((size_t)r->T + 1, sizeof *r->stage_dom);
         if (r->stage_dom) {
-            r->stage_dom[0] = xstrdup("base");
+            r->stage_dom[0] = rutil_xstrdup("base");
             for (int i = 0; i < r->T; i++) {
                 const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(stages, i), "domain");
-                r->stage_dom[i + 1] = xstrdup(cJSON_IsString(d) ? d->valuestring : "?");
+                r->stage_dom[i + 1] = rutil_xstrdup(cJSON_IsString(d) ? d->valuestring : "?");
             }
         }
     }
@@ -425,10 +380,10 @@ static int load_run(report_set *s, run *r, const char *path) {
         if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
         else snprintf(dir, sizeof dir, ".");
     }
-    r->path = xstrdup(file), r->dir = xstrdup(dir);
+    r->path = rutil_xstrdup(file), r->dir = rutil_xstrdup(dir);
     char od[2100];
     snprintf(od, sizeof od, "%s/analysis", dir);
-    r->out_default = xstrdup(od);
+    r->out_default = rutil_xstrdup(od);
     if (!r->path || !r->dir || !r->out_default) return set_err(s, REPORT_ERR_NOMEM, "out of memory");
 
     ckpt_reader *rd = NULL;
@@ -542,7 +497,7 @@ static int load_run(report_set *s, run *r, const char *path) {
             if (r->st[k].present && !strcmp(r->st[k].method, r->st[i].method)) seen = 1;
         if (!seen) strbuf_printf(&m, "%s%s", m.n ? "+" : "", r->st[i].method);
     }
-    r->method = xstrdup(m.n ? strbuf_str(&m) : (r->st[0].present ? r->st[0].method : "?"));
+    r->method = rutil_xstrdup(m.n ? strbuf_str(&m) : (r->st[0].present ? r->st[0].method : "?"));
     free(m.p);
 
     /* Do the stages line up with the domains? Stage j (1..T) must learn domain j - 1. */
@@ -651,7 +606,7 @@ int report_add_run(report_set *s, const char *path) {
             if (!clash) break;
             snprintf(lab, sizeof lab, "%s-%d", base, k);
         }
-        r->label = xstrdup(lab);
+        r->label = rutil_xstrdup(lab);
         if (!r->label || !r->method) rc = set_err(s, REPORT_ERR_NOMEM, "out of memory");
     }
     if (rc) {
@@ -729,7 +684,6 @@ static const char *rm_key(rmetric m, char *buf, size_t cap) {
 #define RM_ECE_E ((rmetric){METRICS_FIELD_ECE, METRICS_READOUT_EXPECTED})
 #define RM_FMT ((rmetric){METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY})
 
-
 /* CL summaries of run r on split sp (cl_ok required), read by the metric's direction
  * (metrics_cl_compute_field: lower-is-better forgetting on -R, OCG on |OCG|). */
 static metrics_cl run_cl(const run *r, int sp, rmetric m) {
@@ -779,7 +733,7 @@ static void tab_add(tab *t, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     char **v = realloc(t->cells, (size_t)(t->n + 1) * sizeof *v);
-    char *c = xstrdup(buf);
+    char *c = rutil_xstrdup(buf);
     if (!v || !c) {
         if (v) t->cells = v;
         free(c);
@@ -856,7 +810,7 @@ static void matrix_table(strbuf *b, const run *r, rmetric f, const char *title, 
         char lab[128], v[32];
         stage_label(r, i, lab, sizeof lab);
         tab_add(&t, "%s%s", lab, r->st[i].present ? "" : " (not yet)");
-        for (int d = 0; d < r->nd; d++) tab_add(&t, "%s", fmt3(cell_value(r, i, d, sp, f), v, sizeof v));
+        for (int d = 0; d < r->nd; d++) tab_add(&t, "%s", rutil_fmt3(cell_value(r, i, d, sp, f), v, sizeof v));
     }
     tab_emit(b, &t, md);
 }
@@ -916,8 +870,8 @@ static void cl_table(strbuf *b, const report_set *s, const rmetric *fs, int nf, 
             metrics_cl c = run_cl(r, test_split(r), fs[q]);
             char v[4][32], key[40];
             tab_add(&t, "%s", r->label), tab_add(&t, "%s", rm_key(fs[q], key, sizeof key));
-            tab_add(&t, "%s", fmt3(c.acc, v[0], 32)), tab_add(&t, "%s", fmt3(c.bwt, v[1], 32));
-            tab_add(&t, "%s", fmt3(c.fwt, v[2], 32)), tab_add(&t, "%s", fmt3(c.forgetting, v[3], 32));
+            tab_add(&t, "%s", rutil_fmt3(c.acc, v[0], 32)), tab_add(&t, "%s", rutil_fmt3(c.bwt, v[1], 32));
+            tab_add(&t, "%s", rutil_fmt3(c.fwt, v[2], 32)), tab_add(&t, "%s", rutil_fmt3(c.forgetting, v[3], 32));
             any = 1;
         }
     }
@@ -955,8 +909,8 @@ static void ood_table(strbuf *b, const report_set *s, int md) {
                 const rmetric ms[3] = {RM_ACC, RM_ECE_G, RM_ECE_E};
                 for (int q = 0; q < 3; q++) {
                     const double in = cell_value(r, last, d, ts, ms[q]), out = cell_value(r, last, d, sp, ms[q]);
-                    tab_add(&t, "%s", fmt3(in, v[0], 32)), tab_add(&t, "%s", fmt3(out, v[1], 32));
-                    tab_add(&t, "%s", fmt3(metrics_ood_gap(in, out), v[2], 32));
+                    tab_add(&t, "%s", rutil_fmt3(in, v[0], 32)), tab_add(&t, "%s", rutil_fmt3(out, v[1], 32));
+                    tab_add(&t, "%s", rutil_fmt3(metrics_ood_gap(in, out), v[2], 32));
                 }
                 any = 1;
             }
@@ -1032,7 +986,7 @@ int report_tables(report_set *s, int markdown, char **out) {
         free(b.p);
         return set_err(s, REPORT_ERR_NOMEM, "out of memory");
     }
-    *out = b.p ? b.p : xstrdup("");
+    *out = b.p ? b.p : rutil_xstrdup("");
     return *out ? REPORT_OK : REPORT_ERR_NOMEM;
 }
 
@@ -1372,7 +1326,7 @@ static int retention_figure(report_set *s, const char *dir, const char *domain, 
     };
     char title[256], stem[300], safe[128];
     snprintf(title, sizeof title, "Retention of domain %s (dashed: OOD splits)", domain);
-    snprintf(stem, sizeof stem, "retention_%s", safe_name(domain, safe, sizeof safe));
+    snprintf(stem, sizeof stem, "retention_%s", rutil_safe_name(domain, safe, sizeof safe));
     plot_figure fig = plot_figure_default();
     fig.title = title;
     fig.xlabel = "after stage";
@@ -1416,7 +1370,7 @@ static int heatmaps(report_set *s, const char *dir, const run *r) {
                          .decimals = 3};
         char title[300], stem[300], safe[200], key[40];
         snprintf(title, sizeof title, "%s: %s after each stage (%s split)", r->label, label[q], r->split[sp]);
-        snprintf(stem, sizeof stem, "heatmap_%s_%s", safe_name(r->label, safe, sizeof safe), rm_key(ms[q], key, sizeof key));
+        snprintf(stem, sizeof stem, "heatmap_%s_%s", rutil_safe_name(r->label, safe, sizeof safe), rm_key(ms[q], key, sizeof key));
         plot_figure fig = plot_figure_default();
         fig.title = title, fig.xlabel = "domain", fig.ylabel = "after stage";
         if (!q) fig.ymin = 0, fig.ymax = 1;
@@ -1445,8 +1399,8 @@ static int reliability(report_set *s, const char *dir, const run *r) {
                 char title[300], stem[400], sl[200], sd[100];
                 snprintf(title, sizeof title, "%s: after stage %d (%s), domain %s, %s split, %s readout", r->label, i,
                          r->st[i].name, r->dom[d], r->split[sp], rn);
-                snprintf(stem, sizeof stem, "reliability/%s_stage%d_%s_%s", safe_name(r->label, sl, sizeof sl), i,
-                         safe_name(r->dom[d], sd, sizeof sd), rn);
+                snprintf(stem, sizeof stem, "reliability/%s_stage%d_%s_%s", rutil_safe_name(r->label, sl, sizeof sl), i,
+                         rutil_safe_name(r->dom[d], sd, sizeof sd), rn);
                 plot_figure fig = plot_figure_default();
                 fig.title = title;
                 fig.xlabel = q ? "confidence (expected readout)" : "confidence (greedy readout)";
@@ -1488,7 +1442,7 @@ static int unions(const report_set *s, char ***doms, int *nd, char ***splits, in
 static int write_figures(report_set *s, const char *dir, strbuf *md) {
     char sub[2300];
     snprintf(sub, sizeof sub, "%s/reliability", dir);
-    if (mkdir_p(sub)) return set_err(s, REPORT_ERR_IO, "%s: cannot create the folder: %s", sub, strerror(errno));
+    if (rutil_mkdir_p(sub)) return set_err(s, REPORT_ERR_IO, "%s: cannot create the folder: %s", sub, strerror(errno));
     char **doms = NULL, **splits = NULL;
     int nd, ns, nx;
     int *group_of = calloc(s->n, sizeof *group_of);
@@ -1522,13 +1476,13 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
     for (int d = 0; !rc && d < nd; d++) {
         rc = retention_figure(s, dir, doms[d], group_of, ng, splits, ns, nx, xn);
         char safe[128];
-        if (!rc) strbuf_printf(md, "![retention of %s](retention_%s.png)\n\n", doms[d], safe_name(doms[d], safe, sizeof safe));
+        if (!rc) strbuf_printf(md, "![retention of %s](retention_%s.png)\n\n", doms[d], rutil_safe_name(doms[d], safe, sizeof safe));
     }
     if (!rc) strbuf_printf(md, "\n### Heatmaps (test split)\n\n");
     for (size_t k = 0; !rc && k < s->n; k++) {
         rc = heatmaps(s, dir, s->runs[k]);
         char safe[200];
-        safe_name(s->runs[k]->label, safe, sizeof safe);
+        rutil_safe_name(s->runs[k]->label, safe, sizeof safe);
         if (!rc)
             strbuf_printf(md, "![accuracy of %s](heatmap_%s_accuracy.png)\n![ECE (greedy) of %s](heatmap_%s_ece_greedy.png)\n",
                           s->runs[k]->label, safe, s->runs[k]->label, safe);
@@ -1542,7 +1496,7 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
         rc = reliability(s, dir, r);
         if (rc) break;
         char sl[200], sd[100];
-        safe_name(r->label, sl, sizeof sl);
+        rutil_safe_name(r->label, sl, sizeof sl);
         const int nq = r->version >= 2 ? METRICS_READOUT_COUNT : 1;
         tab t = {.ncol = r->nd + 1};
         tab_add(&t, "%s: stage", r->label);
@@ -1554,7 +1508,7 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
             tab_add(&t, "%s", lab);
             for (int d = 0; d < r->nd; d++) {
                 const cell *c = cell_at(r, i, d, test_split(r));
-                safe_name(r->dom[d], sd, sizeof sd);
+                rutil_safe_name(r->dom[d], sd, sizeof sd);
                 if (nq == 2)
                     tab_add(&t, "[greedy ECE %.3f](reliability/%s_stage%d_%s_greedy.png), "
                                 "[expected ECE %.3f](reliability/%s_stage%d_%s_expected.png)",
@@ -1572,7 +1526,7 @@ static int write_figures(report_set *s, const char *dir, strbuf *md) {
                 for (int q = 0; q < nq; q++) {
                     const char *rn = metrics_readout_name((metrics_readout)q);
                     strbuf_printf(md, "\n![%s after stage %d, %s, %s readout](reliability/%s_stage%d_%s_%s.png)\n",
-                                  r->label, last, r->dom[d], rn, sl, last, safe_name(r->dom[d], sd, sizeof sd), rn);
+                                  r->label, last, r->dom[d], rn, sl, last, rutil_safe_name(r->dom[d], sd, sizeof sd), rn);
                 }
         strbuf_printf(md, "\n");
     }
@@ -1586,7 +1540,7 @@ int report_write(report_set *s, const char *dir, const report_write_opts *opts) 
     if (!dir || !*dir) return set_err(s, REPORT_ERR_ARG, "report_write: no output folder given");
     if (!s->n) return set_err(s, REPORT_ERR_ARG, "report_write: no run loaded");
     report_write_opts o = opts ? *opts : report_write_opts_default();
-    if (mkdir_p(dir)) return set_err(s, REPORT_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
+    if (rutil_mkdir_p(dir)) return set_err(s, REPORT_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
     int rc = write_metrics_csv(s, dir);
     if (!rc) rc = write_eval_csv(s, dir);
     if (!rc) rc = write_json(s, dir);

@@ -15,6 +15,7 @@
 #include "csv.h"
 #include "plot.h"
 #include "report.h"
+#include "report_util.h"
 #include "strbuf.h"
 
 #define NM SEVERITY_N_METRICS
@@ -65,26 +66,6 @@ struct retention_analysis {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int set_err(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 /* Index of the metric named name in severity_metric_names; -1 when none. */
 static int metric_index(const char *name) {
     for (int m = 0; name && m < NM; m++)
@@ -125,46 +106,12 @@ static const char *metric_short(int m, char *buf, size_t len) {
     return buf;
 }
 
-/* "%.3f", or "n/a" for NaN. */
-static const char *fmt3(double v, char *buf, size_t len) {
-    if (isnan(v)) snprintf(buf, len, "n/a");
-    else snprintf(buf, len, "%.3f", v);
-    return buf;
-}
-
 /* A point as "mean [min, max]" (two or more seeds), "mean", or "n/a". */
 static const char *fmt_point(const retention_point *p, char *buf, size_t len) {
     if (!p->n_seeds || isnan(p->mean)) snprintf(buf, len, "n/a");
     else if (p->n_seeds >= 2) snprintf(buf, len, "%.3f [%.3f, %.3f]", p->mean, p->min, p->max);
     else snprintf(buf, len, "%.3f", p->mean);
     return buf;
-}
-
-/* A file-name-safe copy of s into buf. */
-static const char *safe_name(const char *s, char *buf, size_t len) {
-    size_t i = 0;
-    for (; s[i] && i + 1 < len; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                 c == '_' || c == '.';
-        buf[i] = ok ? c : '_';
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
-static int mkdir_p(const char *dir) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
 static int is_file(const char *p) {
@@ -446,7 +393,7 @@ static int series_reliability(retention_analysis *a, int s, const int *use) {
 
 int retention_build(const severity_table *t, const char *summary_path, int read_results, retention_analysis **out,
                     char *err, size_t errlen) {
-    if (!t || !out) return set_err(err, errlen, RETENTION_ERR_ARG, "retention_build: no table");
+    if (!t || !out) return rutil_set_err(err, errlen, RETENTION_ERR_ARG, "retention_build: no table");
     *out = NULL;
     retention_analysis *a = calloc(1, sizeof *a);
     const int nc = severity_n_cells(t);
@@ -455,7 +402,7 @@ int retention_build(const severity_table *t, const char *summary_path, int read_
         a->t = t;
         a->n_series = severity_n_series(t);
         a->read_results = read_results;
-        a->summary_path = xstrdup(summary_path ? summary_path : "");
+        a->summary_path = rutil_xstrdup(summary_path ? summary_path : "");
         a->s = calloc((size_t)(a->n_series > 0 ? a->n_series : 1), sizeof *a->s);
     }
     int rc = a && use && a->summary_path && a->s ? 0 : -1;
@@ -472,7 +419,7 @@ int retention_build(const severity_table *t, const char *summary_path, int read_
     if (!rc && a->notes.oom) rc = -1;
     if (rc) {
         retention_free(a);
-        return set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
+        return rutil_set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
     }
     *out = a;
     return RETENTION_OK;
@@ -628,32 +575,32 @@ int retention_summary(const retention_analysis *a, int md, char **out) {
                   "seeds; worst = the stage after which the mean over the domains trained so far is highest):", B, B);
     SERIES_LOOP {
         NAME(s);
-        strbuf_printf(&b, "%s", fmt3(u[s].ece_last, v1, sizeof v1));
+        strbuf_printf(&b, "%s", rutil_fmt3(u[s].ece_last, v1, sizeof v1));
         if (u[s].ece_worst_i >= 0)
-            strbuf_printf(&b, " (worst %s after stage %d %s)", fmt3(u[s].ece_worst, v2, sizeof v2), u[s].ece_worst_i,
+            strbuf_printf(&b, " (worst %s after stage %d %s)", rutil_fmt3(u[s].ece_worst, v2, sizeof v2), u[s].ece_worst_i,
                           a->s[s].stage_names[u[s].ece_worst_i]);
     }
     strbuf_printf(&b, ".\n2. %sCalibration forgetting%s (ECE, expected readout; forgetting on -ECE and BWT, > 0 = "
                   "calibration lost; mean over seeds):", B, B);
     SERIES_LOOP {
         NAME(s);
-        strbuf_printf(&b, "forgetting %s, BWT %s", fmt3(u[s].ece_forg, v1, sizeof v1), fmt3(u[s].ece_bwt, v2, sizeof v2));
+        strbuf_printf(&b, "forgetting %s, BWT %s", rutil_fmt3(u[s].ece_forg, v1, sizeof v1), rutil_fmt3(u[s].ece_bwt, v2, sizeof v2));
     }
     strbuf_printf(&b, ".\n3. %sAccuracy%s (readout-free; final ACC = mean over the trained domains after the last "
                   "stage; forgetting > 0 = accuracy lost; mean over seeds):", B, B);
     SERIES_LOOP {
         NAME(s);
-        strbuf_printf(&b, "final ACC %s, forgetting %s", fmt3(u[s].acc_last, v1, sizeof v1),
-                      fmt3(u[s].acc_forg, v2, sizeof v2));
+        strbuf_printf(&b, "final ACC %s, forgetting %s", rutil_fmt3(u[s].acc_last, v1, sizeof v1),
+                      rutil_fmt3(u[s].acc_forg, v2, sizeof v2));
     }
     strbuf_printf(&b, ".\n4. %sOCG%s (expected readout; > 0 = overconfident; after the last stage: mean over the "
                   "trained domains and seeds; minimum over the trained domains and the stages from their training "
                   "on, of the mean over seeds):", B, B);
     SERIES_LOOP {
         NAME(s);
-        strbuf_printf(&b, "%s after the last stage", fmt3(u[s].ocg_last, v1, sizeof v1));
+        strbuf_printf(&b, "%s after the last stage", rutil_fmt3(u[s].ocg_last, v1, sizeof v1));
         if (u[s].ocg_min_i >= 0)
-            strbuf_printf(&b, ", minimum %s (%s after stage %d %s)", fmt3(u[s].ocg_min, v2, sizeof v2),
+            strbuf_printf(&b, ", minimum %s (%s after stage %d %s)", rutil_fmt3(u[s].ocg_min, v2, sizeof v2),
                           a->s[s].domains[u[s].ocg_min_j], u[s].ocg_min_i, a->s[s].stage_names[u[s].ocg_min_i]);
     }
 #undef NAME
@@ -670,13 +617,13 @@ int retention_summary(const retention_analysis *a, int md, char **out) {
     } else {
         strbuf_printf(&b, "%sCalibration kept best%s (lowest ECE forgetting, expected readout): ", B, B);
         if (best >= 0)
-            strbuf_printf(&b, "%s%s%s (%s)", Q, severity_series_name(a->t, best), Q, fmt3(u[best].ece_forg, v1, sizeof v1));
+            strbuf_printf(&b, "%s%s%s (%s)", Q, severity_series_name(a->t, best), Q, rutil_fmt3(u[best].ece_forg, v1, sizeof v1));
         else strbuf_printf(&b, "n/a (no series has an ECE forgetting: it needs two or more domain stages that line "
                                "up with the domains)");
         strbuf_printf(&b, "; %smost accuracy lost%s (highest accuracy forgetting): ", B, B);
         if (worst >= 0)
             strbuf_printf(&b, "%s%s%s (%s).\n", Q, severity_series_name(a->t, worst), Q,
-                          fmt3(u[worst].acc_forg, v1, sizeof v1));
+                          rutil_fmt3(u[worst].acc_forg, v1, sizeof v1));
         else strbuf_printf(&b, "n/a (no series has an accuracy forgetting).\n");
     }
     free(u);
@@ -693,13 +640,13 @@ int retention_summary(const retention_analysis *a, int md, char **out) {
 static FILE *open_csv(const char *dir, const char *name, char *path, size_t len, char *err, size_t errlen) {
     snprintf(path, len, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
-    if (!f) set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot write: %s; check the --out folder", path, strerror(errno));
+    if (!f) rutil_set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot write: %s; check the --out folder", path, strerror(errno));
     return f;
 }
 
 static int close_file(FILE *f, const char *path, char *err, size_t errlen) {
     int bad = ferror(f);
-    if (fclose(f) || bad) return set_err(err, errlen, RETENTION_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
+    if (fclose(f) || bad) return rutil_set_err(err, errlen, RETENTION_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
     return RETENTION_OK;
 }
 
@@ -891,7 +838,7 @@ static int draw_both(const char *dir, const char *stem, plot_figure fig, draw_fn
             big.width = big.height = 0;
             st = draw(&big, arg);
         }
-        if (st != PLOT_OK) return set_err(err, errlen, RETENTION_ERR_PLOT, "%s", plot_errmsg());
+        if (st != PLOT_OK) return rutil_set_err(err, errlen, RETENTION_ERR_PLOT, "%s", plot_errmsg());
     }
     return RETENTION_OK;
 }
@@ -937,7 +884,7 @@ static int curve_figures(const retention_analysis *a, const char *dir, const cha
         if (domain_xrange(a, doms[d], &x) || !ser ||
             !(buf = malloc(((size_t)a->n_series + 1) * 4 * (size_t)(x.nx + 1) * sizeof *buf))) {
             xrange_free(&x), free(ser), free(buf);
-            return set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
+            return rutil_set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
         }
         for (int k = 0; !rc && k < N_CURVE_METRICS; k++) {
             const int m = metric_index(k_curve_metrics[k]);
@@ -948,7 +895,7 @@ static int curve_figures(const retention_analysis *a, const char *dir, const cha
             y_range(m, top, &p.ymin, &p.ymax);
             snprintf(ylabel, sizeof ylabel, "%s", metric_short(m, t1, sizeof t1));
             snprintf(title, sizeof title, "Domain %s: %s after each stage (test split)", doms[d], ylabel);
-            snprintf(stem, sizeof stem, "retention_%s_%s", safe_name(doms[d], safe, sizeof safe), severity_metric_names[m]);
+            snprintf(stem, sizeof stem, "retention_%s_%s", rutil_safe_name(doms[d], safe, sizeof safe), severity_metric_names[m]);
             plot_figure fig = plot_figure_default();
             fig.title = title, fig.xlabel = "after stage", fig.band_note = "bands: min-max over seeds";
             fig.width = fmin(720, fmax(380, legend_width(a) / 0.3)), fig.height = 270;
@@ -994,7 +941,7 @@ static int grid_figure(const retention_analysis *a, const char *dir, const char 
         p->ylabel = ylab[k];
         y_range(metric_index(k_grid_metrics[k]), top[k], &p->ymin, &p->ymax);
     }
-    if (rc == RETENTION_ERR_NOMEM) rc = set_err(err, errlen, rc, "out of memory");
+    if (rc == RETENTION_ERR_NOMEM) rc = rutil_set_err(err, errlen, rc, "out of memory");
     if (!rc && nc > 0) {
         plot_figure fig = plot_figure_default();
         fig.title = "Retention on the test split after each stage (mean over seeds)";
@@ -1028,7 +975,7 @@ static int reliability_figures(const retention_analysis *a, const char *dir, cha
                      severity_series_name(a->t, s), r->T, r->stage_names[r->T], ntr, ntr == 1 ? "" : "s",
                      r->rel_seeds[q], r->rel_seeds[q] == 1 ? "" : "s", rn);
             snprintf(xl, sizeof xl, "confidence (%s readout)", rn);
-            snprintf(stem, sizeof stem, "reliability_%s_%s", safe_name(severity_series_name(a->t, s), safe, sizeof safe),
+            snprintf(stem, sizeof stem, "reliability_%s_%s", rutil_safe_name(severity_series_name(a->t, s), safe, sizeof safe),
                      rn);
             plot_figure fig = plot_figure_default();
             fig.title = title, fig.xlabel = xl;
@@ -1081,7 +1028,7 @@ static void metric_section(strbuf *b, const retention_analysis *a, int m) {
             for (int j = 0; r->ok && j < r->D; j++) {
                 double x = NAN;
                 if (i <= r->T) x = r->mean[(size_t)m * cells_of(r) + (size_t)i * (size_t)r->D + (size_t)j];
-                strbuf_printf(b, " %s |", i <= r->T ? fmt3(x, v, sizeof v) : "");
+                strbuf_printf(b, " %s |", i <= r->T ? rutil_fmt3(x, v, sizeof v) : "");
             }
         }
         strbuf_printf(b, "\n");
@@ -1143,7 +1090,7 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
     char *sum = NULL;
     if (retention_summary(a, 1, &sum)) {
         free(b.p);
-        return set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
+        return rutil_set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
     }
     strbuf_printf(&b, "## Summary\n\n%s", sum);
     free(sum);
@@ -1168,7 +1115,7 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
             strbuf_printf(&b, "| %s |", doms[d]);
             for (int k = 0; k < N_CURVE_METRICS; k++)
                 strbuf_printf(&b, " [png](retention_%s_%s.png), [svg](retention_%s_%s.svg) |",
-                              safe_name(doms[d], safe, sizeof safe), k_curve_metrics[k], safe, k_curve_metrics[k]);
+                              rutil_safe_name(doms[d], safe, sizeof safe), k_curve_metrics[k], safe, k_curve_metrics[k]);
             strbuf_printf(&b, "\n");
         }
     } else if (nd == 0) strbuf_printf(&b, "(none: no series trains a domain)\n");
@@ -1215,10 +1162,10 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
                 char v[32], safe[200];
                 const char *rn = metrics_readout_name((metrics_readout)q);
                 strbuf_printf(&b, "| `%s` | %s | %d | %zu | %s |", severity_series_name(a->t, s), rn, ns, n,
-                              fmt3(ece, v, sizeof v));
+                              rutil_fmt3(ece, v, sizeof v));
                 if (figures && ns)
                     strbuf_printf(&b, " [png](reliability_%s_%s.png), [svg](reliability_%s_%s.svg) |",
-                                  safe_name(severity_series_name(a->t, s), safe, sizeof safe), rn, safe, rn);
+                                  rutil_safe_name(severity_series_name(a->t, s), safe, sizeof safe), rn, safe, rn);
                 else if (figures) strbuf_printf(&b, " |");
                 strbuf_printf(&b, "\n");
             }
@@ -1227,7 +1174,7 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
             for (int s = 0; s < a->n_series; s++) {
                 if (!a->s[s].ok || !a->s[s].rel_seeds[METRICS_READOUT_EXPECTED]) continue;
                 char safe[200];
-                safe_name(severity_series_name(a->t, s), safe, sizeof safe);
+                rutil_safe_name(severity_series_name(a->t, s), safe, sizeof safe);
                 strbuf_printf(&b, "![reliability of %s, expected readout](reliability_%s_expected.png)\n",
                               severity_series_name(a->t, s), safe);
             }
@@ -1245,13 +1192,13 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
     }
     if (b.oom) {
         free(b.p);
-        return set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
+        return rutil_set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
     }
     char path[2400];
     snprintf(path, sizeof path, "%s/report.md", dir);
     FILE *f = fopen(path, "w");
     int rc = RETENTION_OK;
-    if (!f) rc = set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (!f) rc = rutil_set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     else {
         fputs(b.p, f);
         rc = close_file(f, path, err, errlen);
@@ -1262,14 +1209,14 @@ static int write_report(const retention_analysis *a, const char *dir, int figure
 
 int retention_write(const retention_analysis *a, const char *dir, int figures, char *err, size_t errlen) {
     if (!a || !dir || !*dir)
-        return set_err(err, errlen, RETENTION_ERR_ARG, "retention_write: no analysis or output folder");
-    if (mkdir_p(dir))
-        return set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
+        return rutil_set_err(err, errlen, RETENTION_ERR_ARG, "retention_write: no analysis or output folder");
+    if (rutil_mkdir_p(dir))
+        return rutil_set_err(err, errlen, RETENTION_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
     int rc = write_csvs(a, dir, err, errlen);
     if (rc) return rc;
     const char **doms = NULL;
     const int nd = trained_domains(a, &doms);
-    if (nd < 0) return set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
+    if (nd < 0) return rutil_set_err(err, errlen, RETENTION_ERR_NOMEM, "out of memory");
     if (figures) rc = curve_figures(a, dir, doms, nd, err, errlen);
     if (!rc && figures) rc = grid_figure(a, dir, doms, nd, err, errlen);
     if (!rc && figures) rc = reliability_figures(a, dir, err, errlen);

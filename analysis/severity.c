@@ -16,6 +16,7 @@
 #include "ckpt.h"
 #include "plot.h"
 #include "csv.h"
+#include "report_util.h"
 #include "strbuf.h"
 
 #define SUMMARY_VERSION_MAX 2 /* the caopd-sweep-summary format_version this build reads (1: greedy only) */
@@ -70,26 +71,6 @@ struct severity_table {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int set_err(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 /* Index of s in l, added when missing; -1 when out of memory. */
 static int intern(strs *l, const char *s) {
     for (int i = 0; i < l->n; i++)
@@ -97,7 +78,7 @@ static int intern(strs *l, const char *s) {
     char **nv = realloc(l->v, (size_t)(l->n + 1) * sizeof *nv);
     if (!nv) return -1;
     l->v = nv;
-    if (!(l->v[l->n] = xstrdup(s))) return -1;
+    if (!(l->v[l->n] = rutil_xstrdup(s))) return -1;
     return l->n++;
 }
 
@@ -180,7 +161,7 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
         snprintf(ga, sizeof ga, "%s/axes", g);
         char *axes = NULL;
         if (ckpt_reader_attr_str(rd, g, "axes", &axes)) {
-            rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd "
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd "
                          "merge", path, ckpt_reader_errmsg(rd));
             break;
         }
@@ -190,15 +171,15 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
             if (!strcmp(nm, "seed") || !strcmp(nm, "ood_severity") || !strcmp(nm, "method")) continue;
             char *val = NULL;
             if (ckpt_reader_attr_str(rd, ga, nm, &val)) {
-                rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
                 break;
             }
             int k = 0;
             while (k < n && strcmp(name[k], nm)) k++;
             if (k == n) {
-                if (n == MAXN || !(name[n] = xstrdup(nm))) {
+                if (n == MAXN || !(name[n] = rutil_xstrdup(nm))) {
                     free(val);
-                    rc = set_err(err, errlen, n == MAXN ? SEVERITY_ERR_FILE : SEVERITY_ERR_NOMEM,
+                    rc = rutil_set_err(err, errlen, n == MAXN ? SEVERITY_ERR_FILE : SEVERITY_ERR_NOMEM,
                                  "%s: more than %d axes in the cells", path, MAXN);
                     break;
                 }
@@ -213,7 +194,7 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
     }
     for (int k = 0; k < n; k++) {
         if (!rc && (differs[k] || seen[k] < (int)cells->n) && intern(vary, name[k]) < 0)
-            rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
         free(name[k]), free(first[k]);
     }
     return rc;
@@ -227,10 +208,10 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     int rc = SEVERITY_OK;
     /* What the sequence analysis (retention.h) reads besides: the cell's name, results file and
      * stage names (absent from hand-made or old summaries: "", "" and unknown). */
-    if (ckpt_reader_attr_str(rd, g, "name", &cr->name)) cr->name = xstrdup(g);
-    if (ckpt_reader_attr_str(rd, g, "results", &cr->results)) cr->results = xstrdup("");
+    if (ckpt_reader_attr_str(rd, g, "name", &cr->name)) cr->name = rutil_xstrdup(g);
+    if (ckpt_reader_attr_str(rd, g, "results", &cr->results)) cr->results = rutil_xstrdup("");
     if (ckpt_reader_attr_str(rd, g, "stage_names", &stage_names)) stage_names = NULL;
-    if (!cr->name || !cr->results) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!cr->name || !cr->results) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     /* A version 2 summary names the format_version of each cell's results (1: no expected
      * readout, its expected matrices are NaN); a version 1 summary has no expected matrices. */
     if (version >= 2) ckpt_reader_attr_i64(rd, g, "results_format_version", &results_version);
@@ -238,7 +219,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     if (ckpt_reader_attr_str(rd, g, "method", &method) || ckpt_reader_attr_str(rd, g, "axes", &axes) ||
         ckpt_reader_attr_str(rd, g, "splits", &splits) || ckpt_reader_attr_str(rd, g, "domains", &domains) ||
         ckpt_reader_attr_i64(rd, g, "seed", &seed))
-        rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
                      path, ckpt_reader_errmsg(rd));
     /* the series: the method, then every other axis but seed and ood_severity */
     strbuf label = {0};
@@ -253,34 +234,34 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         char *val = NULL;
         snprintf(ga, sizeof ga, "%s/axes", g);
         if (ckpt_reader_attr_str(rd, ga, name, &val))
-            rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
         else strbuf_printf(&label, " %s=%s", name, val);
         free(val);
     }
-    if (!rc && label.oom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!rc && label.oom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     int series = -1;
     if (!rc) {
         series = intern(&t->series, label.p);
         if (series == t->series_method.n && series >= 0) { /* a new series: its method */
             char **nv = realloc(t->series_method.v, (size_t)(series + 1) * sizeof *nv);
-            if (nv) t->series_method.v = nv, nv[series] = xstrdup(method), t->series_method.n++;
+            if (nv) t->series_method.v = nv, nv[series] = rutil_xstrdup(method), t->series_method.n++;
             if (!nv || !nv[series]) series = -1;
         }
-        if (series < 0) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        if (series < 0) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     }
     free(label.p);
     const int nd = list_count(domains), ns = list_count(splits);
     int *dom = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dom);
-    if (!rc && !dom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!rc && !dom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (!rc && (split_into(&cr->domains, domains) || (stage_names && split_into(&cr->stage_names, stage_names))))
-        rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     cr->pub.series = series;
     cr->pub.seed = seed;
     cr->pub.n_stages = -1;
     for (int j = 0; !rc && j < nd; j++) {
         char name[64];
         list_item(domains, j, name, sizeof name);
-        if ((dom[j] = intern(&t->doms, name)) < 0) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        if ((dom[j] = intern(&t->doms, name)) < 0) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     }
     double *buf = NULL;
     for (int sp = 0; !rc && sp < ns; sp++) {
@@ -290,11 +271,11 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         char *kind = NULL;
         int64_t sev = 0;
         if (ckpt_reader_attr_str(rd, gs, "kind", &kind) || ckpt_reader_attr_i64(rd, gs, "severity", &sev)) {
-            rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
             break;
         }
         int k = -1;
-        if (sev > 0 && (k = intern(&t->kinds, kind)) < 0) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        if (sev > 0 && (k = intern(&t->kinds, kind)) < 0) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
         const int is_test = sev == 0 && !strcmp(kind, "test");
         free(kind);
         double last[SEVERITY_N_METRICS][64];
@@ -318,23 +299,23 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
                 continue;
             }
             if (ckpt_reader_info(rd, dp, &in)) {
-                rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
                 break;
             }
             if (in.rank != 2 || in.dims[0] < 1 || in.dims[1] != nd || nd > 64) {
-                rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s is not a (stages, %d domains) matrix; the summary "
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s is not a (stages, %d domains) matrix; the summary "
                              "is damaged", path, dp, nd);
                 break;
             }
             free(buf);
             buf = malloc(in.nelems * sizeof *buf);
-            if (!buf) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+            if (!buf) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
             else if (ckpt_reader_read(rd, dp, CKPT_DTYPE_F64, buf, in.nelems))
-                rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
             for (int j = 0; !rc && j < nd; j++) last[m][j] = buf[(size_t)(in.dims[0] - 1) * (size_t)nd + (size_t)j];
             if (!rc && is_test) { /* the whole test-split matrix, for the sequence analysis */
                 if (cr->pub.n_stages >= 0 && cr->pub.n_stages != (int)in.dims[0] - 1) {
-                    rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s has %d rows, other metrics of the split %d; "
+                    rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s has %d rows, other metrics of the split %d; "
                                  "the summary is damaged", path, dp, (int)in.dims[0], cr->pub.n_stages + 1);
                     break;
                 }
@@ -348,7 +329,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
             if (cr->test[m] || cr->pub.n_stages < 0) continue;
             const size_t cnt = (size_t)(cr->pub.n_stages + 1) * (size_t)nd;
             if (!(cr->test[m] = malloc((cnt ? cnt : 1) * sizeof(double)))) {
-                rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
                 break;
             }
             for (size_t q = 0; q < cnt; q++) cr->test[m][q] = NAN;
@@ -364,7 +345,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
                 for (int q = 0; q < nd; q++) sum += last[m][q];
                 o.v[m] = nd ? sum / nd : NAN;
             }
-            if (add_obs(t, o)) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+            if (add_obs(t, o)) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
         }
     }
     free(buf), free(dom);
@@ -460,22 +441,22 @@ static int build_rows(severity_table *t) {
 }
 
 int severity_load(const char *path, severity_table **out, char *err, size_t errlen) {
-    if (!path || !out) return set_err(err, errlen, SEVERITY_ERR_ARG, "severity_load: no path");
+    if (!path || !out) return rutil_set_err(err, errlen, SEVERITY_ERR_ARG, "severity_load: no path");
     *out = NULL;
     ckpt_reader *rd = NULL;
     ckpt_error ce;
     if (ckpt_reader_open(&rd, path, CKPT_FORMAT_SWEEP_SUMMARY, SUMMARY_VERSION_MAX, &ce))
-        return set_err(err, errlen, SEVERITY_ERR_FILE, "%s", ce.msg);
+        return rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s", ce.msg);
     severity_table *t = calloc(1, sizeof *t);
-    int rc = t && intern(&t->doms, "mean") == 0 ? SEVERITY_OK : set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    int rc = t && intern(&t->doms, "mean") == 0 ? SEVERITY_OK : rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     ckpt_list cells = {0};
     if (!rc && ckpt_reader_list(rd, "cells", &cells))
-        rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
                      path, ckpt_reader_errmsg(rd));
     strs vary = {0};
     if (!rc) rc = varying_axes(rd, &cells, &vary, err, errlen, path);
     if (!rc && cells.n && !(t->cells = calloc(cells.n, sizeof *t->cells)))
-        rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < cells.n; i++) {
         char g[300];
         snprintf(g, sizeof g, "cells/%s", cells.v[i].name);
@@ -486,9 +467,9 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
     ckpt_list_free(&cells);
     ckpt_reader_free(rd);
     if (!rc && t->n_cells == 0)
-        rc = set_err(err, errlen, SEVERITY_ERR_FILE, "%s: holds no finished cell; let cells finish (caopd sweep), then "
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: holds no finished cell; let cells finish (caopd sweep), then "
                      "merge them again (caopd merge)", path);
-    if (!rc && build_rows(t)) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!rc && build_rows(t)) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (rc) {
         severity_free(t);
         return rc;
@@ -630,29 +611,13 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
         free(b.p);
         return SEVERITY_ERR_NOMEM;
     }
-    *out = b.p ? b.p : xstrdup("");
+    *out = b.p ? b.p : rutil_xstrdup("");
     return *out ? SEVERITY_OK : SEVERITY_ERR_NOMEM;
-}
-
-/* ---- files ---------------------------------------------------------------------------------- */
-
-static int mkdir_p(const char *dir) {
-    char p[2048];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
 static int write_csv(const severity_table *t, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "w");
-    if (!f) return set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s; check the --out folder", path, strerror(errno));
+    if (!f) return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s; check the --out folder", path, strerror(errno));
     fputs("series,method,kind,severity,domain,n_seeds", f);
     for (int m = 0; m < SEVERITY_N_METRICS; m++) {
         const char *n = severity_metric_names[m];
@@ -672,7 +637,7 @@ static int write_csv(const severity_table *t, const char *path, char *err, size_
         fputc('\n', f);
     }
     int bad = ferror(f);
-    if (fclose(f) || bad) return set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
+    if (fclose(f) || bad) return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
     return SEVERITY_OK;
 }
 
@@ -683,7 +648,7 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
     double *buf = calloc((size_t)nser * (size_t)nx * 4, sizeof *buf);
     if (!ser || !buf) {
         free(ser), free(buf);
-        return set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        return rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     }
     double top = 0.1;
     for (int s = 0; s < nser; s++) {
@@ -723,7 +688,7 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
         snprintf(p, sizeof p, "%s/%s.%s", dir, stem, ext[e]);
         fig.path = p;
         if (plot_severity_curves(&fig, ser, (size_t)nser) != PLOT_OK)
-            rc = set_err(err, errlen, SEVERITY_ERR_PLOT, "%s", plot_errmsg());
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_PLOT, "%s", plot_errmsg());
     }
     if (!rc) strbuf_printf(md, "![%s against severity, %s](%s.png)\n", metric_titles[m], t->kinds.v[k], stem);
     free(ser), free(buf);
@@ -731,9 +696,9 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
 }
 
 int severity_write(const severity_table *t, const char *dir, int figures, char *err, size_t errlen) {
-    if (!t || !dir || !*dir) return set_err(err, errlen, SEVERITY_ERR_ARG, "severity_write: no table or output folder");
-    if (mkdir_p(dir))
-        return set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
+    if (!t || !dir || !*dir) return rutil_set_err(err, errlen, SEVERITY_ERR_ARG, "severity_write: no table or output folder");
+    if (rutil_mkdir_p(dir))
+        return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
     char path[2400];
     snprintf(path, sizeof path, "%s/severity.csv", dir);
     int rc = write_csv(t, path, err, errlen);
@@ -750,7 +715,7 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
     rc = severity_tables(t, 1, &tab);
     if (rc) {
         free(md.p);
-        return set_err(err, errlen, rc, "out of memory");
+        return rutil_set_err(err, errlen, rc, "out of memory");
     }
     strbuf_printf(&md, "%s", tab);
     free(tab);
@@ -760,15 +725,15 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
         for (int k = 0; !rc && k < t->kinds.n; k++)
             for (int m = 0; !rc && m < N_FIGURE_METRICS; m++) rc = figure(t, dir, k, m, &md, err, errlen);
     }
-    if (!rc && md.oom) rc = set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!rc && md.oom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (!rc) {
         snprintf(path, sizeof path, "%s/severity.md", dir);
         FILE *f = fopen(path, "w");
-        if (!f) rc = set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        if (!f) rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         else {
             fputs(md.p, f);
             int bad = ferror(f);
-            if (fclose(f) || bad) rc = set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
+            if (fclose(f) || bad) rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
         }
     }
     free(md.p);

@@ -3,6 +3,7 @@
 #ifndef CAOPD_TESTS_SWEEP_TESTUTIL_H
 #define CAOPD_TESTS_SWEEP_TESTUTIL_H
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "run_testutil.h"
@@ -47,6 +48,23 @@ static inline int path_exists(const char *p) {
 static inline long file_size(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Entries of a directory other than dot files, -1 when it cannot be read. */
+static inline int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Occurrences of what in text. */
+static inline int count_str(const char *text, const char *what) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++) n++;
+    return n;
 }
 
 #endif

@@ -33,21 +33,6 @@ static void write_share_sweep(const char *file, const char *name, const char *sh
     write_file(path, text, strlen(text));
 }
 
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static int count_str(const char *text, const char *what) {
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++) n++;
-    return n;
-}
-
 /* The cell's results in two sweep directories are the same run: every evaluation (after the
  * base and after each of the 3 domain stages, and the matrices) and every domain stage (curves
  * and attributes), byte for byte. Only the base stage's own curves may differ (absent when the

@@ -29,21 +29,6 @@ static void write_spec(const char *file, const char *keys, char *path, size_t le
     write_file(path, text, strlen(text));
 }
 
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static int count_str(const char *text, const char *what) {
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++) n++;
-    return n;
-}
-
 static char g_spec[600], g_spec_own[600], g_shared[600], g_own[600];
 
 /* The library's view: 2 shared runs of 2 cells each, named after their first cells, evaluating
