@@ -158,6 +158,10 @@ typedef enum metrics_field {
     METRICS_FIELD_COUNT /* number of fields, not a field */
 } metrics_field;
 
+/* A completion without a confidence reads 0, which can look calibrated: every table flags a
+ * format-failure rate above this share (docs/analysis.md). */
+#define METRICS_FORMAT_FAIL_FLAG 0.10
+
 /* Stable snake_case name of a field ("accuracy", "ece_equal_mass", ...); NULL if unknown. */
 const char *metrics_field_name(metrics_field f);
 

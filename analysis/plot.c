@@ -590,11 +590,8 @@ static void draw_ygrid(canvas *cv, const rect *r, const axis *ay) {
     }
 }
 
-/* Frame, y ticks with labels at the left, and the rotated y label centred on the panel
- * with its left edge at label_x. */
-static void draw_yaxis(canvas *cv, const rect *r, const axis *ay, const char *label,
-                       double label_x) {
-    char buf[64];
+/* The frame of a panel and its y tick marks, without labels (inner grid columns; draw_yaxis adds the labels). */
+static void draw_frame(canvas *cv, const rect *r, const axis *ay) {
     cairo_rectangle(cv->cr, r->x, r->y, r->w, r->h);
     set_rgb(cv->cr, ink);
     cairo_set_line_width(cv->cr, 0.9);
@@ -602,6 +599,17 @@ static void draw_yaxis(canvas *cv, const rect *r, const axis *ay, const char *la
     for (int i = 0; i < ay->n; i++) {
         double y = map_y(r, ay, ay->tick[i]);
         stroke_line(cv, r->x - TICK_LEN, y, r->x, y, ink, 0.9);
+    }
+}
+
+/* Frame, y ticks with labels at the left, and the rotated y label centred on the panel
+ * with its left edge at label_x. */
+static void draw_yaxis(canvas *cv, const rect *r, const axis *ay, const char *label,
+                       double label_x) {
+    char buf[64];
+    draw_frame(cv, r, ay);
+    for (int i = 0; i < ay->n; i++) {
+        double y = map_y(r, ay, ay->tick[i]);
         tick_label(ay, ay->tick[i], buf, sizeof buf);
         draw_text(cv, buf, r->x - TICK_LEN - GAP, y, FS_TICK, 0, 1, VA_MIDDLE, 0, ink);
     }
@@ -1194,17 +1202,6 @@ plot_status plot_severity_curves(const plot_figure *fig, const plot_series *seri
 #define GRID_MAX_COLS 8
 #define GRID_COL_GAP 18.0
 
-/* The frame of a panel and its y tick marks, without labels (inner grid columns). */
-static void draw_frame(canvas *cv, const rect *r, const axis *ay) {
-    cairo_rectangle(cv->cr, r->x, r->y, r->w, r->h);
-    set_rgb(cv->cr, ink);
-    cairo_set_line_width(cv->cr, 0.9);
-    cairo_stroke(cv->cr);
-    for (int i = 0; i < ay->n; i++) {
-        double y = map_y(r, ay, ay->tick[i]);
-        stroke_line(cv, r->x - TICK_LEN, y, r->x, y, ink, 0.9);
-    }
-}
 
 plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols,
                                 size_t n_cols, size_t n_rows) {

@@ -815,12 +815,8 @@ static void matrix_table(strbuf *b, const run *r, rmetric f, const char *title, 
     tab_emit(b, &t, md);
 }
 
-/* A model that stops writing a confidence reads 0 there, which can look calibrated: above this
- * share of format failures a run's matrices come with a warning and the format-failure matrix. */
-#define FORMAT_FAIL_FLAG 0.10
-
 /* The format failures of run r on the test split: the largest share over (stage, domain) and
- * where it is; one line, with the matrix and a warning when it exceeds FORMAT_FAIL_FLAG. */
+ * where it is; one line, with the matrix and a warning when it exceeds METRICS_FORMAT_FAIL_FLAG. */
 static void format_fail_line(strbuf *b, const run *r, int md) {
     const int sp = test_split(r);
     double worst = -1;
@@ -833,7 +829,7 @@ static void format_fail_line(strbuf *b, const run *r, int md) {
     if (worst < 0) return;
     char lab[128];
     stage_label(r, wi, lab, sizeof lab);
-    if (worst <= FORMAT_FAIL_FLAG) {
+    if (worst <= METRICS_FORMAT_FAIL_FLAG) {
         strbuf_printf(b, md ? "\nFormat failures, run `%s`: at most %.3f (after stage %s, %s).\n"
                             : "\nformat failures, run %s: at most %.3f (after stage %s, %s)\n",
                       r->label, worst, lab, r->dom[wd]);
@@ -843,7 +839,7 @@ static void format_fail_line(strbuf *b, const run *r, int md) {
                           "completion without a confidence reads 0, so calibration looks better there than it is.\n"
                         : "\nWARNING, run %s: format failures reach %.3f (after stage %s, %s), above %.2f: a completion "
                           "without a confidence reads 0, so calibration looks better there than it is\n",
-                  r->label, worst, lab, r->dom[wd], FORMAT_FAIL_FLAG);
+                  r->label, worst, lab, r->dom[wd], METRICS_FORMAT_FAIL_FLAG);
     matrix_table(b, r, RM_FMT, "format-failure rate", md);
 }
 

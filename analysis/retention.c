@@ -734,6 +734,20 @@ static int trained_domains(const retention_analysis *a, const char ***out) {
     return n;
 }
 
+/* The label of stage i for the tables and figures: "i name" where every series with stage i agrees. */
+static void stage_label(const retention_analysis *a, int i, char *buf, size_t len) {
+    const char *nm = NULL;
+    int agree = 1;
+    for (int s = 0; s < a->n_series; s++) {
+        const rseries *r = &a->s[s];
+        if (!r->ok || i > r->T) continue;
+        if (nm && strcmp(nm, r->stage_names[i])) agree = 0;
+        nm = r->stage_names[i];
+    }
+    if (agree && nm) snprintf(buf, len, "%d %s", i, nm);
+    else snprintf(buf, len, "%d", i);
+}
+
 /* The x range of a domain's curves: from its earliest training stage over the series to the
  * largest T among them; x labels "i name" where every series that has stage i agrees on its
  * name, else "i". labels: nx entries of 64 bytes. */
@@ -756,17 +770,7 @@ static int domain_xrange(const retention_analysis *a, const char *domain, xrange
     x->names = calloc((size_t)(x->nx > 0 ? x->nx : 1), sizeof *x->names);
     if (!x->lab || !x->names) return -1;
     for (int k = 0; k < x->nx; k++) {
-        const int i = lo + k;
-        const char *nm = NULL;
-        int agree = 1;
-        for (int s = 0; s < a->n_series; s++) {
-            const rseries *r = &a->s[s];
-            if (!r->ok || i > r->T) continue;
-            if (nm && strcmp(nm, r->stage_names[i])) agree = 0;
-            nm = r->stage_names[i];
-        }
-        if (agree && nm) snprintf(x->lab[k], sizeof x->lab[k], "%d %s", i, nm);
-        else snprintf(x->lab[k], sizeof x->lab[k], "%d", i);
+        stage_label(a, lo + k, x->lab[k], sizeof x->lab[k]);
         x->names[k] = x->lab[k];
     }
     return 0;
@@ -989,19 +993,6 @@ static int reliability_figures(const retention_analysis *a, const char *dir, cha
 
 /* ---- report.md -------------------------------------------------------------------------------- */
 
-/* The label of stage i for the tables: "i name" where every series with stage i agrees. */
-static void stage_label(const retention_analysis *a, int i, char *buf, size_t len) {
-    const char *nm = NULL;
-    int agree = 1;
-    for (int s = 0; s < a->n_series; s++) {
-        const rseries *r = &a->s[s];
-        if (!r->ok || i > r->T) continue;
-        if (nm && strcmp(nm, r->stage_names[i])) agree = 0;
-        nm = r->stage_names[i];
-    }
-    if (agree && nm) snprintf(buf, len, "%d %s", i, nm);
-    else snprintf(buf, len, "%d", i);
-}
 
 /* The matrix (mean over seeds) of metric m, series side by side, then its CL summaries. */
 static void metric_section(strbuf *b, const retention_analysis *a, int m) {
@@ -1040,14 +1031,17 @@ static void metric_section(strbuf *b, const retention_analysis *a, int m) {
             for (int i = 0; r->ok && i <= r->T; i++)
                 for (int j = 0; j < r->D; j++) {
                     const double x = r->mean[(size_t)m * cells_of(r) + (size_t)i * (size_t)r->D + (size_t)j];
-                    if (!(x > 0.10)) continue;
+                    if (!(x > METRICS_FORMAT_FAIL_FLAG)) continue;
                     stage_label(a, i, t1, sizeof t1);
-                    strbuf_printf(b, "%s`%s` %s after stage %s: %.3f", flagged++ ? "; " : "\n**Above 0.10** (a completion "
-                                  "without a confidence reads 0, so calibration there looks better than it is): ",
-                                  severity_series_name(a->t, s), r->domains[j], t1, x);
+                    if (!flagged++)
+                        strbuf_printf(b, "\n**Above %.2f** (a completion without a confidence reads 0, so calibration "
+                                         "there looks better than it is): ", METRICS_FORMAT_FAIL_FLAG);
+                    else strbuf_printf(b, "; ");
+                    strbuf_printf(b, "`%s` %s after stage %s: %.3f", severity_series_name(a->t, s), r->domains[j], t1, x);
                 }
         }
-        strbuf_printf(b, flagged ? ".\n" : "\nNo cell above 0.10.\n");
+        if (flagged) strbuf_printf(b, ".\n");
+        else strbuf_printf(b, "\nNo cell above %.2f.\n", METRICS_FORMAT_FAIL_FLAG);
     }
     strbuf_printf(b, "\nCL summaries%s, mean [min, max] over seeds%s:\n\n| summary |",
                   ocg ? " on \\|OCG\\| (the distance from calibration, read like ECE: forgetting on -\\|OCG\\|)" : "",

@@ -21,7 +21,7 @@
 
 #define SUMMARY_VERSION_MAX 2 /* the caopd-sweep-summary format_version this build reads (1: greedy only) */
 #define SEV_POINTS 16         /* severities on one curve (0..3 today) */
-#define FORMAT_FAIL_FLAG 0.10 /* format-failure rate above which a row is flagged */
+#define SEV_FORMAT_FAIL (SEVERITY_N_METRICS - 1) /* format_fail_rate, the last metric */
 
 const char *const severity_metric_names[SEVERITY_N_METRICS] = {
     "accuracy",     "ece_greedy",   "ece_expected", "ocg_greedy",  "ocg_expected", "brier_greedy",
@@ -293,7 +293,7 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
             snprintf(dp, sizeof dp, "%s/%s", gs, name);
             ckpt_info in;
             ckpt_kind kd;
-            if (m == SEVERITY_N_METRICS - 1 && ckpt_reader_kind(rd, dp, &kd) == CKPT_ERR_NOTFOUND) {
+            if (m == SEV_FORMAT_FAIL && ckpt_reader_kind(rd, dp, &kd) == CKPT_ERR_NOTFOUND) {
                 /* format_fail_rate: n/a in a summary that does not carry it */
                 for (int j = 0; j < nd && j < 64; j++) last[m][j] = NAN;
                 continue;
@@ -588,19 +588,18 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
         }
     }
     /* A completion without a confidence reads 0, which can look calibrated: flag the rows where
-     * more than FORMAT_FAIL_FLAG of the answers have none. */
-    const int FF = SEVERITY_N_METRICS - 1;
+     * more than METRICS_FORMAT_FAIL_FLAG of the answers have none. */
     for (size_t i = 0; i < t->n_rows; i++) {
         const severity_row *r = &t->rows[i];
-        if (strcmp(r->domain, "mean") || !(r->mean[FF] > FORMAT_FAIL_FLAG)) continue;
+        if (strcmp(r->domain, "mean") || !(r->mean[SEV_FORMAT_FAIL] > METRICS_FORMAT_FAIL_FLAG)) continue;
         int dup = 0; /* severity 0 repeats under every kind */
         for (size_t q = 0; q < i && r->severity == 0; q++)
             dup |= t->rows[q].severity == 0 && !strcmp(t->rows[q].domain, "mean") && t->rows[q].series == r->series;
         if (dup) continue;
         strbuf_printf(&b, "%swarning: %s, %s severity %d: format failures %.3f (above %.2f): a completion without a "
                           "confidence reads 0, so calibration there looks better than it is\n",
-                      markdown ? "\n" : "", r->series, r->severity ? r->kind : "test", r->severity, r->mean[FF],
-                      FORMAT_FAIL_FLAG);
+                      markdown ? "\n" : "", r->series, r->severity ? r->kind : "test", r->severity, r->mean[SEV_FORMAT_FAIL],
+                      METRICS_FORMAT_FAIL_FLAG);
     }
     if (t->n_greedy_only)
         strbuf_printf(&b, "%snote: %d of %d cells have no expected readout (merged from results files of format_version 1, "

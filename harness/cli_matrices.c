@@ -9,7 +9,6 @@
 #include "results.h"
 #include "run.h"
 
-#define FORMAT_FAIL_FLAG 0.10 /* share of format failures above which a cell is flagged */
 
 /* Row labels "0 base", "1 mod", ...: each stage's name from the results file (its number alone
  * when the name cannot be read). */
@@ -96,11 +95,11 @@ int cli_print_run_matrices(const char *dir, const char *who) {
     char err[1024];
     if (run_read_matrix(dir, "test", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, 0, &version, &F, &rows,
                         dom, &nd, err, sizeof err) == 0) {
-        for (int i = 0; i < rows * nd; i++) flagged += F[i] > FORMAT_FAIL_FLAG;
+        for (int i = 0; i < rows * nd; i++) flagged += F[i] > METRICS_FORMAT_FAIL_FLAG;
         if (flagged) {
             printf("WARNING: %d cell%s with more than %.0f%% format failures (no number after 'Confidence:', read as "
                    "confidence 0): calibration there is not meaningful\n",
-                   flagged, flagged == 1 ? "" : "s", 100 * FORMAT_FAIL_FLAG);
+                   flagged, flagged == 1 ? "" : "s", 100 * METRICS_FORMAT_FAIL_FLAG);
             if (print_matrix(dir, who, "format failures", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY) < 0) {
                 free(F);
                 return -1;

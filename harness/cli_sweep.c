@@ -389,11 +389,12 @@ static void *worker(void *arg) {
     for (;;) {
         pthread_mutex_lock(&p->mu);
         job *j = NULL;
-        for (;;) { /* the first pending job whose dependency (if any) is there */
+        for (;;) { /* the first pending job whose dependency (if any) is there; an alias cell runs
+                      nothing: it ends with its shared run (below) */
             int pending = 0;
             for (int i = 0; i < p->n_jobs && !j; i++) {
                 job *c = &p->jobs[i];
-                if (c->state != JOB_PENDING) continue;
+                if (c->state != JOB_PENDING || c->alias) continue;
                 pending++;
                 const job_state bs = c->dep >= 0 ? p->jobs[c->dep].state : JOB_DONE;
                 if (bs == JOB_DONE || bs == JOB_SKIPPED) j = c;
@@ -404,13 +405,6 @@ static void *worker(void *arg) {
         if (!j) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
-        }
-        if (j->alias) { /* its shared run has evaluated it (normally marked done with it, above) */
-            j->state = JOB_DONE;
-            p->done_now[j->kind]++;
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-            continue;
         }
         j->state = JOB_RUNNING;
         j->t0 = now_s();
@@ -469,7 +463,7 @@ static int pool_run(pool *p, int n) {
     pthread_mutex_lock(&p->mu);
     for (;;) {
         int active = p->running;
-        for (int i = 0; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING;
+        for (int i = 0; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING && !p->jobs[i].alias;
         if (!active) break;
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -838,7 +832,7 @@ int cli_sweep(int argc, char **argv) {
         sweep_free(s);
         return 1;
     }
-    int n_kind[JOB_KINDS] = {0}, to_run[JOB_KINDS] = {0}, to_resume[JOB_KINDS] = {0}, aliases = 0;
+    int n_kind[JOB_KINDS] = {0}, to_run[JOB_KINDS] = {0}, to_resume[JOB_KINDS] = {0}, aliases = 0, processes = 0;
     for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
         n_kind[j->kind]++;
@@ -846,6 +840,7 @@ int cli_sweep(int argc, char **argv) {
         p.skipped[j->kind] += j->state == JOB_SKIPPED;
         p.failed[j->kind] += j->state == JOB_FAILED;
         if (j->state == JOB_PENDING) to_run[j->kind]++, to_resume[j->kind] += !j->fresh && !j->alias;
+        processes += j->state == JOB_PENDING && !j->alias; /* what the workers will start */
     }
     const int nb = n_kind[JOB_BASE], nr = n_kind[JOB_SHARED]; /* the shared bases and runs this call needs */
     char bases[256] = "", runs[320] = "", base_out[FILE_CAP] = "", run_out[FILE_CAP] = "";
@@ -876,8 +871,7 @@ int cli_sweep(int argc, char **argv) {
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     p.t_start = now_s();
-    const int runnable = to_run[JOB_CELL] + to_run[JOB_BASE] + to_run[JOB_SHARED];
-    if (runnable && pool_run(&p, jobs_n < runnable ? jobs_n : runnable)) {
+    if (processes && pool_run(&p, jobs_n < processes ? jobs_n : processes)) {
         fprintf(stderr, "caopd sweep: cannot start worker threads\n");
         rc = 1;
     }

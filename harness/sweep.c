@@ -75,6 +75,7 @@ struct sweep {
     char **shared_json;  /* n_shared: the shared run's experiment (the union of the evaluations) */
     int *shared_base;    /* n_shared: its cells' base, -1 when they train their own */
     int *cell_shared;    /* n_cells: the cell's shared run, -1 when it runs its own */
+    unsigned *cell_sevs; /* n_cells: the OOD severities the cell evaluates (bit s = severity s) */
     char dir[DIR_CAP]; /* the sweep directory, absolute (sweep_set_dir); "" until set */
 };
 
@@ -559,6 +560,14 @@ static int make_name(const sweep *s, int cell, char *buf, size_t len) {
 }
 
 /* Names, texts and validation of every cell. */
+/* The OOD severities a cell's experiment evaluates, as a bit mask. */
+static unsigned severity_mask(const spec *sp) {
+    unsigned m = 0;
+    for (int i = 0; i < sp->n_splits; i++)
+        if (sp->splits[i].severity > 0) m |= 1u << sp->splits[i].severity;
+    return m;
+}
+
 static int expand(jsonv *v, sweep *s) {
     double n = 1;
     for (int a = 0; a < s->n_axes; a++) n *= s->ax[a].n;
@@ -567,8 +576,9 @@ static int expand(jsonv *v, sweep *s) {
     s->n_cells = (int)n;
     s->names = calloc((size_t)s->n_cells, sizeof *s->names);
     s->json = calloc((size_t)s->n_cells, sizeof *s->json);
+    s->cell_sevs = calloc((size_t)s->n_cells, sizeof *s->cell_sevs);
     spec *sp = malloc(sizeof *sp);
-    if (!s->names || !s->json || !sp) {
+    if (!s->names || !s->json || !s->cell_sevs || !sp) {
         free(sp);
         return jsonv_fail(v, "", "out of memory");
     }
@@ -593,6 +603,7 @@ static int expand(jsonv *v, sweep *s) {
             rc = jsonv_fail(v, "", "cell %d (%s): %s", i, name, why);
             break;
         }
+        s->cell_sevs[i] = severity_mask(sp);
         for (int a = 0; a < s->n_axes; a++)
             if (s->ax[a].kind == AXIS_SEVERITY && sp->n_splits < 2) {
                 rc = jsonv_fail(v, s->ax[a].jpath, "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
@@ -736,13 +747,6 @@ static int set_severities(cJSON *t, unsigned mask) {
     return arr ? obj_set(e, "ood_severities", arr) : -1;
 }
 
-/* The OOD severities a cell's experiment evaluates, as a bit mask. */
-static unsigned severity_mask(const spec *sp) {
-    unsigned m = 0;
-    for (int i = 0; i < sp->n_splits; i++)
-        if (sp->splits[i].severity > 0) m |= 1u << sp->splits[i].severity;
-    return m;
-}
 
 /* With "share_training" (the default): cells whose experiments differ only in
  * eval.ood_severities (the ood_severity axis, or a params path on it) train the same model, so
@@ -753,15 +757,12 @@ static int group_shared(jsonv *v, sweep *s) {
     s->cell_shared = malloc(sizeof *s->cell_shared * n);
     char **key = calloc(n, sizeof *key);
     int *first = malloc(sizeof *first * n);
-    unsigned *mask = calloc(n, sizeof *mask);
-    spec *sp = malloc(sizeof *sp);
-    int rc = !s->cell_shared || !key || !first || !mask || !sp;
+    const unsigned *mask = s->cell_sevs;
+    int rc = !s->cell_shared || !key || !first;
     for (int i = 0; !rc && i < s->n_cells; i++) {
         s->cell_shared[i] = -1;
         first[i] = -1;
-        char why[SPEC_ERR_CAP];
-        if (!s->share_training || spec_parse(s->json[i], sp, why, sizeof why)) continue; /* expand checked it */
-        mask[i] = severity_mask(sp);
+        if (!s->share_training) continue;
         cJSON *t = cJSON_Parse(s->json[i]);
         if (!t || set_severities(t, 0) || !(key[i] = cJSON_PrintUnformatted(t))) rc = -1;
         cJSON_Delete(t);
@@ -800,7 +801,7 @@ static int group_shared(jsonv *v, sweep *s) {
             if (first[j] == i) s->cell_shared[j] = r;
     }
     for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
-    free(key), free(first), free(mask), free(sp);
+    free(key), free(first);
     return rc ? jsonv_fail(v, "", "out of memory") : 0;
 }
 
@@ -991,7 +992,7 @@ void sweep_free(sweep *s) {
         if (s->shared_names) free(s->shared_names[r]);
         if (s->shared_json) free(s->shared_json[r]);
     }
-    free(s->shared_names), free(s->shared_json), free(s->shared_base), free(s->cell_shared);
+    free(s->shared_names), free(s->shared_json), free(s->shared_base), free(s->cell_shared), free(s->cell_sevs);
     cJSON_Delete(s->exp_own);
     cJSON_Delete(s->root);
     free(s->text), free(s->exp_text);
@@ -1186,12 +1187,9 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
     spec *sp = malloc(sizeof *sp);
     char why[SPEC_ERR_CAP];
     if (text && sweep_cell_shared(sw, cell) >= 0) { /* the shared run's spec with the cell's own evaluation */
-        spec *own = malloc(sizeof *own);
         cJSON *t = cJSON_Parse(text);
-        char *cell_text = NULL;
-        if (own && t && !spec_parse(sw->json[cell], own, why, sizeof why) && !set_severities(t, severity_mask(own)))
-            cell_text = cJSON_Print(t);
-        cJSON_Delete(t), free(own), free(text);
+        char *cell_text = t && !set_severities(t, sw->cell_sevs[cell]) ? cJSON_Print(t) : NULL;
+        cJSON_Delete(t), free(text);
         text = cell_text;
     }
     if (!text || !sp || spec_parse(text, sp, why, sizeof why)) {

@@ -194,4 +194,19 @@ static inline int file_exists(const char *path) {
     return stat(path, &st) == 0 && st.st_size > 0;
 }
 
+/* Every relative link "](x)" of the Markdown text md names an existing file under dir (a failed
+ * check per missing one); returns the number of links. */
+static inline int check_links(const char *dir, const char *md) {
+    int n = 0;
+    for (const char *p = strstr(md, "]("); p; p = strstr(p + 1, "](")) {
+        const char *e = strchr(p, ')');
+        char rel[512], full[1200];
+        snprintf(rel, sizeof rel, "%.*s", (int)(e - p - 2), p + 2);
+        snprintf(full, sizeof full, "%.600s/%.500s", dir, rel);
+        CHECK_MSG(file_exists(full), "report.md links to %s, which is missing", rel);
+        n++;
+    }
+    return n;
+}
+
 #endif

@@ -357,20 +357,6 @@ static void check_summary_lines(const char *md) {
               "%s", l5 ? l5 : md);
 }
 
-/* Every relative link "](x)" of md names an existing file under dir. */
-static int check_links(const char *dir, const char *md) {
-    int n = 0;
-    for (const char *p = strstr(md, "]("); p; p = strstr(p + 1, "](")) {
-        const char *e = strchr(p, ')');
-        char rel[512], full[1200];
-        snprintf(rel, sizeof rel, "%.*s", (int)(e - p - 2), p + 2);
-        snprintf(full, sizeof full, "%.600s/%.500s", dir, rel);
-        CHECK_MSG(file_exists(full), "report.md links to %s, which is missing", rel);
-        n++;
-    }
-    return n;
-}
-
 static long size_of(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
