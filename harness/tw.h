@@ -391,7 +391,10 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen);
  * agent_store), every rank
  * connects to it and waits, up to timeout_s, until all world_size ranks have joined, then the
  * Gloo group is built. Failures (port taken, master unreachable, ranks missing after the
- * timeout, a rank joined twice) return TW_ERR_DIST/TW_ERR_ARG with the message in err. */
+ * timeout, a rank joined twice) return TW_ERR_DIST/TW_ERR_ARG with the message in err.
+ * A collective that writes to a peer that has died raises SIGPIPE, which kills a process that
+ * does not ignore it before the collective can report the failure: callers ignore SIGPIPE
+ * (caopd run does, docs/distributed.md). */
 tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t errlen);
 /* tw_dist_params_from_env then tw_dist_init; *out = NULL (and TW_OK) for a single process. */
 tw_status tw_dist_init_env(tw_dist **out, char *err, size_t errlen);
