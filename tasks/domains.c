@@ -125,15 +125,20 @@ static void draw_small_operand(rng_state *r, task_split s, int sev, parts *p) {
     snprintf(p->y, PART_CAP, "%d", draw_int(r, small_lo[v], small_hi[v]));
 }
 
-/* Payload length for sort/rev: 2..6 (ood_length: 5+2*sev .. 6+2*sev). */
-static int string_length(rng_state *r, task_split s, int sev) {
-    return s == TASK_SPLIT_OOD_LENGTH ? draw_int(r, 5 + 2 * sev, 6 + 2 * sev) : draw_int(r, 2, 6);
+/* Longest ID payload of sort and rev (docs/tasks.md §3). */
+#define SORT_LEN_MAX 6
+#define REV_LEN_MAX 6
+
+/* Payload length for sort/rev: 2..max (ood_length: max-1+2*sev .. max+2*sev). */
+static int string_length(rng_state *r, task_split s, int sev, int max) {
+    return s == TASK_SPLIT_OOD_LENGTH ? draw_int(r, max - 1 + 2 * sev, max + 2 * sev)
+                                      : draw_int(r, 2, max);
 }
 
 static void draw_sort(rng_state *r, task_split s, int sev, parts *p) {
     static const char *const alphabet[] = {DIGITS, "0123456789abcdef", "0123456789abcdefghijklmnop",
                                            "0123456789abcdefghijklmnopqrstuvwxyz"};
-    int n = string_length(r, s, sev);
+    int n = string_length(r, s, sev, SORT_LEN_MAX);
     draw_string(r, n, alphabet[s == TASK_SPLIT_OOD_VALUE ? sev : 0], p->x);
     p->y[0] = '\0';
 }
@@ -143,7 +148,7 @@ static void draw_rev(rng_state *r, task_split s, int sev, parts *p) {
         LOWER, "abcdefghijklmnopqrstuvwxyz0123456789",
         "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
         "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"};
-    int n = string_length(r, s, sev);
+    int n = string_length(r, s, sev, REV_LEN_MAX);
     draw_string(r, n, alphabet[s == TASK_SPLIT_OOD_VALUE ? sev : 0], p->x);
     p->y[0] = '\0';
 }
