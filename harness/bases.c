@@ -166,6 +166,19 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
     task_gen_free(g);
     eval_params ep = eval_params_default();
     ep.expected = 0; /* the conditions read the greedy readout only */
+    /* Room for the longest completion asked for, as a run's evaluation derives it (docs/spec.md,
+     * "eval"), as far as the longest context leaves room: a cut completion loses its confidence
+     * and reads as a format failure. */
+    int longest_prompt = 0;
+    for (int i = 0; rc == TW_OK && i < n; i++) {
+        char c[TASK_ANSWER_CAP + 32];
+        int need = (int)tmpl_completion(c, sizeof c, ex[i].answer, 1.0) + SPEC_EVAL_MAX_NEW_SLACK;
+        int prompt = 1 + (int)strlen(note_ctx[i]); /* BOS + one token per byte */
+        if (need > ep.max_new) ep.max_new = need;
+        if (prompt > longest_prompt) longest_prompt = prompt;
+    }
+    const int room = gpt_get_config(m).block_size - longest_prompt;
+    if (ep.max_new > room && room > 0) ep.max_new = room;
     int ok = 0;
     if (rc == TW_OK) rc = eval_generate(m, pd, n, ep, es);
     for (int i = 0; rc == TW_OK && i < n; i++)
