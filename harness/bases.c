@@ -126,7 +126,7 @@ static int note_of(uint64_t seed, int i) {
     return (int)((seed * 7919u + (uint64_t)i * 104729u) % 101u);
 }
 
-tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out) {
+tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out, bases_sample *samples) {
     tw_ctx *ctx = gpt_ctx(m);
     memset(out, 0, sizeof *out);
     out->n = n;
@@ -180,16 +180,34 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
     const int room = gpt_get_config(m).block_size - longest_prompt;
     if (ep.max_new > room && room > 0) ep.max_new = room;
     int ok = 0;
+    if (samples) memset(samples, 0, sizeof *samples * (size_t)(n > 0 ? n : 0));
     if (rc == TW_OK) rc = eval_generate(m, pd, n, ep, es);
-    for (int i = 0; rc == TW_OK && i < n; i++)
-        ok += task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
+    for (int i = 0; rc == TW_OK && i < n; i++) {
+        const int right = task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
+        ok += right;
+        if (samples) {
+            bases_sample *s = &samples[i];
+            snprintf(s->question, sizeof s->question, "%s", ex[i].question);
+            snprintf(s->answer, sizeof s->answer, "%s", ex[i].answer);
+            snprintf(s->demo_completion, sizeof s->demo_completion, "%s", es[i].completion);
+            s->demo_correct = right;
+            s->note = note_of(seed, i);
+        }
+    }
     out->demo_acc = (double)ok / n;
     if (rc == TW_OK) rc = eval_generate(m, pn, n, ep, es);
     int exact = 0;
     ok = 0;
     for (int i = 0; rc == TW_OK && i < n; i++) {
-        ok += task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
-        exact += !es[i].format_failure && tmpl_conf_hundredths(es[i].confidence) == note_of(seed, i);
+        const int right = task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
+        const int is_exact = !es[i].format_failure && tmpl_conf_hundredths(es[i].confidence) == note_of(seed, i);
+        ok += right;
+        exact += is_exact;
+        if (samples) {
+            snprintf(samples[i].note_completion, sizeof samples[i].note_completion, "%s", es[i].completion);
+            samples[i].note_exact = is_exact;
+            samples[i].note_correct = right;
+        }
     }
     out->note_acc = (double)ok / n;
     out->note_exact = (double)exact / n;
@@ -201,6 +219,12 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
         conf += es[i].confidence;
         one += !es[i].format_failure && tmpl_conf_hundredths(es[i].confidence) == 100;
         ff += es[i].format_failure;
+        if (samples) {
+            snprintf(samples[i].completion, sizeof samples[i].completion, "%s", es[i].completion);
+            samples[i].correct = es[i].correct;
+            samples[i].format_failure = es[i].format_failure;
+            samples[i].confidence = es[i].confidence;
+        }
     }
     out->acc = (double)correct / n;
     out->mean_conf = conf / n;
@@ -251,7 +275,7 @@ int bases_pack(const char *ckpt_path, const char *out_path, const char *name, co
     int rc = 0, made_threads = info.threads;
     bases_figures fig[TASK_N_DOMAINS];
     for (int d = 0; !rc && d < TASK_N_DOMAINS; d++)
-        if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &fig[d]) != TW_OK) {
+        if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &fig[d], NULL) != TW_OK) {
             snprintf(err, errlen, "%s: measuring %s: %s", ckpt_path, task_domain_name((task_domain)d), tw_errmsg(ctx));
             rc = -1;
         }

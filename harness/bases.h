@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "evaluate.h"
 #include "gpt.h"
 #include "task.h"
 #include "tw.h"
@@ -66,9 +67,24 @@ bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_
 int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_info *info, char *err,
                size_t errlen);
 
-/* Measures domain d of model m on n held-out test questions drawn with seed. TW_OK, or the
+/* One question of a measurement, the three ways it was asked (greedy completions). */
+typedef struct bases_sample {
+    char question[TASK_QUESTION_CAP];
+    char answer[TASK_ANSWER_CAP];          /* the reference */
+    char demo_completion[EVAL_TEXT_CAP];   /* given the demo (no note) */
+    int demo_correct;
+    int note;                              /* the note's value P in hundredths */
+    char note_completion[EVAL_TEXT_CAP];   /* given the demo and the note */
+    int note_exact, note_correct;
+    char completion[EVAL_TEXT_CAP];        /* from the student prompt alone */
+    int correct, format_failure;
+    double confidence;                     /* greedy readout of completion */
+} bases_sample;
+
+/* Measures domain d of model m on n held-out test questions drawn with seed; when samples is not
+ * NULL it gets the n questions one by one (the figures are their shares). TW_OK, or the
  * context's status with its message. */
-tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out);
+tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out, bases_sample *samples);
 
 /* The seed bases_pack and `caopd bases --measure` draw the questions of domain d with. */
 uint64_t bases_measure_seed(task_domain d);

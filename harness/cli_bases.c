@@ -2,21 +2,24 @@
 #include "cli_bases.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bases.h"
+#include "csv.h"
 
 #define DEFAULT_DIR "experiments/bases"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: caopd bases [FILE.h5|DIR ...] [--measure] [-n N] [--threads T]\n"
+    fprintf(f, "usage: caopd bases [FILE.h5|DIR ...] [--measure] [-n N] [--threads T] [--samples OUT.csv]\n"
                "       caopd bases pack CHECKPOINT.h5 OUT.h5 --name NAME --commit SHA [-n N] [--threads T]\n"
                "\n"
                "Lists shipped base models (default: every .h5 in " DEFAULT_DIR "/) with the figures\n"
                "recorded in them; --measure measures them again on N held-out questions per domain\n"
-               "[200]. pack: the checkpoint.h5 of a base-only caopd run becomes a shipped base: the\n"
+               "[200]; --samples (implies --measure) writes every question of the measurement with\n"
+               "its three completions to OUT.csv. pack: the checkpoint.h5 of a base-only caopd run becomes a shipped base: the\n"
                "figures are measured and recorded with its name, the commit that made it and the\n"
                "run's thread count (docs/bases.md).\n");
 }
@@ -72,7 +75,32 @@ static void print_verdict(const bases_figures *f, unsigned skill) {
     printf("\n");
 }
 
-static int show(tw_ctx *ctx, const char *path, int measure, int n) {
+/* The per-question CSV of --samples (docs/bases.md): one row per base, domain and question. */
+static void samples_header(FILE *f) {
+    fprintf(f, "base,domain,question,answer,demo_completion,demo_correct,note,note_completion,note_exact,"
+               "note_correct,completion,correct,confidence,format_failure\n");
+}
+
+static void samples_rows(FILE *f, const char *path, task_domain d, const bases_sample *s, int n) {
+    for (int i = 0; i < n; i++) {
+        csv_str(f, path);
+        fprintf(f, ",%s,", task_domain_name(d));
+        csv_str(f, s[i].question);
+        fputc(',', f);
+        csv_str(f, s[i].answer);
+        fputc(',', f);
+        csv_str(f, s[i].demo_completion);
+        fprintf(f, ",%d,%d,", s[i].demo_correct, s[i].note);
+        csv_str(f, s[i].note_completion);
+        fprintf(f, ",%d,%d,", s[i].note_exact, s[i].note_correct);
+        csv_str(f, s[i].completion);
+        fprintf(f, ",%d,", s[i].correct);
+        csv_num(f, s[i].confidence);
+        fprintf(f, ",%d\n", s[i].format_failure);
+    }
+}
+
+static int show(tw_ctx *ctx, const char *path, int measure, int n, FILE *samples_csv) {
     gpt *m = NULL;
     bases_info info;
     char err[2048];
@@ -87,13 +115,21 @@ static int show(tw_ctx *ctx, const char *path, int measure, int n) {
     int rc = 0;
     if (measure) {
         bases_figures f[TASK_N_DOMAINS];
+        bases_sample *samples = samples_csv ? malloc(sizeof *samples * (size_t)n) : NULL;
+        if (samples_csv && !samples) {
+            fprintf(stderr, "caopd bases: out of memory for %d samples\n", n);
+            rc = 1;
+        }
         for (int d = 0; !rc && d < TASK_N_DOMAINS; d++) {
             fprintf(stderr, "caopd bases: measuring %s on %d questions ...\n", task_domain_name((task_domain)d), n);
-            if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &f[d]) != TW_OK) {
+            if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &f[d], samples) != TW_OK) {
                 fprintf(stderr, "caopd bases: %s: %s\n", path, tw_errmsg(ctx));
                 rc = 1;
+            } else if (samples) {
+                samples_rows(samples_csv, path, (task_domain)d, samples, n);
             }
         }
+        free(samples);
         if (!rc) {
             printf(" measured now (demo: answer right given a demo; note=: states the note's value; acc, conf,\n"
                    " =1.00, fmt_f: no demo, greedy):\n");
@@ -116,7 +152,7 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int show_dir(tw_ctx *ctx, const char *dir, int measure, int n) {
+static int show_dir(tw_ctx *ctx, const char *dir, int measure, int n, FILE *samples_csv) {
     DIR *dp = opendir(dir);
     if (!dp) {
         fprintf(stderr, "caopd bases: cannot open %s (run caopd from the repository root, or name the files)\n", dir);
@@ -137,7 +173,7 @@ static int show_dir(tw_ctx *ctx, const char *dir, int measure, int n) {
     int rc = k ? 0 : 1;
     if (!k) fprintf(stderr, "caopd bases: no .h5 file in %s\n", dir);
     for (int i = 0; i < k; i++) {
-        if (show(ctx, names[i], measure, n)) rc = 1;
+        if (show(ctx, names[i], measure, n, samples_csv)) rc = 1;
         free(names[i]);
     }
     return rc;
@@ -179,7 +215,7 @@ static int pack(int argc, char **argv) {
 int cli_bases(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "pack")) return pack(argc - 1, argv + 1);
     int measure = 0, n = 200, threads = 1, nfiles = 0;
-    const char *files[64];
+    const char *files[64], *samples_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int c = common_option(argc, argv, &i, &n, &threads);
@@ -189,6 +225,7 @@ int cli_bases(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--measure")) measure = 1;
+        else if (!strcmp(a, "--samples") && i + 1 < argc) samples_path = argv[++i], measure = 1;
         else if (a[0] != '-' && nfiles < 64) files[nfiles++] = a;
         else {
             fprintf(stderr, "caopd bases: unknown option '%s'\n", a);
@@ -204,12 +241,25 @@ int cli_bases(int argc, char **argv) {
         fprintf(stderr, "caopd bases: libtorch: %s\n", e);
         return 1;
     }
+    FILE *csv = NULL;
+    if (samples_path && !(csv = fopen(samples_path, "w"))) {
+        fprintf(stderr, "caopd bases: cannot write %s: %s\n", samples_path, strerror(errno));
+        tw_ctx_free(ctx);
+        return 1;
+    }
+    if (csv) samples_header(csv);
     int rc = 0;
-    if (!nfiles) rc = show_dir(ctx, DEFAULT_DIR, measure, n);
+    if (!nfiles) rc = show_dir(ctx, DEFAULT_DIR, measure, n, csv);
     for (int i = 0; i < nfiles; i++) {
         size_t len = strlen(files[i]);
         int is_h5 = len > 3 && !strcmp(files[i] + len - 3, ".h5");
-        if ((is_h5 ? show(ctx, files[i], measure, n) : show_dir(ctx, files[i], measure, n))) rc = 1;
+        if ((is_h5 ? show(ctx, files[i], measure, n, csv) : show_dir(ctx, files[i], measure, n, csv))) rc = 1;
+    }
+    if (csv && (ferror(csv) | fclose(csv))) {
+        fprintf(stderr, "caopd bases: writing %s failed (disk full?)\n", samples_path);
+        rc = 1;
+    } else if (csv) {
+        fprintf(stderr, "caopd bases: wrote %s\n", samples_path);
     }
     tw_ctx_free(ctx);
     return rc;

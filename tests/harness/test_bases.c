@@ -19,6 +19,28 @@ static double tol(double p) {
     return 3.0 * sqrt(p * (1.0 - p) / N + 0.25 / N / 16.0) + 0.03;
 }
 
+/* The per-question record of a measurement adds up to its figures, question by question. */
+static void check_samples(const char *dn, const bases_figures *f, const bases_sample *s) {
+    int demo = 0, exact = 0, note_ok = 0, ok = 0, one = 0, ff = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK_MSG(s[i].question[0] && s[i].answer[0], "%s sample %d: empty question or answer", dn, i);
+        CHECK_MSG(s[i].note >= 0 && s[i].note <= 100, "%s sample %d: note %d", dn, i, s[i].note);
+        /* a right answer from the student prompt starts its completion */
+        if (s[i].correct)
+            CHECK_MSG(!strncmp(s[i].completion, s[i].answer, strlen(s[i].answer)), "%s: '%s' right for '%s'?", dn,
+                      s[i].completion, s[i].answer);
+        demo += s[i].demo_correct, exact += s[i].note_exact, note_ok += s[i].note_correct;
+        ok += s[i].correct, ff += s[i].format_failure;
+        one += !s[i].format_failure && fabs(s[i].confidence - 1.0) < 1e-9;
+    }
+    CHECK_MSG(fabs(f->demo_acc - (double)demo / N) < 1e-12, "%s: demo %.4f vs samples %d/%d", dn, f->demo_acc, demo, N);
+    CHECK_MSG(fabs(f->note_exact - (double)exact / N) < 1e-12, "%s: note= vs samples", dn);
+    CHECK_MSG(fabs(f->note_acc - (double)note_ok / N) < 1e-12, "%s: note acc vs samples", dn);
+    CHECK_MSG(fabs(f->acc - (double)ok / N) < 1e-12, "%s: acc vs samples", dn);
+    CHECK_MSG(fabs(f->conf_one - (double)one / N) < 1e-12, "%s: =1.00 vs samples", dn);
+    CHECK_MSG(fabs(f->format_fail - (double)ff / N) < 1e-12, "%s: format failures vs samples", dn);
+}
+
 static void check_base(tw_ctx *ctx, const char *path) {
     gpt *m = NULL;
     bases_info info;
@@ -38,7 +60,10 @@ static void check_base(tw_ctx *ctx, const char *path) {
         const char *dn = task_domain_name((task_domain)d);
         const bases_figures *r = &info.figures[d], *f = &now[d];
         CHECK_EQ_INT(r->n, 200);
-        CHECK_MSG(bases_measure(m, (task_domain)d, N, 77000 + (uint64_t)d, &now[d]) == TW_OK, "%s", tw_errmsg(ctx));
+        bases_sample samples[N];
+        CHECK_MSG(bases_measure(m, (task_domain)d, N, 77000 + (uint64_t)d, &now[d], samples) == TW_OK, "%s",
+                  tw_errmsg(ctx));
+        check_samples(dn, &now[d], samples);
         fprintf(stderr, "%s %-5s now demo %.3f note %.3f acc %.3f conf=1.00 %.3f | recorded %.3f %.3f %.3f %.3f\n",
                 path, dn, f->demo_acc, f->note_exact, f->acc, f->conf_one, r->demo_acc, r->note_exact, r->acc,
                 r->conf_one);
