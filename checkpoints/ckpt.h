@@ -94,7 +94,7 @@ size_t ckpt_dtype_size(ckpt_dtype dtype);
 /* Root attribute names every file carries (reserved: ckpt_writer_set_attr_* refuses them at
  * the root) and the format names of caopd-harness. The layouts inside, and their
  * format_version numbers, belong to the scheduler (docs/hdf5.md) and, for the summary of a
- * sweep, to harness/sweep.h (docs/sweep.md). */
+ * sweep, to harness/run/sweep.h (docs/sweep.md). */
 #define CKPT_ATTR_FORMAT "format"                 /* string */
 #define CKPT_ATTR_FORMAT_VERSION "format_version" /* int64 >= 1 */
 #define CKPT_FORMAT_CHECKPOINT "caopd-checkpoint"

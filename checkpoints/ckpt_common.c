@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ckpt_internal.h"
+#include "checkpoints/ckpt_internal.h"
 
 /* ---- names -------------------------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckpt.h"
+#include "checkpoints/ckpt.h"
 
 /* Longest object path (bytes, NUL included) and longest file path accepted. */
 #define CKPT__PATH_CAP 1024

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_internal.h"
+#include "checkpoints/ckpt_internal.h"
 
 typedef struct job {
     ckpt_job_fn fn;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_internal.h"
+#include "checkpoints/ckpt_internal.h"
 
 struct ckpt_reader {
     char *path;

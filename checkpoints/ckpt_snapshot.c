@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_internal.h"
+#include "checkpoints/ckpt_internal.h"
 
 typedef struct item {
     int kind;   /* 'd' dataset, 's' / 'i' / 'f' attribute */

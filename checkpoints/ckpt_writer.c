@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ckpt_internal.h"
+#include "checkpoints/ckpt_internal.h"
 
 enum { W_OPEN, W_FAILED, W_COMMITTED, W_ABORTED };
 

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "basedata.h"
-#include "tasks_internal.h"
-#include "templates.h"
+#include "tasks/basedata.h"
+#include "tasks/tasks_internal.h"
+#include "tasks/templates.h"
 
 #define ALL_DOMAINS ((1u << TASK_N_DOMAINS) - 1)
 

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "task.h"
+#include "tasks/task.h"
 
 typedef enum {
     BASE_OK = 0,

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tasks_internal.h"
+#include "tasks/tasks_internal.h"
 
 #define PART_CAP 32 /* longest part: 20 letters (count, ood_length 3) or 7 digits */
 

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "tasks_internal.h"
+#include "tasks/tasks_internal.h"
 
 static _Thread_local char g_errmsg[512];
 

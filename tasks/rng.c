@@ -1,6 +1,6 @@
 /* rng.c: splitmix64 seeding, xoshiro256** stream, unbiased ranges and a stable
  * string hash. See rng.h for the exact definitions. */
-#include "rng.h"
+#include "tasks/rng.h"
 
 uint64_t rng_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tasks_internal.h"
-#include "templates.h"
+#include "tasks/tasks_internal.h"
+#include "tasks/templates.h"
 
 static const char *const DOMAIN_NAMES[TASK_N_DOMAINS] = {"add",  "sub", "mul",  "mod",
                                                          "sort", "rev", "count"};

@@ -3,8 +3,8 @@
 #ifndef CAOPD_TASKS_INTERNAL_H
 #define CAOPD_TASKS_INTERNAL_H
 
-#include "rng.h"
-#include "task.h"
+#include "tasks/rng.h"
+#include "tasks/task.h"
 
 /* The allocator of the library's two allocations (task_gen_new, base_gen_new). Tests
  * compile the sources with -DTASKS_MALLOC=test_malloc to inject failures. */

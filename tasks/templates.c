@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "templates.h"
+#include "tasks/templates.h"
 
 /* ---- snprintf-style writer ------------------------------------------------------ */
 

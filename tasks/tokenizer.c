@@ -2,8 +2,8 @@
  * Pure arithmetic, no tables, no allocation. */
 #include <string.h>
 
-#include "tasks_internal.h"
-#include "tokenizer.h"
+#include "tasks/tasks_internal.h"
+#include "tasks/tokenizer.h"
 
 int tok_char_to_id(unsigned char c) {
     if (c == '\n') return TOK_NEWLINE;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "check.h"
+#include "tests/check.h"
 
 /* $TMPDIR when set and not empty, else "/tmp". Borrowed from the environment. */
 static inline const char *tmpdir_base(void) {

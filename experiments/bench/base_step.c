@@ -26,7 +26,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
 #if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* as harness/main.c */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* as harness/cli/main.c */
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
     const int steps = argc > 1 ? atoi(argv[1]) : 5, threads = argc > 2 ? atoi(argv[2]) : 1;

@@ -35,6 +35,10 @@ build() {
         cat >> "$dir/harness/CMakeLists.txt" <<CMAKE
 add_executable(caopd_base_step \${PROJECT_SOURCE_DIR}/caopd_base_step.c)
 target_link_libraries(caopd_base_step PRIVATE caopd_trainer)
+# base_step.c includes bare header names, found in the flat harness/ of older commits and in the
+# layer folders of newer ones.
+target_include_directories(caopd_base_step PRIVATE \${PROJECT_SOURCE_DIR}/harness \${PROJECT_SOURCE_DIR}/tasks
+    \${PROJECT_SOURCE_DIR}/harness/model \${PROJECT_SOURCE_DIR}/harness/trainer \${PROJECT_SOURCE_DIR}/harness/torch)
 set_target_properties(caopd_base_step PROPERTIES RUNTIME_OUTPUT_DIRECTORY \${PROJECT_BINARY_DIR})
 CMAKE
         cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release >"$dir/configure.log" 2>&1

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "ckpt.h"
-#include "tmpdir.h"
+#include "tests/check.h"
+#include "checkpoints/ckpt.h"
+#include "tests/tmpdir.h"
 
 /* The scratch directory; "" until tu_dir first makes it. */
 static char tu_dir_buf[512];

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 static void tmp_of(char *buf, size_t cap, const char *path) {
     snprintf(buf, cap, "%s.tmp", path);

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 static char *make_json(size_t n) {
     char *s = malloc(n + 1);

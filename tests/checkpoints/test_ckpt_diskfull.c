@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 #define BIG_N (1 << 18) /* 1 MiB of incompressible float32 */
 #define LIMIT_BYTES (64 * 1024)

@@ -5,7 +5,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 /* Opens path expecting failure `status`; checks that the message names the file and contains
  * each of the NULL-terminated fragments. */

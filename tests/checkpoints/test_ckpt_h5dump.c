@@ -3,7 +3,7 @@
  * attribute with the values we wrote. Skipped, with a note, when h5dump is not on PATH. */
 #include <stdint.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 /* Runs cmd and returns its stdout+stderr (malloc'd) and exit status. */
 static char *run(const char *cmd, int *status) {

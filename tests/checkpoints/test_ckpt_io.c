@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 /* ---- plain jobs ----------------------------------------------------------------------------- */
 

@@ -3,7 +3,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 static void write_stages(ckpt_writer *w, int from, int to) {
     char p[128];

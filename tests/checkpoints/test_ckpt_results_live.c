@@ -6,7 +6,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 #define N_SAMPLES 500
 

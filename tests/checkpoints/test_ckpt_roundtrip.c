@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 static const ckpt_dtype k_dtypes[4] = {CKPT_DTYPE_F32, CKPT_DTYPE_F64, CKPT_DTYPE_I64,
                                        CKPT_DTYPE_U8};

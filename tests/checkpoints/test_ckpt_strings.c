@@ -2,7 +2,7 @@
  * and by a snapshot (copied and owned), read back packed and equal, with their shape; empty
  * texts and an empty dataset; the type checks both ways; and, when h5dump is on PATH, the file
  * as HDF5 tools see it (variable-length UTF-8 strings). */
-#include "ckpt_testutil.h"
+#include "tests/checkpoints/ckpt_testutil.h"
 
 /* Three texts, packed: a question, an empty string, and non-ASCII UTF-8. */
 static const char k_packed[] = "12+3=\0\0h\xc3\xa9llo";

@@ -30,7 +30,7 @@
 # and teacher_prompt_tokens / teacher_contexts), the same for every row, so this side has no
 # padding at all (the C side pads its variable-length prompts).
 #
-# Rates use the C bench's definitions (harness/bench.h), counts of the step's work rather than
+# Rates use the C bench's definitions (harness/bench/bench.h), counts of the step's work rather than
 # of what an implementation recomputes, so they compare directly:
 #   rollout_tok_s = new_tokens / rollout_s                          (new_tokens = N * max_new)
 #   teacher_tok_s = (teacher_prompt_tokens + train_tokens) / teacher_s

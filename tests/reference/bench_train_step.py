@@ -6,7 +6,7 @@
 #     build/caopd bench --json --opd-steps 0 > /tmp/c.json
 #     /usr/bin/python3 tests/reference/bench_train_step.py --c-json /tmp/c.json
 #
-# FLOPs use the C bench's count (harness/gpt.c gpt_config_flops_per_token, times 3 for
+# FLOPs use the C bench's count (harness/model/gpt.c gpt_config_flops_per_token, times 3 for
 # forward + backward), so train_gflops and the ratio compare directly with the C JSON's.
 # Policy as in the C bench: --threads intra-op threads, OpenBLAS 1 thread for the training step;
 # the matmul runs with --threads intra-op threads and BLAS threads = --matmul-blas-threads

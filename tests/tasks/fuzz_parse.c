@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "parse_invariants.h"
-#include "tokenizer.h"
+#include "tests/tasks/parse_invariants.h"
+#include "tasks/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *why = parse_invariants_check(data, size);

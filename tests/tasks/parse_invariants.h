@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "templates.h"
+#include "tasks/templates.h"
 
 /* Returns NULL when every invariant holds, else which one failed. */
 static const char *parse_invariants_check(const unsigned char *data, size_t n) {

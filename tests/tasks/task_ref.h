@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "task.h"
+#include "tasks/task.h"
 
 /* The parts of a canonical question. */
 typedef struct {

@@ -3,11 +3,11 @@
  * the mixture proportions follow the parameters, and the stream is deterministic. */
 #include <stdint.h>
 
-#include "basedata.h"
-#include "check.h"
-#include "task_ref.h"
-#include "templates.h"
-#include "tokenizer.h"
+#include "tasks/basedata.h"
+#include "tests/check.h"
+#include "tests/tasks/task_ref.h"
+#include "tasks/templates.h"
+#include "tasks/tokenizer.h"
 
 #define N 20000
 

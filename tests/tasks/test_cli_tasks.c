@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "cli_tasks.h"
-#include "tmpdir.h"
+#include "tests/check.h"
+#include "harness/cli/cli_tasks.h"
+#include "tests/tmpdir.h"
 
 static char out_text[1 << 16];
 

@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "check.h"
-#include "rng.h"
-#include "templates.h"
+#include "tests/check.h"
+#include "tasks/rng.h"
+#include "tasks/templates.h"
 
 static tmpl_parsed P(const char *s) {
     return tmpl_parse_completion(s, strlen(s));

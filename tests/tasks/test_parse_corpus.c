@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "check.h"
-#include "parse_invariants.h"
+#include "tests/check.h"
+#include "tests/tasks/parse_invariants.h"
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "tasks/corpus/parse";

@@ -3,8 +3,8 @@
  * bounded draws stay in range and are roughly uniform. */
 #include <stdint.h>
 
-#include "check.h"
-#include "rng.h"
+#include "tests/check.h"
+#include "tasks/rng.h"
 
 int main(void) {
     /* splitmix64 from 0: the published first outputs. */

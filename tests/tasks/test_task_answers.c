@@ -4,11 +4,11 @@
  * verifier's exactness: whitespace-tolerant, nothing else. */
 #include <stdint.h>
 
-#include "check.h"
-#include "task.h"
-#include "task_ref.h"
-#include "templates.h"
-#include "tokenizer.h"
+#include "tests/check.h"
+#include "tasks/task.h"
+#include "tests/tasks/task_ref.h"
+#include "tasks/templates.h"
+#include "tasks/tokenizer.h"
 
 #define N 3000
 

@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "check.h"
-#include "task.h"
-#include "task_ref.h"
+#include "tests/check.h"
+#include "tasks/task.h"
+#include "tests/tasks/task_ref.h"
 
 #define N 50
 

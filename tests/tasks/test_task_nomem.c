@@ -3,9 +3,9 @@
  * NOMEM status, a message, and *out untouched, and work again once memory is back. */
 #include <stdlib.h>
 
-#include "basedata.h"
-#include "check.h"
-#include "task.h"
+#include "tasks/basedata.h"
+#include "tests/check.h"
+#include "tasks/task.h"
 
 static int fail_alloc = 0;
 static int alloc_calls = 0;

@@ -3,9 +3,9 @@
  * test split through severities 1, 2, 3 (and length shifts leave the training range). */
 #include <stdint.h>
 
-#include "check.h"
-#include "task.h"
-#include "task_ref.h"
+#include "tests/check.h"
+#include "tasks/task.h"
+#include "tests/tasks/task_ref.h"
 
 #define N 4000
 

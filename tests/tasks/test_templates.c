@@ -2,11 +2,11 @@
  * snprintf-style buffer contract, and the token budget of the longest teacher context. */
 #include <stdint.h>
 
-#include "check.h"
-#include "task.h"
-#include "task_ref.h"
-#include "templates.h"
-#include "tokenizer.h"
+#include "tests/check.h"
+#include "tasks/task.h"
+#include "tests/tasks/task_ref.h"
+#include "tasks/templates.h"
+#include "tasks/tokenizer.h"
 
 #define NOTE_050                                                                                   \
     "Note: The empirical confidence for this question is 0.50. Output this exact value in "        \

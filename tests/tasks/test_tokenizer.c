@@ -2,8 +2,8 @@
  * clear errors for bytes outside the vocabulary, special ids and small buffers. */
 #include <stdint.h>
 
-#include "check.h"
-#include "tokenizer.h"
+#include "tests/check.h"
+#include "tasks/tokenizer.h"
 
 int main(void) {
     CHECK_EQ_INT(TOK_VOCAB_SIZE, 99);
