@@ -365,7 +365,8 @@ int ckpt__check_array(const char *file, const char *dpath, ckpt_dtype dtype, int
     *nbytes = n * esize;
     if (dtype == CKPT_DTYPE_STR) { /* the packed texts: n NUL-terminated strings */
         const char *p = data;
-        for (size_t i = 0; i < n; i++) p += strlen(p) + 1;
+        for (size_t i = 0; i < n; i++)
+            p += strlen(p) + 1;
         *nbytes = n ? (size_t)(p - (const char *)data) : 0;
     }
     return CKPT_OK;

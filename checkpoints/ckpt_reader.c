@@ -215,7 +215,8 @@ int ckpt_reader_read(ckpt_reader *r, const char *dpath, ckpt_dtype dtype, void *
                   r->path, dpath);
         rc = CKPT_ERR_DTYPE;
     } else if (!rc && info.dtype == CKPT_DTYPE_STR) {
-        ckpt__fmt(r->msg, "%s: dataset '%s' holds strings; read it with ckpt_reader_read_str", r->path, dpath);
+        ckpt__fmt(r->msg, "%s: dataset '%s' holds strings; read it with ckpt_reader_read_str",
+                  r->path, dpath);
         rc = CKPT_ERR_DTYPE;
     } else if (!rc && info.dtype != dtype) {
         ckpt__fmt(r->msg, "%s: dataset '%s' is %s, but %s was asked for; read it as %s", r->path,
@@ -253,8 +254,8 @@ int ckpt_reader_read_str(ckpt_reader *r, const char *dpath, char **packed, size_
     int rc = open_dataset(r, dpath, &d);
     if (!rc) rc = info_locked(r, dpath, d, &info);
     if (!rc && info.dtype != CKPT_DTYPE_STR) {
-        ckpt__fmt(r->msg, "%s: dataset '%s' is %s, not strings; read it with ckpt_reader_read", r->path, dpath,
-                  ckpt_dtype_name(info.dtype));
+        ckpt__fmt(r->msg, "%s: dataset '%s' is %s, not strings; read it with ckpt_reader_read",
+                  r->path, dpath, ckpt_dtype_name(info.dtype));
         rc = CKPT_ERR_DTYPE;
     }
     size_t n = rc ? 0 : info.nelems, total = 0;
@@ -265,11 +266,13 @@ int ckpt_reader_read_str(ckpt_reader *r, const char *dpath, char **packed, size_
         if (!ptrs) {
             ckpt__fmt(r->msg, "%s: out of memory reading '%s'", r->path, dpath);
             rc = CKPT_ERR_NOMEM;
-        } else if (st < 0 || sp < 0 || (n > 0 && H5Dread(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs) < 0)) {
+        } else if (st < 0 || sp < 0 ||
+                   (n > 0 && H5Dread(d, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs) < 0)) {
             rc = h5_fail(r, "reading dataset", dpath);
         }
     }
-    for (size_t i = 0; !rc && i < n; i++) total += (ptrs[i] ? strlen(ptrs[i]) : 0) + 1;
+    for (size_t i = 0; !rc && i < n; i++)
+        total += (ptrs[i] ? strlen(ptrs[i]) : 0) + 1;
     if (!rc) {
         out = malloc(total ? total : 1);
         if (!out) {

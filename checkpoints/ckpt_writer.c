@@ -503,15 +503,17 @@ static int write_locked(ckpt_writer *w, const char *dpath, ckpt_dtype dtype, int
             goto done;
         }
         const char *p = data;
-        for (size_t i = 0; i < nelems; i++) ptrs[i] = p, p += strlen(p) + 1;
+        for (size_t i = 0; i < nelems; i++)
+            ptrs[i] = p, p += strlen(p) + 1;
     }
-    d = H5Dcreate2(g, leaf, st >= 0 ? st : ckpt__file_type(dtype), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    d = H5Dcreate2(g, leaf, st >= 0 ? st : ckpt__file_type(dtype), sp, H5P_DEFAULT, dcpl,
+                   H5P_DEFAULT);
     if (d < 0) {
         rc = fail_h5(w, "creating dataset", rel);
         goto done;
     }
-    if (nelems > 0 && H5Dwrite(d, st >= 0 ? st : ckpt__mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                               st >= 0 ? (const void *)ptrs : data) < 0)
+    if (nelems > 0 && H5Dwrite(d, st >= 0 ? st : ckpt__mem_type(dtype), H5S_ALL, H5S_ALL,
+                               H5P_DEFAULT, st >= 0 ? (const void *)ptrs : data) < 0)
         rc = fail_h5(w, "writing dataset", rel);
 done:
     if (st >= 0) H5Tclose(st);

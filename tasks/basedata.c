@@ -36,15 +36,16 @@ int base_gen_new(base_gen **out, base_params params, uint64_t seed) {
     }
     if (params.student_domains & ~ALL_DOMAINS) {
         tasks__set_error("base_params.student_domains 0x%x has bits outside the %d domains "
-                         "(mask 0x%x)", params.student_domains, TASK_N_DOMAINS, ALL_DOMAINS);
+                         "(mask 0x%x)",
+                         params.student_domains, TASK_N_DOMAINS, ALL_DOMAINS);
         return BASE_ERR_ARG;
     }
     if (!prob_ok(params.p_teacher) || !prob_ok(params.p_solution) || !prob_ok(params.p_replaced) ||
         !prob_ok(params.p_no_note) || !prob_ok(params.focus_share)) {
         tasks__set_error("base_params probabilities must lie in [0, 1] (p_teacher %g, "
                          "p_solution %g, p_replaced %g, p_no_note %g, focus_share %g)",
-                         params.p_teacher, params.p_solution, params.p_replaced,
-                         params.p_no_note, params.focus_share);
+                         params.p_teacher, params.p_solution, params.p_replaced, params.p_no_note,
+                         params.focus_share);
         return BASE_ERR_ARG;
     }
     if (params.focus < -1 || params.focus >= TASK_N_DOMAINS) {
@@ -115,10 +116,10 @@ static int teacher_pair(rng_state *r, const base_params *bp, const task_example 
     double shown = replaced ? note : 1.0;
     char shown_text[BASE_TARGET_CAP];
     size_t ns = tmpl_completion(shown_text, sizeof shown_text, ex->answer, shown);
-    size_t np =
-        solution ? tmpl_teacher_solution(pair->prompt, BASE_PROMPT_CAP, ex->question, shown_text, note)
-                 : tmpl_teacher_demo(pair->prompt, BASE_PROMPT_CAP, ex->question, shown_text,
-                                     no_note ? TMPL_NO_NOTE : note);
+    size_t np = solution ? tmpl_teacher_solution(pair->prompt, BASE_PROMPT_CAP, ex->question,
+                                                 shown_text, note)
+                         : tmpl_teacher_demo(pair->prompt, BASE_PROMPT_CAP, ex->question,
+                                             shown_text, no_note ? TMPL_NO_NOTE : note);
     size_t nt = tmpl_completion(pair->target, BASE_TARGET_CAP, ex->answer, note);
     if (too_long(ns, sizeof shown_text, "demonstration") ||
         too_long(np, BASE_PROMPT_CAP, "prompt") || too_long(nt, BASE_TARGET_CAP, "target"))
@@ -142,10 +143,12 @@ int base_gen_next(base_gen *g, base_pair *pair) {
     }
     int teacher = rng_unit(r) < bp->p_teacher;
     task_domain d;
-    if (teacher) d = g->enabled[rng_below(r, (uint64_t)g->n_enabled)];
+    if (teacher)
+        d = g->enabled[rng_below(r, (uint64_t)g->n_enabled)];
     else if (bp->focus >= 0 && (g->n_students == 0 || rng_unit(r) < bp->focus_share))
         d = (task_domain)bp->focus;
-    else d = g->students[rng_below(r, (uint64_t)g->n_students)];
+    else
+        d = g->students[rng_below(r, (uint64_t)g->n_students)];
     if (task__sample(r, d, TASK_SPLIT_TRAIN, 0, &ex) != TASK_OK) return BASE_ERR_GEN;
     pair->domain = d;
     if (!teacher) return student_pair(&ex, pair);

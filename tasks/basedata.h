@@ -1,6 +1,6 @@
-/* basedata.h: the supervised base-stage mixture (docs/tasks.md §7, docs/trainer.md §4: a base model that
- * can follow privileged context): student-format pairs whose targets end "Confidence: 1.00" and
- * teacher-format pairs whose targets copy the answer and the note's random confidence. */
+/* basedata.h: the supervised base-stage mixture (docs/tasks.md §7, docs/trainer.md §4: a base model
+ * that can follow privileged context): student-format pairs whose targets end "Confidence: 1.00"
+ * and teacher-format pairs whose targets copy the answer and the note's random confidence. */
 #ifndef CAOPD_TASKS_BASEDATA_H
 #define CAOPD_TASKS_BASEDATA_H
 
@@ -28,18 +28,18 @@ typedef struct {
                           sdft teacher sees: a demo ending 1.00 and no note; target
                           "{answer}\nConfidence: 1.00") (default 0) */
     unsigned student_domains; /* domains of student-format pairs; 0 means as `domains` */
-    int focus;         /* a task_domain, or -1 (default): student-format pairs come from this
-                          domain with probability focus_share, else uniformly from
-                          student_domains without it */
+    int focus;                /* a task_domain, or -1 (default): student-format pairs come from this
+                                 domain with probability focus_share, else uniformly from
+                                 student_domains without it */
     double focus_share;
 } base_params;
 
 base_params base_params_default(void);
 
 typedef enum {
-    BASE_KIND_STUDENT,  /* prompt = student prompt; target = "{answer}\nConfidence: 1.00" */
-    BASE_KIND_DEMO,     /* prompt = teacher demo context with a note */
-    BASE_KIND_SOLUTION, /* prompt = teacher correct_solution context with a note */
+    BASE_KIND_STUDENT,      /* prompt = student prompt; target = "{answer}\nConfidence: 1.00" */
+    BASE_KIND_DEMO,         /* prompt = teacher demo context with a note */
+    BASE_KIND_SOLUTION,     /* prompt = teacher correct_solution context with a note */
     BASE_KIND_DEMO_NO_NOTE, /* prompt = teacher demo context ending 1.00, no note (SDFT form) */
 } base_kind;
 

@@ -270,7 +270,8 @@ static int seen_reserve(task_gen *g) {
 #define MAX_REPEATS 20000
 
 int task_gen_next(task_gen *g, task_example *ex) {
-    if (g->split == TASK_SPLIT_TRAIN) return task__sample(&g->rng, g->domain, g->split, g->severity, ex);
+    if (g->split == TASK_SPLIT_TRAIN)
+        return task__sample(&g->rng, g->domain, g->split, g->severity, ex);
     int rc = seen_reserve(g);
     if (rc) return rc;
     for (int repeat = 0; repeat < MAX_REPEATS; repeat++) {
@@ -287,13 +288,9 @@ int task_gen_next(task_gen *g, task_example *ex) {
     tasks__set_error("%s/%s severity %d: no question not yet drawn after %d draws (%zu distinct "
                      "held-out questions drawn); this split has no more to give: evaluate fewer "
                      "samples",
-                     task_domain_name(g->domain), task_split_name(g->split), g->severity, MAX_REPEATS,
-                     g->seen_n);
+                     task_domain_name(g->domain), task_split_name(g->split), g->severity,
+                     MAX_REPEATS, g->seen_n);
     return TASK_ERR_EXHAUSTED;
-}
-
-size_t task_gen_drawn(const task_gen *g) {
-    return g->seen_n;
 }
 
 void task_gen_get_state(const task_gen *g, uint64_t state[TASK_GEN_STATE_WORDS]) {

@@ -106,7 +106,6 @@ void task_gen_free(task_gen *g);
 int task_gen_next(task_gen *g, task_example *ex);
 
 /* How many distinct questions an evaluation stream has emitted (0 for train). */
-size_t task_gen_drawn(const task_gen *g);
 
 /* The stream position, for checkpoints of training streams: get, store, set back to resume
  * exactly. On an evaluation stream only the PRNG is restored, not the set of questions

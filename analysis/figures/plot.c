@@ -590,7 +590,8 @@ static void draw_ygrid(canvas *cv, const rect *r, const axis *ay) {
     }
 }
 
-/* The frame of a panel and its y tick marks, without labels (inner grid columns; draw_yaxis adds the labels). */
+/* The frame of a panel and its y tick marks, without labels (inner grid columns; draw_yaxis adds
+ * the labels). */
 static void draw_frame(canvas *cv, const rect *r, const axis *ay) {
     cairo_rectangle(cv->cr, r->x, r->y, r->w, r->h);
     set_rgb(cv->cr, ink);
@@ -1202,9 +1203,8 @@ plot_status plot_severity_curves(const plot_figure *fig, const plot_series *seri
 #define GRID_MAX_COLS 8
 #define GRID_COL_GAP 18.0
 
-
-plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols,
-                                size_t n_cols, size_t n_rows) {
+plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols, size_t n_cols,
+                                size_t n_rows) {
     const char *path = fig ? fig->path : NULL;
     if (!fig) return fail(PLOT_ERR_ARG, NULL, "no figure given (fig is NULL)");
     if (!cols || n_cols == 0 || n_cols > GRID_MAX_COLS)
@@ -1224,8 +1224,7 @@ plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *
         }
     }
     canvas cv;
-    plot_status st =
-        canvas_open(&cv, fig, 300 + 170 * (double)n_cols, 80 + 140 * (double)n_rows);
+    plot_status st = canvas_open(&cv, fig, 300 + 170 * (double)n_cols, 80 + 140 * (double)n_rows);
     if (st) return st;
 
     /* one y axis per row */

@@ -66,15 +66,15 @@ plot_format plot_format_from_path(const char *path);
 
 /* One figure: where it goes and its texts. Zero-initialised fields take the defaults. */
 typedef struct plot_figure {
-    const char *path;   /* output file; its extension picks the format. Required. */
-    const char *title;  /* drawn centred on top (shrunk to fit the width) */
-    const char *xlabel; /* x axis label; reliability diagram: default "confidence" */
-    const char *ylabel; /* y axis label; reliability diagram: default "accuracy" */
-    double ymin, ymax;  /* y range (heatmap: the colour-scale range); used when
-                           ymin < ymax, both finite; otherwise (0/0, NaN) automatic */
-    double width;       /* points; 0 = the function's default (see each function) */
-    double height;      /* points; 0 = the function's default */
-    double png_scale;   /* PNG pixels per point; 0 = 2 (ignored for SVG and PDF) */
+    const char *path;      /* output file; its extension picks the format. Required. */
+    const char *title;     /* drawn centred on top (shrunk to fit the width) */
+    const char *xlabel;    /* x axis label; reliability diagram: default "confidence" */
+    const char *ylabel;    /* y axis label; reliability diagram: default "accuracy" */
+    double ymin, ymax;     /* y range (heatmap: the colour-scale range); used when
+                              ymin < ymax, both finite; otherwise (0/0, NaN) automatic */
+    double width;          /* points; 0 = the function's default (see each function) */
+    double height;         /* points; 0 = the function's default */
+    double png_scale;      /* PNG pixels per point; 0 = 2 (ignored for SVG and PDF) */
     const char *band_note; /* legend note when a series has a band, saying what the band is;
                               NULL or "" = "bands: mean ± spread" */
 } plot_figure;
@@ -140,8 +140,8 @@ typedef struct plot_grid_column {
  * Errors: PLOT_ERR_ARG (NULL fig/path/cols/panels, n_cols not in 1..8, n_rows not in 1..4, a
  * column with n_stages not in 1..32, bad series, too small), PLOT_ERR_IO, PLOT_ERR_NOMEM,
  * PLOT_ERR_CAIRO. */
-plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols,
-                                size_t n_cols, size_t n_rows);
+plot_status plot_retention_grid(const plot_figure *fig, const plot_grid_column *cols, size_t n_cols,
+                                size_t n_rows);
 
 /* Reliability diagram of one (stage, domain): for each of the METRICS_NBINS equal-width bins
  * a bar of its accuracy over [edge_b, edge_b+1), the gap to its mean confidence shaded, the

@@ -5,8 +5,10 @@
 #include <string.h>
 
 void csv_num(FILE *f, double v) {
-    if (isnan(v)) fputs("nan", f);
-    else fprintf(f, "%.17g", v);
+    if (isnan(v))
+        fputs("nan", f);
+    else
+        fprintf(f, "%.17g", v);
 }
 
 void csv_str(FILE *f, const char *s) {

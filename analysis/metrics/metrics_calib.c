@@ -378,13 +378,15 @@ const char *metrics_readout_name(metrics_readout r) {
 }
 
 int metrics_field_per_readout(metrics_field f) {
-    return f >= 0 && f < METRICS_FIELD_COUNT && f != METRICS_FIELD_ACCURACY && f != METRICS_FIELD_FORMAT_FAIL_RATE;
+    return f >= 0 && f < METRICS_FIELD_COUNT && f != METRICS_FIELD_ACCURACY &&
+           f != METRICS_FIELD_FORMAT_FAIL_RATE;
 }
 
 const char *metrics_field_key(metrics_field f, metrics_readout r, char *buf, size_t cap) {
     const char *fn = metrics_field_name(f), *rn = metrics_readout_name(r);
     if (!fn || !rn || !buf) return NULL;
-    int n = metrics_field_per_readout(f) ? snprintf(buf, cap, "%s_%s", fn, rn) : snprintf(buf, cap, "%s", fn);
+    int n = metrics_field_per_readout(f) ? snprintf(buf, cap, "%s_%s", fn, rn)
+                                         : snprintf(buf, cap, "%s", fn);
     return n >= 0 && (size_t)n < cap ? buf : NULL;
 }
 

@@ -13,7 +13,8 @@ void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap) {
     if (k < 0) return;
     if (b->n + (size_t)k + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (b->n + (size_t)k + 1 > cap) cap *= 2;
+        while (b->n + (size_t)k + 1 > cap)
+            cap *= 2;
         char *q = realloc(b->p, cap);
         if (!q) {
             b->oom = 1;

@@ -1,6 +1,7 @@
 /* strbuf: a growing NUL-terminated string for building tables, Markdown and messages. A plain
  * value: start from {0}, append with strbuf_printf, read with strbuf_str, release with free(b.p).
- * An allocation failure is sticky (oom = 1; later appends do nothing). Not thread-safe per object. */
+ * An allocation failure is sticky (oom = 1; later appends do nothing). Not thread-safe per object.
+ */
 #ifndef CAOPD_STRBUF_H
 #define CAOPD_STRBUF_H
 
@@ -12,8 +13,8 @@ extern "C" {
 #endif
 
 typedef struct strbuf {
-    char *p;         /* owned; NULL until the first append */
-    size_t n, cap;   /* bytes used (NUL excluded), bytes allocated */
+    char *p;       /* owned; NULL until the first append */
+    size_t n, cap; /* bytes used (NUL excluded), bytes allocated */
     int oom;
 } strbuf;
 

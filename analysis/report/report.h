@@ -60,10 +60,11 @@ const char *report_errmsg(const report_set *s);
  * file is refused with ckpt's message, which names the path), the stages written so far are
  * read (a run still going, status "running", has fewer than T + 1), every (stage, domain,
  * split) group's per-sample arrays are reduced with metrics_run_compute, once per confidence
- * readout the file has (version 1: the greedy one only), and compared with its stored attributes (REPORT_ERR_MISMATCH, the message names every differing attribute).
- * The run's label is its directory's name (made unique within the set with "-2", "-3", ...),
- * its method the distinct methods of its domain stages joined by "+", its seed the spec's.
- * Errors: REPORT_ERR_ARG, REPORT_ERR_NOMEM, REPORT_ERR_FILE, REPORT_ERR_MISMATCH. */
+ * readout the file has (version 1: the greedy one only), and compared with its stored attributes
+ * (REPORT_ERR_MISMATCH, the message names every differing attribute). The run's label is its
+ * directory's name (made unique within the set with "-2", "-3", ...), its method the distinct
+ * methods of its domain stages joined by "+", its seed the spec's. Errors: REPORT_ERR_ARG,
+ * REPORT_ERR_NOMEM, REPORT_ERR_FILE, REPORT_ERR_MISMATCH. */
 int report_add_run(report_set *s, const char *path);
 
 /* Number of runs loaded. */
@@ -94,10 +95,10 @@ int report_run_has_expected(const report_set *s, size_t run);
 /* The CL summaries of metric f under a readout over the (T+1) x T matrix of one split, read by
  * the metric's direction (metrics_cl_compute_field): lower-is-better metrics (ECE, MCE, Brier)
  * have their forgetting computed on -R (> 0 = calibration lost), OCG all four on |OCG| (the
- * distance from calibration, read like ECE); the others follow metrics.h verbatim. Stages not written yet are NaN rows, so the
- * summaries that read them are NaN. When the stages do not line up with the domains (a domain
- * repeated, T != number of domains) *out is all NaN and returns REPORT_ERR_ARG with the
- * reason in report_errmsg. */
+ * distance from calibration, read like ECE); the others follow metrics.h verbatim. Stages not
+ * written yet are NaN rows, so the summaries that read them are NaN. When the stages do not line up
+ * with the domains (a domain repeated, T != number of domains) *out is all NaN and returns
+ * REPORT_ERR_ARG with the reason in report_errmsg. */
 int report_cl(const report_set *s, size_t run, const char *split, metrics_field f,
               metrics_readout readout, metrics_cl *out);
 

@@ -13,8 +13,8 @@ const char *rutil_safe_name(const char *s, char *buf, size_t len) {
     size_t i = 0;
     for (; s[i] && i + 1 < len; i++) {
         char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                 c == '_' || c == '.';
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.';
         buf[i] = ok ? c : '_';
     }
     buf[i] = '\0';
@@ -22,8 +22,10 @@ const char *rutil_safe_name(const char *s, char *buf, size_t len) {
 }
 
 const char *rutil_fmt3(double v, char *buf, size_t len) {
-    if (isnan(v)) snprintf(buf, len, "n/a");
-    else snprintf(buf, len, "%.3f", v);
+    if (isnan(v))
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.3f", v);
     return buf;
 }
 

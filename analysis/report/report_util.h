@@ -1,5 +1,6 @@
 /* report_util: small helpers shared by the analyses of caopd analyze (report.c, severity.c,
- * retention.c): file names, numbers, messages (strings and folders: common/). Internal to the caopd_report library. */
+ * retention.c): file names, numbers, messages (strings and folders: common/). Internal to the
+ * caopd_report library. */
 #ifndef CAOPD_REPORT_UTIL_H
 #define CAOPD_REPORT_UTIL_H
 

@@ -21,17 +21,19 @@
 #include "common/files.h"
 #include "common/strings.h"
 
-#define SUMMARY_VERSION_MAX 2 /* the caopd-sweep-summary format_version this build reads (1: greedy only) */
-#define SEV_POINTS 16         /* severities on one curve (0..3 today) */
+/* the caopd-sweep-summary format_version this build reads (1: greedy only) */
+#define SUMMARY_VERSION_MAX 2
+#define SEV_POINTS 16                            /* severities on one curve (0..3 today) */
 #define SEV_FORMAT_FAIL (SEVERITY_N_METRICS - 1) /* format_fail_rate, the last metric */
 
 const char *const severity_metric_names[SEVERITY_N_METRICS] = {
-    "accuracy",     "ece_greedy",   "ece_expected", "ocg_greedy",  "ocg_expected", "brier_greedy",
-    "brier_expected", "spr_greedy", "spr_expected", "auroc_greedy", "auroc_expected", "format_fail_rate"};
+    "accuracy",     "ece_greedy",   "ece_expected",   "ocg_greedy",
+    "ocg_expected", "brier_greedy", "brier_expected", "spr_greedy",
+    "spr_expected", "auroc_greedy", "auroc_expected", "format_fail_rate"};
 static const char *const metric_titles[SEVERITY_N_METRICS] = {
-    "Accuracy",         "ECE (greedy)",   "ECE (expected)", "OCG (greedy)",  "OCG (expected)", "Brier (greedy)",
-    "Brier (expected)", "SPR (greedy)",   "SPR (expected)", "AUROC (greedy)", "AUROC (expected)",
-    "Format-failure rate"};
+    "Accuracy",       "ECE (greedy)",   "ECE (expected)",   "OCG (greedy)",
+    "OCG (expected)", "Brier (greedy)", "Brier (expected)", "SPR (greedy)",
+    "SPR (expected)", "AUROC (greedy)", "AUROC (expected)", "Format-failure rate"};
 #define N_FIGURE_METRICS 5 /* accuracy, ECE and OCG of both readouts */
 
 /* Whether metric m depends on the readout, and is the expected one. */
@@ -85,7 +87,8 @@ static int intern(strs *l, const char *s) {
 }
 
 static void strs_free(strs *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
     free(l->v);
     l->v = NULL, l->n = 0;
 }
@@ -108,7 +111,8 @@ static int list_item(const char *list, int i, char *buf, size_t len) {
 static int list_count(const char *list) {
     if (!list || !*list) return 0;
     int n = 1;
-    for (const char *p = list; *p; p++) n += *p == ',';
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
     return n;
 }
 
@@ -121,7 +125,8 @@ static int split_into(strs *l, const char *list) {
     l->v = nv;
     for (int i = 0; i < n; i++) {
         const char *p = list;
-        for (int k = 0; k < i; k++) p = strchr(p, ',') + 1;
+        for (int k = 0; k < i; k++)
+            p = strchr(p, ',') + 1;
         const size_t len = strcspn(p, ",");
         char *x = malloc(len + 1);
         if (!x) return -1;
@@ -134,7 +139,8 @@ static int split_into(strs *l, const char *list) {
 static void cellrec_free(cellrec *c) {
     free(c->name), free(c->results);
     strs_free(&c->stage_names), strs_free(&c->domains);
-    for (int m = 0; m < SEVERITY_N_METRICS; m++) free(c->test[m]);
+    for (int m = 0; m < SEVERITY_N_METRICS; m++)
+        free(c->test[m]);
 }
 
 static int add_obs(severity_table *t, obs o) {
@@ -152,8 +158,8 @@ static int add_obs(severity_table *t, obs o) {
 
 /* The axes (other than seed, ood_severity and method) whose value differs between the cells of
  * the summary, or that some cells lack (merged sweeps): the ones that name a series. */
-static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, char *err, size_t errlen,
-                        const char *path) {
+static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, char *err,
+                        size_t errlen, const char *path) {
     enum { MAXN = 64 };
     char *name[MAXN], *first[MAXN];
     int seen[MAXN], differs[MAXN], n = 0, rc = SEVERITY_OK;
@@ -163,26 +169,32 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
         snprintf(ga, sizeof ga, "%s/axes", g);
         char *axes = NULL;
         if (ckpt_reader_attr_str(rd, g, "axes", &axes)) {
-            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd "
-                         "merge", path, ckpt_reader_errmsg(rd));
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                               "%s: %s; the summary is damaged or was not written by caopd "
+                               "merge",
+                               path, ckpt_reader_errmsg(rd));
             break;
         }
         for (int a = 0; !rc && a < list_count(axes); a++) {
             char nm[512];
             list_item(axes, a, nm, sizeof nm);
-            if (!strcmp(nm, "seed") || !strcmp(nm, "ood_severity") || !strcmp(nm, "method")) continue;
+            if (!strcmp(nm, "seed") || !strcmp(nm, "ood_severity") || !strcmp(nm, "method"))
+                continue;
             char *val = NULL;
             if (ckpt_reader_attr_str(rd, ga, nm, &val)) {
-                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path,
+                                   ckpt_reader_errmsg(rd));
                 break;
             }
             int k = 0;
-            while (k < n && strcmp(name[k], nm)) k++;
+            while (k < n && strcmp(name[k], nm))
+                k++;
             if (k == n) {
                 if (n == MAXN || !(name[n] = str_dup(nm))) {
                     free(val);
-                    rc = rutil_set_err(err, errlen, n == MAXN ? SEVERITY_ERR_FILE : SEVERITY_ERR_NOMEM,
-                                 "%s: more than %d axes in the cells", path, MAXN);
+                    rc = rutil_set_err(err, errlen,
+                                       n == MAXN ? SEVERITY_ERR_FILE : SEVERITY_ERR_NOMEM,
+                                       "%s: more than %d axes in the cells", path, MAXN);
                     break;
                 }
                 first[n] = val, seen[n] = 1, differs[n] = 0, n++;
@@ -203,8 +215,8 @@ static int varying_axes(ckpt_reader *rd, const ckpt_list *cells, strs *vary, cha
 }
 
 /* Reads one cell group g of the summary; its series is the method and the varying axes. */
-static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const char *g, const strs *vary,
-                     int version, cellrec *cr, char *err, size_t errlen) {
+static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const char *g,
+                     const strs *vary, int version, cellrec *cr, char *err, size_t errlen) {
     char *method = NULL, *axes = NULL, *splits = NULL, *domains = NULL, *stage_names = NULL;
     int64_t seed = 0, results_version = 1;
     int rc = SEVERITY_OK;
@@ -213,16 +225,20 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     if (ckpt_reader_attr_str(rd, g, "name", &cr->name)) cr->name = str_dup(g);
     if (ckpt_reader_attr_str(rd, g, "results", &cr->results)) cr->results = str_dup("");
     if (ckpt_reader_attr_str(rd, g, "stage_names", &stage_names)) stage_names = NULL;
-    if (!cr->name || !cr->results) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    if (!cr->name || !cr->results)
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     /* A version 2 summary names the format_version of each cell's results (1: no expected
      * readout, its expected matrices are NaN); a version 1 summary has no expected matrices. */
     if (version >= 2) ckpt_reader_attr_i64(rd, g, "results_format_version", &results_version);
     if (version < 2 || results_version < 2) t->n_greedy_only++;
-    if (ckpt_reader_attr_str(rd, g, "method", &method) || ckpt_reader_attr_str(rd, g, "axes", &axes) ||
-        ckpt_reader_attr_str(rd, g, "splits", &splits) || ckpt_reader_attr_str(rd, g, "domains", &domains) ||
+    if (ckpt_reader_attr_str(rd, g, "method", &method) ||
+        ckpt_reader_attr_str(rd, g, "axes", &axes) ||
+        ckpt_reader_attr_str(rd, g, "splits", &splits) ||
+        ckpt_reader_attr_str(rd, g, "domains", &domains) ||
         ckpt_reader_attr_i64(rd, g, "seed", &seed))
-        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
-                     path, ckpt_reader_errmsg(rd));
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                           "%s: %s; the summary is damaged or was not written by caopd merge", path,
+                           ckpt_reader_errmsg(rd));
     /* the series: the method, then every other axis but seed and ood_severity */
     strbuf label = {0};
     if (!rc) strbuf_printf(&label, "%s", method);
@@ -231,13 +247,16 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         char name[512], ga[600];
         list_item(axes, a, name, sizeof name);
         int varies = 0;
-        for (int q = 0; q < vary->n; q++) varies |= !strcmp(vary->v[q], name);
+        for (int q = 0; q < vary->n; q++)
+            varies |= !strcmp(vary->v[q], name);
         if (!varies) continue;
         char *val = NULL;
         snprintf(ga, sizeof ga, "%s/axes", g);
         if (ckpt_reader_attr_str(rd, ga, name, &val))
-            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
-        else strbuf_printf(&label, " %s=%s", name, val);
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path,
+                               ckpt_reader_errmsg(rd));
+        else
+            strbuf_printf(&label, " %s=%s", name, val);
         free(val);
     }
     if (!rc && label.oom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
@@ -255,7 +274,8 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     const int nd = list_count(domains), ns = list_count(splits);
     int *dom = calloc((size_t)(nd > 0 ? nd : 1), sizeof *dom);
     if (!rc && !dom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
-    if (!rc && (split_into(&cr->domains, domains) || (stage_names && split_into(&cr->stage_names, stage_names))))
+    if (!rc && (split_into(&cr->domains, domains) ||
+                (stage_names && split_into(&cr->stage_names, stage_names))))
         rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     cr->pub.series = series;
     cr->pub.seed = seed;
@@ -263,7 +283,8 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
     for (int j = 0; !rc && j < nd; j++) {
         char name[64];
         list_item(domains, j, name, sizeof name);
-        if ((dom[j] = intern(&t->doms, name)) < 0) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        if ((dom[j] = intern(&t->doms, name)) < 0)
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     }
     double *buf = NULL;
     for (int sp = 0; !rc && sp < ns; sp++) {
@@ -272,21 +293,26 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         snprintf(gs, sizeof gs, "%s/metrics/%s", g, split);
         char *kind = NULL;
         int64_t sev = 0;
-        if (ckpt_reader_attr_str(rd, gs, "kind", &kind) || ckpt_reader_attr_i64(rd, gs, "severity", &sev)) {
-            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+        if (ckpt_reader_attr_str(rd, gs, "kind", &kind) ||
+            ckpt_reader_attr_i64(rd, gs, "severity", &sev)) {
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path,
+                               ckpt_reader_errmsg(rd));
             break;
         }
         int k = -1;
-        if (sev > 0 && (k = intern(&t->kinds, kind)) < 0) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+        if (sev > 0 && (k = intern(&t->kinds, kind)) < 0)
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
         const int is_test = sev == 0 && !strcmp(kind, "test");
         free(kind);
         double last[SEVERITY_N_METRICS][64];
         for (int m = 0; !rc && m < SEVERITY_N_METRICS; m++) {
             char dp[600], name[64];
             snprintf(name, sizeof name, "%s", severity_metric_names[m]);
-            if (version < 2) { /* version 1 names: the greedy readout under the plain name, no expected */
+            if (version <
+                2) { /* version 1 names: the greedy readout under the plain name, no expected */
                 if (is_expected(m)) {
-                    for (int j = 0; j < nd && j < 64; j++) last[m][j] = NAN;
+                    for (int j = 0; j < nd && j < 64; j++)
+                        last[m][j] = NAN;
                     continue;
                 }
                 char *u = strstr(name, "_greedy");
@@ -297,28 +323,37 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
             ckpt_kind kd;
             if (m == SEV_FORMAT_FAIL && ckpt_reader_kind(rd, dp, &kd) == CKPT_ERR_NOTFOUND) {
                 /* format_fail_rate: n/a in a summary that does not carry it */
-                for (int j = 0; j < nd && j < 64; j++) last[m][j] = NAN;
+                for (int j = 0; j < nd && j < 64; j++)
+                    last[m][j] = NAN;
                 continue;
             }
             if (ckpt_reader_info(rd, dp, &in)) {
-                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path,
+                                   ckpt_reader_errmsg(rd));
                 break;
             }
             if (in.rank != 2 || in.dims[0] < 1 || in.dims[1] != nd || nd > 64) {
-                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s is not a (stages, %d domains) matrix; the summary "
-                             "is damaged", path, dp, nd);
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                                   "%s: %s is not a (stages, %d domains) matrix; the summary "
+                                   "is damaged",
+                                   path, dp, nd);
                 break;
             }
             free(buf);
             buf = malloc(in.nelems * sizeof *buf);
-            if (!buf) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+            if (!buf)
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
             else if (ckpt_reader_read(rd, dp, CKPT_DTYPE_F64, buf, in.nelems))
-                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path, ckpt_reader_errmsg(rd));
-            for (int j = 0; !rc && j < nd; j++) last[m][j] = buf[(size_t)(in.dims[0] - 1) * (size_t)nd + (size_t)j];
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s", path,
+                                   ckpt_reader_errmsg(rd));
+            for (int j = 0; !rc && j < nd; j++)
+                last[m][j] = buf[(size_t)(in.dims[0] - 1) * (size_t)nd + (size_t)j];
             if (!rc && is_test) { /* the whole test-split matrix, for the sequence analysis */
                 if (cr->pub.n_stages >= 0 && cr->pub.n_stages != (int)in.dims[0] - 1) {
-                    rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s has %d rows, other metrics of the split %d; "
-                                 "the summary is damaged", path, dp, (int)in.dims[0], cr->pub.n_stages + 1);
+                    rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                                       "%s: %s has %d rows, other metrics of the split %d; "
+                                       "the summary is damaged",
+                                       path, dp, (int)in.dims[0], cr->pub.n_stages + 1);
                     break;
                 }
                 cr->pub.n_stages = (int)in.dims[0] - 1;
@@ -334,17 +369,23 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
                 rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
                 break;
             }
-            for (size_t q = 0; q < cnt; q++) cr->test[m][q] = NAN;
+            for (size_t q = 0; q < cnt; q++)
+                cr->test[m][q] = NAN;
         }
         for (int j = -1; !rc && j < nd; j++) {
-            obs o = {.series = series, .kind = sev > 0 ? k : -1, .sev = (int)sev, .dom = j < 0 ? 0 : dom[j], .seed = seed};
+            obs o = {.series = series,
+                     .kind = sev > 0 ? k : -1,
+                     .sev = (int)sev,
+                     .dom = j < 0 ? 0 : dom[j],
+                     .seed = seed};
             for (int m = 0; m < SEVERITY_N_METRICS; m++) {
                 if (j >= 0) {
                     o.v[m] = last[m][j];
                     continue;
                 }
                 double sum = 0;
-                for (int q = 0; q < nd; q++) sum += last[m][q];
+                for (int q = 0; q < nd; q++)
+                    sum += last[m][q];
                 o.v[m] = nd ? sum / nd : NAN;
             }
             if (add_obs(t, o)) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
@@ -360,7 +401,8 @@ static int load_cell(severity_table *t, ckpt_reader *rd, const char *path, const
         cr->pub.stage_names = cr->stage_names.n ? (const char *const *)cr->stage_names.v : NULL;
         cr->pub.n_domains = cr->domains.n;
         cr->pub.domains = (const char *const *)cr->domains.v;
-        for (int m = 0; m < SEVERITY_N_METRICS; m++) cr->pub.test[m] = cr->pub.n_stages >= 0 ? cr->test[m] : NULL;
+        for (int m = 0; m < SEVERITY_N_METRICS; m++)
+            cr->pub.test[m] = cr->pub.n_stages >= 0 ? cr->test[m] : NULL;
     }
     return rc;
 }
@@ -375,8 +417,10 @@ static int build_rows(severity_table *t) {
     /* test-split values belong to every kind (severity 0 of each curve) */
     if (t->kinds.n == 0 && intern(&t->kinds, "test") < 0) return -1;
     int max_sev = 0;
-    for (size_t i = 0; i < t->n_obs; i++) max_sev = t->o[i].sev > max_sev ? t->o[i].sev : max_sev;
-    const size_t n_keys = (size_t)t->series.n * (size_t)t->kinds.n * (size_t)(max_sev + 1) * (size_t)t->doms.n;
+    for (size_t i = 0; i < t->n_obs; i++)
+        max_sev = t->o[i].sev > max_sev ? t->o[i].sev : max_sev;
+    const size_t n_keys =
+        (size_t)t->series.n * (size_t)t->kinds.n * (size_t)(max_sev + 1) * (size_t)t->doms.n;
     t->rows = calloc(n_keys ? n_keys : 1, sizeof *t->rows);
     long long *seeds = malloc((t->n_obs + 1) * sizeof *seeds);
     double *per_seed = malloc((t->n_obs + 1) * SEVERITY_N_METRICS * sizeof *per_seed);
@@ -392,9 +436,12 @@ static int build_rows(severity_table *t) {
                     int ns = 0;
                     for (size_t i = 0; i < t->n_obs; i++) {
                         const obs *o = &t->o[i];
-                        if (o->series != s || o->sev != sev || o->dom != d || (o->kind != k && o->kind != -1)) continue;
+                        if (o->series != s || o->sev != sev || o->dom != d ||
+                            (o->kind != k && o->kind != -1))
+                            continue;
                         int q = 0;
-                        while (q < ns && seeds[q] != o->seed) q++;
+                        while (q < ns && seeds[q] != o->seed)
+                            q++;
                         if (q == ns) seeds[ns++] = o->seed;
                     }
                     if (!ns) continue;
@@ -406,8 +453,9 @@ static int build_rows(severity_table *t) {
                             int cnt = 0;
                             for (size_t i = 0; i < t->n_obs; i++) {
                                 const obs *o = &t->o[i];
-                                if (o->series != s || o->sev != sev || o->dom != d || o->seed != seeds[q] ||
-                                    (o->kind != k && o->kind != -1) || isnan(o->v[m]))
+                                if (o->series != s || o->sev != sev || o->dom != d ||
+                                    o->seed != seeds[q] || (o->kind != k && o->kind != -1) ||
+                                    isnan(o->v[m]))
                                     continue;
                                 sum += o->v[m], cnt++;
                             }
@@ -433,7 +481,8 @@ static int build_rows(severity_table *t) {
                         r->mean[m] = sum / n, r->min[m] = v[0], r->max[m] = v[n - 1];
                         if (n >= 2) {
                             double sq = 0;
-                            for (int q = 0; q < n; q++) sq += (v[q] - r->mean[m]) * (v[q] - r->mean[m]);
+                            for (int q = 0; q < n; q++)
+                                sq += (v[q] - r->mean[m]) * (v[q] - r->mean[m]);
                             r->sd[m] = sqrt(sq / (n - 1));
                         }
                     }
@@ -443,18 +492,22 @@ static int build_rows(severity_table *t) {
 }
 
 int severity_load(const char *path, severity_table **out, char *err, size_t errlen) {
-    if (!path || !out) return rutil_set_err(err, errlen, SEVERITY_ERR_ARG, "severity_load: no path");
+    if (!path || !out)
+        return rutil_set_err(err, errlen, SEVERITY_ERR_ARG, "severity_load: no path");
     *out = NULL;
     ckpt_reader *rd = NULL;
     ckpt_error ce;
     if (ckpt_reader_open(&rd, path, CKPT_FORMAT_SWEEP_SUMMARY, SUMMARY_VERSION_MAX, &ce))
         return rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s", ce.msg);
     severity_table *t = calloc(1, sizeof *t);
-    int rc = t && intern(&t->doms, "mean") == 0 ? SEVERITY_OK : rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
+    int rc = t && intern(&t->doms, "mean") == 0
+                 ? SEVERITY_OK
+                 : rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     ckpt_list cells = {0};
     if (!rc && ckpt_reader_list(rd, "cells", &cells))
-        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: %s; the summary is damaged or was not written by caopd merge",
-                     path, ckpt_reader_errmsg(rd));
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                           "%s: %s; the summary is damaged or was not written by caopd merge", path,
+                           ckpt_reader_errmsg(rd));
     strs vary = {0};
     if (!rc) rc = varying_axes(rd, &cells, &vary, err, errlen, path);
     if (!rc && cells.n && !(t->cells = calloc(cells.n, sizeof *t->cells)))
@@ -462,15 +515,18 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
     for (size_t i = 0; !rc && i < cells.n; i++) {
         char g[300];
         snprintf(g, sizeof g, "cells/%s", cells.v[i].name);
-        rc = load_cell(t, rd, path, g, &vary, ckpt_reader_format_version(rd), &t->cells[i], err, errlen);
+        rc = load_cell(t, rd, path, g, &vary, ckpt_reader_format_version(rd), &t->cells[i], err,
+                       errlen);
         t->n_cells++; /* its storage is freed with the table either way */
     }
     strs_free(&vary);
     ckpt_list_free(&cells);
     ckpt_reader_free(rd);
     if (!rc && t->n_cells == 0)
-        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE, "%s: holds no finished cell; let cells finish (caopd sweep), then "
-                     "merge them again (caopd merge)", path);
+        rc = rutil_set_err(err, errlen, SEVERITY_ERR_FILE,
+                           "%s: holds no finished cell; let cells finish (caopd sweep), then "
+                           "merge them again (caopd merge)",
+                           path);
     if (!rc && build_rows(t)) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (rc) {
         severity_free(t);
@@ -483,26 +539,15 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
 void severity_free(severity_table *t) {
     if (!t) return;
     strs_free(&t->series), strs_free(&t->series_method), strs_free(&t->kinds), strs_free(&t->doms);
-    for (int i = 0; i < t->n_cells; i++) cellrec_free(&t->cells[i]);
+    for (int i = 0; i < t->n_cells; i++)
+        cellrec_free(&t->cells[i]);
     free(t->cells);
     free(t->o), free(t->rows);
     free(t);
 }
 
-size_t severity_n_rows(const severity_table *t) {
-    return t ? t->n_rows : 0;
-}
-
-const severity_row *severity_get_row(const severity_table *t, size_t i) {
-    return t && i < t->n_rows ? &t->rows[i] : NULL;
-}
-
 int severity_n_cells(const severity_table *t) {
     return t ? t->n_cells : 0;
-}
-
-int severity_n_greedy_only(const severity_table *t) {
-    return t ? t->n_greedy_only : 0;
 }
 
 int severity_n_series(const severity_table *t) {
@@ -511,10 +556,6 @@ int severity_n_series(const severity_table *t) {
 
 const char *severity_series_name(const severity_table *t, int s) {
     return t && s >= 0 && s < t->series.n ? t->series.v[s] : NULL;
-}
-
-const char *severity_series_method(const severity_table *t, int s) {
-    return t && s >= 0 && s < t->series_method.n ? t->series_method.v[s] : NULL;
 }
 
 const severity_cell *severity_get_cell(const severity_table *t, int i) {
@@ -532,21 +573,26 @@ const char *severity_kind(const severity_table *t, int k) {
 /* ---- tables --------------------------------------------------------------------------------- */
 
 static void cell_text(const severity_row *r, int m, char *buf, size_t len) {
-    if (isnan(r->mean[m])) snprintf(buf, len, "n/a");
-    else if (r->n_seeds >= 2) snprintf(buf, len, "%.3f [%.3f, %.3f]", r->mean[m], r->min[m], r->max[m]);
-    else snprintf(buf, len, "%.3f", r->mean[m]);
+    if (isnan(r->mean[m]))
+        snprintf(buf, len, "n/a");
+    else if (r->n_seeds >= 2)
+        snprintf(buf, len, "%.3f [%.3f, %.3f]", r->mean[m], r->min[m], r->max[m]);
+    else
+        snprintf(buf, len, "%.3f", r->mean[m]);
 }
 
 int severity_tables(const severity_table *t, int markdown, char **out) {
     if (!t || !out) return SEVERITY_ERR_ARG;
     *out = NULL;
     enum { NCOL = 4 + SEVERITY_N_METRICS };
-    static const char *const head[NCOL] = {"series",     "OOD kind",    "severity",   "seeds",      "accuracy",
-                                           "ECE greedy", "ECE expected", "OCG greedy", "OCG expected", "Brier greedy",
-                                           "Brier expected", "SPR greedy", "SPR expected", "AUROC greedy",
-                                           "AUROC expected", "format failures"};
+    static const char *const head[NCOL] = {
+        "series",       "OOD kind",     "severity",       "seeds",
+        "accuracy",     "ECE greedy",   "ECE expected",   "OCG greedy",
+        "OCG expected", "Brier greedy", "Brier expected", "SPR greedy",
+        "SPR expected", "AUROC greedy", "AUROC expected", "format failures"};
     size_t w[NCOL];
-    for (int c = 0; c < NCOL; c++) w[c] = strlen(head[c]);
+    for (int c = 0; c < NCOL; c++)
+        w[c] = strlen(head[c]);
     char cellbuf[NCOL][128];
     /* two passes: widths, then text */
     strbuf b = {0};
@@ -554,12 +600,15 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
         if (pass == 1) {
             if (markdown) {
                 strbuf_printf(&b, "|");
-                for (int c = 0; c < NCOL; c++) strbuf_printf(&b, " %s |", head[c]);
+                for (int c = 0; c < NCOL; c++)
+                    strbuf_printf(&b, " %s |", head[c]);
                 strbuf_printf(&b, "\n|");
-                for (int c = 0; c < NCOL; c++) strbuf_printf(&b, "%s|", c >= 2 ? "---:" : "---");
+                for (int c = 0; c < NCOL; c++)
+                    strbuf_printf(&b, "%s|", c >= 2 ? "---:" : "---");
                 strbuf_printf(&b, "\n");
             } else {
-                for (int c = 0; c + 1 < NCOL; c++) strbuf_printf(&b, "%-*s  ", (int)w[c], head[c]);
+                for (int c = 0; c + 1 < NCOL; c++)
+                    strbuf_printf(&b, "%-*s  ", (int)w[c], head[c]);
                 strbuf_printf(&b, "%s\n", head[NCOL - 1]);
             }
         }
@@ -570,17 +619,20 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
             snprintf(cellbuf[1], sizeof cellbuf[1], "%s", r->severity ? r->kind : "(test)");
             snprintf(cellbuf[2], sizeof cellbuf[2], "%d", r->severity);
             snprintf(cellbuf[3], sizeof cellbuf[3], "%d", r->n_seeds);
-            for (int m = 0; m < SEVERITY_N_METRICS; m++) cell_text(r, m, cellbuf[4 + m], sizeof cellbuf[4 + m]);
+            for (int m = 0; m < SEVERITY_N_METRICS; m++)
+                cell_text(r, m, cellbuf[4 + m], sizeof cellbuf[4 + m]);
             /* severity 0 repeats under every kind: show it once */
             int dup = 0;
             for (size_t q = 0; q < i && r->severity == 0; q++)
-                dup |= t->rows[q].severity == 0 && !strcmp(t->rows[q].domain, "mean") && t->rows[q].series == r->series;
+                dup |= t->rows[q].severity == 0 && !strcmp(t->rows[q].domain, "mean") &&
+                       t->rows[q].series == r->series;
             if (dup) continue;
             for (int c = 0; c < NCOL; c++) {
                 if (pass == 0) {
                     if (strlen(cellbuf[c]) > w[c]) w[c] = strlen(cellbuf[c]);
                 } else if (markdown) {
-                    strbuf_printf(&b, "%s %s %s", c ? "" : "|", cellbuf[c], c + 1 < NCOL ? "|" : "|\n");
+                    strbuf_printf(&b, "%s %s %s", c ? "" : "|", cellbuf[c],
+                                  c + 1 < NCOL ? "|" : "|\n");
                 } else if (c + 1 < NCOL) {
                     strbuf_printf(&b, "%-*s  ", (int)w[c], cellbuf[c]);
                 } else {
@@ -593,20 +645,27 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
      * more than METRICS_FORMAT_FAIL_FLAG of the answers have none. */
     for (size_t i = 0; i < t->n_rows; i++) {
         const severity_row *r = &t->rows[i];
-        if (strcmp(r->domain, "mean") || !(r->mean[SEV_FORMAT_FAIL] > METRICS_FORMAT_FAIL_FLAG)) continue;
+        if (strcmp(r->domain, "mean") || !(r->mean[SEV_FORMAT_FAIL] > METRICS_FORMAT_FAIL_FLAG))
+            continue;
         int dup = 0; /* severity 0 repeats under every kind */
         for (size_t q = 0; q < i && r->severity == 0; q++)
-            dup |= t->rows[q].severity == 0 && !strcmp(t->rows[q].domain, "mean") && t->rows[q].series == r->series;
+            dup |= t->rows[q].severity == 0 && !strcmp(t->rows[q].domain, "mean") &&
+                   t->rows[q].series == r->series;
         if (dup) continue;
-        strbuf_printf(&b, "%swarning: %s, %s severity %d: format failures %.3f (above %.2f): a completion without a "
-                          "confidence reads 0, so calibration there looks better than it is\n",
-                      markdown ? "\n" : "", r->series, r->severity ? r->kind : "test", r->severity, r->mean[SEV_FORMAT_FAIL],
-                      METRICS_FORMAT_FAIL_FLAG);
+        strbuf_printf(&b,
+                      "%swarning: %s, %s severity %d: format failures %.3f (above %.2f): a "
+                      "completion without a "
+                      "confidence reads 0, so calibration there looks better than it is\n",
+                      markdown ? "\n" : "", r->series, r->severity ? r->kind : "test", r->severity,
+                      r->mean[SEV_FORMAT_FAIL], METRICS_FORMAT_FAIL_FLAG);
     }
     if (t->n_greedy_only)
-        strbuf_printf(&b, "%snote: %d of %d cells have no expected readout (merged from results files of format_version 1, "
-                          "or a summary of format_version 1): their expected values are n/a and the expected columns "
-                          "average the other cells only\n",
+        strbuf_printf(&b,
+                      "%snote: %d of %d cells have no expected readout (merged from results files "
+                      "of format_version 1, "
+                      "or a summary of format_version 1): their expected values are n/a and the "
+                      "expected columns "
+                      "average the other cells only\n",
                       markdown ? "\n" : "", t->n_greedy_only, t->n_cells);
     if (b.oom) {
         free(b.p);
@@ -618,7 +677,9 @@ int severity_tables(const severity_table *t, int markdown, char **out) {
 
 static int write_csv(const severity_table *t, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "w");
-    if (!f) return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s; check the --out folder", path, strerror(errno));
+    if (!f)
+        return rutil_set_err(err, errlen, SEVERITY_ERR_IO,
+                             "%s: cannot write: %s; check the --out folder", path, strerror(errno));
     fputs("series,method,kind,severity,domain,n_seeds", f);
     for (int m = 0; m < SEVERITY_N_METRICS; m++) {
         const char *n = severity_metric_names[m];
@@ -638,12 +699,15 @@ static int write_csv(const severity_table *t, const char *path, char *err, size_
         fputc('\n', f);
     }
     int bad = ferror(f);
-    if (fclose(f) || bad) return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
+    if (fclose(f) || bad)
+        return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path,
+                             strerror(errno));
     return SEVERITY_OK;
 }
 
 /* One figure: metric m against severity on kind k, one series per sweep series. */
-static int figure(const severity_table *t, const char *dir, int k, int m, strbuf *md, char *err, size_t errlen) {
+static int figure(const severity_table *t, const char *dir, int k, int m, strbuf *md, char *err,
+                  size_t errlen) {
     const int nser = t->series.n, nx = SEV_POINTS;
     plot_series *ser = calloc((size_t)nser, sizeof *ser);
     double *buf = calloc((size_t)nser * (size_t)nx * 4, sizeof *buf);
@@ -658,7 +722,8 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
         int banded = 0;
         for (size_t i = 0; i < t->n_rows; i++) {
             const severity_row *r = &t->rows[i];
-            if (r->series != t->series.v[s] || r->kind != t->kinds.v[k] || strcmp(r->domain, "mean") || n == (size_t)nx)
+            if (r->series != t->series.v[s] || r->kind != t->kinds.v[k] ||
+                strcmp(r->domain, "mean") || n == (size_t)nx)
                 continue;
             x[n] = r->severity, y[n] = r->mean[m];
             lo[n] = r->n_seeds >= 2 ? r->min[m] : NAN;
@@ -668,11 +733,17 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
             if (isfinite(y[n]) && y[n] > top) top = y[n];
             n++;
         }
-        ser[s] = (plot_series){.name = t->series.v[s], .x = x, .y = y, .lo = banded ? lo : NULL,
-                               .hi = banded ? hi : NULL, .n = n, .color = s % PLOT_NCOLORS + 1};
+        ser[s] = (plot_series){.name = t->series.v[s],
+                               .x = x,
+                               .y = y,
+                               .lo = banded ? lo : NULL,
+                               .hi = banded ? hi : NULL,
+                               .n = n,
+                               .color = s % PLOT_NCOLORS + 1};
     }
     char title[400], stem[300], ylabel[128];
-    snprintf(title, sizeof title, "%s against OOD severity (%s; 0 = in-distribution test)", metric_titles[m], t->kinds.v[k]);
+    snprintf(title, sizeof title, "%s against OOD severity (%s; 0 = in-distribution test)",
+             metric_titles[m], t->kinds.v[k]);
     snprintf(ylabel, sizeof ylabel, "%s (mean over seeds, band min-max)", metric_titles[m]);
     snprintf(stem, sizeof stem, "severity_%s_%s", t->kinds.v[k], severity_metric_names[m]);
     plot_figure fig = plot_figure_default();
@@ -680,7 +751,7 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
     fig.xlabel = "OOD severity";
     fig.ylabel = ylabel;
     fig.band_note = "bands: min-max over seeds";
-    if (m == 0) fig.ymin = 0, fig.ymax = 1;                                     /* accuracy */
+    if (m == 0) fig.ymin = 0, fig.ymax = 1;                                        /* accuracy */
     if (m == 1 || m == 2) fig.ymin = 0, fig.ymax = fmin(1.0, ceil(top * 10) / 10); /* ECE */
     int rc = SEVERITY_OK;
     static const char *const ext[] = {"png", "svg"};
@@ -691,27 +762,38 @@ static int figure(const severity_table *t, const char *dir, int k, int m, strbuf
         if (plot_severity_curves(&fig, ser, (size_t)nser) != PLOT_OK)
             rc = rutil_set_err(err, errlen, SEVERITY_ERR_PLOT, "%s", plot_errmsg());
     }
-    if (!rc) strbuf_printf(md, "![%s against severity, %s](%s.png)\n", metric_titles[m], t->kinds.v[k], stem);
+    if (!rc)
+        strbuf_printf(md, "![%s against severity, %s](%s.png)\n", metric_titles[m], t->kinds.v[k],
+                      stem);
     free(ser), free(buf);
     return rc;
 }
 
-int severity_write(const severity_table *t, const char *dir, int figures, char *err, size_t errlen) {
-    if (!t || !dir || !*dir) return rutil_set_err(err, errlen, SEVERITY_ERR_ARG, "severity_write: no table or output folder");
+int severity_write(const severity_table *t, const char *dir, int figures, char *err,
+                   size_t errlen) {
+    if (!t || !dir || !*dir)
+        return rutil_set_err(err, errlen, SEVERITY_ERR_ARG,
+                             "severity_write: no table or output folder");
     if (file_mkdir_p(dir))
-        return rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot create the output folder: %s", dir, strerror(errno));
+        return rutil_set_err(err, errlen, SEVERITY_ERR_IO,
+                             "%s: cannot create the output folder: %s", dir, strerror(errno));
     char path[2400];
     snprintf(path, sizeof path, "%s/severity.csv", dir);
     int rc = write_csv(t, path, err, errlen);
     if (rc) return rc;
     strbuf md = {0};
-    strbuf_printf(&md, "# OOD severity\n\nWritten by `caopd analyze` from a sweep summary (%d cells, %d series). Each "
-                   "value is a cell's model after its last stage, averaged over the evaluation domains; cells of "
-                   "one seed are averaged first, then the mean over seeds is shown with [min, max] over seeds. "
-                   "Severity 0 is the in-distribution test split. Every (series, kind, severity, domain) with "
-                   "the sample standard deviation as well: [severity.csv](severity.csv). Definitions: "
-                   "docs/sweep.md.\n\n",
-              t->n_cells, t->series.n);
+    strbuf_printf(
+        &md,
+        "# OOD severity\n\nWritten by `caopd analyze` from a sweep summary (%d cells, %d series). "
+        "Each "
+        "value is a cell's model after its last stage, averaged over the evaluation domains; cells "
+        "of "
+        "one seed are averaged first, then the mean over seeds is shown with [min, max] over "
+        "seeds. "
+        "Severity 0 is the in-distribution test split. Every (series, kind, severity, domain) with "
+        "the sample standard deviation as well: [severity.csv](severity.csv). Definitions: "
+        "docs/sweep.md.\n\n",
+        t->n_cells, t->series.n);
     char *tab = NULL;
     rc = severity_tables(t, 1, &tab);
     if (rc) {
@@ -721,20 +803,26 @@ int severity_write(const severity_table *t, const char *dir, int figures, char *
     strbuf_printf(&md, "%s", tab);
     free(tab);
     if (figures) {
-        strbuf_printf(&md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, `.svg`); one line per "
-                       "series, the band spans the seeds' minimum to maximum.\n\n");
+        strbuf_printf(&md, "\n## Figures\n\nEach figure is written as PNG and SVG (same name, "
+                           "`.svg`); one line per "
+                           "series, the band spans the seeds' minimum to maximum.\n\n");
         for (int k = 0; !rc && k < t->kinds.n; k++)
-            for (int m = 0; !rc && m < N_FIGURE_METRICS; m++) rc = figure(t, dir, k, m, &md, err, errlen);
+            for (int m = 0; !rc && m < N_FIGURE_METRICS; m++)
+                rc = figure(t, dir, k, m, &md, err, errlen);
     }
     if (!rc && md.oom) rc = rutil_set_err(err, errlen, SEVERITY_ERR_NOMEM, "out of memory");
     if (!rc) {
         snprintf(path, sizeof path, "%s/severity.md", dir);
         FILE *f = fopen(path, "w");
-        if (!f) rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        if (!f)
+            rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: cannot write: %s", path,
+                               strerror(errno));
         else {
             fputs(md.p, f);
             int bad = ferror(f);
-            if (fclose(f) || bad) rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path, strerror(errno));
+            if (fclose(f) || bad)
+                rc = rutil_set_err(err, errlen, SEVERITY_ERR_IO, "%s: writing failed: %s", path,
+                                   strerror(errno));
         }
     }
     free(md.p);

@@ -39,13 +39,13 @@ extern const char *const severity_metric_names[SEVERITY_N_METRICS];
 
 /* One row: a (series, kind, severity, domain) over the seeds. Strings are owned by the table. */
 typedef struct severity_row {
-    const char *series;  /* "caopd", or "caopd defaults.lr=0.001" when other axes vary */
-    const char *method;  /* the cell's stage methods joined by '+' */
-    const char *kind;    /* OOD kind ("ood_length"); severity 0 rows repeat the test split
-                            under every kind; "test" when the sweep evaluates no OOD split */
-    int severity;        /* 0 (test split) .. 3 */
-    const char *domain;  /* "mean" (over the evaluation domains) or a domain name */
-    int n_seeds;         /* distinct seeds with a value (cells of one seed are averaged first) */
+    const char *series; /* "caopd", or "caopd defaults.lr=0.001" when other axes vary */
+    const char *method; /* the cell's stage methods joined by '+' */
+    const char *kind;   /* OOD kind ("ood_length"); severity 0 rows repeat the test split
+                           under every kind; "test" when the sweep evaluates no OOD split */
+    int severity;       /* 0 (test split) .. 3 */
+    const char *domain; /* "mean" (over the evaluation domains) or a domain name */
+    int n_seeds;        /* distinct seeds with a value (cells of one seed are averaged first) */
     double mean[SEVERITY_N_METRICS]; /* over the seeds */
     double sd[SEVERITY_N_METRICS];   /* sample standard deviation (n - 1); NaN for one seed */
     double min[SEVERITY_N_METRICS], max[SEVERITY_N_METRICS];
@@ -56,7 +56,7 @@ typedef struct severity_table severity_table;
 
 /* Loads the summary file at path (format "caopd-sweep-summary", versions 1..2) into *out. A
  * version 1 summary, or a cell merged from a results file of format_version 1, has no expected
- * readout: its expected metrics are NaN (n/a) and severity_n_greedy_only counts it. Errors:
+ * readout: its expected metrics are NaN (n/a) and the tables say so. Errors:
  * SEVERITY_ERR_FILE (missing, foreign, newer, damaged: ckpt's message with the path, or a
  * summary without any cell: "merge finished cells first"), SEVERITY_ERR_NOMEM. */
 int severity_load(const char *path, severity_table **out, char *err, size_t errlen);
@@ -65,19 +65,15 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
 void severity_free(severity_table *t);
 
 /* Rows, ordered by series (first appearance), kind, severity, then domain ("mean" first). */
-size_t severity_n_rows(const severity_table *t);
-const severity_row *severity_get_row(const severity_table *t, size_t i);
 
 /* Cells read and the number of distinct series. */
 int severity_n_cells(const severity_table *t);
 /* Cells without the expected readout (a version 1 summary, or cells of version 1 results). */
-int severity_n_greedy_only(const severity_table *t);
 int severity_n_series(const severity_table *t);
 
 /* The name of series s (0 .. severity_n_series - 1), e.g. "caopd defaults.lr=0.001", and its
  * method ("caopd"); NULL when out of range. Owned by the table. */
 const char *severity_series_name(const severity_table *t, int s);
-const char *severity_series_method(const severity_table *t, int s);
 
 /* The OOD kinds of the table's curves ("ood_length", ...; "test" when the sweep evaluates no OOD
  * split), k = 0 .. severity_n_kinds - 1: the <kind> of the severity_<kind>_<metric> figures. */
@@ -91,11 +87,11 @@ typedef struct severity_cell {
     const char *results; /* the results file caopd merge read ("" when the summary lacks it) */
     int series;          /* its series, 0 .. severity_n_series - 1 */
     long long seed;
-    int n_stages;        /* T: the matrices have T + 1 rows; -1 when the cell has no test split */
+    int n_stages; /* T: the matrices have T + 1 rows; -1 when the cell has no test split */
     const char *const *stage_names; /* T + 1 names ("base", then each stage's domain); NULL when
                                        the summary does not give them */
     int n_domains;
-    const char *const *domains;     /* n_domains: the matrices' columns */
+    const char *const *domains;             /* n_domains: the matrices' columns */
     const double *test[SEVERITY_N_METRICS]; /* (T + 1) x n_domains row-major: row i = the model
                                                after stage i (0 = base), of the metric
                                                severity_metric_names[m] on the test split; NaN
@@ -108,13 +104,15 @@ typedef struct severity_cell {
 const severity_cell *severity_get_cell(const severity_table *t, int i);
 
 /* The domain-mean rows as a table: "mean [min, max]" of each metric, then a note when some
- * cells have no expected readout. markdown: 0 plain text, 1 Markdown. *out is malloc'd (caller frees). Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_NOMEM. */
+ * cells have no expected readout. markdown: 0 plain text, 1 Markdown. *out is malloc'd (caller
+ * frees). Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_NOMEM. */
 int severity_tables(const severity_table *t, int markdown, char **out);
 
 /* Writes into dir (created with its parents): severity.csv (every row), severity.md (the
  * tables and the figures' links) and, when figures is nonzero, severity_<kind>_<metric>.png
- * and .svg for accuracy, ece_greedy, ece_expected, ocg_greedy and ocg_expected. Errors: SEVERITY_ERR_ARG, SEVERITY_ERR_IO,
- * SEVERITY_ERR_NOMEM, SEVERITY_ERR_PLOT (plot's message); files written before stay. */
+ * and .svg for accuracy, ece_greedy, ece_expected, ocg_greedy and ocg_expected. Errors:
+ * SEVERITY_ERR_ARG, SEVERITY_ERR_IO, SEVERITY_ERR_NOMEM, SEVERITY_ERR_PLOT (plot's message); files
+ * written before stay. */
 int severity_write(const severity_table *t, const char *dir, int figures, char *err, size_t errlen);
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
-/* base_step: times train_step_base at the base stage's recipe size (experiments/bases/base-small.json:
- * width 64, 2 layers, 4 heads, 32 pairs of its mixture per step) with APIs that every commit since
- * the trainer has, so compare.sh can build it against two commits. Prints one JSON line:
+/* base_step: times train_step_base at the base stage's recipe size
+ * (experiments/bases/base-small.json: width 64, 2 layers, 4 heads, 32 pairs of its mixture per
+ * step) with APIs that every commit since the trainer has, so compare.sh can build it against two
+ * commits. Prints one JSON line:
  * {"base_step_s": median, "steps": n}. Usage: base_step [STEPS [THREADS]] (defaults 5, 1). */
 #include "basedata.h"
 #include "gpt.h"
@@ -38,8 +39,8 @@ int main(int argc, char **argv) {
     base_params bp = base_params_default();
     bp.p_teacher = 0.75;
     bp.p_no_note = 0.4;
-    bp.student_domains = 1u << TASK_DOMAIN_MOD | 1u << TASK_DOMAIN_COUNT_CHAR | 1u << TASK_DOMAIN_REV |
-                         1u << TASK_DOMAIN_SORT;
+    bp.student_domains = 1u << TASK_DOMAIN_MOD | 1u << TASK_DOMAIN_COUNT_CHAR |
+                         1u << TASK_DOMAIN_REV | 1u << TASK_DOMAIN_SORT;
     bp.focus = TASK_DOMAIN_MOD;
     bp.focus_share = 0.5;
     gpt_config cfg = gpt_config_default();

@@ -41,8 +41,8 @@ bench_params bench_default(void) {
     /* experiments/bases/base-small.json's mixture */
     p.base.p_teacher = 0.75;
     p.base.p_no_note = 0.4;
-    p.base.student_domains = 1u << TASK_DOMAIN_MOD | 1u << TASK_DOMAIN_COUNT_CHAR | 1u << TASK_DOMAIN_REV |
-                             1u << TASK_DOMAIN_SORT;
+    p.base.student_domains = 1u << TASK_DOMAIN_MOD | 1u << TASK_DOMAIN_COUNT_CHAR |
+                             1u << TASK_DOMAIN_REV | 1u << TASK_DOMAIN_SORT;
     p.base.focus = TASK_DOMAIN_MOD;
     p.base.focus_share = 0.5;
     return p;
@@ -344,8 +344,8 @@ static int bench_base_step(tw_ctx *ctx, const bench_params *p, double gflops, be
     tp.method = TRAIN_METHOD_SFT;
     tp.batch_prompts = p->base_batch;
     tp.lr = 3e-3;
-    if (tw_rng_new(ctx, p->seed ^ 0x626173655f62656eull, &init) || gpt_new(ctx, p->model, init, &m) ||
-        train_new(m, tp, p->seed, &t)) {
+    if (tw_rng_new(ctx, p->seed ^ 0x626173655f62656eull, &init) ||
+        gpt_new(ctx, p->model, init, &m) || train_new(m, tp, p->seed, &t)) {
         fail(ctx, err, errlen, "base step: model");
         goto done;
     }
@@ -461,8 +461,8 @@ int bench_run(bench_params p, bench_result *out, void (*progress)(const char *, 
         goto done;
     if (p.opd_steps > 0 && !p.base_only) {
         char line[128];
-        snprintf(line, sizeof line, "CaOPD step (%d prompts x K %d x %d new tokens)%s", p.opd_prompts,
-                 p.opd_k, p.opd_new, p.profile ? ", then profiled" : "");
+        snprintf(line, sizeof line, "CaOPD step (%d prompts x K %d x %d new tokens)%s",
+                 p.opd_prompts, p.opd_k, p.opd_new, p.profile ? ", then profiled" : "");
         say(progress, arg, line);
         if (bench_opd_step(ctx, &p, out->matmul_gflops_run, &out->opd, err, errlen)) goto done;
     }

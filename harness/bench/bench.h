@@ -14,16 +14,16 @@
 
 typedef struct bench_params {
     gpt_config model;
-    int train_batch;  /* sequences per training step */
-    int train_seq;    /* tokens per sequence (batch x seq = tokens per step) */
-    int train_steps;  /* measured steps (after one warm-up); the median is reported */
-    int decode_batch; /* rows decoded together */
+    int train_batch;   /* sequences per training step */
+    int train_seq;     /* tokens per sequence (batch x seq = tokens per step) */
+    int train_steps;   /* measured steps (after one warm-up); the median is reported */
+    int decode_batch;  /* rows decoded together */
     int decode_prompt; /* prompt tokens per row */
-    int decode_new;   /* new tokens per row */
-    int decode_reps;  /* measured repetitions of each decoding mode; the median is reported */
-    int matmul_n;     /* square matrix size for the reference matmul rate */
-    int threads;      /* cores to use (tw_set_num_threads: intra-op threads, BLAS 1) */
-    int blas_threads; /* 0: the tw_set_num_threads policy; >= 1: override BLAS threads */
+    int decode_new;    /* new tokens per row */
+    int decode_reps;   /* measured repetitions of each decoding mode; the median is reported */
+    int matmul_n;      /* square matrix size for the reference matmul rate */
+    int threads;       /* cores to use (tw_set_num_threads: intra-op threads, BLAS 1) */
+    int blas_threads;  /* 0: the tw_set_num_threads policy; >= 1: override BLAS threads */
     uint64_t seed;
     /* The CaOPD step: train_step_opd of a trainer (train_params_default: method caopd,
      * teacher mode demo, temperature 1, forward KL, skip 3, clip 1, AdamW, EMA 0.01) on a
@@ -37,10 +37,10 @@ typedef struct bench_params {
     int opd_only;           /* 1: measure only the matmul rates and the CaOPD step */
     /* The base-stage step: train_step_base of a trainer (train_params_default, lr 3e-3) on a
      * fresh model of `model`, base_batch pairs per step from base_gen(base, seed). */
-    int base_steps;         /* measured steps after one warm-up (0: not measured) */
-    int base_batch;         /* pairs per step (32) */
-    base_params base;       /* the mixture (experiments/bases/base-small.json's) */
-    int base_only;          /* 1: measure only the matmul rates and the base-stage step */
+    int base_steps;   /* measured steps after one warm-up (0: not measured) */
+    int base_batch;   /* pairs per step (32) */
+    base_params base; /* the mixture (experiments/bases/base-small.json's) */
+    int base_only;    /* 1: measure only the matmul rates and the base-stage step */
     /* 1: after the timed steps, run as many again with the tw profile on (tw_prof_enable) and
      * report where their time went (bench_profile); the timed steps are never profiled. */
     int profile;
@@ -73,7 +73,7 @@ typedef struct bench_profile {
  * rates compare directly (tests/reference/bench_caopd_step.py). Times are medians over the
  * measured steps; every rate is a count divided by the median time of its part. */
 typedef struct bench_opd {
-    int measured;                  /* 0 when opd_steps is 0 (the rest is then 0) */
+    int measured; /* 0 when opd_steps is 0 (the rest is then 0) */
     int prompts, k, max_new, steps;
     int64_t prompt_tokens;         /* student prompt tokens, BOS included, once per prompt */
     int64_t teacher_prompt_tokens; /* teacher context tokens, BOS included, once per context
@@ -85,44 +85,45 @@ typedef struct bench_opd {
                                       EOS per row); mean over the measured steps, rounded */
     int64_t teacher_tokens;        /* teacher_prompt_tokens + train_tokens */
     int64_t student_tokens;        /* prompt_tokens + train_tokens */
-    double step_s;    /* median wall seconds of train_step_opd (sample .. EMA) */
-    double rollout_s; /* median seconds of sampling (prefill + decoding, no grad) */
-    double teacher_s; /* median seconds of the teacher's forward pass (no grad) */
-    double train_s;   /* median seconds of the student's forward, loss and backward */
-    double other_s;   /* median of step - rollout - teacher - train: verification,
-                         replacement, batch building, logged entropies, clip, AdamW, EMA */
-    double rollout_tok_s; /* new_tokens / rollout_s */
-    double teacher_tok_s; /* teacher_tokens / teacher_s */
-    double train_tok_s;   /* student_tokens / train_s */
-    double step_tok_s;    /* (new_tokens + train_tokens) / step_s (the train_log's tok_s) */
-    bench_profile prof;   /* under bench_params.profile */
+    double step_s;                 /* median wall seconds of train_step_opd (sample .. EMA) */
+    double rollout_s;              /* median seconds of sampling (prefill + decoding, no grad) */
+    double teacher_s;              /* median seconds of the teacher's forward pass (no grad) */
+    double train_s;                /* median seconds of the student's forward, loss and backward */
+    double other_s;                /* median of step - rollout - teacher - train: verification,
+                                      replacement, batch building, logged entropies, clip, AdamW, EMA */
+    double rollout_tok_s;          /* new_tokens / rollout_s */
+    double teacher_tok_s;          /* teacher_tokens / teacher_s */
+    double train_tok_s;            /* student_tokens / train_s */
+    double step_tok_s;  /* (new_tokens + train_tokens) / step_s (the train_log's tok_s) */
+    bench_profile prof; /* under bench_params.profile */
 } bench_opd;
 
 /* One base-stage step, measured (train_step_base). */
 typedef struct bench_base {
-    int measured;          /* 0 when not measured */
+    int measured; /* 0 when not measured */
     int batch, steps;
-    int64_t prompt_tokens; /* prompt tokens (BOS included) of a step, mean over the measured steps */
-    int64_t train_tokens;  /* target tokens (+ EOS) of a step, mean */
-    double step_s;         /* median wall seconds of train_step_base */
-    double tok_s;          /* (prompt_tokens + train_tokens) / step_s */
-    bench_profile prof;    /* under bench_params.profile */
+    int64_t
+        prompt_tokens;    /* prompt tokens (BOS included) of a step, mean over the measured steps */
+    int64_t train_tokens; /* target tokens (+ EOS) of a step, mean */
+    double step_s;        /* median wall seconds of train_step_base */
+    double tok_s;         /* (prompt_tokens + train_tokens) / step_s */
+    bench_profile prof;   /* under bench_params.profile */
 } bench_base;
 
 typedef struct bench_result {
-    double matmul_gflops;    /* float32 n x n x n matmul through libtorch on `threads` BLAS
-                                threads (the machine's rate), median */
+    double matmul_gflops;     /* float32 n x n x n matmul through libtorch on `threads` BLAS
+                                 threads (the machine's rate), median */
     double matmul_gflops_run; /* the same under the thread setting of the runs below */
-    int train_measured;      /* 0 under opd_only: the train_* and decode fields are 0 */
-    double train_step_s;     /* median wall time of forward + backward + clip + AdamW */
-    double train_tok_s;      /* tokens per step / train_step_s */
-    double train_gflops;     /* 3 x forward matmul FLOPs per step / train_step_s */
+    int train_measured;       /* 0 under opd_only: the train_* and decode fields are 0 */
+    double train_step_s;      /* median wall time of forward + backward + clip + AdamW */
+    double train_tok_s;       /* tokens per step / train_step_s */
+    double train_gflops;      /* 3 x forward matmul FLOPs per step / train_step_s */
     double train_flops_per_step;
-    double decode_tok_s;     /* new tokens / s with the KV cache */
-    double recompute_tok_s;  /* new tokens / s recomputing the whole sequence each step */
+    double decode_tok_s;    /* new tokens / s with the KV cache */
+    double recompute_tok_s; /* new tokens / s recomputing the whole sequence each step */
     int64_t params;
-    bench_opd opd;           /* the CaOPD step */
-    bench_base base;         /* the base-stage step */
+    bench_opd opd;   /* the CaOPD step */
+    bench_base base; /* the base-stage step */
 } bench_result;
 
 /* Progress lines go to `progress` when not NULL (stage names, one per line). Errors: a status

@@ -19,19 +19,22 @@
 #include "harness/run/sweep.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: caopd analyze RUN [RUN...] [--out DIR] [--no-figures]\n"
-                    "       caopd analyze SWEEP_DIR|SUMMARY.h5 [--out DIR] [--no-figures]\n"
-                    "  RUN           a run directory (its results.h5 is read) or a results.h5 file; a run still\n"
-                    "                going shows the stages written so far; several runs go side by side\n"
-                    "  SWEEP_DIR     a sweep directory of caopd sweep: its finished cells are merged into\n"
-                    "                SWEEP_DIR/summary.h5, then analysed against OOD severity and along\n"
-                    "                the stage sequence (retention, CL tables, reliability) per series\n"
-                    "  SUMMARY.h5    a summary file of caopd merge, analysed the same way\n"
-                    "  --out DIR     where the CSVs, summary.json, figures and report.md (for a sweep:\n"
-                    "                report.md, severity.*, retention.csv, cl.csv, reliability.csv, figures) go\n"
-                    "                [RUN/analysis or SWEEP_DIR/analysis; required with several runs]\n"
-                    "  --no-figures  skip the PNG/SVG figures\n"
-                    "Outputs and columns: docs/analysis.md, docs/sweep.md.\n");
+    fprintf(stderr,
+            "usage: caopd analyze RUN [RUN...] [--out DIR] [--no-figures]\n"
+            "       caopd analyze SWEEP_DIR|SUMMARY.h5 [--out DIR] [--no-figures]\n"
+            "  RUN           a run directory (its results.h5 is read) or a results.h5 file; a run "
+            "still\n"
+            "                going shows the stages written so far; several runs go side by side\n"
+            "  SWEEP_DIR     a sweep directory of caopd sweep: its finished cells are merged into\n"
+            "                SWEEP_DIR/summary.h5, then analysed against OOD severity and along\n"
+            "                the stage sequence (retention, CL tables, reliability) per series\n"
+            "  SUMMARY.h5    a summary file of caopd merge, analysed the same way\n"
+            "  --out DIR     where the CSVs, summary.json, figures and report.md (for a sweep:\n"
+            "                report.md, severity.*, retention.csv, cl.csv, reliability.csv, "
+            "figures) go\n"
+            "                [RUN/analysis or SWEEP_DIR/analysis; required with several runs]\n"
+            "  --no-figures  skip the PNG/SVG figures\n"
+            "Outputs and columns: docs/analysis.md, docs/sweep.md.\n");
     return 2;
 }
 
@@ -74,16 +77,20 @@ static int analyze_sweep(const char *path, int sweep_dir, const char *out, int f
             return 1;
         }
         if (mi.skipped)
-            fprintf(stderr, "caopd analyze: warning: %d of %d cells are not finished and are left out:\n%s",
+            fprintf(stderr,
+                    "caopd analyze: warning: %d of %d cells are not finished and are left out:\n%s",
                     mi.n_cells - mi.n_merged, mi.n_cells, mi.skipped);
-        fprintf(stderr, "caopd analyze: merged %d of %d cells into %s\n", mi.n_merged, mi.n_cells, summary);
+        fprintf(stderr, "caopd analyze: merged %d of %d cells into %s\n", mi.n_merged, mi.n_cells,
+                summary);
         free(mi.skipped);
         snprintf(dir, sizeof dir, "%s/analysis", path);
     } else {
         snprintf(summary, sizeof summary, "%s", path);
         const char *slash = strrchr(path, '/');
-        if (slash) snprintf(dir, sizeof dir, "%.*s/analysis", (int)(slash - path), path);
-        else snprintf(dir, sizeof dir, "analysis");
+        if (slash)
+            snprintf(dir, sizeof dir, "%.*s/analysis", (int)(slash - path), path);
+        else
+            snprintf(dir, sizeof dir, "analysis");
     }
     if (out) snprintf(dir, sizeof dir, "%s", out);
     severity_table *t = NULL;
@@ -97,7 +104,8 @@ static int analyze_sweep(const char *path, int sweep_dir, const char *out, int f
         fprintf(stderr, "caopd analyze: out of memory\n");
         rc = 1;
     } else {
-        printf("OOD severity: %d cells, %d series; mean over seeds [min, max]; severity 0 = in-distribution test\n%s",
+        printf("OOD severity: %d cells, %d series; mean over seeds [min, max]; severity 0 = "
+               "in-distribution test\n%s",
                severity_n_cells(t), severity_n_series(t), text);
         fflush(stdout);
         if (severity_write(t, dir, figures, err, sizeof err)) {
@@ -118,7 +126,8 @@ static int analyze_sweep(const char *path, int sweep_dir, const char *out, int f
             fprintf(stderr, "caopd analyze: out of memory\n");
             rc = 1;
         } else {
-            printf("\nAlong the stages (test split; mean over seeds; tables, curves and reliability in report.md):\n%s",
+            printf("\nAlong the stages (test split; mean over seeds; tables, curves and "
+                   "reliability in report.md):\n%s",
                    text);
             fflush(stdout);
         }
@@ -128,8 +137,11 @@ static int analyze_sweep(const char *path, int sweep_dir, const char *out, int f
         rc = 1;
     }
     if (!rc)
-        fprintf(stderr, "caopd analyze: wrote %s/report.md, severity.md, severity.csv, retention.csv, cl.csv, "
-                        "reliability.csv%s\n", dir, figures ? " and the figures" : "");
+        fprintf(
+            stderr,
+            "caopd analyze: wrote %s/report.md, severity.md, severity.csv, retention.csv, cl.csv, "
+            "reliability.csv%s\n",
+            dir, figures ? " and the figures" : "");
     free(text);
     retention_free(ra);
     severity_free(t);
@@ -147,8 +159,10 @@ int cli_analyze(int argc, char **argv) {
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(a, "--no-figures")) o.figures = 0;
+        if (!strcmp(a, "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(a, "--no-figures"))
+            o.figures = 0;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             free(runs);
             usage();
@@ -157,17 +171,20 @@ int cli_analyze(int argc, char **argv) {
             fprintf(stderr, "caopd analyze: unexpected argument '%s'\n", a);
             free(runs);
             return usage();
-        } else runs[n++] = a;
+        } else
+            runs[n++] = a;
     }
     if (n == 0) {
         free(runs);
         return usage();
     }
     int sweeps = 0;
-    for (int i = 0; i < n; i++) sweeps += is_sweep_dir(runs[i]) || is_summary(runs[i]);
+    for (int i = 0; i < n; i++)
+        sweeps += is_sweep_dir(runs[i]) || is_summary(runs[i]);
     if (sweeps) {
         if (n > 1) {
-            fprintf(stderr, "caopd analyze: give one sweep directory or summary file at a time (to analyse several "
+            fprintf(stderr, "caopd analyze: give one sweep directory or summary file at a time (to "
+                            "analyse several "
                             "sweeps together, caopd merge them into one summary first)\n");
             free(runs);
             return 2;
@@ -177,7 +194,10 @@ int cli_analyze(int argc, char **argv) {
         return rc;
     }
     if (n > 1 && !out) {
-        fprintf(stderr, "caopd analyze: %d runs side by side need --out DIR (where the joint analysis goes)\n", n);
+        fprintf(
+            stderr,
+            "caopd analyze: %d runs side by side need --out DIR (where the joint analysis goes)\n",
+            n);
         free(runs);
         return 2;
     }
@@ -206,8 +226,10 @@ int cli_analyze(int argc, char **argv) {
             fprintf(stderr, "caopd analyze: %s\n", report_errmsg(s));
             rc = 1;
         } else {
-            fprintf(stderr, "caopd analyze: wrote %s/report.md, metrics.csv, eval_results.csv, summary.json%s\n", dir,
-                    o.figures ? " and the figures" : "");
+            fprintf(stderr,
+                    "caopd analyze: wrote %s/report.md, metrics.csv, eval_results.csv, "
+                    "summary.json%s\n",
+                    dir, o.figures ? " and the figures" : "");
         }
     }
     free(text);

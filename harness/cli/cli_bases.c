@@ -14,15 +14,18 @@
 #define DEFAULT_DIR "experiments/bases"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: caopd bases [FILE.h5|DIR ...] [--measure] [-n N] [--threads T] [--samples OUT.csv]\n"
-               "       caopd bases pack CHECKPOINT.h5 OUT.h5 --name NAME --commit SHA [-n N] [--threads T]\n"
-               "\n"
-               "Lists shipped base models (default: every .h5 in " DEFAULT_DIR "/) with the figures\n"
-               "recorded in them; --measure measures them again on N held-out questions per domain\n"
-               "[200]; --samples (implies --measure) writes every question of the measurement with\n"
-               "its three completions to OUT.csv. pack: the checkpoint.h5 of a base-only caopd run\n"
-               "becomes a shipped base: the figures are measured and recorded with its name, the\n"
-               "commit that made it and the run's thread count (docs/bases.md).\n");
+    fprintf(f,
+            "usage: caopd bases [FILE.h5|DIR ...] [--measure] [-n N] [--threads T] [--samples "
+            "OUT.csv]\n"
+            "       caopd bases pack CHECKPOINT.h5 OUT.h5 --name NAME --commit SHA [-n N] "
+            "[--threads T]\n"
+            "\n"
+            "Lists shipped base models (default: every .h5 in " DEFAULT_DIR "/) with the figures\n"
+            "recorded in them; --measure measures them again on N held-out questions per domain\n"
+            "[200]; --samples (implies --measure) writes every question of the measurement with\n"
+            "its three completions to OUT.csv. pack: the checkpoint.h5 of a base-only caopd run\n"
+            "becomes a shipped base: the figures are measured and recorded with its name, the\n"
+            "commit that made it and the run's thread count (docs/bases.md).\n");
 }
 
 /* The options both forms take: -n N and --threads T. Returns 1 when argv[*i] was one of them
@@ -37,11 +40,12 @@ static int common_option(int argc, char **argv, int *i, int *n, int *threads) {
 }
 
 static void print_figures(const bases_figures *f) {
-    printf("  %-6s %5s %6s %6s %6s %6s %6s %6s\n", "domain", "n", "demo", "note=", "acc", "conf", "=1.00",
-           "fmt_f");
+    printf("  %-6s %5s %6s %6s %6s %6s %6s %6s\n", "domain", "n", "demo", "note=", "acc", "conf",
+           "=1.00", "fmt_f");
     for (int d = 0; d < TASK_N_DOMAINS; d++)
-        printf("  %-6s %5d %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n", task_domain_name((task_domain)d), f[d].n,
-               f[d].demo_acc, f[d].note_exact, f[d].acc, f[d].mean_conf, f[d].conf_one, f[d].format_fail);
+        printf("  %-6s %5d %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n", task_domain_name((task_domain)d),
+               f[d].n, f[d].demo_acc, f[d].note_exact, f[d].acc, f[d].mean_conf, f[d].conf_one,
+               f[d].format_fail);
 }
 
 static void print_mask(unsigned mask) {
@@ -56,7 +60,8 @@ static void print_verdict(const bases_figures *f, unsigned skill) {
     printf(" (a) follows context (demo and note >= 0.95 on every domain): %s", v.a ? "yes" : "NO");
     if (v.a_demo_fail) printf("; demo below on "), print_mask(v.a_demo_fail);
     if (v.a_note_fail) printf("; note below on "), print_mask(v.a_note_fail);
-    printf("\n (b) partly solves >= 4 skill domains (acc 0.25-0.60): %s, %d", v.b ? "yes" : "NO", v.b_in_band);
+    printf("\n (b) partly solves >= 4 skill domains (acc 0.25-0.60): %s, %d", v.b ? "yes" : "NO",
+           v.b_in_band);
     if (v.b_out) printf("; outside: "), print_mask(v.b_out);
     printf(" (skill domains: ");
     print_mask(skill);
@@ -67,8 +72,10 @@ static void print_verdict(const bases_figures *f, unsigned skill) {
 
 /* The per-question CSV of --samples (docs/bases.md): one row per base, domain and question. */
 static void samples_header(FILE *f) {
-    fprintf(f, "base,domain,question,answer,demo_completion,demo_correct,note,note_completion,note_exact,"
-               "note_correct,completion,correct,confidence,format_failure\n");
+    fprintf(
+        f,
+        "base,domain,question,answer,demo_completion,demo_correct,note,note_completion,note_exact,"
+        "note_correct,completion,correct,confidence,format_failure\n");
 }
 
 static void samples_rows(FILE *f, const char *path, task_domain d, const bases_sample *s, int n) {
@@ -98,10 +105,11 @@ static int show(tw_ctx *ctx, const char *path, int measure, int n, FILE *samples
         fprintf(stderr, "caopd bases: %s\n", err);
         return 1;
     }
-    printf("%s: %s, width %d, %d layers, %d heads, %lld params, %lld steps, commit %s, %d thread%s\n", path,
-           info.name[0] ? info.name : "(unpacked checkpoint)", info.cfg.n_embd, info.cfg.n_layer, info.cfg.n_head,
-           (long long)gpt_config_param_count(info.cfg), (long long)info.step, info.commit[0] ? info.commit : "?",
-           info.threads, info.threads == 1 ? "" : "s");
+    printf(
+        "%s: %s, width %d, %d layers, %d heads, %lld params, %lld steps, commit %s, %d thread%s\n",
+        path, info.name[0] ? info.name : "(unpacked checkpoint)", info.cfg.n_embd, info.cfg.n_layer,
+        info.cfg.n_head, (long long)gpt_config_param_count(info.cfg), (long long)info.step,
+        info.commit[0] ? info.commit : "?", info.threads, info.threads == 1 ? "" : "s");
     int rc = 0;
     if (measure) {
         bases_figures f[TASK_N_DOMAINS];
@@ -111,8 +119,10 @@ static int show(tw_ctx *ctx, const char *path, int measure, int n, FILE *samples
             rc = 1;
         }
         for (int d = 0; !rc && d < TASK_N_DOMAINS; d++) {
-            fprintf(stderr, "caopd bases: measuring %s on %d questions ...\n", task_domain_name((task_domain)d), n);
-            if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &f[d], samples) != TW_OK) {
+            fprintf(stderr, "caopd bases: measuring %s on %d questions ...\n",
+                    task_domain_name((task_domain)d), n);
+            if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &f[d],
+                              samples) != TW_OK) {
                 fprintf(stderr, "caopd bases: %s: %s\n", path, tw_errmsg(ctx));
                 rc = 1;
             } else if (samples) {
@@ -121,13 +131,15 @@ static int show(tw_ctx *ctx, const char *path, int measure, int n, FILE *samples
         }
         free(samples);
         if (!rc) {
-            printf(" measured now (demo: answer right given a demo; note=: states the note's value; acc, conf,\n"
+            printf(" measured now (demo: answer right given a demo; note=: states the note's "
+                   "value; acc, conf,\n"
                    " =1.00, fmt_f: no demo, greedy):\n");
             print_figures(f);
             print_verdict(f, info.skill_domains);
         }
     } else if (info.has_figures) {
-        printf(" recorded (demo: answer right given a demo; note=: states the note's value; acc, conf, =1.00,\n"
+        printf(" recorded (demo: answer right given a demo; note=: states the note's value; acc, "
+               "conf, =1.00,\n"
                " fmt_f: no demo, greedy):\n");
         print_figures(info.figures);
         print_verdict(info.figures, info.skill_domains);
@@ -145,7 +157,10 @@ static int cmp_str(const void *a, const void *b) {
 static int show_dir(tw_ctx *ctx, const char *dir, int measure, int n, FILE *samples_csv) {
     DIR *dp = opendir(dir);
     if (!dp) {
-        fprintf(stderr, "caopd bases: cannot open %s (run caopd from the repository root, or name the files)\n", dir);
+        fprintf(
+            stderr,
+            "caopd bases: cannot open %s (run caopd from the repository root, or name the files)\n",
+            dir);
         return 1;
     }
     char *names[256];
@@ -177,10 +192,14 @@ static int pack(int argc, char **argv) {
         const int c = common_option(argc, argv, &i, &n, &threads);
         if (c < 0) return 2;
         if (c) continue;
-        if (!strcmp(a, "--name") && v) name = v, i++;
-        else if (!strcmp(a, "--commit") && v) commit = v, i++;
-        else if (a[0] != '-' && !in) in = a;
-        else if (a[0] != '-' && !out) out = a;
+        if (!strcmp(a, "--name") && v)
+            name = v, i++;
+        else if (!strcmp(a, "--commit") && v)
+            commit = v, i++;
+        else if (a[0] != '-' && !in)
+            in = a;
+        else if (a[0] != '-' && !out)
+            out = a;
         else {
             fprintf(stderr, "caopd bases pack: unexpected argument '%s'\n", a);
             usage(stderr);
@@ -214,9 +233,12 @@ int cli_bases(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--measure")) measure = 1;
-        else if (!strcmp(a, "--samples") && i + 1 < argc) samples_path = argv[++i], measure = 1;
-        else if (a[0] != '-' && nfiles < 64) files[nfiles++] = a;
+        } else if (!strcmp(a, "--measure"))
+            measure = 1;
+        else if (!strcmp(a, "--samples") && i + 1 < argc)
+            samples_path = argv[++i], measure = 1;
+        else if (a[0] != '-' && nfiles < 64)
+            files[nfiles++] = a;
         else {
             fprintf(stderr, "caopd bases: unknown option '%s'\n", a);
             usage(stderr);
@@ -243,7 +265,9 @@ int cli_bases(int argc, char **argv) {
     for (int i = 0; i < nfiles; i++) {
         size_t len = strlen(files[i]);
         int is_h5 = len > 3 && !strcmp(files[i] + len - 3, ".h5");
-        if ((is_h5 ? show(ctx, files[i], measure, n, csv) : show_dir(ctx, files[i], measure, n, csv))) rc = 1;
+        if ((is_h5 ? show(ctx, files[i], measure, n, csv)
+                   : show_dir(ctx, files[i], measure, n, csv)))
+            rc = 1;
     }
     if (csv && (ferror(csv) | fclose(csv))) {
         fprintf(stderr, "caopd bases: writing %s failed (disk full?)\n", samples_path);

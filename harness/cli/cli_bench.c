@@ -78,7 +78,8 @@ static void print_profile_table(const bench_profile *pr, double unprofiled_s) {
     printf("  profile (%d steps, %.3f s/step profiled, %.3f unprofiled): ms per step (calls)\n",
            pr->steps, pr->step_s, unprofiled_s);
     printf("    %-12s", "kind");
-    for (int ph = 0; ph < TW_PROF_PHASES; ph++) printf(" %18s", phase_names[ph]);
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++)
+        printf(" %18s", phase_names[ph]);
     printf(" %18s\n", "all");
     double tot_s[TW_PROF_PHASES + 1] = {0};
     int64_t tot_c[TW_PROF_PHASES + 1] = {0};
@@ -105,12 +106,13 @@ static void print_profile_table(const bench_profile *pr, double unprofiled_s) {
         wall += pr->phase_s[ph];
     }
     printf(" %9.1f\n    %-12s", 1e3 * (wall - tot_s[TW_PROF_PHASES]), "phase wall");
-    for (int ph = 0; ph < TW_PROF_PHASES; ph++) printf(" %9.1f %8s", 1e3 * pr->phase_s[ph], "");
+    for (int ph = 0; ph < TW_PROF_PHASES; ph++)
+        printf(" %9.1f %8s", 1e3 * pr->phase_s[ph], "");
     printf(" %9.1f\n", 1e3 * wall);
     printf("    matmul FLOPs %.3g per step: flop_limit_s %.4f at the run's matmul rate; the "
            "unprofiled step is %.1fx that; %.0f ops per step\n",
-           pr->flops, pr->flop_limit_s, pr->flop_limit_s > 0 ? unprofiled_s / pr->flop_limit_s : 0.0,
-           pr->op_calls);
+           pr->flops, pr->flop_limit_s,
+           pr->flop_limit_s > 0 ? unprofiled_s / pr->flop_limit_s : 0.0, pr->op_calls);
 }
 
 /* The "base_step" object of the JSON output (bench_base; bench.h), or null. */
@@ -160,27 +162,48 @@ int cli_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--threads")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.threads), i++;
-        else if (!strcmp(a, "--blas-threads")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.blas_threads), i++;
-        else if (!strcmp(a, "--width")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_embd), i++;
-        else if (!strcmp(a, "--layers")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_layer), i++;
-        else if (!strcmp(a, "--heads")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_head), i++;
-        else if (!strcmp(a, "--vocab")) rc = cli_int("bench", a, v, 2, 1 << 30, &p.model.vocab), i++;
-        else if (!strcmp(a, "--batch")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_batch), i++;
-        else if (!strcmp(a, "--seq")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_seq), i++;
-        else if (!strcmp(a, "--steps")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_steps), i++;
-        else if (!strcmp(a, "--decode-batch")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.decode_batch), i++;
-        else if (!strcmp(a, "--decode-new")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.decode_new), i++;
-        else if (!strcmp(a, "--opd-prompts")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_prompts), i++;
-        else if (!strcmp(a, "--k")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_k), i++;
-        else if (!strcmp(a, "--opd-new")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_new), i++;
-        else if (!strcmp(a, "--opd-steps")) rc = cli_int("bench", a, v, 0, 1 << 30, &p.opd_steps), i++;
-        else if (!strcmp(a, "--opd-only")) p.opd_only = 1;
-        else if (!strcmp(a, "--base-only")) p.base_only = 1;
-        else if (!strcmp(a, "--profile")) p.profile = 1;
-        else if (!strcmp(a, "--base-batch")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.base_batch), i++;
-        else if (!strcmp(a, "--base-steps")) rc = cli_int("bench", a, v, 1, 1 << 30, &p.base_steps), i++;
+        if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--threads"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.threads), i++;
+        else if (!strcmp(a, "--blas-threads"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.blas_threads), i++;
+        else if (!strcmp(a, "--width"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_embd), i++;
+        else if (!strcmp(a, "--layers"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_layer), i++;
+        else if (!strcmp(a, "--heads"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.model.n_head), i++;
+        else if (!strcmp(a, "--vocab"))
+            rc = cli_int("bench", a, v, 2, 1 << 30, &p.model.vocab), i++;
+        else if (!strcmp(a, "--batch"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_batch), i++;
+        else if (!strcmp(a, "--seq"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_seq), i++;
+        else if (!strcmp(a, "--steps"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.train_steps), i++;
+        else if (!strcmp(a, "--decode-batch"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.decode_batch), i++;
+        else if (!strcmp(a, "--decode-new"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.decode_new), i++;
+        else if (!strcmp(a, "--opd-prompts"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_prompts), i++;
+        else if (!strcmp(a, "--k"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_k), i++;
+        else if (!strcmp(a, "--opd-new"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.opd_new), i++;
+        else if (!strcmp(a, "--opd-steps"))
+            rc = cli_int("bench", a, v, 0, 1 << 30, &p.opd_steps), i++;
+        else if (!strcmp(a, "--opd-only"))
+            p.opd_only = 1;
+        else if (!strcmp(a, "--base-only"))
+            p.base_only = 1;
+        else if (!strcmp(a, "--profile"))
+            p.profile = 1;
+        else if (!strcmp(a, "--base-batch"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.base_batch), i++;
+        else if (!strcmp(a, "--base-steps"))
+            rc = cli_int("bench", a, v, 1, 1 << 30, &p.base_steps), i++;
         else if (!strcmp(a, "--opd-domain")) {
             if (!v || task_domain_from_name(v, &p.opd_domain)) {
                 fprintf(stderr, "caopd bench: --opd-domain: %s\n",
@@ -215,8 +238,10 @@ int cli_bench(int argc, char **argv) {
         static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         if (wait_policy && strspn(wait_policy, letters) != strlen(wait_policy))
             wait_policy = "(not a word)"; /* keeps the JSON valid */
-        if (wait_policy) printf("{\"omp_wait_policy\": \"%s\", ", wait_policy);
-        else printf("{\"omp_wait_policy\": null, ");
+        if (wait_policy)
+            printf("{\"omp_wait_policy\": \"%s\", ", wait_policy);
+        else
+            printf("{\"omp_wait_policy\": null, ");
         printf("\"torch_version\": \"%s\", \"blas\": \"%s\", \"threads\": %d, "
                "\"blas_threads\": %d, "
                "\"model\": {\"vocab\": %d, \"block_size\": %d, \"n_layer\": %d, \"n_head\": %d, "
@@ -249,8 +274,8 @@ int cli_bench(int argc, char **argv) {
         print_base_json(&r);
         printf("}\n");
     } else {
-        printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(),
-               p.threads, blas_threads, tw_blas_info());
+        printf("libtorch %s, %d intra-op / %d BLAS thread(s); BLAS: %s\n", tw_version(), p.threads,
+               blas_threads, tw_blas_info());
         printf("model C=%d L=%d H=%d V=%d (%lld params)\n", p.model.n_embd, p.model.n_layer,
                p.model.n_head, p.model.vocab, (long long)r.params);
         printf("  matmul %dx%d            %8.2f GFLOP/s on %d BLAS threads, %.2f with the run's "
@@ -276,11 +301,11 @@ int cli_bench(int argc, char **argv) {
         print_profile_table(&o->prof, o->step_s);
         const bench_base *b = &r.base;
         if (b->measured)
-            printf("  base step %d pairs: %.3f s/step (%lld prompt + %lld target tokens, %.0f tok/s)\n",
+            printf("  base step %d pairs: %.3f s/step (%lld prompt + %lld target tokens, %.0f "
+                   "tok/s)\n",
                    b->batch, b->step_s, (long long)b->prompt_tokens, (long long)b->train_tokens,
                    b->tok_s);
         print_profile_table(&b->prof, b->step_s);
     }
     return 0;
 }
-

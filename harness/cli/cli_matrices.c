@@ -9,7 +9,6 @@
 #include "harness/run/results.h"
 #include "harness/run/run.h"
 
-
 /* Row labels "0 base", "1 mod", ...: each stage's name from the results file (its number alone
  * when the name cannot be read). */
 static void row_labels(const char *dir, int rows, char (*label)[40]) {
@@ -32,7 +31,8 @@ static void row_labels(const char *dir, int rows, char (*label)[40]) {
 
 /* Prints the stages x domains matrix of field f, readout q on the test split. Returns 0, 1 when
  * the run has no domain (a base-only run: a note is printed instead), -1 on a read error. */
-static int print_matrix(const char *dir, const char *who, const char *title, metrics_field f, metrics_readout q) {
+static int print_matrix(const char *dir, const char *who, const char *title, metrics_field f,
+                        metrics_readout q) {
     double *R = NULL;
     int rows = 0, nd = 0, version = 0;
     task_domain dom[TASK_N_DOMAINS];
@@ -42,19 +42,21 @@ static int print_matrix(const char *dir, const char *who, const char *title, met
         return -1;
     }
     if (nd == 0) { /* a base-only run (no domain stages) evaluates nothing */
-        printf("a base-only run (no domain stages, nothing evaluated): the trained base is %s/%s\n", dir,
-               RUN_CHECKPOINT_FILE);
+        printf("a base-only run (no domain stages, nothing evaluated): the trained base is %s/%s\n",
+               dir, RUN_CHECKPOINT_FILE);
         free(R);
         return 1;
     }
     if (q == METRICS_READOUT_EXPECTED && version < 2) {
-        printf("%s: none (the results file has format_version %d, written before the expected readout)\n", title,
-               version);
+        printf("%s: none (the results file has format_version %d, written before the expected "
+               "readout)\n",
+               title, version);
         free(R);
         return 0;
     }
     printf("%s (rows: model after stage; columns: domain, test split)\n%-12s", title, "stage");
-    for (int j = 0; j < nd; j++) printf(" %7s", task_domain_name(dom[j]));
+    for (int j = 0; j < nd; j++)
+        printf(" %7s", task_domain_name(dom[j]));
     printf("\n");
     char(*label)[40] = malloc(sizeof *label * (size_t)(rows > 0 ? rows : 1));
     if (!label) {
@@ -65,7 +67,8 @@ static int print_matrix(const char *dir, const char *who, const char *title, met
     row_labels(dir, rows, label);
     for (int i = 0; i < rows; i++) {
         printf("%-12s", label[i]);
-        for (int j = 0; j < nd; j++) printf(" %7.3f", R[i * nd + j]);
+        for (int j = 0; j < nd; j++)
+            printf(" %7.3f", R[i * nd + j]);
         printf("\n");
     }
     free(label);
@@ -74,7 +77,8 @@ static int print_matrix(const char *dir, const char *who, const char *title, met
 }
 
 int cli_print_run_matrices(const char *dir, const char *who) {
-    const int shown = print_matrix(dir, who, "accuracy", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY);
+    const int shown =
+        print_matrix(dir, who, "accuracy", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY);
     if (shown != 0) return shown;
     /* Calibration under both readouts (docs/metrics.md "Readouts"). */
     static const struct {
@@ -93,20 +97,24 @@ int cli_print_run_matrices(const char *dir, const char *who) {
     int rows = 0, nd = 0, version = 0, flagged = 0;
     task_domain dom[TASK_N_DOMAINS];
     char err[1024];
-    if (run_read_matrix(dir, "test", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, 0, &version, &F, &rows,
-                        dom, &nd, err, sizeof err) == 0) {
-        for (int i = 0; i < rows * nd; i++) flagged += F[i] > METRICS_FORMAT_FAIL_FLAG;
+    if (run_read_matrix(dir, "test", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, 0,
+                        &version, &F, &rows, dom, &nd, err, sizeof err) == 0) {
+        for (int i = 0; i < rows * nd; i++)
+            flagged += F[i] > METRICS_FORMAT_FAIL_FLAG;
         if (flagged) {
-            printf("WARNING: %d cell%s with more than %.0f%% format failures (no number after 'Confidence:', read as "
+            printf("WARNING: %d cell%s with more than %.0f%% format failures (no number after "
+                   "'Confidence:', read as "
                    "confidence 0): calibration there is not meaningful\n",
                    flagged, flagged == 1 ? "" : "s", 100 * METRICS_FORMAT_FAIL_FLAG);
-            if (print_matrix(dir, who, "format failures", METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY) < 0) {
+            if (print_matrix(dir, who, "format failures", METRICS_FIELD_FORMAT_FAIL_RATE,
+                             METRICS_READOUT_GREEDY) < 0) {
                 free(F);
                 return -1;
             }
         } else {
             double worst = 0;
-            for (int i = 0; i < rows * nd; i++) worst = F[i] > worst ? F[i] : worst;
+            for (int i = 0; i < rows * nd; i++)
+                worst = F[i] > worst ? F[i] : worst;
             printf("format failures: at most %.1f%% in any cell\n", 100 * worst);
         }
     }

@@ -1,5 +1,6 @@
 /* cli_matrices.h: prints a run's stages x domains matrices (accuracy; ECE and OCG under both
- * confidence readouts; test split) on stdout, for caopd run and caopd sweep. CLI code: it prints. */
+ * confidence readouts; test split) on stdout, for caopd run and caopd sweep. CLI code: it prints.
+ */
 #ifndef CAOPD_HARNESS_CLI_MATRICES_H
 #define CAOPD_HARNESS_CLI_MATRICES_H
 

@@ -44,7 +44,8 @@ extern char **environ;
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void msg(char *buf, size_t len, const char *fmt, ...) {
+static void
+msg(char *buf, size_t len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
@@ -54,10 +55,14 @@ static void msg(char *buf, size_t len, const char *fmt, ...) {
 /* ---- small helpers --------------------------------------------------------------------------- */
 
 static void fmt_dur(double s, char *buf, size_t len) {
-    if (!isfinite(s) || s < 0) snprintf(buf, len, "?");
-    else if (s >= 3600) snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else if (s >= 60) snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else snprintf(buf, len, "%ds", (int)s);
+    if (!isfinite(s) || s < 0)
+        snprintf(buf, len, "?");
+    else if (s >= 3600)
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, len, "%ds", (int)s);
 }
 
 /* Cores this process may run on (its affinity mask: what Slurm or taskset gave it). */
@@ -81,15 +86,15 @@ typedef enum job_kind { JOB_CELL = 0, JOB_BASE = 1, JOB_SHARED = 2, JOB_KINDS = 
 
 typedef struct job {
     job_kind kind;
-    int cell;              /* the cell, or the base's or shared run's index */
-    const char *name;      /* borrowed from the sweep */
-    char dir[DIR_CAP];     /* OUT/cells/<name>, OUT/bases/<name> or OUT/shared/<name> (also an
-                              alias cell's: where its results are) */
-    int alias;             /* a cell whose shared run (dep) evaluates it: no process of its own */
-    char *json;            /* the run's spec text (threads set); written to spec.json when fresh */
-    int fresh;             /* 1: start over (spec.json written, old run files removed); 0: resume */
-    int dep;               /* the job this one waits for (a base, or an alias cell's shared run), or -1 */
-    int lock;              /* an fd already holding the directory's lock (--cell: the base), or -1 */
+    int cell;          /* the cell, or the base's or shared run's index */
+    const char *name;  /* borrowed from the sweep */
+    char dir[DIR_CAP]; /* OUT/cells/<name>, OUT/bases/<name> or OUT/shared/<name> (also an
+                          alias cell's: where its results are) */
+    int alias;         /* a cell whose shared run (dep) evaluates it: no process of its own */
+    char *json;        /* the run's spec text (threads set); written to spec.json when fresh */
+    int fresh;         /* 1: start over (spec.json written, old run files removed); 0: resume */
+    int dep;  /* the job this one waits for (a base, or an alias cell's shared run), or -1 */
+    int lock; /* an fd already holding the directory's lock (--cell: the base), or -1 */
     job_state state;
     double t0, dt;
     char err[ERR_CAP];
@@ -102,8 +107,9 @@ typedef struct pool {
     int n_jobs;
     int running, n_workers;
     int done_now[JOB_KINDS], failed[JOB_KINDS], skipped[JOB_KINDS]; /* per job_kind */
-    double run_s[JOB_KINDS]; /* wall seconds of the jobs run in this call, per job_kind (no alias) */
-    int ran_now[JOB_KINDS];  /* jobs that ran a process and finished in this call (no alias) */
+    double
+        run_s[JOB_KINDS];   /* wall seconds of the jobs run in this call, per job_kind (no alias) */
+    int ran_now[JOB_KINDS]; /* jobs that ran a process and finished in this call (no alias) */
     double t_start;
     char exe[4096];
 } pool;
@@ -137,19 +143,29 @@ static void last_error_line(const char *log, char *out, size_t len) {
 /* A signal's name (strsignal is not thread-safe everywhere). */
 static const char *signal_name(int sig) {
     switch (sig) {
-    case SIGKILL: return "SIGKILL: killed, e.g. by the out-of-memory killer or kill -9";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGSEGV: return "SIGSEGV: a crash";
-    case SIGABRT: return "SIGABRT: an abort";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    default: return "a signal";
+    case SIGKILL:
+        return "SIGKILL: killed, e.g. by the out-of-memory killer or kill -9";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGSEGV:
+        return "SIGSEGV: a crash";
+    case SIGABRT:
+        return "SIGABRT: an abort";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    default:
+        return "a signal";
     }
 }
 
-static const char *const run_files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE, RUN_LOG_FILE};
+static const char *const run_files[] = {RUN_SPEC_FILE, RUN_RESULTS_FILE, RUN_CHECKPOINT_FILE,
+                                        RUN_LOG_FILE};
 
 /* "cell", "base" or "shared run". */
 static const char *kind_noun(const job *j) {
@@ -178,8 +194,10 @@ static int run_cell(pool *p, job *j) {
         return -1;
     }
     if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
-        msg(j->err, sizeof j->err, "another process is running this %s (%s is locked); wait for it to end "
-                 "or stop it, then run the sweep again", kind_noun(j), path);
+        msg(j->err, sizeof j->err,
+            "another process is running this %s (%s is locked); wait for it to end "
+            "or stop it, then run the sweep again",
+            kind_noun(j), path);
         close(lock);
         return -1;
     }
@@ -199,7 +217,8 @@ static int run_cell(pool *p, job *j) {
     int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (lf < 0 || nul < 0) {
-        msg(j->err, sizeof j->err, "cannot open %s: %s", lf < 0 ? log : "/dev/null", strerror(errno));
+        msg(j->err, sizeof j->err, "cannot open %s: %s", lf < 0 ? log : "/dev/null",
+            strerror(errno));
         if (lf >= 0) close(lf);
         if (nul >= 0) close(nul);
         close(lock);
@@ -211,7 +230,8 @@ static int run_cell(pool *p, job *j) {
     localtime_r(&t, &tm);
     char ts[64];
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    int hn = snprintf(head, sizeof head, "==== caopd sweep, %s: %s %d (%s): caopd run --resume %s ====\n", ts,
+    int hn = snprintf(head, sizeof head,
+                      "==== caopd sweep, %s: %s %d (%s): caopd run --resume %s ====\n", ts,
                       kind_noun(j), j->cell, j->fresh ? "starting" : "continuing", j->dir);
     if (hn > 0 && write(lf, head, (size_t)hn) < 0) { /* the header is a courtesy */
     }
@@ -221,8 +241,10 @@ static int run_cell(pool *p, job *j) {
     if (pid == 0) {
         /* async-signal-safe calls only until exec: the parent has other threads */
         dup2(nul, 0), dup2(lf, 1), dup2(lf, 2);
-        if (lock != 3) dup2(lock, 3); /* the lock goes with the run (fd 3, inherited by exec) */
-        else fcntl(3, F_SETFD, 0);
+        if (lock != 3)
+            dup2(lock, 3); /* the lock goes with the run (fd 3, inherited by exec) */
+        else
+            fcntl(3, F_SETFD, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* the cell ends when its worker (the sweep) dies */
         if (getppid() != parent) _exit(126);
         execve(p->exe, argv, environ);
@@ -243,20 +265,21 @@ static int run_cell(pool *p, job *j) {
     char why[1024];
     last_error_line(log, why, sizeof why);
     if (WIFSIGNALED(st))
-        msg(j->err, sizeof j->err, "killed by signal %d (%s)%s%s", WTERMSIG(st), signal_name(WTERMSIG(st)),
-                 why[0] ? "; last line: " : "", why);
+        msg(j->err, sizeof j->err, "killed by signal %d (%s)%s%s", WTERMSIG(st),
+            signal_name(WTERMSIG(st)), why[0] ? "; last line: " : "", why);
     else if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
         msg(j->err, sizeof j->err, "could not execute %s", p->exe);
     else
         msg(j->err, sizeof j->err, "%s (exit status %d)", why[0] ? why : "caopd run failed",
-                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     return -1;
 }
 
 /* One progress line (mutex held). Counts cover cells, shared bases and shared runs together;
  * the bases and the shared runs are also counted on their own when there are any. */
 static void progress_line(pool *p, const char *what) {
-    int n[JOB_KINDS] = {0}, pending[JOB_KINDS] = {0}, running[JOB_KINDS] = {0}, busy[JOB_KINDS] = {0};
+    int n[JOB_KINDS] = {0}, pending[JOB_KINDS] = {0}, running[JOB_KINDS] = {0},
+        busy[JOB_KINDS] = {0};
     for (int i = 0; i < p->n_jobs; i++) {
         const job *j = &p->jobs[i];
         n[j->kind]++;
@@ -271,8 +294,10 @@ static void progress_line(pool *p, const char *what) {
     for (int k = 0; k < JOB_KINDS; k++) {
         const double left = busy[k] + 0.5 * running[k];
         if (left <= 0) continue;
-        if (p->ran_now[k] > 0) work += left * p->run_s[k] / p->ran_now[k];
-        else unknown = 1;
+        if (p->ran_now[k] > 0)
+            work += left * p->run_s[k] / p->ran_now[k];
+        else
+            unknown = 1;
     }
     char eta[32] = "?", el[32], extra[128] = "";
     if (!unknown) fmt_dur(work / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
@@ -282,15 +307,18 @@ static void progress_line(pool *p, const char *what) {
                  p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE],
                  p->done_now[JOB_SHARED] + p->skipped[JOB_SHARED], n[JOB_SHARED]);
     else if (n[JOB_BASE])
-        snprintf(extra, sizeof extra, " (bases: %d/%d done)", p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE]);
+        snprintf(extra, sizeof extra, " (bases: %d/%d done)",
+                 p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE]);
     else if (n[JOB_SHARED])
-        snprintf(extra, sizeof extra, " (shared runs: %d/%d done)", p->done_now[JOB_SHARED] + p->skipped[JOB_SHARED],
-                 n[JOB_SHARED]);
+        snprintf(extra, sizeof extra, " (shared runs: %d/%d done)",
+                 p->done_now[JOB_SHARED] + p->skipped[JOB_SHARED], n[JOB_SHARED]);
     int done = 0, all = 0, run = 0, failed = 0, to_go = 0;
     for (int k = 0; k < JOB_KINDS; k++)
-        done += p->done_now[k] + p->skipped[k], all += n[k], run += running[k], failed += p->failed[k], to_go += pending[k];
-    fprintf(stderr, "sweep: %d/%d done, %d running, %d failed, %d to go%s; elapsed %s, ETA %s%s%s\n", done, all, run,
-            failed, to_go, extra, el, eta, what ? " | " : "", what ? what : "");
+        done += p->done_now[k] + p->skipped[k], all += n[k], run += running[k],
+            failed += p->failed[k], to_go += pending[k];
+    fprintf(stderr,
+            "sweep: %d/%d done, %d running, %d failed, %d to go%s; elapsed %s, ETA %s%s%s\n", done,
+            all, run, failed, to_go, extra, el, eta, what ? " | " : "", what ? what : "");
     fflush(stderr);
 }
 
@@ -306,10 +334,11 @@ static void fail_dependents(pool *p, int b) {
         if (j->dep != b || j->state != JOB_PENDING) continue;
         j->state = JOB_FAILED;
         p->failed[j->kind]++;
-        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dep), dep->dir, dep->dir,
-            SWEEP_CELL_LOG, dep->err);
+        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dep), dep->dir,
+            dep->dir, SWEEP_CELL_LOG, dep->err);
         char what[ERR_CAP + 256];
-        msg(what, sizeof what, "FAILED %s%s: its %s %s failed", kind_word(j), j->name, dep_noun(dep), dep->name);
+        msg(what, sizeof what, "FAILED %s%s: its %s %s failed", kind_word(j), j->name,
+            dep_noun(dep), dep->name);
         if (!j->alias) progress_line(p, what);
         fail_dependents(p, i);
     }
@@ -361,8 +390,8 @@ static void *worker(void *arg) {
         } else {
             j->state = JOB_FAILED;
             p->failed[j->kind]++;
-            msg(what, sizeof what, "FAILED %s%s after %s: %s (log %s/%s)", kind_word(j), j->name, dur, j->err, j->dir,
-                SWEEP_CELL_LOG);
+            msg(what, sizeof what, "FAILED %s%s after %s: %s (log %s/%s)", kind_word(j), j->name,
+                dur, j->err, j->dir, SWEEP_CELL_LOG);
         }
         if (rc == 0) /* the cells that read this shared run are done with it */
             for (int i = 0; i < p->n_jobs; i++) {
@@ -394,7 +423,8 @@ static int pool_run(pool *p, int n) {
     pthread_mutex_lock(&p->mu);
     for (;;) {
         int active = p->running;
-        for (int i = 0; i < p->n_jobs; i++) active += p->jobs[i].state == JOB_PENDING && !p->jobs[i].alias;
+        for (int i = 0; i < p->n_jobs; i++)
+            active += p->jobs[i].state == JOB_PENDING && !p->jobs[i].alias;
         if (!active) break;
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -402,34 +432,43 @@ static int pool_run(pool *p, int n) {
         if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT) progress_line(p, NULL);
     }
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
     free(th);
     return 0;
 }
 
-/* ---- caopd sweep ------------------------------------------------------------------------------ */
+/* ---- caopd sweep ------------------------------------------------------------------------------
+ */
 
 static int usage_sweep(void) {
-    fprintf(stderr,
-            "usage: caopd sweep SPEC.json [-j N] [--out DIR] [--threads T] [--force]\n"
-            "       caopd sweep SPEC.json --list\n"
-            "       caopd sweep SPEC.json --cell I [--out DIR] [--threads T] [--force]\n"
-            "  -j N         cells run at once [the cores this process may use]\n"
-            "  --out DIR    the sweep directory [the spec's \"output\", default runs/<name>]\n"
-            "  --threads T  libtorch threads per cell [max(1, cores / N); with --cell: the cores]\n"
-            "  --force      replace another sweep held in DIR and start every cell (of this call) over\n"
-            "  --list       print the number of cells, then each cell's index, name and axis values\n"
-            "  --cell I     run only cell I (0-based), e.g. as one task of a cluster job array;\n"
-            "               SLURM_ARRAY_TASK_ID stands for --cell when set. No summary: caopd merge DIR\n"
-            "With \"share_base\": true in the spec, cells with the same base stage load one base trained\n"
-            "first in DIR/bases/<name> (with --cell: by the first task that needs it, under its lock).\n"
-            "Re-running skips finished cells and bases and resumes interrupted ones. Spec keys: docs/sweep.md.\n");
+    fprintf(
+        stderr,
+        "usage: caopd sweep SPEC.json [-j N] [--out DIR] [--threads T] [--force]\n"
+        "       caopd sweep SPEC.json --list\n"
+        "       caopd sweep SPEC.json --cell I [--out DIR] [--threads T] [--force]\n"
+        "  -j N         cells run at once [the cores this process may use]\n"
+        "  --out DIR    the sweep directory [the spec's \"output\", default runs/<name>]\n"
+        "  --threads T  libtorch threads per cell [max(1, cores / N); with --cell: the cores]\n"
+        "  --force      replace another sweep held in DIR and start every cell (of this call) "
+        "over\n"
+        "  --list       print the number of cells, then each cell's index, name and axis values\n"
+        "  --cell I     run only cell I (0-based), e.g. as one task of a cluster job array;\n"
+        "               SLURM_ARRAY_TASK_ID stands for --cell when set. No summary: caopd merge "
+        "DIR\n"
+        "With \"share_base\": true in the spec, cells with the same base stage load one base "
+        "trained\n"
+        "first in DIR/bases/<name> (with --cell: by the first task that needs it, under its "
+        "lock).\n"
+        "Re-running skips finished cells and bases and resumes interrupted ones. Spec keys: "
+        "docs/sweep.md.\n");
     return 2;
 }
 
 static void list_cells(const sweep *s) {
     printf("%d cells (sweep %s; axes:", sweep_n_cells(s), sweep_name(s));
-    for (int a = 0; a < sweep_n_axes(s); a++) printf("%s %s", a ? "," : "", sweep_axis_name(s, a));
+    for (int a = 0; a < sweep_n_axes(s); a++)
+        printf("%s %s", a ? "," : "", sweep_axis_name(s, a));
     if (!sweep_n_axes(s)) printf(" none");
     printf(")\n");
     for (int i = 0; i < sweep_n_cells(s); i++) {
@@ -459,9 +498,13 @@ static int claim_out(const sweep *s, const char *out, int force) {
         char *old_exp = exp ? file_read_text(pe) : NULL;
         if (same && exp && (!old_exp || strcmp(old_exp, exp) != 0)) {
             if (!force) {
-                fprintf(stderr, "caopd sweep: %s holds this sweep spec, but its experiment (%s) differs from the "
-                        "experiment file the spec names now; choose another --out, or pass --force to replace it "
-                        "(every cell then starts over)\n", out, pe);
+                fprintf(stderr,
+                        "caopd sweep: %s holds this sweep spec, but its experiment (%s) differs "
+                        "from the "
+                        "experiment file the spec names now; choose another --out, or pass --force "
+                        "to replace it "
+                        "(every cell then starts over)\n",
+                        out, pe);
                 free(old), free(old_exp);
                 return 2;
             }
@@ -469,8 +512,11 @@ static int claim_out(const sweep *s, const char *out, int force) {
         }
         free(old_exp);
         if (!same && !force) {
-            fprintf(stderr, "caopd sweep: %s holds another sweep (its %s differs from this spec); choose another "
-                    "--out, or pass --force to replace it (every cell then starts over)\n", out, SWEEP_FILE);
+            fprintf(stderr,
+                    "caopd sweep: %s holds another sweep (its %s differs from this spec); choose "
+                    "another "
+                    "--out, or pass --force to replace it (every cell then starts over)\n",
+                    out, SWEEP_FILE);
             free(old);
             return 2;
         }
@@ -506,7 +552,8 @@ static void plan_one(const sweep *s, job *j, int force) {
     char e[ERR_CAP];
     if (sweep_cell_state(j->dir, &st, NULL, NULL, e, sizeof e)) {
         j->state = JOB_FAILED;
-        msg(j->err, sizeof j->err, "%s; move the %s directory aside or pass --force to start it over", e, what);
+        msg(j->err, sizeof j->err,
+            "%s; move the %s directory aside or pass --force to start it over", e, what);
         return;
     }
     if (st == SWEEP_CELL_ABSENT) {
@@ -518,13 +565,15 @@ static void plan_one(const sweep *s, job *j, int force) {
     snprintf(p, sizeof p, "%s/%s", j->dir, RUN_SPEC_FILE);
     char *have = file_read_text(p), *want = NULL;
     spec *sp = malloc(sizeof *sp);
-    int ok = have && sp && spec_parse(have, sp, e, sizeof e) == 0 && job_json(s, j, sp->threads, &want) == 0 &&
-             strcmp(have, want) == 0;
+    int ok = have && sp && spec_parse(have, sp, e, sizeof e) == 0 &&
+             job_json(s, j, sp->threads, &want) == 0 && strcmp(have, want) == 0;
     free(have), free(want), free(sp);
     if (!ok) {
         j->state = JOB_FAILED;
-        msg(j->err, sizeof j->err, "%s is not this %s's spec (the directory holds another run); move it "
-            "aside or pass --force to start the %s over", p, what, what);
+        msg(j->err, sizeof j->err,
+            "%s is not this %s's spec (the directory holds another run); move it "
+            "aside or pass --force to start the %s over",
+            p, what, what);
     } else if (st == SWEEP_CELL_FINISHED) {
         j->state = JOB_SKIPPED;
     }
@@ -541,7 +590,8 @@ static int wait_base_lock(job *j) {
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
-    fprintf(stderr, "caopd sweep: another process holds the %s %s (%s is locked); waiting for it to end\n",
+    fprintf(stderr,
+            "caopd sweep: another process holds the %s %s (%s is locked); waiting for it to end\n",
             j->kind == JOB_BASE ? "shared base" : "shared run", j->dir, path);
     while (flock(fd, LOCK_EX) != 0) {
         if (errno == EINTR) continue;
@@ -573,8 +623,8 @@ static void depend_on(job *jobs, job *j, int d) {
     const job *dj = &jobs[d];
     if (dj->state == JOB_FAILED) {
         j->state = JOB_FAILED;
-        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dj), dj->dir, dj->dir, SWEEP_CELL_LOG,
-            dj->err);
+        msg(j->err, sizeof j->err, "its %s %s failed (log %s/%s): %s", dep_noun(dj), dj->dir,
+            dj->dir, SWEEP_CELL_LOG, dj->err);
     } else if (dj->state == JOB_SKIPPED && j->alias) {
         j->state = JOB_SKIPPED;
     } else if (dj->state == JOB_PENDING) {
@@ -585,11 +635,12 @@ static void depend_on(job *jobs, job *j, int d) {
 /* Works out what each selected cell needs, then the shared runs and the shared bases their pending
  * cells need; fills *jobs_out (malloc'd: those bases first, then the shared runs, then the cells)
  * and *n_out. Returns 0, or -1 when out of memory. */
-static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force, int cell_mode,
-                     job **jobs_out, int *n_out) {
+static int plan_jobs(const sweep *s, const char *out, int first, int n, int threads, int force,
+                     int cell_mode, job **jobs_out, int *n_out) {
     const int nb = sweep_n_bases(s), nr = sweep_n_shared(s);
     job *jobs = calloc((size_t)(nb + nr + n), sizeof *jobs);
-    int *slot = malloc(sizeof *slot * (size_t)(nb + nr + 1)); /* base or run -> its job, -1 when not needed */
+    int *slot = malloc(sizeof *slot *
+                       (size_t)(nb + nr + 1)); /* base or run -> its job, -1 when not needed */
     int *rslot = slot + nb;
     job *runs = calloc((size_t)nr + 1, sizeof *runs);
     if (!jobs || !slot || !runs) {
@@ -598,7 +649,8 @@ static int plan_jobs(const sweep *s, const char *out, int first, int n, int thre
         return -1;
     }
     job *cells = jobs + nb + nr; /* planned in place, moved down below */
-    for (int b = 0; b < nb + nr; b++) slot[b] = -1;
+    for (int b = 0; b < nb + nr; b++)
+        slot[b] = -1;
     for (int k = 0; k < n; k++) {
         job *j = &cells[k];
         j->kind = JOB_CELL;
@@ -657,7 +709,8 @@ static int plan_jobs(const sweep *s, const char *out, int first, int n, int thre
             depend_on(jobs, j, m + rslot[sweep_cell_shared(s, j->cell)]);
             continue;
         }
-        const int b = j->kind == JOB_SHARED ? sweep_shared_base(s, j->cell) : sweep_cell_base(s, j->cell);
+        const int b =
+            j->kind == JOB_SHARED ? sweep_shared_base(s, j->cell) : sweep_cell_base(s, j->cell);
         if (b >= 0) depend_on(jobs, j, slot[b]);
     }
     free(slot);
@@ -665,15 +718,18 @@ static int plan_jobs(const sweep *s, const char *out, int first, int n, int thre
     return 0;
 oom:
     fprintf(stderr, "caopd sweep: out of memory\n");
-    for (int k = 0; k < nb + nr + n; k++) free(jobs[k].json);
-    for (int k = 0; k <= nr; k++) free(runs[k].json);
+    for (int k = 0; k < nb + nr + n; k++)
+        free(jobs[k].json);
+    for (int k = 0; k <= nr; k++)
+        free(runs[k].json);
     free(jobs), free(slot), free(runs);
     return -1;
 }
 
 static void merge_warnings(const char *cmd, const sweep_merge_info *mi) {
     if (!mi->skipped) return;
-    fprintf(stderr, "caopd %s: warning: %d of %d cells are not finished and are not in the summary:\n", cmd,
+    fprintf(stderr,
+            "caopd %s: warning: %d of %d cells are not finished and are not in the summary:\n", cmd,
             mi->n_cells - mi->n_merged, mi->n_cells);
     fputs(mi->skipped, stderr);
 }
@@ -683,12 +739,15 @@ int cli_sweep(int argc, char **argv) {
     int jobs_n = 0, threads = 0, force = 0, list = 0, cell = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--force")) force = 1;
-        else if (!strcmp(a, "--list")) list = 1;
+        if (!strcmp(a, "--force"))
+            force = 1;
+        else if (!strcmp(a, "--list"))
+            list = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage_sweep();
             return 0;
-        } else if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+        } else if (!strcmp(a, "--out") && i + 1 < argc)
+            out = argv[++i];
         else if (!strcmp(a, "-j") && i + 1 < argc) {
             if (cli_int("sweep", "-j", argv[++i], 1, 256, &jobs_n)) return 2;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
@@ -698,7 +757,8 @@ int cli_sweep(int argc, char **argv) {
         } else if (a[0] == '-' || spec_path) {
             fprintf(stderr, "caopd sweep: unexpected argument '%s'\n", a);
             return usage_sweep();
-        } else spec_path = a;
+        } else
+            spec_path = a;
     }
     if (!spec_path) return usage_sweep();
     sweep *s = NULL;
@@ -722,7 +782,9 @@ int cli_sweep(int argc, char **argv) {
         fprintf(stderr, "caopd sweep: SLURM_ARRAY_TASK_ID=%d: running cell %d only\n", cell, cell);
     }
     if (cell >= n_cells) {
-        fprintf(stderr, "caopd sweep: cell %d does not exist; the sweep has %d cells, 0..%d (caopd sweep %s --list)\n",
+        fprintf(stderr,
+                "caopd sweep: cell %d does not exist; the sweep has %d cells, 0..%d (caopd sweep "
+                "%s --list)\n",
                 cell, n_cells, n_cells - 1, spec_path);
         sweep_free(s);
         return 2;
@@ -733,7 +795,9 @@ int cli_sweep(int argc, char **argv) {
     if (threads <= 0) threads = cores / jobs_n > 1 ? cores / jobs_n : 1;
     char outdir[OUT_CAP];
     if (strlen(out ? out : sweep_output(s)) >= sizeof outdir - 1) {
-        fprintf(stderr, "caopd sweep: the sweep directory's path is longer than %zu bytes; choose a shorter --out\n",
+        fprintf(stderr,
+                "caopd sweep: the sweep directory's path is longer than %zu bytes; choose a "
+                "shorter --out\n",
                 sizeof outdir - 2);
         sweep_free(s);
         return 2;
@@ -748,7 +812,8 @@ int cli_sweep(int argc, char **argv) {
     memset(&p, 0, sizeof p);
     ssize_t el = readlink("/proc/self/exe", p.exe, sizeof p.exe - 1);
     if (el <= 0) {
-        fprintf(stderr, "caopd sweep: cannot find its own executable (/proc/self/exe): %s\n", strerror(errno));
+        fprintf(stderr, "caopd sweep: cannot find its own executable (/proc/self/exe): %s\n",
+                strerror(errno));
         sweep_free(s);
         return 1;
     }
@@ -763,42 +828,52 @@ int cli_sweep(int argc, char **argv) {
         sweep_free(s);
         return 1;
     }
-    int n_kind[JOB_KINDS] = {0}, to_run[JOB_KINDS] = {0}, to_resume[JOB_KINDS] = {0}, aliases = 0, processes = 0;
+    int n_kind[JOB_KINDS] = {0}, to_run[JOB_KINDS] = {0}, to_resume[JOB_KINDS] = {0}, aliases = 0,
+        processes = 0;
     for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
         n_kind[j->kind]++;
         aliases += j->alias;
         p.skipped[j->kind] += j->state == JOB_SKIPPED;
         p.failed[j->kind] += j->state == JOB_FAILED;
-        if (j->state == JOB_PENDING) to_run[j->kind]++, to_resume[j->kind] += !j->fresh && !j->alias;
+        if (j->state == JOB_PENDING)
+            to_run[j->kind]++, to_resume[j->kind] += !j->fresh && !j->alias;
         processes += j->state == JOB_PENDING && !j->alias; /* what the workers will start */
     }
-    const int nb = n_kind[JOB_BASE], nr = n_kind[JOB_SHARED]; /* the shared bases and runs this call needs */
+    const int nb = n_kind[JOB_BASE],
+              nr = n_kind[JOB_SHARED]; /* the shared bases and runs this call needs */
     char bases[256] = "", runs[320] = "", base_out[FILE_CAP] = "", run_out[FILE_CAP] = "";
     if (nb) {
-        snprintf(bases, sizeof bases, "; %d shared base%s: %d already finished, %d to run (%d to resume)", nb,
+        snprintf(bases, sizeof bases,
+                 "; %d shared base%s: %d already finished, %d to run (%d to resume)", nb,
                  nb == 1 ? "" : "s", p.skipped[JOB_BASE], to_run[JOB_BASE], to_resume[JOB_BASE]);
-        snprintf(base_out, sizeof base_out, "; each base's output: %s/%s/<name>/%s", outdir, SWEEP_BASES_DIR,
-                 SWEEP_CELL_LOG);
+        snprintf(base_out, sizeof base_out, "; each base's output: %s/%s/<name>/%s", outdir,
+                 SWEEP_BASES_DIR, SWEEP_CELL_LOG);
     }
     if (nr) {
-        snprintf(runs, sizeof runs, "; %d shared run%s (%d cells differ only in eval.ood_severities and read them): "
-                 "%d already finished, %d to run (%d to resume)", nr, nr == 1 ? "" : "s", aliases, p.skipped[JOB_SHARED],
-                 to_run[JOB_SHARED], to_resume[JOB_SHARED]);
-        snprintf(run_out, sizeof run_out, "; each shared run's output: %s/%s/<name>/%s", outdir, SWEEP_SHARED_DIR,
-                 SWEEP_CELL_LOG);
+        snprintf(runs, sizeof runs,
+                 "; %d shared run%s (%d cells differ only in eval.ood_severities and read them): "
+                 "%d already finished, %d to run (%d to resume)",
+                 nr, nr == 1 ? "" : "s", aliases, p.skipped[JOB_SHARED], to_run[JOB_SHARED],
+                 to_resume[JOB_SHARED]);
+        snprintf(run_out, sizeof run_out, "; each shared run's output: %s/%s/<name>/%s", outdir,
+                 SWEEP_SHARED_DIR, SWEEP_CELL_LOG);
     }
     char cell_out[FILE_CAP] = ""; /* only when some cell runs a process of its own */
     if (aliases < n)
-        snprintf(cell_out, sizeof cell_out, "; each cell's output: %s/%s/<name>/%s", outdir, SWEEP_CELLS_DIR,
-                 SWEEP_CELL_LOG);
-    fprintf(stderr, "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s%s, %d worker%s x %d "
-            "thread%s on %d core%s%s%s%s\n", sweep_name(s), n, n == 1 ? "" : "s", outdir, p.skipped[JOB_CELL],
-            to_run[JOB_CELL], to_resume[JOB_CELL], bases, runs, jobs_n, jobs_n == 1 ? "" : "s", threads,
+        snprintf(cell_out, sizeof cell_out, "; each cell's output: %s/%s/<name>/%s", outdir,
+                 SWEEP_CELLS_DIR, SWEEP_CELL_LOG);
+    fprintf(stderr,
+            "caopd sweep: %s: %d cell%s in %s; %d already finished, %d to run (%d to resume)%s%s, "
+            "%d worker%s x %d "
+            "thread%s on %d core%s%s%s%s\n",
+            sweep_name(s), n, n == 1 ? "" : "s", outdir, p.skipped[JOB_CELL], to_run[JOB_CELL],
+            to_resume[JOB_CELL], bases, runs, jobs_n, jobs_n == 1 ? "" : "s", threads,
             threads == 1 ? "" : "s", cores, cores == 1 ? "" : "s", cell_out, base_out, run_out);
     for (int k = 0; k < p.n_jobs; k++)
         if (p.jobs[k].state == JOB_FAILED)
-            fprintf(stderr, "sweep: FAILED %s%s: %s\n", kind_word(&p.jobs[k]), p.jobs[k].name, p.jobs[k].err);
+            fprintf(stderr, "sweep: FAILED %s%s: %s\n", kind_word(&p.jobs[k]), p.jobs[k].name,
+                    p.jobs[k].err);
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     p.t_start = clock_now_s();
@@ -812,18 +887,20 @@ int cli_sweep(int argc, char **argv) {
     /* the outcome, on stdout */
     char dur[32];
     fmt_dur(clock_now_s() - p.t_start, dur, sizeof dur);
-    printf("sweep %s: %d cell%s: %d finished now, %d finished before, %d failed (%s)\n", sweep_name(s), n,
-           n == 1 ? "" : "s", p.done_now[JOB_CELL], p.skipped[JOB_CELL], p.failed[JOB_CELL], dur);
+    printf("sweep %s: %d cell%s: %d finished now, %d finished before, %d failed (%s)\n",
+           sweep_name(s), n, n == 1 ? "" : "s", p.done_now[JOB_CELL], p.skipped[JOB_CELL],
+           p.failed[JOB_CELL], dur);
     if (nb)
-        printf("shared bases: %d: %d trained now, %d finished before, %d failed\n", nb, p.done_now[JOB_BASE],
-               p.skipped[JOB_BASE], p.failed[JOB_BASE]);
+        printf("shared bases: %d: %d trained now, %d finished before, %d failed\n", nb,
+               p.done_now[JOB_BASE], p.skipped[JOB_BASE], p.failed[JOB_BASE]);
     if (nr)
-        printf("shared runs: %d: %d run now, %d finished before, %d failed\n", nr, p.done_now[JOB_SHARED],
-               p.skipped[JOB_SHARED], p.failed[JOB_SHARED]);
+        printf("shared runs: %d: %d run now, %d finished before, %d failed\n", nr,
+               p.done_now[JOB_SHARED], p.skipped[JOB_SHARED], p.failed[JOB_SHARED]);
     for (int k = 0; k < p.n_jobs; k++) {
         const job *j = &p.jobs[k];
         if (j->state == JOB_FAILED)
-            printf("  FAILED %s%s: %s\n    log: %s/%s\n", kind_word(j), j->name, j->err, j->dir, SWEEP_CELL_LOG);
+            printf("  FAILED %s%s: %s\n    log: %s/%s\n", kind_word(j), j->name, j->err, j->dir,
+                   SWEEP_CELL_LOG);
     }
     if (p.failed[JOB_CELL] || p.failed[JOB_BASE] || p.failed[JOB_SHARED]) rc = 1;
     /* A small sweep (the quickstart: one cell per method) ends with each finished cell's
@@ -866,7 +943,8 @@ int cli_sweep(int argc, char **argv) {
     return rc;
 }
 
-/* ---- caopd merge -------------------------------------------------------------------------------- */
+/* ---- caopd merge --------------------------------------------------------------------------------
+ */
 
 static int usage_merge(void) {
     fprintf(stderr, "usage: caopd merge DIR [DIR...] [--out FILE]\n"
@@ -883,7 +961,8 @@ int cli_merge(int argc, char **argv) {
     if (!dirs) return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--out") && i + 1 < argc) out = argv[++i];
+        if (!strcmp(a, "--out") && i + 1 < argc)
+            out = argv[++i];
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             free(dirs);
             usage_merge();
@@ -892,10 +971,14 @@ int cli_merge(int argc, char **argv) {
             fprintf(stderr, "caopd merge: unexpected argument '%s'\n", a);
             free(dirs);
             return usage_merge();
-        } else dirs[n++] = a;
+        } else
+            dirs[n++] = a;
     }
     if (n == 0 || (n > 1 && !out)) {
-        if (n > 1) fprintf(stderr, "caopd merge: %d sweep directories need --out FILE (where the summary goes)\n", n);
+        if (n > 1)
+            fprintf(stderr,
+                    "caopd merge: %d sweep directories need --out FILE (where the summary goes)\n",
+                    n);
         free(dirs);
         return n ? 2 : usage_merge();
     }
@@ -911,7 +994,8 @@ int cli_merge(int argc, char **argv) {
     } else {
         merge_warnings("merge", &mi);
         if (mi.n_merged == 0) {
-            fprintf(stderr, "caopd merge: no finished cell in %d cells; %s holds none\n", mi.n_cells, path);
+            fprintf(stderr, "caopd merge: no finished cell in %d cells; %s holds none\n",
+                    mi.n_cells, path);
             rc = 1;
         } else {
             fprintf(stderr, "caopd merge: %d of %d cells into %s\n", mi.n_merged, mi.n_cells, path);

@@ -39,28 +39,29 @@ typedef struct demo_opts {
 } demo_opts;
 
 static int usage(void) {
-    fprintf(stderr,
-            "usage: caopd train-demo [options]\n"
-            "  model:  --width C [64] --layers L [2] --heads H [4]\n"
-            "  base:   --base-steps N [600] --base-batch B [32] --base-lr X [2e-3]\n"
-            "          --base-domains add,sub,... [all]     (teacher-format pairs)\n"
-            "          --base-student-domains LIST [as --base-domains] (student-format pairs)\n"
-            "          --base-p-teacher X [0.5]  share of teacher-format pairs\n"
-            "          --base-target-frac X [-1] share of student-format pairs from --domain\n"
-            "                                    (the rest from the student domains minus it;\n"
-            "                                    negative: no special treatment)\n"
-            "          --base-p-solution X [0.5] --base-p-replaced X [0.5] (basedata.h)\n"
-            "          --base-p-no-note X [0] share of teacher-format pairs in the SDFT form: demo\n"
-            "                     ending 1.00, no note, target answer + 1.00\n"
-            "          --save-base FILE  --load-base FILE (raw weights; skips the base stage)\n"
-            "  domain: --domain D [add] --methods caopd,sdft,sft [caopd] (--method is the same)\n"
-            "          --teacher demo|correct_solution [demo] --steps N [30] --batch B [16]\n"
-            "          --k K [8] --lr X [1e-4] --temperature T [1.0] --max-new N [24]\n"
-            "          --ema A [0.01] (teacher EMA rate) --skip N [3] (targets left out of the loss)\n"
-            "  other:  --eval N [400] --check N [200] --seed S [1] --threads T [1] --log-every N [10]\n"
-            "          --check-every N [0]: during the base stage, check context following on 64\n"
-            "                                   questions every N steps\n"
-            "          --dump-eval PREFIX: per-sample evaluation to PREFIX.<model>.tsv\n");
+    fprintf(
+        stderr,
+        "usage: caopd train-demo [options]\n"
+        "  model:  --width C [64] --layers L [2] --heads H [4]\n"
+        "  base:   --base-steps N [600] --base-batch B [32] --base-lr X [2e-3]\n"
+        "          --base-domains add,sub,... [all]     (teacher-format pairs)\n"
+        "          --base-student-domains LIST [as --base-domains] (student-format pairs)\n"
+        "          --base-p-teacher X [0.5]  share of teacher-format pairs\n"
+        "          --base-target-frac X [-1] share of student-format pairs from --domain\n"
+        "                                    (the rest from the student domains minus it;\n"
+        "                                    negative: no special treatment)\n"
+        "          --base-p-solution X [0.5] --base-p-replaced X [0.5] (basedata.h)\n"
+        "          --base-p-no-note X [0] share of teacher-format pairs in the SDFT form: demo\n"
+        "                     ending 1.00, no note, target answer + 1.00\n"
+        "          --save-base FILE  --load-base FILE (raw weights; skips the base stage)\n"
+        "  domain: --domain D [add] --methods caopd,sdft,sft [caopd] (--method is the same)\n"
+        "          --teacher demo|correct_solution [demo] --steps N [30] --batch B [16]\n"
+        "          --k K [8] --lr X [1e-4] --temperature T [1.0] --max-new N [24]\n"
+        "          --ema A [0.01] (teacher EMA rate) --skip N [3] (targets left out of the loss)\n"
+        "  other:  --eval N [400] --check N [200] --seed S [1] --threads T [1] --log-every N [10]\n"
+        "          --check-every N [0]: during the base stage, check context following on 64\n"
+        "                                   questions every N steps\n"
+        "          --dump-eval PREFIX: per-sample evaluation to PREFIX.<model>.tsv\n");
     return 2;
 }
 
@@ -77,52 +78,101 @@ static int parse_domains(const char *v, unsigned *mask) {
 }
 
 static int parse(int argc, char **argv, demo_opts *o) {
-    *o = (demo_opts){.base_steps = 600, .base_batch = 32, .steps = 30, .batch = 16, .k = 8,
-                     .eval_n = 400, .check_n = 200, .threads = 1, .log_every = 10, .max_new = 24,
-                     .width = 64, .layers = 2, .heads = 4, .base_lr = 2e-3, .lr = 1e-4,
-                     .base_p_teacher = 0.5, .base_target_frac = -1.0, .base_p_solution = 0.5,
-                     .base_p_replaced = 0.5, .base_p_no_note = 0.0, .temperature = 1.0, .ema = 0.01,
-                     .skip = 3, .seed = 1,
-                     .n_methods = 1, .methods = {TRAIN_METHOD_CAOPD}, .teacher = OPD_TEACHER_DEMO,
+    *o = (demo_opts){.base_steps = 600,
+                     .base_batch = 32,
+                     .steps = 30,
+                     .batch = 16,
+                     .k = 8,
+                     .eval_n = 400,
+                     .check_n = 200,
+                     .threads = 1,
+                     .log_every = 10,
+                     .max_new = 24,
+                     .width = 64,
+                     .layers = 2,
+                     .heads = 4,
+                     .base_lr = 2e-3,
+                     .lr = 1e-4,
+                     .base_p_teacher = 0.5,
+                     .base_target_frac = -1.0,
+                     .base_p_solution = 0.5,
+                     .base_p_replaced = 0.5,
+                     .base_p_no_note = 0.0,
+                     .temperature = 1.0,
+                     .ema = 0.01,
+                     .skip = 3,
+                     .seed = 1,
+                     .n_methods = 1,
+                     .methods = {TRAIN_METHOD_CAOPD},
+                     .teacher = OPD_TEACHER_DEMO,
                      .domain = TASK_DOMAIN_ADD};
     for (int i = 1; i < argc; i++) { /* argv[0] is "train-demo" */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         i++;
-        if (!strcmp(a, "--base-steps")) o->base_steps = atoi(v);
-        else if (!strcmp(a, "--base-batch")) o->base_batch = atoi(v);
-        else if (!strcmp(a, "--base-lr")) o->base_lr = atof(v);
-        else if (!strcmp(a, "--base-p-teacher")) o->base_p_teacher = atof(v);
-        else if (!strcmp(a, "--base-target-frac")) o->base_target_frac = atof(v);
-        else if (!strcmp(a, "--base-p-solution")) o->base_p_solution = atof(v);
-        else if (!strcmp(a, "--base-p-no-note")) o->base_p_no_note = atof(v);
-        else if (!strcmp(a, "--base-p-replaced")) o->base_p_replaced = atof(v);
-        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
-        else if (!strcmp(a, "--batch")) o->batch = atoi(v);
-        else if (!strcmp(a, "--k")) o->k = atoi(v);
-        else if (!strcmp(a, "--lr")) o->lr = atof(v);
-        else if (!strcmp(a, "--temperature")) o->temperature = atof(v);
-        else if (!strcmp(a, "--ema")) o->ema = atof(v);
-        else if (!strcmp(a, "--skip")) o->skip = atoi(v);
-        else if (!strcmp(a, "--check-every")) o->check_every = atoi(v);
-        else if (!strcmp(a, "--max-new")) o->max_new = atoi(v);
-        else if (!strcmp(a, "--eval")) o->eval_n = atoi(v);
-        else if (!strcmp(a, "--check")) o->check_n = atoi(v);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--log-every")) o->log_every = atoi(v);
-        else if (!strcmp(a, "--width")) o->width = atoi(v);
-        else if (!strcmp(a, "--layers")) o->layers = atoi(v);
-        else if (!strcmp(a, "--heads")) o->heads = atoi(v);
-        else if (!strcmp(a, "--save-base")) o->save_base = v;
-        else if (!strcmp(a, "--load-base")) o->load_base = v;
-        else if (!strcmp(a, "--dump-eval")) o->dump_eval = v;
+        if (!strcmp(a, "--base-steps"))
+            o->base_steps = atoi(v);
+        else if (!strcmp(a, "--base-batch"))
+            o->base_batch = atoi(v);
+        else if (!strcmp(a, "--base-lr"))
+            o->base_lr = atof(v);
+        else if (!strcmp(a, "--base-p-teacher"))
+            o->base_p_teacher = atof(v);
+        else if (!strcmp(a, "--base-target-frac"))
+            o->base_target_frac = atof(v);
+        else if (!strcmp(a, "--base-p-solution"))
+            o->base_p_solution = atof(v);
+        else if (!strcmp(a, "--base-p-no-note"))
+            o->base_p_no_note = atof(v);
+        else if (!strcmp(a, "--base-p-replaced"))
+            o->base_p_replaced = atof(v);
+        else if (!strcmp(a, "--steps"))
+            o->steps = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--k"))
+            o->k = atoi(v);
+        else if (!strcmp(a, "--lr"))
+            o->lr = atof(v);
+        else if (!strcmp(a, "--temperature"))
+            o->temperature = atof(v);
+        else if (!strcmp(a, "--ema"))
+            o->ema = atof(v);
+        else if (!strcmp(a, "--skip"))
+            o->skip = atoi(v);
+        else if (!strcmp(a, "--check-every"))
+            o->check_every = atoi(v);
+        else if (!strcmp(a, "--max-new"))
+            o->max_new = atoi(v);
+        else if (!strcmp(a, "--eval"))
+            o->eval_n = atoi(v);
+        else if (!strcmp(a, "--check"))
+            o->check_n = atoi(v);
+        else if (!strcmp(a, "--seed"))
+            o->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--threads"))
+            o->threads = atoi(v);
+        else if (!strcmp(a, "--log-every"))
+            o->log_every = atoi(v);
+        else if (!strcmp(a, "--width"))
+            o->width = atoi(v);
+        else if (!strcmp(a, "--layers"))
+            o->layers = atoi(v);
+        else if (!strcmp(a, "--heads"))
+            o->heads = atoi(v);
+        else if (!strcmp(a, "--save-base"))
+            o->save_base = v;
+        else if (!strcmp(a, "--load-base"))
+            o->load_base = v;
+        else if (!strcmp(a, "--dump-eval"))
+            o->dump_eval = v;
         else if (!strcmp(a, "--method") || !strcmp(a, "--methods")) {
             char buf[64];
             snprintf(buf, sizeof buf, "%s", v);
             o->n_methods = 0;
             for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-                if (o->n_methods == DEMO_MAX_METHODS || train_method_from_name(tok, &o->methods[o->n_methods]))
+                if (o->n_methods == DEMO_MAX_METHODS ||
+                    train_method_from_name(tok, &o->methods[o->n_methods]))
                     return usage();
                 o->n_methods++;
             }
@@ -135,7 +185,8 @@ static int parse(int argc, char **argv, demo_opts *o) {
             if (parse_domains(v, &o->base_domains)) return usage();
         } else if (!strcmp(a, "--base-student-domains")) {
             if (parse_domains(v, &o->base_student_domains)) return usage();
-        } else return usage();
+        } else
+            return usage();
     }
     if (o->eval_n < 1 || o->check_n < 1 || o->threads < 1 || o->base_batch < 1 || o->batch < 1 ||
         o->base_p_teacher < 0 || o->base_p_teacher > 1 || o->base_target_frac > 1 ||
@@ -164,7 +215,8 @@ static int save_raw(gpt *m, const char *path) {
         int64_t n = tw_numel(ctx, gpt_param(m, i));
         float *buf = malloc(sizeof(float) * (size_t)n);
         ok = buf && tw_copy_to_f32(ctx, gpt_param(m, i), buf, (size_t)n) == TW_OK &&
-             fwrite(&n, sizeof n, 1, f) == 1 && fwrite(buf, sizeof(float), (size_t)n, f) == (size_t)n;
+             fwrite(&n, sizeof n, 1, f) == 1 &&
+             fwrite(buf, sizeof(float), (size_t)n, f) == (size_t)n;
         free(buf);
     }
     if (fclose(f) != 0) ok = 0;
@@ -185,11 +237,15 @@ static int load_raw(gpt *m, const char *path, char *err, size_t errlen) {
     int32_t hdr[6];
     int ok = fread(magic, 1, sizeof raw_magic - 1, f) == sizeof raw_magic - 1 &&
              !memcmp(magic, raw_magic, sizeof raw_magic - 1) && fread(hdr, sizeof hdr, 1, f) == 1;
-    if (!ok) snprintf(err, errlen, "%s is not a raw weight file (version 1) of caopd train-demo --save-base", path);
-    if (ok && (hdr[0] != c.vocab || hdr[1] != c.block_size || hdr[2] != c.n_layer || hdr[3] != c.n_head ||
-               hdr[4] != c.n_embd || hdr[5] != gpt_param_count(m))) {
-        snprintf(err, errlen, "%s holds a model with vocab %d, block %d, %d layers, %d heads, width %d; "
-                 "pass the same --layers/--heads/--width", path, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4]);
+    if (!ok)
+        snprintf(err, errlen,
+                 "%s is not a raw weight file (version 1) of caopd train-demo --save-base", path);
+    if (ok && (hdr[0] != c.vocab || hdr[1] != c.block_size || hdr[2] != c.n_layer ||
+               hdr[3] != c.n_head || hdr[4] != c.n_embd || hdr[5] != gpt_param_count(m))) {
+        snprintf(err, errlen,
+                 "%s holds a model with vocab %d, block %d, %d layers, %d heads, width %d; "
+                 "pass the same --layers/--heads/--width",
+                 path, hdr[0], hdr[1], hdr[2], hdr[3], hdr[4]);
         ok = 0;
     }
     for (int i = 0; ok && i < gpt_param_count(m); i++) {
@@ -198,7 +254,9 @@ static int load_raw(gpt *m, const char *path, char *err, size_t errlen) {
         ok = buf && fread(&n, sizeof n, 1, f) == 1 && n == want &&
              fread(buf, sizeof(float), (size_t)n, f) == (size_t)n &&
              tw_copy_from_f32(ctx, gpt_param(m, i), buf, (size_t)n) == TW_OK;
-        if (!ok) snprintf(err, errlen, "%s: parameter %s is truncated or has the wrong size", path, gpt_param_name(m, i));
+        if (!ok)
+            snprintf(err, errlen, "%s: parameter %s is truncated or has the wrong size", path,
+                     gpt_param_name(m, i));
         free(buf);
     }
     fclose(f);
@@ -251,12 +309,13 @@ static tw_status base_step(trainer *t, base_gen *x, int n, train_log *log) {
 static int check_following(gpt *m, task_domain d, int n, uint64_t seed, double *demo_acc,
                            double *note_exact) {
     task_example *ex = malloc(sizeof *ex * (size_t)n);
-    char (*prompts)[OPD_CONTEXT_CAP] = malloc(sizeof *prompts * (size_t)n);
+    char(*prompts)[OPD_CONTEXT_CAP] = malloc(sizeof *prompts * (size_t)n);
     const char **pp = malloc(sizeof(char *) * (size_t)n);
     int *note = malloc(sizeof(int) * (size_t)n);
     eval_sample *es = malloc(sizeof *es * (size_t)n);
     task_gen *g = NULL;
-    int rc = (ex && prompts && pp && note && es) ? task_gen_new(&g, d, TASK_SPLIT_TEST, 0, seed) : -1;
+    int rc =
+        (ex && prompts && pp && note && es) ? task_gen_new(&g, d, TASK_SPLIT_TEST, 0, seed) : -1;
     for (int i = 0; rc == 0 && i < n; i++) {
         task_gen_next(g, &ex[i]);
         note[i] = (int)((seed * 7919u + (uint64_t)i * 104729u) % 101u);
@@ -289,10 +348,14 @@ static int dump_samples(const char *path, const eval_sample *es, int n) {
     for (int i = 0; i < n; i++) {
         fprintf(f, "%d\t%d\t%.4f\t%d\t", i, es[i].correct, es[i].confidence, es[i].format_failure);
         for (const char *c = es[i].answer; *c; c++) {
-            if (*c == '\t') fputs("\\t", f);
-            else if (*c == '\n') fputs("\\n", f);
-            else if (*c == '\\') fputs("\\\\", f);
-            else fputc(*c, f);
+            if (*c == '\t')
+                fputs("\\t", f);
+            else if (*c == '\n')
+                fputs("\\n", f);
+            else if (*c == '\\')
+                fputs("\\\\", f);
+            else
+                fputc(*c, f);
         }
         fputc('\n', f);
     }
@@ -300,14 +363,15 @@ static int dump_samples(const char *path, const eval_sample *es, int n) {
     return fclose(f) || bad ? -1 : 0;
 }
 
-static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dump, const char *model,
-                    metrics_run *r) {
+static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dump,
+                    const char *model, metrics_run *r) {
     eval_sample *es = malloc(sizeof *es * (size_t)n);
     double *conf = malloc(sizeof(double) * (size_t)n);
     uint8_t *cor = malloc((size_t)n), *ff = malloc((size_t)n);
     int rc = (es && conf && cor && ff) ? 0 : -1;
     eval_params ep = eval_params_default();
-    ep.expected = 0; /* train-demo reports the greedy readout; caopd run has both (docs/trainer.md §6) */
+    ep.expected =
+        0; /* train-demo reports the greedy readout; caopd run has both (docs/trainer.md §6) */
     if (rc == 0 && eval_split(m, d, TASK_SPLIT_TEST, 0, seed, n, ep, es, NULL) != TW_OK) rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) {
         conf[i] = es[i].confidence;
@@ -328,16 +392,21 @@ static int evaluate(gpt *m, task_domain d, int n, uint64_t seed, const char *dum
 }
 
 static void print_run(const char *what, const metrics_run *r) {
-    printf("%s: acc %.3f conf %.3f ocg %+.3f ece %.3f spr %.3f auroc %.3f brier %.3f fmt_fail %.3f\n",
-           what, r->accuracy, r->mean_conf, r->ocg, r->ece, r->spr, r->auroc, r->brier, r->format_fail_rate);
+    printf(
+        "%s: acc %.3f conf %.3f ocg %+.3f ece %.3f spr %.3f auroc %.3f brier %.3f fmt_fail %.3f\n",
+        what, r->accuracy, r->mean_conf, r->ocg, r->ece, r->spr, r->auroc, r->brier,
+        r->format_fail_rate);
 }
 
 /* One machine-readable line per evaluated model, for tables. */
-static void print_result(const demo_opts *o, const char *what, const metrics_run *r, double wall_s) {
-    printf("RESULT seed %llu domain %s model %s acc %.4f conf %.4f ece %.4f ocg %+.4f spr %.4f auroc %.4f "
+static void print_result(const demo_opts *o, const char *what, const metrics_run *r,
+                         double wall_s) {
+    printf("RESULT seed %llu domain %s model %s acc %.4f conf %.4f ece %.4f ocg %+.4f spr %.4f "
+           "auroc %.4f "
            "brier %.4f fmt_fail %.4f n %d wall_s %.1f\n",
-           (unsigned long long)o->seed, task_domain_name(o->domain), what, r->accuracy, r->mean_conf, r->ece,
-           r->ocg, r->spr, r->auroc, r->brier, r->format_fail_rate, o->eval_n, wall_s);
+           (unsigned long long)o->seed, task_domain_name(o->domain), what, r->accuracy,
+           r->mean_conf, r->ece, r->ocg, r->spr, r->auroc, r->brier, r->format_fail_rate, o->eval_n,
+           wall_s);
 }
 
 /* Trains a copy of base with method mi on the domain and evaluates it. */
@@ -361,7 +430,8 @@ static int run_method(const demo_opts *o, int mi, gpt *base, tw_rng *init) {
     p.warmup_steps = o->steps / 10;
     p.lr = o->lr;
     if (gpt_new(ctx, gpt_get_config(base), init, &m) || gpt_copy_weights(m, base) ||
-        train_new(m, p, o->seed, &t) || task_gen_new(&tg, o->domain, TASK_SPLIT_TRAIN, 0, o->seed) != TASK_OK) {
+        train_new(m, p, o->seed, &t) ||
+        task_gen_new(&tg, o->domain, TASK_SPLIT_TRAIN, 0, o->seed) != TASK_OK) {
         fprintf(stderr, "caopd train-demo: set-up of %s failed: %s %s\n", train_method_name(method),
                 tw_errmsg(ctx), task_errmsg());
         goto done;
@@ -375,17 +445,20 @@ static int run_method(const demo_opts *o, int mi, gpt *base, tw_rng *init) {
             goto done;
         }
         if (o->log_every > 0 && (s % o->log_every == 0 || s == o->steps - 1))
-            printf("%s step %d loss %.4f kl %.4f p_acc %.3f conf %.3f fmt %.3f ent_s %.3f/%.3f ent_t %.3f/%.3f "
+            printf("%s step %d loss %.4f kl %.4f p_acc %.3f conf %.3f fmt %.3f ent_s %.3f/%.3f "
+                   "ent_t %.3f/%.3f "
                    "%.0f tok/s step %.2fs (roll %.2f teach %.2f train %.2f) [%.0f s]\n",
-                   train_method_name(method), s, log.s.loss, log.s.kl, log.s.mean_p_acc, log.s.mean_confidence,
-                   log.s.format_adherence, log.s.student_ent_answer, log.s.student_ent_conf,
-                   log.s.teacher_ent_answer, log.s.teacher_ent_conf, log.tok_s, log.step_s, log.s.rollout_s,
-                   log.s.teacher_s, log.s.train_s, clock_now_s() - t0);
+                   train_method_name(method), s, log.s.loss, log.s.kl, log.s.mean_p_acc,
+                   log.s.mean_confidence, log.s.format_adherence, log.s.student_ent_answer,
+                   log.s.student_ent_conf, log.s.teacher_ent_answer, log.s.teacher_ent_conf,
+                   log.tok_s, log.step_s, log.s.rollout_s, log.s.teacher_s, log.s.train_s,
+                   clock_now_s() - t0);
         fflush(stdout);
     }
     const double train_s = clock_now_s() - t0;
     metrics_run r;
-    if (evaluate(m, o->domain, o->eval_n, o->seed + 200, o->dump_eval, train_method_name(method), &r)) {
+    if (evaluate(m, o->domain, o->eval_n, o->seed + 200, o->dump_eval, train_method_name(method),
+                 &r)) {
         fprintf(stderr, "caopd train-demo: evaluation failed: %s\n", tw_errmsg(ctx));
         goto done;
     }
@@ -393,7 +466,8 @@ static int run_method(const demo_opts *o, int mi, gpt *base, tw_rng *init) {
     snprintf(what, sizeof what, "after %s", train_method_name(method));
     print_run(what, &r);
     print_result(o, train_method_name(method), &r, clock_now_s() - t0);
-    printf("%s: training %.1f s, evaluation %.1f s\n", train_method_name(method), train_s, clock_now_s() - t0 - train_s);
+    printf("%s: training %.1f s, evaluation %.1f s\n", train_method_name(method), train_s,
+           clock_now_s() - t0 - train_s);
     status = 0;
 done:
     task_gen_free(tg);
@@ -430,13 +504,13 @@ int cli_train(int argc, char **argv) {
     p.total_steps = o.base_steps;
     p.warmup_steps = o.base_steps / 20;
     p.lr = o.base_lr;
-    if (tw_rng_new(ctx, o.seed, &init) || gpt_new(ctx, cfg, init, &m) || train_new(m, p, o.seed, &t) ||
-        mixture_new(&mix, &o)) {
+    if (tw_rng_new(ctx, o.seed, &init) || gpt_new(ctx, cfg, init, &m) ||
+        train_new(m, p, o.seed, &t) || mixture_new(&mix, &o)) {
         fprintf(stderr, "caopd train-demo: set-up failed: %s %s\n", tw_errmsg(ctx), base_errmsg());
         goto done;
     }
-    printf("model: width %d, %d layers, %d heads, %lld parameters; %d thread(s)\n", cfg.n_embd, cfg.n_layer,
-           cfg.n_head, (long long)gpt_config_param_count(cfg), o.threads);
+    printf("model: width %d, %d layers, %d heads, %lld parameters; %d thread(s)\n", cfg.n_embd,
+           cfg.n_layer, cfg.n_head, (long long)gpt_config_param_count(cfg), o.threads);
     double t0 = clock_now_s();
     if (o.load_base) {
         if (load_raw(m, o.load_base, err, sizeof err)) {
@@ -453,8 +527,8 @@ int cli_train(int argc, char **argv) {
                 goto done;
             }
             if (o.log_every > 0 && (s % (o.log_every * 5) == 0 || s == o.base_steps - 1)) {
-                printf("base step %d lr %.2e loss %.4f gnorm %.3f %.0f tok/s (%.1f s)\n", s, log.lr, log.s.loss,
-                       log.grad_norm, log.tok_s, clock_now_s() - t0);
+                printf("base step %d lr %.2e loss %.4f gnorm %.3f %.0f tok/s (%.1f s)\n", s, log.lr,
+                       log.s.loss, log.grad_norm, log.tok_s, clock_now_s() - t0);
                 fflush(stdout);
             }
             if (o.check_every > 0 && (s + 1) % o.check_every == 0) {
@@ -463,7 +537,8 @@ int cli_train(int argc, char **argv) {
                     fprintf(stderr, "caopd train-demo: check failed: %s\n", tw_errmsg(ctx));
                     goto done;
                 }
-                printf("base step %d check: demo-following %.3f, note exact %.3f (%.1f s)\n", s, da, ne, clock_now_s() - t0);
+                printf("base step %d check: demo-following %.3f, note exact %.3f (%.1f s)\n", s, da,
+                       ne, clock_now_s() - t0);
                 fflush(stdout);
             }
         }
@@ -490,7 +565,8 @@ int cli_train(int argc, char **argv) {
     print_result(&o, "base", &r, clock_now_s() - t0);
     fflush(stdout);
     status = 0;
-    for (int i = 0; status == 0 && i < o.n_methods; i++) status = run_method(&o, i, m, init);
+    for (int i = 0; status == 0 && i < o.n_methods; i++)
+        status = run_method(&o, i, m, init);
     printf("total wall time %.1f s\n", clock_now_s() - start);
 done:
     base_gen_free(mix);

@@ -17,24 +17,27 @@
 #endif
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: caopd <command> [options]\n"
-               "\n"
-               "commands:\n"
-               "  bench [--json] [options]   throughput: matmul, training, decoding, a CaOPD step\n"
-               "  tasks [...]                list task domains and splits, print examples\n"
-               "  train-demo [...]           base stage + one domain with a method, evaluated\n"
-               "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
-               "                             run an experiment spec (docs/spec.md)\n"
-               "  sweep SPEC.json [-j N] [--out DIR] [--list] [--cell I]\n"
-               "                             run the cells of a sweep spec (docs/sweep.md)\n"
-               "  merge DIR [DIR...] [--out FILE]  gather finished sweep cells into a summary file\n"
-               "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs (docs/analysis.md);\n"
-               "          analyze SWEEP_DIR|SUMMARY.h5  metrics against OOD severity per method\n"
-               "  bases [FILE|DIR] [--measure] | bases pack CKPT OUT --name N --commit C\n"
-               "                             the shipped base models and their figures (docs/bases.md)\n"
-               "  version                    print versions\n"
-               "  help                       this text\n"
-               "\n");
+    fprintf(
+        f,
+        "usage: caopd <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  bench [--json] [options]   throughput: matmul, training, decoding, a CaOPD step\n"
+        "  tasks [...]                list task domains and splits, print examples\n"
+        "  train-demo [...]           base stage + one domain with a method, evaluated\n"
+        "  run SPEC.json [--out DIR] [--force] | run --resume DIR\n"
+        "                             run an experiment spec (docs/spec.md)\n"
+        "  sweep SPEC.json [-j N] [--out DIR] [--list] [--cell I]\n"
+        "                             run the cells of a sweep spec (docs/sweep.md)\n"
+        "  merge DIR [DIR...] [--out FILE]  gather finished sweep cells into a summary file\n"
+        "  analyze RUN [RUN...] [--out DIR]  tables, CSVs, figures and report.md of runs "
+        "(docs/analysis.md);\n"
+        "          analyze SWEEP_DIR|SUMMARY.h5  metrics against OOD severity per method\n"
+        "  bases [FILE|DIR] [--measure] | bases pack CKPT OUT --name N --commit C\n"
+        "                             the shipped base models and their figures (docs/bases.md)\n"
+        "  version                    print versions\n"
+        "  help                       this text\n"
+        "\n");
     cli_bench_usage(f);
 }
 
@@ -68,6 +71,9 @@ int main(int argc, char **argv) {
         printf("caopd-harness 0.1.0, libtorch %s\n", tw_version());
         return 0;
     }
-    fprintf(stderr, "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, sweep, merge, analyze, version, help)\n", cmd);
+    fprintf(stderr,
+            "caopd: unknown command '%s' (commands: bench, tasks, train-demo, run, sweep, merge, "
+            "analyze, version, help)\n",
+            cmd);
     return 2;
 }

@@ -13,25 +13,25 @@
 
 /* Indices into a layer's block of parameters, in name order. */
 enum {
-    GPT_LN1_W, /* (C) */
-    GPT_LN1_B, /* (C) */
-    GPT_ATTN_W, /* (3C, C) */
-    GPT_ATTN_B, /* (3C) */
+    GPT_LN1_W,   /* (C) */
+    GPT_LN1_B,   /* (C) */
+    GPT_ATTN_W,  /* (3C, C) */
+    GPT_ATTN_B,  /* (3C) */
     GPT_APROJ_W, /* (C, C) */
     GPT_APROJ_B, /* (C) */
-    GPT_LN2_W, /* (C) */
-    GPT_LN2_B, /* (C) */
-    GPT_FC_W, /* (4C, C) */
-    GPT_FC_B, /* (4C) */
+    GPT_LN2_W,   /* (C) */
+    GPT_LN2_B,   /* (C) */
+    GPT_FC_W,    /* (4C, C) */
+    GPT_FC_B,    /* (4C) */
     GPT_MPROJ_W, /* (C, 4C) */
     GPT_MPROJ_B, /* (C) */
     GPT_LAYER_PARAMS
 };
 
 static const char *const layer_param_names[GPT_LAYER_PARAMS] = {
-    "ln_1.weight",       "ln_1.bias",       "attn.c_attn.weight", "attn.c_attn.bias",
+    "ln_1.weight",        "ln_1.bias",        "attn.c_attn.weight", "attn.c_attn.bias",
     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",        "ln_2.bias",
-    "mlp.c_fc.weight",   "mlp.c_fc.bias",   "mlp.c_proj.weight",  "mlp.c_proj.bias",
+    "mlp.c_fc.weight",    "mlp.c_fc.bias",    "mlp.c_proj.weight",  "mlp.c_proj.bias",
 };
 
 struct gpt {
@@ -63,25 +63,31 @@ struct gpt_kv {
 };
 
 gpt_config gpt_config_default(void) {
-    gpt_config c = {.vocab = TOK_VOCAB_SIZE, .block_size = 256, .n_layer = 4, .n_head = 4, .n_embd = 128};
+    gpt_config c = {
+        .vocab = TOK_VOCAB_SIZE, .block_size = 256, .n_layer = 4, .n_head = 4, .n_embd = 128};
     return c;
 }
 
 int gpt_config_check(gpt_config c, char *err, size_t errlen) {
     const char *bad = NULL;
-    if (c.vocab < 2) bad = "vocab must be at least 2";
-    else if (c.block_size < 1) bad = "block_size must be at least 1";
-    else if (c.n_layer < 1) bad = "n_layer must be at least 1";
-    else if (c.n_head < 1) bad = "n_head must be at least 1";
-    else if (c.n_embd < 1 || c.n_embd % c.n_head != 0) bad = "n_embd must be a positive multiple of n_head";
+    if (c.vocab < 2)
+        bad = "vocab must be at least 2";
+    else if (c.block_size < 1)
+        bad = "block_size must be at least 1";
+    else if (c.n_layer < 1)
+        bad = "n_layer must be at least 1";
+    else if (c.n_head < 1)
+        bad = "n_head must be at least 1";
+    else if (c.n_embd < 1 || c.n_embd % c.n_head != 0)
+        bad = "n_embd must be a positive multiple of n_head";
     if (bad && err && errlen) snprintf(err, errlen, "gpt config: %s", bad);
     return bad ? -1 : 0;
 }
 
 int64_t gpt_config_param_count(gpt_config c) {
     int64_t C = c.n_embd;
-    int64_t layer = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) +
-                    (4 * C * C + C);
+    int64_t layer =
+        2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
     return (int64_t)c.vocab * C + (int64_t)c.block_size * C + c.n_layer * layer + 2 * C;
 }
 
@@ -89,7 +95,7 @@ double gpt_config_flops_per_token(gpt_config c, int t) {
     double C = c.n_embd;
     double per_layer = 2.0 * (3 * C * C + C * C + 4 * C * C + 4 * C * C) /* linears */
                        + 2.0 * 2.0 * t * C;                              /* QK^T and att@V */
-    return c.n_layer * per_layer + 2.0 * C * c.vocab; /* + tied LM head */
+    return c.n_layer * per_layer + 2.0 * C * c.vocab;                    /* + tied LM head */
 }
 
 static tw_tensor layer_param(const gpt *m, int l, int which) {
@@ -119,19 +125,19 @@ tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
     const double std = 0.02, proj_std = 0.02 / sqrt(2.0 * cfg.n_layer);
     tw_scope scope = tw_scope_begin(ctx);
     int i = 0;
-#define GPT_MATRIX(name_, rows, cols, sd)                                                  \
-    do {                                                                                   \
-        int64_t shape_[2] = {(rows), (cols)};                                              \
-        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                  \
-        m->params[i] = tw_keep(ctx, tw_randn(ctx, rng, 0.0, (sd), 2, shape_));             \
-        m->decay[i++] = 1;                                                                 \
+#define GPT_MATRIX(name_, rows, cols, sd)                                                          \
+    do {                                                                                           \
+        int64_t shape_[2] = {(rows), (cols)};                                                      \
+        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                          \
+        m->params[i] = tw_keep(ctx, tw_randn(ctx, rng, 0.0, (sd), 2, shape_));                     \
+        m->decay[i++] = 1;                                                                         \
     } while (0)
-#define GPT_VECTOR(name_, n, value)                                                        \
-    do {                                                                                   \
-        int64_t shape_[1] = {(n)};                                                         \
-        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                  \
-        m->params[i] = tw_keep(ctx, tw_full(ctx, TW_DTYPE_F32, (value), 1, shape_));       \
-        m->decay[i++] = 0;                                                                 \
+#define GPT_VECTOR(name_, n, value)                                                                \
+    do {                                                                                           \
+        int64_t shape_[1] = {(n)};                                                                 \
+        snprintf(m->names[i], GPT_NAME_MAX, "%s", name_);                                          \
+        m->params[i] = tw_keep(ctx, tw_full(ctx, TW_DTYPE_F32, (value), 1, shape_));               \
+        m->decay[i++] = 0;                                                                         \
     } while (0)
     GPT_MATRIX("wte", V, C, std);
     GPT_MATRIX("wpe", T, C, std);
@@ -153,7 +159,8 @@ tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
     GPT_VECTOR("ln_f.bias", C, 0.0);
 #undef GPT_MATRIX
 #undef GPT_VECTOR
-    for (int p = 0; p < m->n_params; p++) tw_set_requires_grad(ctx, m->params[p], 1);
+    for (int p = 0; p < m->n_params; p++)
+        tw_set_requires_grad(ctx, m->params[p], 1);
     tw_scope_end(ctx, scope);
     if (tw_status_get(ctx) != TW_OK) {
         tw_status s = tw_status_get(ctx);
@@ -167,7 +174,8 @@ tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
 void gpt_free(gpt *m) {
     if (!m) return;
     if (m->params)
-        for (int i = 0; i < m->n_params; i++) tw_free(m->ctx, m->params[i]);
+        for (int i = 0; i < m->n_params; i++)
+            tw_free(m->ctx, m->params[i]);
     free(m->names);
     free(m->params);
     free(m->decay);
@@ -232,8 +240,8 @@ typedef tw_tensor (*gpt_attend_fn)(gpt *m, int layer, tw_tensor q, tw_tensor k, 
 static tw_tensor block(gpt *m, int l, tw_tensor x, gpt_attend_fn attend, void *arg) {
     tw_ctx *ctx = m->ctx;
     const int64_t B = tw_size(ctx, x, 0), T = tw_size(ctx, x, 1), C = m->cfg.n_embd;
-    tw_tensor a = tw_layer_norm(ctx, x, layer_param(m, l, GPT_LN1_W),
-                                layer_param(m, l, GPT_LN1_B), GPT_LN_EPS);
+    tw_tensor a = tw_layer_norm(ctx, x, layer_param(m, l, GPT_LN1_W), layer_param(m, l, GPT_LN1_B),
+                                GPT_LN_EPS);
     tw_tensor qkv = tw_linear(ctx, a, layer_param(m, l, GPT_ATTN_W), layer_param(m, l, GPT_ATTN_B));
     tw_tensor q = split_heads(m, qkv, 0, B, T);
     tw_tensor k = split_heads(m, qkv, 1, B, T);
@@ -243,7 +251,8 @@ static tw_tensor block(gpt *m, int l, tw_tensor x, gpt_attend_fn attend, void *a
     tw_prof_label(ctx, label);
     int64_t shape[3] = {B, T, C};
     y = tw_reshape(ctx, tw_transpose(ctx, y, 1, 2), 3, shape);
-    x = tw_add(ctx, x, tw_linear(ctx, y, layer_param(m, l, GPT_APROJ_W), layer_param(m, l, GPT_APROJ_B)));
+    x = tw_add(ctx, x,
+               tw_linear(ctx, y, layer_param(m, l, GPT_APROJ_W), layer_param(m, l, GPT_APROJ_B)));
     tw_tensor h = tw_layer_norm(ctx, x, layer_param(m, l, GPT_LN2_W), layer_param(m, l, GPT_LN2_B),
                                 GPT_LN_EPS);
     h = tw_gelu(ctx, tw_linear(ctx, h, layer_param(m, l, GPT_FC_W), layer_param(m, l, GPT_FC_B)));
@@ -259,8 +268,7 @@ static tw_tensor head(gpt *m, tw_tensor x) {
 }
 
 /* arg: the forward pass's causal mask (tw_causal_mask), built once for every layer. */
-static tw_tensor attend_full(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v,
-                             void *arg) {
+static tw_tensor attend_full(gpt *m, int layer, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
     (void)layer;
     return tw_attention(m->ctx, q, k, v, *(tw_tensor *)arg);
 }
@@ -270,7 +278,8 @@ tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_val
     tw_scope scope = tw_scope_begin(ctx);
     const int nd = tw_ndim(ctx, tokens);
     if (nd != 2) {
-        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward: tokens must be (B, T), got %d dims", nd);
+        if (nd >= 0)
+            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward: tokens must be (B, T), got %d dims", nd);
         return tw_scope_return(ctx, scope, TW_NULL);
     }
     const int64_t T = tw_size(ctx, tokens, 1);
@@ -287,7 +296,8 @@ tw_tensor gpt_forward(gpt *m, tw_tensor tokens, tw_tensor pos, tw_tensor key_val
     const int label = tw_prof_label(ctx, TW_KIND_ATTENTION);
     tw_tensor mask = tw_causal_mask(ctx, key_valid, T, T);
     tw_prof_label(ctx, label);
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_full, &mask);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        x = block(m, l, x, attend_full, &mask);
     return tw_scope_return(ctx, scope, head(m, x));
 }
 
@@ -297,7 +307,8 @@ tw_status gpt_kv_new(gpt *m, int batch, int max_len, gpt_kv **out) {
     tw_ctx *ctx = m->ctx;
     *out = NULL;
     if (batch < 1 || max_len < 1 || max_len > m->cfg.block_size) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_new: batch %d and max_len %d must be >= 1, max_len <= block_size %d",
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "gpt_kv_new: batch %d and max_len %d must be >= 1, max_len <= block_size %d",
                      batch, max_len, m->cfg.block_size);
         return tw_status_get(ctx);
     }
@@ -361,12 +372,14 @@ tw_status gpt_kv_select(gpt_kv *kv, const int64_t *rows, int n) {
     tw_ctx *ctx = kv->m->ctx;
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (!rows || n < 1) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: need n >= 1 rows (got %d%s)", n, rows ? "" : ", rows NULL");
+        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: need n >= 1 rows (got %d%s)", n,
+                     rows ? "" : ", rows NULL");
         return tw_status_get(ctx);
     }
     for (int i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= kv->batch) {
-            tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: rows[%d] = %lld is not a row of the cache (0..%d)", i,
+            tw_set_error(ctx, TW_ERR_ARG,
+                         "gpt_kv_select: rows[%d] = %lld is not a row of the cache (0..%d)", i,
                          (long long)rows[i], kv->batch - 1);
             return tw_status_get(ctx);
         }
@@ -376,13 +389,16 @@ tw_status gpt_kv_select(gpt_kv *kv, const int64_t *rows, int n) {
         per = n / P;
         for (int i = 0; i < n && n % P == 0; i++)
             if (i / per != rows[i] / kv->per) {
-                tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: rows[%d] = %lld continues prefix row %lld, but new row %d "
-                             "belongs to prefix row %d (rows stay grouped by prefix)", i, (long long)rows[i],
-                             (long long)(rows[i] / kv->per), i, i / per);
+                tw_set_error(
+                    ctx, TW_ERR_ARG,
+                    "gpt_kv_select: rows[%d] = %lld continues prefix row %lld, but new row %d "
+                    "belongs to prefix row %d (rows stay grouped by prefix)",
+                    i, (long long)rows[i], (long long)(rows[i] / kv->per), i, i / per);
                 return tw_status_get(ctx);
             }
         if (n % P) {
-            tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_select: %d rows are not a multiple of the %d prefix rows", n, P);
+            tw_set_error(ctx, TW_ERR_ARG,
+                         "gpt_kv_select: %d rows are not a multiple of the %d prefix rows", n, P);
             return tw_status_get(ctx);
         }
     }
@@ -423,8 +439,7 @@ tw_status gpt_kv_select(gpt_kv *kv, const int64_t *rows, int n) {
 /* Defined with the shared prefixes below. */
 static tw_tensor attend_shared(gpt *m, gpt_kv *kv, int l, tw_tensor q, tw_tensor k, tw_tensor v);
 
-static tw_tensor attend_cached(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v,
-                               void *arg) {
+static tw_tensor attend_cached(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, void *arg) {
     tw_ctx *ctx = m->ctx;
     gpt_kv *kv = arg;
     if (kv->prefix) return attend_shared(m, kv, l, q, k, v);
@@ -453,8 +468,11 @@ tw_tensor gpt_forward_cached(gpt *m, gpt_kv *kv, tw_tensor tokens, tw_tensor pos
         return tw_scope_return(ctx, scope, TW_NULL);
     }
     if (kv->prefix && (tn != 1 || !tw_is_null(key_valid))) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_cached: a shared-prefix cache takes one real token per row per call "
-                     "(got %lld tokens%s)", (long long)tn, tw_is_null(key_valid) ? "" : " and a key_valid");
+        tw_set_error(
+            ctx, TW_ERR_ARG,
+            "gpt_forward_cached: a shared-prefix cache takes one real token per row per call "
+            "(got %lld tokens%s)",
+            (long long)tn, tw_is_null(key_valid) ? "" : " and a key_valid");
         return tw_scope_return(ctx, scope, TW_NULL);
     }
     if (tw_is_null(key_valid)) {
@@ -463,7 +481,8 @@ tw_tensor gpt_forward_cached(gpt *m, gpt_kv *kv, tw_tensor tokens, tw_tensor pos
     }
     tw_slice_assign(ctx, kv->valid, 1, kv->len, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64));
     tw_tensor x = embed(m, tokens, pos);
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_cached, kv);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        x = block(m, l, x, attend_cached, kv);
     tw_tensor logits = head(m, x);
     if (tw_status_get(ctx) == TW_OK) kv->len += (int)tn;
     return tw_scope_return(ctx, scope, logits);
@@ -481,7 +500,8 @@ int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t s
     int steps = 0;
     for (int64_t i = 0; i < rows; i++) {
         int j = 0;
-        while (j < max_new && tokens[i * max_new + j] != stop_token) j++;
+        while (j < max_new && tokens[i * max_new + j] != stop_token)
+            j++;
         if (j == max_new) return max_new; /* this row never stopped */
         if (j + 1 > steps) steps = j + 1;
     }
@@ -492,14 +512,16 @@ int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t s
 static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, const gpt_sample_params *sp, tw_rng *rng) {
     const int label = tw_prof_label(ctx, TW_KIND_SAMPLING);
     int64_t shape[2] = {tw_size(ctx, logits, 0), tw_size(ctx, logits, 2)};
-    tw_tensor last = tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
+    tw_tensor last =
+        tw_reshape(ctx, tw_slice(ctx, logits, 1, -1, tw_size(ctx, logits, 1)), 2, shape);
     tw_tensor tok;
     if (sp->temperature <= 0.0) {
         tok = tw_argmax(ctx, last, 1);
     } else {
         tw_tensor probs = tw_softmax(ctx, tw_scale(ctx, last, 1.0 / sp->temperature), 1);
-        tok = sp->total_rows > 0 ? tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows)
-                                 : tw_multinomial(ctx, rng, probs);
+        tok = sp->total_rows > 0
+                  ? tw_multinomial_rows(ctx, rng, probs, sp->row_offset, sp->total_rows)
+                  : tw_multinomial(ctx, rng, probs);
     }
     tw_prof_label(ctx, label);
     return tok;
@@ -512,15 +534,17 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     const int nd = tw_ndim(ctx, prompts);
     if (nd != 2) {
-        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample: prompts must be (B, T), got %d dims", nd);
+        if (nd >= 0)
+            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample: prompts must be (B, T), got %d dims", nd);
         return tw_status_get(ctx);
     }
     const int64_t B = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
     const int64_t total = Tp + sp.max_new;
     if (sp.max_new < 1 || total > m->cfg.block_size) {
-        tw_set_error(ctx, TW_ERR_ARG,
-                     "gpt_sample: prompt length %lld + max_new %d must fit block_size %d (max_new >= 1)",
-                     (long long)Tp, sp.max_new, m->cfg.block_size);
+        tw_set_error(
+            ctx, TW_ERR_ARG,
+            "gpt_sample: prompt length %lld + max_new %d must fit block_size %d (max_new >= 1)",
+            (long long)Tp, sp.max_new, m->cfg.block_size);
         return tw_status_get(ctx);
     }
     if (sp.temperature > 0.0 && !rng) {
@@ -544,12 +568,14 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
         rc = tmp ? TW_OK : TW_ERR_NOMEM;
         if (rc == TW_OK) rc = tw_copy_to_i64(ctx, prompts, tmp, (size_t)(B * Tp));
         for (int64_t b = 0; rc == TW_OK && b < B; b++)
-            for (int64_t t = 0; t < Tp; t++) seq[b * total + t] = tmp[b * Tp + t];
+            for (int64_t t = 0; t < Tp; t++)
+                seq[b * total + t] = tmp[b * Tp + t];
         if (rc == TW_OK && !tw_is_null(key_valid)) {
             tw_tensor kv64 = tw_to_dtype(ctx, key_valid, TW_DTYPE_I64);
             rc = tw_copy_to_i64(ctx, kv64, tmp, (size_t)(B * Tp));
         } else if (rc == TW_OK) {
-            for (int64_t i = 0; i < B * Tp; i++) tmp[i] = 1;
+            for (int64_t i = 0; i < B * Tp; i++)
+                tmp[i] = 1;
         }
         for (int64_t b = 0; rc == TW_OK && b < B; b++) {
             int64_t p = 0;
@@ -612,8 +638,10 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
         if (rc != TW_OK) break;
         int all_done = 1;
         for (int64_t b = 0; b < B; b++) {
-            if (done[b]) next[b] = sp.stop_token;
-            else if (sp.stop_token >= 0 && next[b] == sp.stop_token) done[b] = 1;
+            if (done[b])
+                next[b] = sp.stop_token;
+            else if (sp.stop_token >= 0 && next[b] == sp.stop_token)
+                done[b] = 1;
             all_done &= done[b];
             seq[b * total + cur] = next[b];
             /* Position of the new token: one past the previous real token. */
@@ -623,7 +651,8 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
         made++;
         if (all_done && sp.stop_token >= 0) {
             for (; made < sp.max_new; made++, cur++)
-                for (int64_t b = 0; b < B; b++) seq[b * total + cur] = sp.stop_token;
+                for (int64_t b = 0; b < B; b++)
+                    seq[b * total + cur] = sp.stop_token;
         }
     }
     tw_scope_end(ctx, outer);
@@ -633,7 +662,8 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
         int64_t *res = malloc(sizeof(int64_t) * (size_t)(B * sp.max_new));
         if (!res) rc = TW_ERR_NOMEM;
         for (int64_t b = 0; res && b < B; b++)
-            for (int64_t t = 0; t < sp.max_new; t++) res[b * sp.max_new + t] = seq[b * total + Tp + t];
+            for (int64_t t = 0; t < sp.max_new; t++)
+                res[b * sp.max_new + t] = seq[b * total + Tp + t];
         if (res) {
             int64_t shape[2] = {B, sp.max_new};
             *out = tw_from_i64(ctx, res, 2, shape);
@@ -683,12 +713,16 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     const int nd = tw_ndim(ctx, tokens);
     if (nd != 2) {
-        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_prefix_new: tokens must be (P, Tp), got %d dims", nd);
+        if (nd >= 0)
+            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_prefix_new: tokens must be (P, Tp), got %d dims",
+                         nd);
         return tw_status_get(ctx);
     }
     const int64_t P = tw_size(ctx, tokens, 0), T = tw_size(ctx, tokens, 1);
     if (P < 1 || T < 1 || T > m->cfg.block_size) {
-        tw_set_error(ctx, TW_ERR_SHAPE, "gpt_prefix_new: %lld rows x %lld tokens: need >= 1 of each and at most block_size %d tokens",
+        tw_set_error(ctx, TW_ERR_SHAPE,
+                     "gpt_prefix_new: %lld rows x %lld tokens: need >= 1 of each and at most "
+                     "block_size %d tokens",
                      (long long)P, (long long)T, m->cfg.block_size);
         return tw_status_get(ctx);
     }
@@ -713,7 +747,8 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     int64_t shape[2] = {P, T};
     int64_t *valid = host, *pos = host + P * T;
     if (tw_is_null(key_valid)) {
-        for (int64_t i = 0; i < P * T; i++) valid[i] = 1;
+        for (int64_t i = 0; i < P * T; i++)
+            valid[i] = 1;
     } else {
         tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid, (size_t)(P * T));
     }
@@ -730,7 +765,8 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     prefix_arg arg = {p, tw_causal_mask(ctx, p->valid, T, T)};
     tw_prof_label(ctx, label);
     tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_capture, &arg);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        x = block(m, l, x, attend_capture, &arg);
     tw_scope_end(ctx, scope);
     free(host);
     if (tw_status_get(ctx) != TW_OK) {
@@ -742,26 +778,20 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     return TW_OK;
 }
 
-int gpt_prefix_rows(const gpt_prefix *p) {
-    return p->rows;
-}
-
-int gpt_prefix_len(const gpt_prefix *p) {
-    return p->len;
-}
-
 int gpt_prefix_count(const gpt_prefix *p, int row) {
     return (row >= 0 && row < p->rows) ? (int)p->count[row] : -1;
 }
 
 /* ---- KV caches over a shared prefix ---- */
 
-tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len, gpt_kv **out) {
+tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len,
+                            gpt_kv **out) {
     tw_ctx *ctx = m->ctx;
     *out = NULL;
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (!p || p->m != m || rows_per_prefix < 1 || (int64_t)p->rows * rows_per_prefix > INT32_MAX) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_kv_new_shared: a prefix of this model and rows_per_prefix >= 1 required");
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "gpt_kv_new_shared: a prefix of this model and rows_per_prefix >= 1 required");
         return tw_status_get(ctx);
     }
     gpt_kv *kv = NULL;
@@ -774,7 +804,8 @@ tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, in
     float *bias = malloc(sizeof(float) * (size_t)(P * Tp));
     rc = valid && bias ? tw_copy_to_i64(ctx, p->valid, valid, (size_t)(P * Tp)) : TW_ERR_NOMEM;
     if (rc == TW_OK) {
-        for (int64_t i = 0; i < P * Tp; i++) bias[i] = valid[i] ? 0.0f : -INFINITY;
+        for (int64_t i = 0; i < P * Tp; i++)
+            bias[i] = valid[i] ? 0.0f : -INFINITY;
         int64_t shape[4] = {P, 1, 1, Tp};
         tw_scope scope = tw_scope_begin(ctx);
         kv->pbias = tw_keep(ctx, tw_from_f32(ctx, bias, 4, shape));
@@ -803,18 +834,21 @@ static tw_tensor attend_shared(gpt *m, gpt_kv *kv, int l, tw_tensor q, tw_tensor
     tw_slice_assign(ctx, kv->k[l], 2, kv->len, k);
     tw_slice_assign(ctx, kv->v[l], 2, kv->len, v);
     tw_tensor kk = tw_slice(ctx, kv->k[l], 2, 0, end), vv = tw_slice(ctx, kv->v[l], 2, 0, end);
-    tw_tensor qs = tw_scale(ctx, q, 1.0 / sqrt((double)D));                        /* (N, H, 1, D) */
-    tw_tensor s_own = tw_matmul(ctx, qs, tw_transpose(ctx, kk, 2, 3));            /* (N, H, 1, end) */
-    int64_t by_prefix[4] = {P, R, H, D}, by_row_tp[4] = {N, H, 1, Tp}, by_prefix_tp[4] = {P, R, H, Tp};
+    tw_tensor qs = tw_scale(ctx, q, 1.0 / sqrt((double)D));            /* (N, H, 1, D) */
+    tw_tensor s_own = tw_matmul(ctx, qs, tw_transpose(ctx, kk, 2, 3)); /* (N, H, 1, end) */
+    int64_t by_prefix[4] = {P, R, H, D}, by_row_tp[4] = {N, H, 1, Tp},
+            by_prefix_tp[4] = {P, R, H, Tp};
     int64_t by_row[4] = {N, H, 1, D};
-    tw_tensor qp = tw_transpose(ctx, tw_reshape(ctx, qs, 4, by_prefix), 1, 2);     /* (P, H, R, D) */
-    tw_tensor s_pre = tw_add(ctx, tw_matmul(ctx, qp, tw_transpose(ctx, p->k[l], 2, 3)), kv->pbias); /* (P, H, R, Tp) */
-    s_pre = tw_reshape(ctx, tw_transpose(ctx, s_pre, 1, 2), 4, by_row_tp);         /* (N, H, 1, Tp) */
+    tw_tensor qp = tw_transpose(ctx, tw_reshape(ctx, qs, 4, by_prefix), 1, 2); /* (P, H, R, D) */
+    tw_tensor s_pre = tw_add(ctx, tw_matmul(ctx, qp, tw_transpose(ctx, p->k[l], 2, 3)),
+                             kv->pbias);                                   /* (P, H, R, Tp) */
+    s_pre = tw_reshape(ctx, tw_transpose(ctx, s_pre, 1, 2), 4, by_row_tp); /* (N, H, 1, Tp) */
     tw_tensor both[2] = {s_pre, s_own};
-    tw_tensor a = tw_softmax(ctx, tw_cat(ctx, both, 2, 3), 3);                     /* (N, H, 1, Tp + end) */
-    tw_tensor a_pre = tw_reshape(ctx, tw_slice(ctx, a, 3, 0, Tp), 4, by_prefix_tp); /* (P, R, H, Tp) */
-    tw_tensor y_pre = tw_matmul(ctx, tw_transpose(ctx, a_pre, 1, 2), p->v[l]);      /* (P, H, R, D) */
-    y_pre = tw_reshape(ctx, tw_transpose(ctx, y_pre, 1, 2), 4, by_row);            /* (N, H, 1, D) */
+    tw_tensor a = tw_softmax(ctx, tw_cat(ctx, both, 2, 3), 3); /* (N, H, 1, Tp + end) */
+    tw_tensor a_pre =
+        tw_reshape(ctx, tw_slice(ctx, a, 3, 0, Tp), 4, by_prefix_tp);          /* (P, R, H, Tp) */
+    tw_tensor y_pre = tw_matmul(ctx, tw_transpose(ctx, a_pre, 1, 2), p->v[l]); /* (P, H, R, D) */
+    y_pre = tw_reshape(ctx, tw_transpose(ctx, y_pre, 1, 2), 4, by_row);        /* (N, H, 1, D) */
     return tw_add(ctx, y_pre, tw_matmul(ctx, tw_slice(ctx, a, 3, Tp, Tp + end), vv));
 }
 
@@ -837,7 +871,8 @@ typedef struct suffix_arg {
  * queries get a column of ones and the keys a column with 0 (real) or -1e30 (pad). Equals
  * attend_suffix's attention over the concatenation [prefix keys, suffix keys] up to float
  * rounding. q, k, v: (N, H, Tn, D). */
-static tw_tensor attend_grouped(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v, const suffix_arg *a) {
+static tw_tensor attend_grouped(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tensor v,
+                                const suffix_arg *a) {
     tw_ctx *ctx = m->ctx;
     const int64_t N = tw_size(ctx, q, 0), H = tw_size(ctx, q, 1), Tn = tw_size(ctx, q, 2);
     const int64_t D = tw_size(ctx, q, 3), P = a->p->rows, R = a->per, Tp = a->p->len;
@@ -848,17 +883,23 @@ static tw_tensor attend_grouped(gpt *m, int l, tw_tensor q, tw_tensor k, tw_tens
     /* (N, H, Tn, D + 1) with the ones column, grouped: (P, H, R * Tn, D + 1) */
     tw_tensor q1[2] = {qs, tw_full(ctx, TW_DTYPE_F32, 1.0, 4, ones_shape)};
     int64_t rows5_1[5] = {P, R, H, Tn, D + 1};
-    tw_tensor qg = tw_reshape(ctx, tw_transpose(ctx, tw_reshape(ctx, tw_cat(ctx, q1, 2, 3), 5, rows5_1), 1, 2), 4, grp1);
+    tw_tensor qg = tw_reshape(
+        ctx, tw_transpose(ctx, tw_reshape(ctx, tw_cat(ctx, q1, 2, 3), 5, rows5_1), 1, 2), 4, grp1);
     tw_tensor k1[2] = {a->p->k[l], a->pbias}; /* (P, H, Tp, D + 1) */
-    tw_tensor s_pre = tw_reshape(ctx, tw_matmul(ctx, qg, tw_transpose(ctx, tw_cat(ctx, k1, 2, 3), 2, 3)), 5, pre5);
-    tw_tensor s_own = tw_add(ctx, tw_matmul(ctx, qs, tw_transpose(ctx, k, 2, 3)), a->sbias); /* (N, H, Tn, Tn) */
-    s_own = tw_transpose(ctx, tw_reshape(ctx, s_own, 5, own5), 1, 2);                         /* (P, H, R, Tn, Tn) */
+    tw_tensor s_pre = tw_reshape(
+        ctx, tw_matmul(ctx, qg, tw_transpose(ctx, tw_cat(ctx, k1, 2, 3), 2, 3)), 5, pre5);
+    tw_tensor s_own =
+        tw_add(ctx, tw_matmul(ctx, qs, tw_transpose(ctx, k, 2, 3)), a->sbias); /* (N, H, Tn, Tn) */
+    s_own = tw_transpose(ctx, tw_reshape(ctx, s_own, 5, own5), 1, 2); /* (P, H, R, Tn, Tn) */
     tw_tensor both[2] = {s_pre, s_own};
     tw_tensor att = tw_softmax(ctx, tw_cat(ctx, both, 2, 4), 4); /* (P, H, R, Tn, Tp + Tn) */
     int64_t grp_tp[4] = {P, H, R * Tn, Tp};
-    tw_tensor y_pre = tw_matmul(ctx, tw_reshape(ctx, tw_slice(ctx, att, 4, 0, Tp), 4, grp_tp), a->p->v[l]);
-    y_pre = tw_reshape(ctx, tw_transpose(ctx, tw_reshape(ctx, y_pre, 5, grp5), 1, 2), 4, by_row); /* (N, H, Tn, D) */
-    tw_tensor a_own = tw_reshape(ctx, tw_transpose(ctx, tw_slice(ctx, att, 4, Tp, Tp + Tn), 1, 2), 4, own);
+    tw_tensor y_pre =
+        tw_matmul(ctx, tw_reshape(ctx, tw_slice(ctx, att, 4, 0, Tp), 4, grp_tp), a->p->v[l]);
+    y_pre = tw_reshape(ctx, tw_transpose(ctx, tw_reshape(ctx, y_pre, 5, grp5), 1, 2), 4,
+                       by_row); /* (N, H, Tn, D) */
+    tw_tensor a_own =
+        tw_reshape(ctx, tw_transpose(ctx, tw_slice(ctx, att, 4, Tp, Tp + Tn), 1, 2), 4, own);
     return tw_add(ctx, y_pre, tw_matmul(ctx, a_own, v));
 }
 
@@ -880,18 +921,23 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
     tw_ctx *ctx = m->ctx;
     if (tw_status_get(ctx) != TW_OK) return TW_NULL;
     if (!p || !row_of || p->m != m) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: prefix or row_of is NULL, or the prefix belongs to another model");
+        tw_set_error(
+            ctx, TW_ERR_ARG,
+            "gpt_forward_suffix: prefix or row_of is NULL, or the prefix belongs to another model");
         return TW_NULL;
     }
     const int nd = tw_ndim(ctx, tokens);
     if (nd != 2) {
-        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: tokens must be (N, Tn), got %d dims", nd);
+        if (nd >= 0)
+            tw_set_error(ctx, TW_ERR_SHAPE,
+                         "gpt_forward_suffix: tokens must be (N, Tn), got %d dims", nd);
         return TW_NULL;
     }
     const int64_t N = tw_size(ctx, tokens, 0), Tn = tw_size(ctx, tokens, 1);
     if (N != n || Tn < 1) {
-        tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: tokens (%lld, %lld) do not match %d rows",
-                     (long long)N, (long long)Tn, n);
+        tw_set_error(ctx, TW_ERR_SHAPE,
+                     "gpt_forward_suffix: tokens (%lld, %lld) do not match %d rows", (long long)N,
+                     (long long)Tn, n);
         return TW_NULL;
     }
     /* Grouped attention (attend_grouped) when every prefix row has R >= 2 rows and the prefix is
@@ -900,8 +946,9 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
     int identity = n == p->rows, grouped = n % p->rows == 0 && n > p->rows && p->len >= 2 * Tn;
     for (int i = 0; i < n; i++) {
         if (row_of[i] < 0 || row_of[i] >= p->rows) {
-            tw_set_error(ctx, TW_ERR_ARG, "gpt_forward_suffix: row_of[%d] = %lld is not a prefix row (0..%d)",
-                         i, (long long)row_of[i], p->rows - 1);
+            tw_set_error(ctx, TW_ERR_ARG,
+                         "gpt_forward_suffix: row_of[%d] = %lld is not a prefix row (0..%d)", i,
+                         (long long)row_of[i], p->rows - 1);
             return TW_NULL;
         }
         identity &= row_of[i] == i;
@@ -909,7 +956,9 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
     }
     const int64_t Tp = p->len;
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)(2 * N * Tn + p->rows * Tp));
-    float *bias = grouped ? malloc(sizeof(float) * (size_t)(p->rows * m->cfg.n_head * Tp + N * Tn * Tn)) : NULL;
+    float *bias = grouped
+                      ? malloc(sizeof(float) * (size_t)(p->rows * m->cfg.n_head * Tp + N * Tn * Tn))
+                      : NULL;
     if (!pos || (grouped && !bias)) {
         free(pos), free(bias);
         tw_set_error(ctx, TW_ERR_NOMEM, "gpt_forward_suffix: out of memory");
@@ -919,8 +968,10 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {N, Tn}, ishape[1] = {N};
     if (tw_is_null(key_valid)) {
-        for (int64_t i = 0; i < N * Tn; i++) valid[i] = 1;
-    } else if (tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid, (size_t)(N * Tn))) {
+        for (int64_t i = 0; i < N * Tn; i++)
+            valid[i] = 1;
+    } else if (tw_copy_to_i64(ctx, tw_to_dtype(ctx, key_valid, TW_DTYPE_I64), valid,
+                              (size_t)(N * Tn))) {
         free(pos), free(bias);
         return tw_scope_return(ctx, scope, TW_NULL);
     }
@@ -932,8 +983,10 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
             pos[i * Tn + t] = valid[i * Tn + t] ? c++ : 0;
         }
         if (c > m->cfg.block_size) {
-            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_forward_suffix: row %lld has %lld real tokens, more than block_size %d",
-                         (long long)i, (long long)c, m->cfg.block_size);
+            tw_set_error(
+                ctx, TW_ERR_SHAPE,
+                "gpt_forward_suffix: row %lld has %lld real tokens, more than block_size %d",
+                (long long)i, (long long)c, m->cfg.block_size);
             free(pos), free(bias);
             return tw_scope_return(ctx, scope, TW_NULL);
         }
@@ -947,11 +1000,13 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
             const int64_t H = m->cfg.n_head;
             for (int64_t r = 0; r < P; r++)
                 for (int64_t h = 0; h < H; h++)
-                    for (int64_t t = 0; t < Tp; t++) pb[(r * H + h) * Tp + t] = pvalid_host[r * Tp + t] ? 0.0f : -1e30f;
+                    for (int64_t t = 0; t < Tp; t++)
+                        pb[(r * H + h) * Tp + t] = pvalid_host[r * Tp + t] ? 0.0f : -1e30f;
             for (int64_t r = 0; r < N; r++)
                 for (int64_t i = 0; i < Tn; i++)
                     for (int64_t j = 0; j < Tn; j++)
-                        sb[(r * Tn + i) * Tn + j] = j <= i && (valid[r * Tn + j] || j == i) ? 0.0f : -INFINITY;
+                        sb[(r * Tn + i) * Tn + j] =
+                            j <= i && (valid[r * Tn + j] || j == i) ? 0.0f : -INFINITY;
             int64_t pshape[4] = {P, H, Tp, 1}, sshape[4] = {N, 1, Tn, Tn};
             arg.per = N / P;
             arg.pbias = tw_from_f32(ctx, pb, 4, pshape);
@@ -965,7 +1020,8 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
     }
     tw_tensor x = embed(m, tokens, tw_from_i64(ctx, pos, 2, shape));
     free(pos), free(bias);
-    for (int l = 0; l < m->cfg.n_layer; l++) x = block(m, l, x, attend_suffix, &arg);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        x = block(m, l, x, attend_suffix, &arg);
     return tw_scope_return(ctx, scope, head(m, x));
 }
 
@@ -976,25 +1032,30 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     const int nd = tw_ndim(ctx, prompts);
     if (nd != 2) {
-        if (nd >= 0) tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample_shared: prompts must be (P, Tp), got %d dims", nd);
+        if (nd >= 0)
+            tw_set_error(ctx, TW_ERR_SHAPE,
+                         "gpt_sample_shared: prompts must be (P, Tp), got %d dims", nd);
         return tw_status_get(ctx);
     }
     const int64_t P = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
     const int64_t N = P * (int64_t)n_rep, total = Tp + sp.max_new;
     if (n_rep < 1 || Tp < 2 || sp.max_new < 1 || total > m->cfg.block_size) {
         tw_set_error(ctx, TW_ERR_ARG,
-                     "gpt_sample_shared: n_rep %d >= 1, prompt length %lld >= 2, max_new %d >= 1, and prompt length + max_new must fit block_size %d",
+                     "gpt_sample_shared: n_rep %d >= 1, prompt length %lld >= 2, max_new %d >= 1, "
+                     "and prompt length + max_new must fit block_size %d",
                      n_rep, (long long)Tp, sp.max_new, m->cfg.block_size);
         return tw_status_get(ctx);
     }
     if (sp.temperature > 0.0 && !rng) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_sample_shared: temperature %g needs a generator (rng is NULL)",
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "gpt_sample_shared: temperature %g needs a generator (rng is NULL)",
                      sp.temperature);
         return tw_status_get(ctx);
     }
     int64_t *row_of = malloc(sizeof(int64_t) * (size_t)N);
     int64_t *cur = malloc(sizeof(int64_t) * (size_t)N), *pos = malloc(sizeof(int64_t) * (size_t)N);
-    int64_t *next = malloc(sizeof(int64_t) * (size_t)N), *last = malloc(sizeof(int64_t) * (size_t)P);
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)N),
+            *last = malloc(sizeof(int64_t) * (size_t)P);
     int64_t *res = malloc(sizeof(int64_t) * (size_t)(N * sp.max_new));
     int *done = calloc((size_t)N, sizeof *done);
     gpt_prefix *prefix = NULL;
@@ -1006,7 +1067,9 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         tw_tensor pv = tw_is_null(key_valid) ? TW_NULL : tw_slice(ctx, key_valid, 1, 0, Tp - 1);
         rc = gpt_prefix_new(m, tw_slice(ctx, prompts, 1, 0, Tp - 1), pv, &prefix);
     }
-    if (rc == TW_OK) rc = tw_copy_to_i64(ctx, tw_contiguous(ctx, tw_slice(ctx, prompts, 1, Tp - 1, Tp)), last, (size_t)P);
+    if (rc == TW_OK)
+        rc = tw_copy_to_i64(ctx, tw_contiguous(ctx, tw_slice(ctx, prompts, 1, Tp - 1, Tp)), last,
+                            (size_t)P);
     if (rc == TW_OK) rc = gpt_kv_new(m, (int)N, (int)(Tp - 1 + sp.max_new), &kv);
     if (rc == TW_OK) {
         for (int64_t i = 0; i < N; i++) {
@@ -1037,8 +1100,10 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         if (rc != TW_OK) break;
         int all_done = 1;
         for (int64_t i = 0; i < N; i++) {
-            if (done[i]) next[i] = sp.stop_token;
-            else if (sp.stop_token >= 0 && next[i] == sp.stop_token) done[i] = 1;
+            if (done[i])
+                next[i] = sp.stop_token;
+            else if (sp.stop_token >= 0 && next[i] == sp.stop_token)
+                done[i] = 1;
             all_done &= done[i];
             res[i * sp.max_new + made] = next[i];
             cur[i] = next[i];
@@ -1047,7 +1112,8 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         made++;
         if (all_done && sp.stop_token >= 0) {
             for (; made < sp.max_new; made++)
-                for (int64_t i = 0; i < N; i++) res[i * sp.max_new + made] = sp.stop_token;
+                for (int64_t i = 0; i < N; i++)
+                    res[i * sp.max_new + made] = sp.stop_token;
         }
     }
     tw_scope_end(ctx, outer);

@@ -89,7 +89,8 @@ typedef struct gpt_sample_params {
     int64_t row_offset, total_rows;
 } gpt_sample_params;
 
-gpt_sample_params gpt_sample_default(void); /* 24 new, temperature 1, no stop, cache on, whole batch */
+/* 24 new, temperature 1, no stop, cache on, whole batch */
+gpt_sample_params gpt_sample_default(void);
 
 /* The decoding steps (generator draws, when sampling) that gpt_sample or gpt_sample_shared took
  * to produce tokens (rows, max_new): max_new, or fewer when every row emitted stop_token
@@ -103,7 +104,6 @@ int gpt_sample_steps(const int64_t *tokens, int64_t rows, int max_new, int64_t s
 tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
                      tw_rng *rng, tw_tensor *out);
 
-
 /* ---- shared prefixes (CaOPD: each prompt's prefix computed once for its K rollouts) ---- */
 
 /* Keys and values of every layer for P left-padded prefixes (P, Tp), computed once and then
@@ -116,9 +116,7 @@ typedef struct gpt_prefix gpt_prefix;
 /* Runs the prefix tokens (P, Tp) with key_valid (P, Tp) (TW_NULL: no padding) through the
  * model. Positions count real tokens, as in gpt_sample. Errors: a status, message on ctx. */
 tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_prefix **out);
-void gpt_prefix_free(gpt_prefix *p); /* NULL is a no-op */
-int gpt_prefix_rows(const gpt_prefix *p);
-int gpt_prefix_len(const gpt_prefix *p);    /* Tp, padding included */
+void gpt_prefix_free(gpt_prefix *p);                /* NULL is a no-op */
 int gpt_prefix_count(const gpt_prefix *p, int row); /* real tokens of a row */
 
 /* Logits (N, Tn, V) of continuation tokens (N, Tn): row i continues prefix row_of[i] (host
@@ -132,15 +130,16 @@ tw_tensor gpt_forward_suffix(gpt *m, const gpt_prefix *p, const int64_t *row_of,
 
 /* A KV cache whose rows continue the rows of a shared prefix without copying it (many
  * continuations of few contexts: the digit tree of the expected confidence readout, see
- * harness/trainer/evaluate.h). Rows are grouped by prefix row, rows_per_prefix each: row i continues
- * prefix row i / rows_per_prefix and attends to that prefix's keys and values (broadcast, held
- * once) and to its own cached positions; the cache holds only the rows' own positions, max_len
+ * harness/trainer/evaluate.h). Rows are grouped by prefix row, rows_per_prefix each: row i
+ * continues prefix row i / rows_per_prefix and attends to that prefix's keys and values (broadcast,
+ * held once) and to its own cached positions; the cache holds only the rows' own positions, max_len
  * of them. p is borrowed and must outlive the cache; make it under tw_no_grad_begin.
  * gpt_forward_cached on such a cache takes one token per row per call (Tn = 1), every one real
  * (key_valid TW_NULL), at the positions the caller passes (a row's first token continues
  * gpt_prefix_count of its prefix row). Equals gpt_forward over prefix row + the row's tokens up
  * to float rounding. Errors: a status, message on the context. */
-tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len, gpt_kv **out);
+tw_status gpt_kv_new_shared(gpt *m, const gpt_prefix *p, int rows_per_prefix, int max_len,
+                            gpt_kv **out);
 
 /* Replaces the cache's rows by rows[0..n) of its current rows (host array, borrowed; a row may
  * be taken several times or not at all), as a tree or beam search does when it branches: row i

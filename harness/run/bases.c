@@ -14,13 +14,13 @@
 #include "harness/run/spec.h"
 #include "tasks/templates.h"
 
-static const char *const FIELD_NAMES[] = {"demo_acc", "note_exact", "note_acc", "acc",
-                                          "mean_conf", "conf_one", "format_fail"};
+static const char *const FIELD_NAMES[] = {"demo_acc",  "note_exact", "note_acc",   "acc",
+                                          "mean_conf", "conf_one",   "format_fail"};
 #define N_FIELDS 7
 
 static double *field(bases_figures *f, int i) {
-    double *v[N_FIELDS] = {&f->demo_acc, &f->note_exact, &f->note_acc, &f->acc,
-                           &f->mean_conf, &f->conf_one, &f->format_fail};
+    double *v[N_FIELDS] = {&f->demo_acc,  &f->note_exact, &f->note_acc,   &f->acc,
+                           &f->mean_conf, &f->conf_one,   &f->format_fail};
     return v[i];
 }
 
@@ -45,8 +45,8 @@ static void read_str(ckpt_reader *rd, const char *name, char *out, size_t cap) {
     free(s);
 }
 
-int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_info *info, char *err,
-               size_t errlen) {
+int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_info *info,
+               char *err, size_t errlen) {
     ckpt_reader *rd = NULL;
     ckpt_error ce;
     memset(info, 0, sizeof *info);
@@ -57,13 +57,16 @@ int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_
     char e[1024];
     int rc = snap_read_config(rd, "student", &info->cfg, e, sizeof e);
     if (rc) snprintf(err, errlen, "%s: %s", path, e);
-    if (!rc && (ckpt_reader_attr_i64(rd, "trainer", "step", &info->step) != CKPT_OK || info->step < 0)) {
-        snprintf(err, errlen, "%s: %s; the file is not a checkpoint of caopd run", path, ckpt_reader_errmsg(rd));
+    if (!rc &&
+        (ckpt_reader_attr_i64(rd, "trainer", "step", &info->step) != CKPT_OK || info->step < 0)) {
+        snprintf(err, errlen, "%s: %s; the file is not a checkpoint of caopd run", path,
+                 ckpt_reader_errmsg(rd));
         rc = -1;
     }
     tw_rng *rng = NULL;
     gpt *m = NULL;
-    if (!rc && (tw_rng_new(ctx, seed, &rng) != TW_OK || gpt_new(ctx, info->cfg, rng, &m) != TW_OK)) {
+    if (!rc &&
+        (tw_rng_new(ctx, seed, &rng) != TW_OK || gpt_new(ctx, info->cfg, rng, &m) != TW_OK)) {
         snprintf(err, errlen, "%s: building its model: %s", path, tw_errmsg(ctx));
         rc = -1;
     }
@@ -77,16 +80,19 @@ int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_
         read_figures(rd, info);
         char *json = NULL;
         spec *sp = calloc(1, sizeof *sp);
-        if (!sp || ckpt_reader_attr_str(rd, "", "spec", &json) != CKPT_OK || spec_parse(json, sp, e, sizeof e)) {
-            snprintf(err, errlen, "%s: its spec attribute cannot be read (%s); the file is not a checkpoint of caopd run",
+        if (!sp || ckpt_reader_attr_str(rd, "", "spec", &json) != CKPT_OK ||
+            spec_parse(json, sp, e, sizeof e)) {
+            snprintf(err, errlen,
+                     "%s: its spec attribute cannot be read (%s); the file is not a checkpoint of "
+                     "caopd run",
                      path, sp ? e : "out of memory");
             rc = -1;
         } else {
             info->threads = sp->threads;
             unsigned all = (1u << TASK_N_DOMAINS) - 1;
             info->skill_domains = sp->base_data.student_domains ? sp->base_data.student_domains
-                                  : sp->base_data.domains        ? sp->base_data.domains
-                                                                 : all;
+                                  : sp->base_data.domains       ? sp->base_data.domains
+                                                                : all;
         }
         free(json), free(sp);
     }
@@ -107,8 +113,10 @@ bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_
         if (f[d].demo_acc < 0.95) v.a_demo_fail |= bit;
         if (f[d].note_exact < 0.95) v.a_note_fail |= bit;
         if (!(skill_domains & bit)) continue;
-        if (f[d].acc >= 0.25 && f[d].acc <= 0.60) v.b_in_band++;
-        else v.b_out |= bit;
+        if (f[d].acc >= 0.25 && f[d].acc <= 0.60)
+            v.b_in_band++;
+        else
+            v.b_out |= bit;
         if (f[d].conf_one < 0.95) v.c_fail |= bit;
     }
     v.a = !v.a_demo_fail && !v.a_note_fail;
@@ -126,13 +134,14 @@ static int note_of(uint64_t seed, int i) {
     return (int)((seed * 7919u + (uint64_t)i * 104729u) % 101u);
 }
 
-tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out, bases_sample *samples) {
+tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out,
+                        bases_sample *samples) {
     tw_ctx *ctx = gpt_ctx(m);
     memset(out, 0, sizeof *out);
     out->n = n;
     task_example *ex = malloc(sizeof *ex * (size_t)(n > 0 ? n : 1));
-    char (*demo_ctx)[OPD_CONTEXT_CAP] = malloc(sizeof *demo_ctx * (size_t)(n > 0 ? n : 1));
-    char (*note_ctx)[OPD_CONTEXT_CAP] = malloc(sizeof *note_ctx * (size_t)(n > 0 ? n : 1));
+    char(*demo_ctx)[OPD_CONTEXT_CAP] = malloc(sizeof *demo_ctx * (size_t)(n > 0 ? n : 1));
+    char(*note_ctx)[OPD_CONTEXT_CAP] = malloc(sizeof *note_ctx * (size_t)(n > 0 ? n : 1));
     const char **pd = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     const char **pn = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     eval_sample *es = malloc(sizeof *es * (size_t)(n > 0 ? n : 1));
@@ -200,11 +209,13 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
     ok = 0;
     for (int i = 0; rc == TW_OK && i < n; i++) {
         const int right = task_verify(&ex[i], es[i].completion, strlen(es[i].completion)).correct;
-        const int is_exact = !es[i].format_failure && tmpl_conf_hundredths(es[i].confidence) == note_of(seed, i);
+        const int is_exact =
+            !es[i].format_failure && tmpl_conf_hundredths(es[i].confidence) == note_of(seed, i);
         ok += right;
         exact += is_exact;
         if (samples) {
-            snprintf(samples[i].note_completion, sizeof samples[i].note_completion, "%s", es[i].completion);
+            snprintf(samples[i].note_completion, sizeof samples[i].note_completion, "%s",
+                     es[i].completion);
             samples[i].note_exact = is_exact;
             samples[i].note_correct = right;
         }
@@ -237,7 +248,8 @@ tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figur
 static int copy_file(const char *from, const char *to, char *err, size_t errlen) {
     FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
     if (!in || !out) {
-        snprintf(err, errlen, "cannot %s %s: %s", in ? "write" : "read", in ? to : from, strerror(errno));
+        snprintf(err, errlen, "cannot %s %s: %s", in ? "write" : "read", in ? to : from,
+                 strerror(errno));
         if (in) fclose(in);
         return -1;
     }
@@ -256,8 +268,8 @@ static int copy_file(const char *from, const char *to, char *err, size_t errlen)
     return 0;
 }
 
-int bases_pack(const char *ckpt_path, const char *out_path, const char *name, const char *commit, int n,
-               int threads, char *err, size_t errlen) {
+int bases_pack(const char *ckpt_path, const char *out_path, const char *name, const char *commit,
+               int n, int threads, char *err, size_t errlen) {
     char e[2048];
     tw_set_num_threads(threads);
     tw_set_blas_threads(threads);
@@ -275,8 +287,10 @@ int bases_pack(const char *ckpt_path, const char *out_path, const char *name, co
     int rc = 0, made_threads = info.threads;
     bases_figures fig[TASK_N_DOMAINS];
     for (int d = 0; !rc && d < TASK_N_DOMAINS; d++)
-        if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &fig[d], NULL) != TW_OK) {
-            snprintf(err, errlen, "%s: measuring %s: %s", ckpt_path, task_domain_name((task_domain)d), tw_errmsg(ctx));
+        if (bases_measure(m, (task_domain)d, n, bases_measure_seed((task_domain)d), &fig[d],
+                          NULL) != TW_OK) {
+            snprintf(err, errlen, "%s: measuring %s: %s", ckpt_path,
+                     task_domain_name((task_domain)d), tw_errmsg(ctx));
             rc = -1;
         }
     gpt_free(m);
@@ -287,7 +301,8 @@ int bases_pack(const char *ckpt_path, const char *out_path, const char *name, co
     if (copy_file(ckpt_path, tmp, err, errlen)) return -1;
     ckpt_writer *w = NULL;
     ckpt_error ce;
-    if (ckpt_writer_open_append(&w, tmp, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, NULL, &ce)) {
+    if (ckpt_writer_open_append(&w, tmp, CKPT_FORMAT_CHECKPOINT, SNAP_CHECKPOINT_VERSION, NULL,
+                                &ce)) {
         snprintf(err, errlen, "%s", ce.msg);
         remove(tmp);
         return -1;
@@ -299,7 +314,8 @@ int bases_pack(const char *ckpt_path, const char *out_path, const char *name, co
         char g[64];
         snprintf(g, sizeof g, "base_figures/%s", task_domain_name((task_domain)d));
         ckpt_writer_set_attr_i64(w, g, "n", fig[d].n);
-        for (int i = 0; i < N_FIELDS; i++) ckpt_writer_set_attr_f64(w, g, FIELD_NAMES[i], *field(&fig[d], i));
+        for (int i = 0; i < N_FIELDS; i++)
+            ckpt_writer_set_attr_f64(w, g, FIELD_NAMES[i], *field(&fig[d], i));
     }
     if (ckpt_writer_commit(w)) {
         snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));

@@ -51,12 +51,12 @@ typedef struct bases_info {
  * on every skill domain. Each mask has bit (1u << d) for the domains that fail it (for (b): the
  * skill domains outside the band). */
 typedef struct bases_verdict {
-    int a, b, c;              /* 1 when the condition holds */
-    unsigned a_demo_fail;     /* demo_acc < 0.95 */
-    unsigned a_note_fail;     /* note_exact < 0.95 */
-    int b_in_band;            /* skill domains with acc in [0.25, 0.60] */
-    unsigned b_out;           /* skill domains outside the band */
-    unsigned c_fail;          /* skill domains with conf_one < 0.95 */
+    int a, b, c;          /* 1 when the condition holds */
+    unsigned a_demo_fail; /* demo_acc < 0.95 */
+    unsigned a_note_fail; /* note_exact < 0.95 */
+    int b_in_band;        /* skill domains with acc in [0.25, 0.60] */
+    unsigned b_out;       /* skill domains outside the band */
+    unsigned c_fail;      /* skill domains with conf_one < 0.95 */
 } bases_verdict;
 
 bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_domains);
@@ -64,27 +64,28 @@ bases_verdict bases_judge(const bases_figures f[TASK_N_DOMAINS], unsigned skill_
 /* Opens the caopd-checkpoint at path, builds its student model on ctx into *model (owned by the
  * caller, gpt_free) with a generator seeded by seed for its (unused) initialization, and fills
  * *info. 0, or -1 with a message naming the file in err. */
-int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_info *info, char *err,
-               size_t errlen);
+int bases_open(tw_ctx *ctx, const char *path, uint64_t seed, gpt **model, bases_info *info,
+               char *err, size_t errlen);
 
 /* One question of a measurement, the three ways it was asked (greedy completions). */
 typedef struct bases_sample {
     char question[TASK_QUESTION_CAP];
-    char answer[TASK_ANSWER_CAP];          /* the reference */
-    char demo_completion[EVAL_TEXT_CAP];   /* given the demo (no note) */
+    char answer[TASK_ANSWER_CAP];        /* the reference */
+    char demo_completion[EVAL_TEXT_CAP]; /* given the demo (no note) */
     int demo_correct;
-    int note;                              /* the note's value P in hundredths */
-    char note_completion[EVAL_TEXT_CAP];   /* given the demo and the note */
+    int note;                            /* the note's value P in hundredths */
+    char note_completion[EVAL_TEXT_CAP]; /* given the demo and the note */
     int note_exact, note_correct;
-    char completion[EVAL_TEXT_CAP];        /* from the student prompt alone */
+    char completion[EVAL_TEXT_CAP]; /* from the student prompt alone */
     int correct, format_failure;
-    double confidence;                     /* greedy readout of completion */
+    double confidence; /* greedy readout of completion */
 } bases_sample;
 
 /* Measures domain d of model m on n held-out test questions drawn with seed; when samples is not
  * NULL it gets the n questions one by one (the figures are their shares). TW_OK, or the
  * context's status with its message. */
-tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out, bases_sample *samples);
+tw_status bases_measure(gpt *m, task_domain d, int n, uint64_t seed, bases_figures *out,
+                        bases_sample *samples);
 
 /* The seed bases_pack and `caopd bases --measure` draw the questions of domain d with. */
 uint64_t bases_measure_seed(task_domain d);
@@ -93,8 +94,8 @@ uint64_t bases_measure_seed(task_domain d);
  * base_commit = commit, base_threads (from its spec) and the figures of every domain measured
  * on n questions (base_figures/<domain>/<field>). The write is atomic; ckpt_path is untouched.
  * threads: libtorch threads for the measurement. 0, or -1 with the message in err. */
-int bases_pack(const char *ckpt_path, const char *out_path, const char *name, const char *commit, int n,
-               int threads, char *err, size_t errlen);
+int bases_pack(const char *ckpt_path, const char *out_path, const char *name, const char *commit,
+               int n, int threads, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

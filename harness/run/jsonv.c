@@ -45,19 +45,22 @@ static void name_list(char *acc, size_t cap, const char *const *names, int n) {
     }
 }
 
-int jsonv_check_keys(jsonv *v, const cJSON *obj, const char *path, const char *what, const char *const *keys) {
+int jsonv_check_keys(jsonv *v, const cJSON *obj, const char *path, const char *what,
+                     const char *const *keys) {
     for (const cJSON *c = obj->child; c; c = c->next) {
         char p[JSONV_PATH_CAP];
         jsonv_join(p, sizeof p, path, c->string);
         int known = 0;
-        for (int i = 0; keys[i]; i++) known |= strcmp(keys[i], c->string) == 0;
+        for (int i = 0; keys[i]; i++)
+            known |= strcmp(keys[i], c->string) == 0;
         if (!known) {
             char acc[1024];
             name_list(acc, sizeof acc, keys, -1);
             return jsonv_fail(v, p, "unknown %s; accepted: %s", what, acc);
         }
         for (const cJSON *d = obj->child; d != c; d = d->next)
-            if (strcmp(d->string, c->string) == 0) return jsonv_fail(v, p, "key given twice; give it once");
+            if (strcmp(d->string, c->string) == 0)
+                return jsonv_fail(v, p, "key given twice; give it once");
     }
     return 0;
 }
@@ -66,8 +69,10 @@ int jsonv_check_keys(jsonv *v, const cJSON *obj, const char *path, const char *w
 static void line_col(const char *text, const char *p, int *line, int *col) {
     *line = 1, *col = 1;
     for (const char *c = text; *c && c < p; c++) {
-        if (*c == '\n') (*line)++, *col = 1;
-        else (*col)++;
+        if (*c == '\n')
+            (*line)++, *col = 1;
+        else
+            (*col)++;
     }
 }
 
@@ -77,22 +82,29 @@ int jsonv_parse(jsonv *v, const char *text, const char *where, cJSON **out) {
     if (*out) return 0;
     int line, col;
     line_col(text, end ? end : text, &line, &col);
-    return jsonv_fail(v, where, "not valid JSON (error near line %d, column %d); check commas, quotes and brackets "
-                      "there", line, col);
+    return jsonv_fail(
+        v, where,
+        "not valid JSON (error near line %d, column %d); check commas, quotes and brackets "
+        "there",
+        line, col);
 }
 
-int jsonv_check_format(jsonv *v, const cJSON *root, const char *format, int version, const char *noun,
-                       const char *kind, const char *other_format, const char *other_hint) {
+int jsonv_check_format(jsonv *v, const cJSON *root, const char *format, int version,
+                       const char *noun, const char *kind, const char *other_format,
+                       const char *other_hint) {
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
     if (!fmt)
-        return jsonv_fail(v, "format", "missing; a %s starts with \"format\": \"%s\", \"version\": %d", noun, format,
-                          version);
+        return jsonv_fail(v, "format",
+                          "missing; a %s starts with \"format\": \"%s\", \"version\": %d", noun,
+                          format, version);
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, format) != 0) {
         const int is_str = cJSON_IsString(fmt);
-        const int other = is_str && other_format && other_hint && strcmp(fmt->valuestring, other_format) == 0;
-        return jsonv_fail(v, "format", "expected \"%s\", got %s%s%s; this file is not a %s%s", format,
-                          is_str ? "\"" : jsonv_type_name(fmt), is_str ? fmt->valuestring : "", is_str ? "\"" : "",
-                          kind, other ? other_hint : "");
+        const int other =
+            is_str && other_format && other_hint && strcmp(fmt->valuestring, other_format) == 0;
+        return jsonv_fail(v, "format", "expected \"%s\", got %s%s%s; this file is not a %s%s",
+                          format, is_str ? "\"" : jsonv_type_name(fmt),
+                          is_str ? fmt->valuestring : "", is_str ? "\"" : "", kind,
+                          other ? other_hint : "");
     }
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (!ver) return jsonv_fail(v, "version", "missing; this build reads \"version\": %d", version);
@@ -100,18 +112,20 @@ int jsonv_check_format(jsonv *v, const cJSON *root, const char *format, int vers
         return jsonv_fail(v, "version", "expected an integer, got %s",
                           cJSON_IsNumber(ver) ? "a fractional number" : jsonv_type_name(ver));
     if (ver->valuedouble != version)
-        return jsonv_fail(v, "version", "%g is not supported; this build reads version %d%s", ver->valuedouble,
-                          version, ver->valuedouble > version ? " (use a newer caopd)" : "");
+        return jsonv_fail(v, "version", "%g is not supported; this build reads version %d%s",
+                          ver->valuedouble, version,
+                          ver->valuedouble > version ? " (use a newer caopd)" : "");
     return 0;
 }
 
-int jsonv_get_int(jsonv *v, const cJSON *obj, const char *path, const char *key, long long lo, long long hi,
-                  long long *out) {
+int jsonv_get_int(jsonv *v, const cJSON *obj, const char *path, const char *key, long long lo,
+                  long long hi, long long *out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!j) return 0;
     char p[JSONV_PATH_CAP];
     jsonv_join(p, sizeof p, path, key);
-    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 9.0e15)
+    if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) ||
+        fabs(j->valuedouble) > 9.0e15)
         return jsonv_fail(v, p, "expected an integer, got %s",
                           cJSON_IsNumber(j) ? "a fractional number" : jsonv_type_name(j));
     long long x = (long long)j->valuedouble;
@@ -120,13 +134,14 @@ int jsonv_get_int(jsonv *v, const cJSON *obj, const char *path, const char *key,
     return 0;
 }
 
-int jsonv_get_num(jsonv *v, const cJSON *obj, const char *path, const char *key, double lo, double hi,
-                  int lo_open, double *out) {
+int jsonv_get_num(jsonv *v, const cJSON *obj, const char *path, const char *key, double lo,
+                  double hi, int lo_open, double *out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!j) return 0;
     char p[JSONV_PATH_CAP];
     jsonv_join(p, sizeof p, path, key);
-    if (!cJSON_IsNumber(j)) return jsonv_fail(v, p, "expected a number, got %s", jsonv_type_name(j));
+    if (!cJSON_IsNumber(j))
+        return jsonv_fail(v, p, "expected a number, got %s", jsonv_type_name(j));
     double x = j->valuedouble;
     if (!isfinite(x) || x > hi || (lo_open ? x <= lo : x < lo))
         return jsonv_fail(v, p, "%g is out of range %s%g, %g]", x, lo_open ? "(" : "[", lo, hi);
@@ -139,37 +154,41 @@ int jsonv_get_bool(jsonv *v, const cJSON *obj, const char *path, const char *key
     if (!j) return 0;
     char p[JSONV_PATH_CAP];
     jsonv_join(p, sizeof p, path, key);
-    if (!cJSON_IsBool(j)) return jsonv_fail(v, p, "expected true or false, got %s", jsonv_type_name(j));
+    if (!cJSON_IsBool(j))
+        return jsonv_fail(v, p, "expected true or false, got %s", jsonv_type_name(j));
     *out = cJSON_IsTrue(j);
     return 0;
 }
 
-int jsonv_get_str(jsonv *v, const cJSON *obj, const char *path, const char *key, char *out, size_t cap,
-                  int *found) {
+int jsonv_get_str(jsonv *v, const cJSON *obj, const char *path, const char *key, char *out,
+                  size_t cap, int *found) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (found) *found = j != NULL;
     if (!j) return 0;
     char p[JSONV_PATH_CAP];
     jsonv_join(p, sizeof p, path, key);
-    if (!cJSON_IsString(j)) return jsonv_fail(v, p, "expected a string, got %s", jsonv_type_name(j));
+    if (!cJSON_IsString(j))
+        return jsonv_fail(v, p, "expected a string, got %s", jsonv_type_name(j));
     if (strlen(j->valuestring) >= cap) return jsonv_fail(v, p, "longer than %zu bytes", cap - 1);
     snprintf(out, cap, "%s", j->valuestring);
     return 0;
 }
 
-int jsonv_get_object(jsonv *v, const cJSON *obj, const char *path, const char *key, const cJSON **out) {
+int jsonv_get_object(jsonv *v, const cJSON *obj, const char *path, const char *key,
+                     const cJSON **out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
     *out = NULL;
     if (!j) return 0;
     char p[JSONV_PATH_CAP];
     jsonv_join(p, sizeof p, path, key);
-    if (!cJSON_IsObject(j)) return jsonv_fail(v, p, "expected an object, got %s", jsonv_type_name(j));
+    if (!cJSON_IsObject(j))
+        return jsonv_fail(v, p, "expected an object, got %s", jsonv_type_name(j));
     *out = j;
     return 0;
 }
 
-int jsonv_enum(jsonv *v, const cJSON *j, const char *p, const char *what, const char *const *names, int n,
-                   int *out) {
+int jsonv_enum(jsonv *v, const cJSON *j, const char *p, const char *what, const char *const *names,
+               int n, int *out) {
     if (!cJSON_IsString(j))
         return jsonv_fail(v, p, "expected a %s name (a string), got %s", what, jsonv_type_name(j));
     for (int i = 0; i < n; i++)

@@ -20,25 +20,30 @@ int results_new_file(ckpt_snapshot **out, const char *path, const spec *sp, cons
     ckpt_error e;
     *out = NULL;
     ckpt_snapshot *s = NULL;
-    if (ckpt_snapshot_new(&s, path, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, CKPT_MODE_CREATE, opts, &e)) {
+    if (ckpt_snapshot_new(&s, path, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, CKPT_MODE_CREATE,
+                          opts, &e)) {
         snprintf(err, errlen, "%s", e.msg);
         return -1;
     }
     char versions[512], doms[256] = "", splits[512] = "";
-    snprintf(versions, sizeof versions, "caopd-harness 0.1.0; hdf5 %s; libtorch %s; spec format %s version %d",
+    snprintf(versions, sizeof versions,
+             "caopd-harness 0.1.0; hdf5 %s; libtorch %s; spec format %s version %d",
              ckpt_hdf5_version(), tw_version(), SPEC_FORMAT, SPEC_VERSION);
     task_domain d[TASK_N_DOMAINS];
     int nd = spec_eval_domains(sp, d);
     for (int i = 0; i < nd; i++)
-        snprintf(doms + strlen(doms), sizeof doms - strlen(doms), "%s%s", i ? "," : "", task_domain_name(d[i]));
+        snprintf(doms + strlen(doms), sizeof doms - strlen(doms), "%s%s", i ? "," : "",
+                 task_domain_name(d[i]));
     for (int i = 0; i < sp->n_splits; i++) {
         char nm[32];
         snprintf(splits + strlen(splits), sizeof splits - strlen(splits), "%s%s", i ? "," : "",
                  spec_split_name(sp->splits[i], nm, sizeof nm));
     }
-    if (ckpt_snapshot_attr_str(s, "", "spec", spec_json) || ckpt_snapshot_attr_str(s, "", "versions", versions) ||
+    if (ckpt_snapshot_attr_str(s, "", "spec", spec_json) ||
+        ckpt_snapshot_attr_str(s, "", "versions", versions) ||
         ckpt_snapshot_attr_str(s, "", "status", "running") ||
-        ckpt_snapshot_attr_i64(s, "", "n_stages", sp->n_stages) || ckpt_snapshot_attr_str(s, "", "domains", doms) ||
+        ckpt_snapshot_attr_i64(s, "", "n_stages", sp->n_stages) ||
+        ckpt_snapshot_attr_str(s, "", "domains", doms) ||
         ckpt_snapshot_attr_str(s, "", "splits", splits)) {
         snap_msg(s, err, errlen);
         ckpt_snapshot_free(s);
@@ -51,7 +56,8 @@ int results_new_file(ckpt_snapshot **out, const char *path, const spec *sp, cons
 int results_append(ckpt_snapshot **out, const char *path, const ckpt_write_opts *opts, char *err,
                    size_t errlen) {
     ckpt_error e;
-    if (ckpt_snapshot_new(out, path, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, CKPT_MODE_APPEND, opts, &e)) {
+    if (ckpt_snapshot_new(out, path, CKPT_FORMAT_RESULTS, RESULTS_FORMAT_VERSION, CKPT_MODE_APPEND,
+                          opts, &e)) {
         snprintf(err, errlen, "%s", e.msg);
         return -1;
     }
@@ -65,7 +71,8 @@ typedef struct col {
     int timing;
 } col;
 
-#define COL(n, f, t) {n, offsetof(train_log, f), t}
+#define COL(n, f, t)                                                                               \
+    { n, offsetof(train_log, f), t }
 static const col cols[] = {
     COL("lr", lr, 0),
     COL("grad_norm", grad_norm, 0),
@@ -102,16 +109,19 @@ int results_add_curves(ckpt_snapshot *s, const char *group, const train_log *row
     for (size_t c = 0; c < N_COLS; c++) {
         double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
         if (!v) return CKPT_ERR_NOMEM;
-        for (int i = 0; i < n; i++) memcpy(&v[i], (const char *)&rows[i] + cols[c].off, sizeof(double));
+        for (int i = 0; i < n; i++)
+            memcpy(&v[i], (const char *)&rows[i] + cols[c].off, sizeof(double));
         char path[256];
-        snprintf(path, sizeof path, "%s/%s/%s", group, cols[c].timing ? "timing" : "curves", cols[c].name);
+        snprintf(path, sizeof path, "%s/%s/%s", group, cols[c].timing ? "timing" : "curves",
+                 cols[c].name);
         int rc = ckpt_snapshot_add_owned(s, path, CKPT_DTYPE_F64, 1, dims, v, NULL);
         if (rc) return rc;
     }
     for (size_t c = 0; c < N_ICOLS; c++) {
         int64_t *v = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
         if (!v) return CKPT_ERR_NOMEM;
-        for (int i = 0; i < n; i++) memcpy(&v[i], (const char *)&rows[i] + icols[c].off, sizeof(int64_t));
+        for (int i = 0; i < n; i++)
+            memcpy(&v[i], (const char *)&rows[i] + icols[c].off, sizeof(int64_t));
         char path[256];
         snprintf(path, sizeof path, "%s/curves/%s", group, icols[c].name);
         int rc = ckpt_snapshot_add_owned(s, path, CKPT_DTYPE_I64, 1, dims, v, NULL);
@@ -129,21 +139,26 @@ int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int 
     if (rc) snprintf(err, errlen, "out of memory");
     for (size_t c = 0; rc == 0 && c < N_COLS; c++) {
         char path[256];
-        snprintf(path, sizeof path, "%s/%s/%s", group, cols[c].timing ? "timing" : "curves", cols[c].name);
+        snprintf(path, sizeof path, "%s/%s/%s", group, cols[c].timing ? "timing" : "curves",
+                 cols[c].name);
         if (ckpt_reader_read(r, path, CKPT_DTYPE_F64, v, (size_t)n) != CKPT_OK) {
-            snprintf(err, errlen, "%s; the file is incomplete or of another layout", ckpt_reader_errmsg(r));
+            snprintf(err, errlen, "%s; the file is incomplete or of another layout",
+                     ckpt_reader_errmsg(r));
             rc = -1;
         }
-        for (int i = 0; rc == 0 && i < n; i++) memcpy((char *)&rows[i] + cols[c].off, &v[i], sizeof(double));
+        for (int i = 0; rc == 0 && i < n; i++)
+            memcpy((char *)&rows[i] + cols[c].off, &v[i], sizeof(double));
     }
     for (size_t c = 0; rc == 0 && c < N_ICOLS; c++) {
         char path[256];
         snprintf(path, sizeof path, "%s/curves/%s", group, icols[c].name);
         if (ckpt_reader_read(r, path, CKPT_DTYPE_I64, iv, (size_t)n) != CKPT_OK) {
-            snprintf(err, errlen, "%s; the file is incomplete or of another layout", ckpt_reader_errmsg(r));
+            snprintf(err, errlen, "%s; the file is incomplete or of another layout",
+                     ckpt_reader_errmsg(r));
             rc = -1;
         }
-        for (int i = 0; rc == 0 && i < n; i++) memcpy((char *)&rows[i] + icols[c].off, &iv[i], sizeof(int64_t));
+        for (int i = 0; rc == 0 && i < n; i++)
+            memcpy((char *)&rows[i] + icols[c].off, &iv[i], sizeof(int64_t));
     }
     free(v), free(iv);
     return rc;
@@ -153,7 +168,8 @@ int results_read_curves(ckpt_reader *r, const char *group, train_log *rows, int 
  * other (malloc'd), or NULL when out of memory. */
 static char *pack_texts(const void *recs, size_t stride, size_t off, int n) {
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += strlen((const char *)recs + (size_t)i * stride + off) + 1;
+    for (int i = 0; i < n; i++)
+        total += strlen((const char *)recs + (size_t)i * stride + off) + 1;
     char *out = malloc(total ? total : 1), *p = out;
     for (int i = 0; out && i < n; i++) {
         const char *t = (const char *)recs + (size_t)i * stride + off;
@@ -168,9 +184,11 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
                      const eval_sample *es, const task_example *ex, int n,
                      metrics_run mr[METRICS_READOUT_COUNT]) {
     char g[256], nm[32];
-    snprintf(g, sizeof g, "stages/%d/domains/%s/%s", stage, task_domain_name(d), spec_split_name(split, nm, sizeof nm));
+    snprintf(g, sizeof g, "stages/%d/domains/%s/%s", stage, task_domain_name(d),
+             spec_split_name(split, nm, sizeof nm));
     const size_t un = (size_t)(n > 0 ? n : 1);
-    double *conf = malloc(sizeof(double) * un), *cexp = malloc(sizeof(double) * un), *mass = malloc(sizeof(double) * un);
+    double *conf = malloc(sizeof(double) * un), *cexp = malloc(sizeof(double) * un),
+           *mass = malloc(sizeof(double) * un);
     double *ae = malloc(sizeof(double) * un), *ce = malloc(sizeof(double) * un);
     uint8_t *cor = malloc(un), *ff = malloc(un);
     int64_t *nt = malloc(sizeof(int64_t) * un);
@@ -200,11 +218,11 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
     int64_t dims[1] = {n};
     char p[320];
     int rc = 0;
-#define ADD(name, dt, buf)                                                                     \
-    if (!rc) {                                                                                 \
-        snprintf(p, sizeof p, "%s/%s", g, name);                                               \
-        rc = ckpt_snapshot_add_owned(s, p, dt, 1, dims, buf, NULL);                            \
-    } else                                                                                     \
+#define ADD(name, dt, buf)                                                                         \
+    if (!rc) {                                                                                     \
+        snprintf(p, sizeof p, "%s/%s", g, name);                                                   \
+        rc = ckpt_snapshot_add_owned(s, p, dt, 1, dims, buf, NULL);                                \
+    } else                                                                                         \
         free(buf);
     ADD("confidence_greedy", CKPT_DTYPE_F64, conf)
     ADD("confidence_expected", CKPT_DTYPE_F64, cexp)
@@ -230,9 +248,11 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
     for (int r = 0; !rc && r < METRICS_READOUT_COUNT; r++)
         for (int f = 0; !rc && f < METRICS_FIELD_COUNT; f++) {
             char key[32];
-            if (r != METRICS_READOUT_GREEDY && !metrics_field_per_readout((metrics_field)f)) continue; /* once */
-            rc = ckpt_snapshot_attr_f64(s, g, metrics_field_key((metrics_field)f, (metrics_readout)r, key, sizeof key),
-                                        metrics_run_get(&m[r], (metrics_field)f));
+            if (r != METRICS_READOUT_GREEDY && !metrics_field_per_readout((metrics_field)f))
+                continue; /* once */
+            rc = ckpt_snapshot_attr_f64(
+                s, g, metrics_field_key((metrics_field)f, (metrics_readout)r, key, sizeof key),
+                metrics_run_get(&m[r], (metrics_field)f));
         }
     if (!rc) rc = ckpt_snapshot_attr_f64(s, g, "mean_format_mass", n > 0 ? mass_sum / n : NAN);
     if (!rc) rc = ckpt_snapshot_attr_i64(s, g, "n", (int64_t)m[0].n);
@@ -243,7 +263,8 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
     return rc;
 }
 
-const char *results_metric_attr(int version, metrics_field f, metrics_readout r, char *buf, size_t cap) {
+const char *results_metric_attr(int version, metrics_field f, metrics_readout r, char *buf,
+                                size_t cap) {
     if (version >= 2) return metrics_field_key(f, r, buf, cap);
     if (r != METRICS_READOUT_GREEDY || !metrics_field_name(f)) return NULL;
     int k = snprintf(buf, cap, "%s", metrics_field_name(f));
@@ -254,7 +275,8 @@ int results_read_matrix(ckpt_reader *r, int n_rows, const task_domain *dom, int 
                         const char *split, metrics_field field, metrics_readout readout, double *R,
                         char *err, size_t errlen) {
     char key[32];
-    const char *attr = results_metric_attr(ckpt_reader_format_version(r), field, readout, key, sizeof key);
+    const char *attr =
+        results_metric_attr(ckpt_reader_format_version(r), field, readout, key, sizeof key);
     for (int i = 0; i < n_rows; i++)
         for (int j = 0; j < n_dom; j++) {
             char g[256];

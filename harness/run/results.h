@@ -19,8 +19,8 @@
 extern "C" {
 #endif
 
-#define RESULTS_FORMAT_VERSION 3 /* 2: before the per-sample texts; 1: before the expected
-                                    readout (both still read) */
+/* 2: before the per-sample texts; 1: before the expected readout (both still read) */
+#define RESULTS_FORMAT_VERSION 3
 
 /* A new results file at path (CKPT_MODE_CREATE): root attributes spec (the JSON text,
  * verbatim), versions, status "running", n_stages, domains (comma-separated evaluation
@@ -56,7 +56,8 @@ int results_add_eval(ckpt_snapshot *s, int stage, task_domain d, spec_split spli
  * results file of format_version `version`: metrics_field_key for version >= 2; for version 1
  * the field's plain name under the greedy readout ("ece") and NULL under the expected one
  * (version 1 files have no expected readout). buf: cap bytes (32 suffice). */
-const char *results_metric_attr(int version, metrics_field f, metrics_readout r, char *buf, size_t cap);
+const char *results_metric_attr(int version, metrics_field f, metrics_readout r, char *buf,
+                                size_t cap);
 
 /* R[i * n_dom + j] = field f of readout r in stages/<i>/domains/<dom[j]>/<split> for i in
  * 0..n_rows; all NaN for the expected readout of a version 1 file. Returns 0 or -1 (err names

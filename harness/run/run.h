@@ -17,12 +17,12 @@ extern "C" {
 #endif
 
 /* Files of a run directory. */
-#define RUN_SPEC_FILE "spec.json"          /* the spec text, verbatim */
-#define RUN_RESULTS_FILE "results.h5"      /* caopd-results */
+#define RUN_SPEC_FILE "spec.json"           /* the spec text, verbatim */
+#define RUN_RESULTS_FILE "results.h5"       /* caopd-results */
 #define RUN_CHECKPOINT_FILE "checkpoint.h5" /* caopd-checkpoint: the last one */
-#define RUN_LOG_FILE "log.jsonl"           /* one JSON object per line */
-#define RUN_LOCK_FILE "run.lock"           /* flock(2)ed by the caopd run writing the directory,
-                                              for as long as it lives (docs/results.md) */
+#define RUN_LOG_FILE "log.jsonl"            /* one JSON object per line */
+/* flock(2)ed by the caopd run writing the directory, for as long as it lives (docs/results.md) */
+#define RUN_LOCK_FILE "run.lock"
 
 typedef enum run_event_kind {
     RUN_EVENT_START = 0,  /* the run begins (resumed says whether from a checkpoint) */
@@ -36,26 +36,26 @@ typedef enum run_event_kind {
 /* What the scheduler reports. Pointers are borrowed for the callback only. */
 typedef struct run_event {
     run_event_kind kind;
-    int stage;              /* 0 = base, 1..n_stages = domain stages */
+    int stage; /* 0 = base, 1..n_stages = domain stages */
     int n_stages;
-    const char *stage_name; /* "base" or the domain */
-    const char *method;     /* "sft" for the base stage */
-    int step, steps;        /* steps done in the stage (after this step), the stage's length */
-    const train_log *log;   /* STEP */
-    double eta_s;           /* STEP: estimated training seconds left, all stages */
+    const char *stage_name;     /* "base" or the domain */
+    const char *method;         /* "sft" for the base stage */
+    int step, steps;            /* steps done in the stage (after this step), the stage's length */
+    const train_log *log;       /* STEP */
+    double eta_s;               /* STEP: estimated training seconds left, all stages */
     const char *domain, *split; /* EVAL */
     const metrics_run *metrics; /* EVAL: METRICS_READOUT_COUNT runs, indexed by metrics_readout */
-    int resumed;            /* START */
+    int resumed;                /* START */
 } run_event;
 
 typedef void (*run_event_fn)(void *arg, const run_event *ev);
 
 typedef struct run_opts {
-    int force;           /* run_start: replace a run already in the directory */
+    int force;             /* run_start: replace a run already in the directory */
     run_event_fn on_event; /* may be NULL; called on the calling thread */
     void *arg;
-    tw_dist *dist;       /* data parallel (docs/distributed.md): the group of processes that run
-                            this call together (borrowed); NULL: one process */
+    tw_dist *dist; /* data parallel (docs/distributed.md): the group of processes that run
+                      this call together (borrowed); NULL: one process */
 } run_opts;
 
 /* Wall-clock accounting of one process's part of a run (seconds). */
@@ -99,10 +99,9 @@ int run_resume(const char *dir, run_opts o, run_summary *sum, char *err, size_t 
  * Stages not yet written give NaN rows when partial is 1, an error otherwise. A results file
  * of format_version 1 has no expected readout: its matrices of that readout are all NaN, and
  * *version (may be NULL) tells the caller. */
-int run_read_matrix(const char *dir, const char *split, metrics_field field, metrics_readout readout,
-                    int partial, int *version,
-                    double **R, int *rows, task_domain *dom, int *n_dom, char *err,
-                    size_t errlen);
+int run_read_matrix(const char *dir, const char *split, metrics_field field,
+                    metrics_readout readout, int partial, int *version, double **R, int *rows,
+                    task_domain *dom, int *n_dom, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

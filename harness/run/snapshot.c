@@ -12,7 +12,8 @@ static int snap_fail(char *err, size_t errlen, int rc, const char *what) {
 }
 
 /* Copies tensor t (float32) into a new malloc'd buffer added as dataset path. */
-static int add_tensor(ckpt_snapshot *s, tw_ctx *ctx, const char *path, tw_tensor t, char *err, size_t errlen) {
+static int add_tensor(ckpt_snapshot *s, tw_ctx *ctx, const char *path, tw_tensor t, char *err,
+                      size_t errlen) {
     int64_t dims[TW_MAX_DIMS];
     int nd = tw_shape(ctx, t, dims);
     int64_t n = tw_numel(ctx, t);
@@ -38,17 +39,22 @@ static int add_tensor(ckpt_snapshot *s, tw_ctx *ctx, const char *path, tw_tensor
 }
 
 /* Reads dataset path into tensor t (same element count, float32). */
-static int load_tensor(ckpt_reader *r, tw_ctx *ctx, const char *path, tw_tensor t, char *err, size_t errlen) {
+static int load_tensor(ckpt_reader *r, tw_ctx *ctx, const char *path, tw_tensor t, char *err,
+                       size_t errlen) {
     int64_t n = tw_numel(ctx, t);
     ckpt_info info;
     int rc = ckpt_reader_info(r, path, &info);
     if (rc != CKPT_OK) {
-        snprintf(err, errlen, "%s; the checkpoint is incomplete or of another layout: rerun, or resume from an intact copy",
+        snprintf(err, errlen,
+                 "%s; the checkpoint is incomplete or of another layout: rerun, or resume from an "
+                 "intact copy",
                  ckpt_reader_errmsg(r));
         return -1;
     }
     if (info.dtype != CKPT_DTYPE_F32 || (int64_t)info.nelems != n) {
-        snprintf(err, errlen, "checkpoint dataset %s holds %zu %s values, the model needs %lld float32; the checkpoint "
+        snprintf(err, errlen,
+                 "checkpoint dataset %s holds %zu %s values, the model needs %lld float32; the "
+                 "checkpoint "
                  "belongs to another model: check the spec's model section",
                  path, info.nelems, ckpt_dtype_name(info.dtype), (long long)n);
         return -1;
@@ -97,12 +103,15 @@ int snap_read_config(ckpt_reader *r, const char *group, gpt_config *out, char *e
     int64_t v[5];
     for (int i = 0; i < 5; i++)
         if (ckpt_reader_attr_i64(r, group, cfg_names[i], &v[i]) != CKPT_OK) {
-            snprintf(err, errlen, "%s; the checkpoint has no model config under '%s': it is damaged or not a caopd run checkpoint",
+            snprintf(err, errlen,
+                     "%s; the checkpoint has no model config under '%s': it is damaged or not a "
+                     "caopd run checkpoint",
                      ckpt_reader_errmsg(r), group);
             return -1;
         }
     gpt_config c = gpt_config_default();
-    c.vocab = (int)v[0], c.block_size = (int)v[1], c.n_layer = (int)v[2], c.n_head = (int)v[3], c.n_embd = (int)v[4];
+    c.vocab = (int)v[0], c.block_size = (int)v[1], c.n_layer = (int)v[2], c.n_head = (int)v[3],
+    c.n_embd = (int)v[4];
     if (gpt_config_check(c, err, errlen)) return -1;
     *out = c;
     return 0;
@@ -114,16 +123,22 @@ int snap_load_model(ckpt_reader *r, const char *group, gpt *m, char *err, size_t
     cfg_values(gpt_get_config(m), want);
     for (int i = 0; i < 5; i++) {
         if (ckpt_reader_attr_i64(r, group, cfg_names[i], &got[i]) != CKPT_OK) {
-            snprintf(err, errlen, "%s; the checkpoint has no model config under '%s': it is damaged or not a caopd run checkpoint",
+            snprintf(err, errlen,
+                     "%s; the checkpoint has no model config under '%s': it is damaged or not a "
+                     "caopd run checkpoint",
                      ckpt_reader_errmsg(r), group);
             return -1;
         }
     }
     if (memcmp(want, got, sizeof want) != 0) {
-        snprintf(err, errlen, "the checkpoint's '%s' model has vocab %lld, block_size %lld, n_layer %lld, n_head %lld, "
-                 "n_embd %lld; the spec asks for %lld, %lld, %lld, %lld, %lld: make the spec's model section match",
-                 group, (long long)got[0], (long long)got[1], (long long)got[2], (long long)got[3], (long long)got[4],
-                 (long long)want[0], (long long)want[1], (long long)want[2], (long long)want[3], (long long)want[4]);
+        snprintf(err, errlen,
+                 "the checkpoint's '%s' model has vocab %lld, block_size %lld, n_layer %lld, "
+                 "n_head %lld, "
+                 "n_embd %lld; the spec asks for %lld, %lld, %lld, %lld, %lld: make the spec's "
+                 "model section match",
+                 group, (long long)got[0], (long long)got[1], (long long)got[2], (long long)got[3],
+                 (long long)got[4], (long long)want[0], (long long)want[1], (long long)want[2],
+                 (long long)want[3], (long long)want[4]);
         return -1;
     }
     for (int i = 0; i < gpt_param_count(m); i++) {
@@ -137,7 +152,8 @@ int snap_load_model(ckpt_reader *r, const char *group, gpt *m, char *err, size_t
 int snap_add_trainer(ckpt_snapshot *s, trainer *t, char *err, size_t errlen) {
     gpt *st = train_student(t);
     tw_ctx *ctx = gpt_ctx(st);
-    if (snap_add_model(s, "student", st, err, errlen) || snap_add_model(s, "teacher", train_teacher(t), err, errlen))
+    if (snap_add_model(s, "student", st, err, errlen) ||
+        snap_add_model(s, "teacher", train_teacher(t), err, errlen))
         return -1;
     tw_adamw *opt = train_optimizer(t);
     for (int i = 0; i < gpt_param_count(st); i++) {
@@ -149,10 +165,12 @@ int snap_add_trainer(ckpt_snapshot *s, trainer *t, char *err, size_t errlen) {
             snprintf(err, errlen, "snapshot of the optimizer: %s", tw_errmsg(ctx));
             return -1;
         }
-        if (add_tensor(s, ctx, pm, m, err, errlen) || add_tensor(s, ctx, pv, v, err, errlen)) return -1;
+        if (add_tensor(s, ctx, pm, m, err, errlen) || add_tensor(s, ctx, pv, v, err, errlen))
+            return -1;
     }
     size_t len = 0;
-    if (tw_rng_get_state(train_rng(t), NULL, &len) != TW_OK) return snap_fail(err, errlen, 1, "snapshot: cannot read the RNG state");
+    if (tw_rng_get_state(train_rng(t), NULL, &len) != TW_OK)
+        return snap_fail(err, errlen, 1, "snapshot: cannot read the RNG state");
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf || tw_rng_get_state(train_rng(t), buf, &len) != TW_OK) {
         free(buf);
@@ -172,7 +190,8 @@ int snap_add_trainer(ckpt_snapshot *s, trainer *t, char *err, size_t errlen) {
 int snap_load_trainer(ckpt_reader *r, trainer *t, char *err, size_t errlen) {
     gpt *st = train_student(t);
     tw_ctx *ctx = gpt_ctx(st);
-    if (snap_load_model(r, "student", st, err, errlen) || snap_load_model(r, "teacher", train_teacher(t), err, errlen))
+    if (snap_load_model(r, "student", st, err, errlen) ||
+        snap_load_model(r, "teacher", train_teacher(t), err, errlen))
         return -1;
     tw_adamw *opt = train_optimizer(t);
     for (int i = 0; i < gpt_param_count(st); i++) {
@@ -184,7 +203,8 @@ int snap_load_trainer(ckpt_reader *r, trainer *t, char *err, size_t errlen) {
             snprintf(err, errlen, "checkpoint load: %s", tw_errmsg(ctx));
             return -1;
         }
-        if (load_tensor(r, ctx, pm, m, err, errlen) || load_tensor(r, ctx, pv, v, err, errlen)) return -1;
+        if (load_tensor(r, ctx, pm, m, err, errlen) || load_tensor(r, ctx, pv, v, err, errlen))
+            return -1;
     }
     int64_t steps = 0, step = 0, sched = 0;
     ckpt_info info;
@@ -192,15 +212,20 @@ int snap_load_trainer(ckpt_reader *r, trainer *t, char *err, size_t errlen) {
         ckpt_reader_attr_i64(r, "trainer", "step", &step) != CKPT_OK ||
         ckpt_reader_attr_i64(r, "trainer", "sched", &sched) != CKPT_OK ||
         ckpt_reader_info(r, "rng/trainer", &info) != CKPT_OK) {
-        snprintf(err, errlen, "%s; the checkpoint is incomplete: resume from an intact copy or rerun", ckpt_reader_errmsg(r));
+        snprintf(err, errlen,
+                 "%s; the checkpoint is incomplete: resume from an intact copy or rerun",
+                 ckpt_reader_errmsg(r));
         return -1;
     }
     uint8_t *buf = malloc(info.nelems ? info.nelems : 1);
     if (!buf) return snap_fail(err, errlen, 1, "checkpoint load: out of memory");
-    if (info.dtype != CKPT_DTYPE_U8 || ckpt_reader_read(r, "rng/trainer", CKPT_DTYPE_U8, buf, info.nelems) != CKPT_OK ||
+    if (info.dtype != CKPT_DTYPE_U8 ||
+        ckpt_reader_read(r, "rng/trainer", CKPT_DTYPE_U8, buf, info.nelems) != CKPT_OK ||
         tw_rng_set_state(train_rng(t), buf, info.nelems) != TW_OK) {
-        snprintf(err, errlen, "checkpoint dataset rng/trainer is not a generator state of this libtorch (%s%s); "
-                 "resume with the build that wrote it", ckpt_reader_errmsg(r), tw_errmsg(ctx));
+        snprintf(err, errlen,
+                 "checkpoint dataset rng/trainer is not a generator state of this libtorch (%s%s); "
+                 "resume with the build that wrote it",
+                 ckpt_reader_errmsg(r), tw_errmsg(ctx));
         free(buf);
         return -1;
     }
@@ -226,7 +251,8 @@ int snap_reset_optimizer(trainer *t, char *err, size_t errlen) {
         if (rc == TW_OK) rc = tw_copy_from_f32(ctx, v, z, (size_t)n);
         free(z);
         if (rc != TW_OK) {
-            snprintf(err, errlen, "optimizer reset: %s", rc == TW_ERR_NOMEM ? "out of memory" : tw_errmsg(ctx));
+            snprintf(err, errlen, "optimizer reset: %s",
+                     rc == TW_ERR_NOMEM ? "out of memory" : tw_errmsg(ctx));
             return -1;
         }
     }

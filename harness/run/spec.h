@@ -53,30 +53,30 @@ typedef struct spec_split {
 
 /* A parsed, validated spec. Plain value (no pointers): copy freely. */
 typedef struct spec {
-    char name[64];            /* "name" (default "run") */
-    uint64_t seed;            /* "seed" (1) */
-    int threads;              /* "threads" (1): libtorch intra-op threads */
+    char name[64];              /* "name" (default "run") */
+    uint64_t seed;              /* "seed" (1) */
+    int threads;                /* "threads" (1): libtorch intra-op threads */
     char output[SPEC_PATH_CAP]; /* "output" (default "runs/<name>") */
-    gpt_config model;         /* "model" (vocab is the tokenizer's) */
+    gpt_config model;           /* "model" (vocab is the tokenizer's) */
     /* base stage (stage 0) */
     char base_checkpoint[SPEC_PATH_CAP]; /* "base.checkpoint": load the student from this
                                             caopd-checkpoint file instead of training ("" none) */
-    train_params base_train;  /* base.steps -> total_steps, batch, lr, warmup, ... */
-    base_params base_data;    /* base.p_teacher, p_solution, p_replaced, domains */
+    train_params base_train;             /* base.steps -> total_steps, batch, lr, warmup, ... */
+    base_params base_data;               /* base.p_teacher, p_solution, p_replaced, domains */
     /* domain stages 1..n_stages */
     int n_stages;
     spec_stage stages[SPEC_MAX_STAGES];
     /* evaluation after every stage */
-    int eval_n;               /* samples per (domain, split) */
-    eval_params eval;         /* max_new, batch; max_new when not given: derived from the
-                                 evaluation questions (docs/spec.md, "eval") */
-    int eval_max_new_given;   /* 1 when "eval.max_new" is in the spec */
-    int n_splits;             /* splits[0] is test */
+    int eval_n;             /* samples per (domain, split) */
+    eval_params eval;       /* max_new, batch; max_new when not given: derived from the
+                               evaluation questions (docs/spec.md, "eval") */
+    int eval_max_new_given; /* 1 when "eval.max_new" is in the spec */
+    int n_splits;           /* splits[0] is test */
     spec_split splits[SPEC_MAX_SPLITS];
-    int snapshot_every;       /* "snapshots.every_steps": checkpoint every N steps (0: stage
-                                 ends only) */
-    int deflate_level;        /* "snapshots.deflate_level" (1) */
-    int log_every;            /* "log.every_steps": progress lines when not a terminal (10) */
+    int snapshot_every; /* "snapshots.every_steps": checkpoint every N steps (0: stage
+                           ends only) */
+    int deflate_level;  /* "snapshots.deflate_level" (1) */
+    int log_every;      /* "log.every_steps": progress lines when not a terminal (10) */
 } spec;
 
 /* Parses and validates json (NUL-terminated, borrowed) into *out. Returns 0, or -1 with a

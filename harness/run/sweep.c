@@ -29,7 +29,7 @@
 #define NAME_CAP 200      /* bytes of a whole cell name (NAME_MAX is 255) */
 #define PATH_STEPS 16     /* components of a params path */
 #define KEY_CAP 64
-#define DIR_CAP 4096      /* a sweep or cell directory path */
+#define DIR_CAP 4096 /* a sweep or cell directory path */
 
 typedef enum axis_kind { AXIS_METHOD, AXIS_SEED, AXIS_ORDER, AXIS_SEVERITY, AXIS_PARAM } axis_kind;
 
@@ -46,8 +46,8 @@ typedef struct axis {
     char jpath[SPEC_PATH_CAP]; /* in messages: axes.method, axes.params["defaults.lr"] */
     const cJSON *values;       /* the value array, borrowed from the sweep's tree */
     int n;
-    char **text;               /* n display texts */
-    pstep steps[PATH_STEPS];   /* AXIS_PARAM: the parsed path */
+    char **text;             /* n display texts */
+    pstep steps[PATH_STEPS]; /* AXIS_PARAM: the parsed path */
     int n_steps;
 } axis;
 
@@ -78,7 +78,7 @@ struct sweep {
     int *shared_base;    /* n_shared: its cells' base, -1 when they train their own */
     int *cell_shared;    /* n_cells: the cell's shared run, -1 when it runs its own */
     unsigned *cell_sevs; /* n_cells: the OOD severities the cell evaluates (bit s = severity s) */
-    char dir[DIR_CAP]; /* the sweep directory, absolute (sweep_set_dir); "" until set */
+    char dir[DIR_CAP];   /* the sweep directory, absolute (sweep_set_dir); "" until set */
 };
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -134,8 +134,8 @@ static void append_safe(char *out, size_t out_cap, const char *s, size_t cap) {
     int pending = 0; /* a run of other bytes waits to become '-' */
     for (size_t i = 0; s[i] && n - start + 1 < cap && n + 2 < out_cap; i++) {
         char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                 c == '_' || c == '+' || c == '-';
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '+' || c == '-';
         if (c == '[' || c == ']') continue; /* stages[0].steps -> stages0.steps */
         if (!ok) {
             pending = n > start;
@@ -161,11 +161,15 @@ static int parse_path(const char *path, pstep *steps, int *n, char *why, size_t 
     for (;;) {
         size_t k = 0;
         char key[KEY_CAP];
-        while (key_char(p[k]) && k + 1 < sizeof key) key[k] = p[k], k++;
+        while (key_char(p[k]) && k + 1 < sizeof key)
+            key[k] = p[k], k++;
         key[k] = '\0';
-        if (k == 0) return snprintf(why, whylen, "expected a key at byte %d", (int)(p - path) + 1), -1;
-        if (key_char(p[k])) return snprintf(why, whylen, "a key longer than %d bytes", KEY_CAP - 1), -1;
-        if (*n == PATH_STEPS) return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
+        if (k == 0)
+            return snprintf(why, whylen, "expected a key at byte %d", (int)(p - path) + 1), -1;
+        if (key_char(p[k]))
+            return snprintf(why, whylen, "a key longer than %d bytes", KEY_CAP - 1), -1;
+        if (*n == PATH_STEPS)
+            return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
         snprintf(steps[*n].key, sizeof steps[*n].key, "%s", key);
         steps[(*n)++].index = -1;
         p += k;
@@ -173,15 +177,19 @@ static int parse_path(const char *path, pstep *steps, int *n, char *why, size_t 
             char *end = NULL;
             long i = strtol(p + 1, &end, 10);
             if (end == p + 1 || *end != ']' || i < 0 || i > 100000 || p[1] == '+' || p[1] == '-')
-                return snprintf(why, whylen, "expected an index [0], [1], ... at byte %d", (int)(p - path) + 1), -1;
-            if (*n == PATH_STEPS) return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
+                return snprintf(why, whylen, "expected an index [0], [1], ... at byte %d",
+                                (int)(p - path) + 1),
+                       -1;
+            if (*n == PATH_STEPS)
+                return snprintf(why, whylen, "more than %d components", PATH_STEPS), -1;
             steps[*n].key[0] = '\0';
             steps[(*n)++].index = (int)i;
             p = end + 1;
         }
         if (*p == '\0') return 0;
         if (*p != '.')
-            return snprintf(why, whylen, "unexpected '%c' at byte %d (keys are letters, digits and '_')", *p,
+            return snprintf(why, whylen,
+                            "unexpected '%c' at byte %d (keys are letters, digits and '_')", *p,
                             (int)(p - path) + 1),
                    -1;
         p++;
@@ -193,8 +201,10 @@ static void path_prefix(const pstep *steps, int k, char *buf, size_t len) {
     buf[0] = '\0';
     for (int i = 0; i < k; i++) {
         size_t n = strlen(buf);
-        if (steps[i].key[0]) snprintf(buf + n, len - n, "%s%s", i ? "." : "", steps[i].key);
-        else snprintf(buf + n, len - n, "[%d]", steps[i].index);
+        if (steps[i].key[0])
+            snprintf(buf + n, len - n, "%s%s", i ? "." : "", steps[i].key);
+        else
+            snprintf(buf + n, len - n, "[%d]", steps[i].index);
     }
 }
 
@@ -215,7 +225,8 @@ static int obj_set(cJSON *obj, const char *key, cJSON *item) {
 
 /* Writes a copy of value at the path in root. -1 with why when the path does not fit the
  * tree (a missing array, an index out of range, a value that is not an object). */
-static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value, char *why, size_t whylen) {
+static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value, char *why,
+                      size_t whylen) {
     cJSON *cur = root;
     char pre[SPEC_PATH_CAP];
     for (int i = 0; i < n; i++) {
@@ -223,29 +234,37 @@ static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value
         path_prefix(steps, i, pre, sizeof pre);
         if (steps[i].key[0]) {
             if (!cJSON_IsObject(cur))
-                return snprintf(why, whylen, "%s is %s in the experiment, not an object", pre, jsonv_type_name(cur)), -1;
+                return snprintf(why, whylen, "%s is %s in the experiment, not an object", pre,
+                                jsonv_type_name(cur)),
+                       -1;
             cJSON *next = cJSON_GetObjectItemCaseSensitive(cur, steps[i].key);
             if (last) {
-                if (obj_set(cur, steps[i].key, cJSON_Duplicate(value, 1))) return snprintf(why, whylen, "out of memory"), -1;
+                if (obj_set(cur, steps[i].key, cJSON_Duplicate(value, 1)))
+                    return snprintf(why, whylen, "out of memory"), -1;
                 return 0;
             }
             if (!next) {
                 path_prefix(steps, i + 1, pre, sizeof pre);
                 if (steps[i + 1].key[0] == '\0')
-                    return snprintf(why, whylen, "%s is not in the experiment, so it has no element [%d]", pre,
+                    return snprintf(why, whylen,
+                                    "%s is not in the experiment, so it has no element [%d]", pre,
                                     steps[i + 1].index),
                            -1;
                 next = cJSON_CreateObject();
-                if (obj_set(cur, steps[i].key, next)) return snprintf(why, whylen, "out of memory"), -1;
+                if (obj_set(cur, steps[i].key, next))
+                    return snprintf(why, whylen, "out of memory"), -1;
             }
             cur = next;
         } else {
             if (!cJSON_IsArray(cur))
-                return snprintf(why, whylen, "%s is %s in the experiment, not an array", pre, jsonv_type_name(cur)), -1;
+                return snprintf(why, whylen, "%s is %s in the experiment, not an array", pre,
+                                jsonv_type_name(cur)),
+                       -1;
             int size = cJSON_GetArraySize(cur);
             if (steps[i].index >= size)
-                return snprintf(why, whylen, "%s has %d element%s in this cell, so [%d] does not exist", pre, size,
-                                size == 1 ? "" : "s", steps[i].index),
+                return snprintf(why, whylen,
+                                "%s has %d element%s in this cell, so [%d] does not exist", pre,
+                                size, size == 1 ? "" : "s", steps[i].index),
                        -1;
             if (last) {
                 cJSON *dup = cJSON_Duplicate(value, 1);
@@ -263,20 +282,21 @@ static int apply_path(cJSON *root, const pstep *steps, int n, const cJSON *value
 
 /* ---- axes --------------------------------------------------------------------------------- */
 
-static const char *const method_names[] = {"caopd", "sdft", "sft"};
-
 static int check_int(jsonv *v, const cJSON *c, const char *p, long long lo, long long hi) {
-    if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble) || fabs(c->valuedouble) > 9.0e15)
+    if (!cJSON_IsNumber(c) || c->valuedouble != floor(c->valuedouble) ||
+        fabs(c->valuedouble) > 9.0e15)
         return jsonv_fail(v, p, "expected an integer %lld..%lld, got %s", lo, hi,
-                    cJSON_IsNumber(c) ? "a fractional number" : jsonv_type_name(c));
+                          cJSON_IsNumber(c) ? "a fractional number" : jsonv_type_name(c));
     if (c->valuedouble < (double)lo || c->valuedouble > (double)hi)
-        return jsonv_fail(v, p, "%lld is out of range %lld..%lld", (long long)c->valuedouble, lo, hi);
+        return jsonv_fail(v, p, "%lld is out of range %lld..%lld", (long long)c->valuedouble, lo,
+                          hi);
     return 0;
 }
 
 static int check_domain(jsonv *v, const cJSON *c, const char *p) {
     const char *names[TASK_N_DOMAINS];
-    for (int i = 0; i < TASK_N_DOMAINS; i++) names[i] = task_domain_name((task_domain)i);
+    for (int i = 0; i < TASK_N_DOMAINS; i++)
+        names[i] = task_domain_name((task_domain)i);
     int d;
     return jsonv_enum(v, c, p, "domain", names, TASK_N_DOMAINS, &d);
 }
@@ -285,16 +305,23 @@ static int check_domain(jsonv *v, const cJSON *c, const char *p) {
 static int check_value(jsonv *v, const axis *a, const cJSON *c, const char *p) {
     switch (a->kind) {
     case AXIS_METHOD: {
+        const char *names[TRAIN_N_METHODS];
+        for (int i = 0; i < TRAIN_N_METHODS; i++)
+            names[i] = train_method_name((train_method)i);
         int m;
-        return jsonv_enum(v, c, p, "method", method_names, 3, &m);
+        return jsonv_enum(v, c, p, "method", names, TRAIN_N_METHODS, &m);
     }
-    case AXIS_SEED: return check_int(v, c, p, 0, 9007199254740991LL);
-    case AXIS_SEVERITY: return check_int(v, c, p, 1, TASK_SEVERITY_MAX);
+    case AXIS_SEED:
+        return check_int(v, c, p, 0, 9007199254740991LL);
+    case AXIS_SEVERITY:
+        return check_int(v, c, p, 1, TASK_SEVERITY_MAX);
     case AXIS_ORDER: {
         if (!cJSON_IsArray(c))
-            return jsonv_fail(v, p, "expected a list of domain names (the stages in order), got %s", jsonv_type_name(c));
+            return jsonv_fail(v, p, "expected a list of domain names (the stages in order), got %s",
+                              jsonv_type_name(c));
         int n = cJSON_GetArraySize(c);
-        if (n < 1 || n > SPEC_MAX_STAGES) return jsonv_fail(v, p, "%d domains; give 1..%d", n, SPEC_MAX_STAGES);
+        if (n < 1 || n > SPEC_MAX_STAGES)
+            return jsonv_fail(v, p, "%d domains; give 1..%d", n, SPEC_MAX_STAGES);
         int i = 0;
         for (const cJSON *d = c->child; d; d = d->next, i++) {
             char pi[SPEC_PATH_CAP + 64];
@@ -303,7 +330,8 @@ static int check_value(jsonv *v, const axis *a, const cJSON *c, const char *p) {
         }
         return 0;
     }
-    case AXIS_PARAM: return 0; /* checked by spec_parse in every cell */
+    case AXIS_PARAM:
+        return 0; /* checked by spec_parse in every cell */
     }
     return 0;
 }
@@ -311,7 +339,8 @@ static int check_value(jsonv *v, const axis *a, const cJSON *c, const char *p) {
 /* Reads the value list of axis a from arr. */
 static int read_axis(jsonv *v, axis *a, const cJSON *arr) {
     if (!cJSON_IsArray(arr))
-        return jsonv_fail(v, a->jpath, "expected an array of values, got %s; e.g. [1, 2, 3]", jsonv_type_name(arr));
+        return jsonv_fail(v, a->jpath, "expected an array of values, got %s; e.g. [1, 2, 3]",
+                          jsonv_type_name(arr));
     a->values = arr;
     a->n = cJSON_GetArraySize(arr);
     if (a->n == 0) return jsonv_fail(v, a->jpath, "empty; list at least one value");
@@ -324,16 +353,19 @@ static int read_axis(jsonv *v, axis *a, const cJSON *arr) {
         if (check_value(v, a, c, p)) return -1;
         int j = 0;
         for (const cJSON *d = arr->child; d != c; d = d->next, j++)
-            if (cJSON_Compare(c, d, 1)) return jsonv_fail(v, p, "the same value as %s[%d]; list each value once", a->jpath, j);
+            if (cJSON_Compare(c, d, 1))
+                return jsonv_fail(v, p, "the same value as %s[%d]; list each value once", a->jpath,
+                                  j);
         a->text[i] = value_text(c);
         if (!a->text[i]) return jsonv_fail(v, p, "out of memory");
     }
     return 0;
 }
 
-static int add_axis(jsonv *v, sweep *s, axis_kind kind, const char *name, const char *label, const char *jpath,
-                    const cJSON *arr) {
-    if (s->n_axes == SWEEP_MAX_AXES) return jsonv_fail(v, jpath, "more than %d axes; sweep fewer", SWEEP_MAX_AXES);
+static int add_axis(jsonv *v, sweep *s, axis_kind kind, const char *name, const char *label,
+                    const char *jpath, const cJSON *arr) {
+    if (s->n_axes == SWEEP_MAX_AXES)
+        return jsonv_fail(v, jpath, "more than %d axes; sweep fewer", SWEEP_MAX_AXES);
     axis *a = &s->ax[s->n_axes++];
     memset(a, 0, sizeof *a);
     a->kind = kind;
@@ -345,19 +377,25 @@ static int add_axis(jsonv *v, sweep *s, axis_kind kind, const char *name, const 
 
 static int read_params(jsonv *v, sweep *s, const cJSON *params) {
     if (!cJSON_IsObject(params))
-        return jsonv_fail(v, "axes.params", "expected an object of JSON paths and value lists, e.g. "
-                                      "{\"defaults.lr\": [1e-4, 3e-4]}, got %s", jsonv_type_name(params));
+        return jsonv_fail(v, "axes.params",
+                          "expected an object of JSON paths and value lists, e.g. "
+                          "{\"defaults.lr\": [1e-4, 3e-4]}, got %s",
+                          jsonv_type_name(params));
     for (const cJSON *c = params->child; c; c = c->next) {
         char jp[SPEC_PATH_CAP];
         snprintf(jp, sizeof jp, "axes.params[\"%.900s\"]", c->string);
         for (const cJSON *d = params->child; d != c; d = d->next)
-            if (!strcmp(d->string, c->string)) return jsonv_fail(v, jp, "path given twice; give it once");
+            if (!strcmp(d->string, c->string))
+                return jsonv_fail(v, jp, "path given twice; give it once");
         pstep steps[PATH_STEPS];
         int n = 0;
         char why[256];
         if (parse_path(c->string, steps, &n, why, sizeof why))
-            return jsonv_fail(v, jp, "not a JSON path of the experiment: %s; write keys separated by '.' and array "
-                               "elements as [i], e.g. \"defaults.lr\", \"stages[0].steps\"", why);
+            return jsonv_fail(
+                v, jp,
+                "not a JSON path of the experiment: %s; write keys separated by '.' and array "
+                "elements as [i], e.g. \"defaults.lr\", \"stages[0].steps\"",
+                why);
         static const char *const reserved[][2] = {
             {"format", "the experiment's format cannot be swept"},
             {"version", "the experiment's version cannot be swept"},
@@ -365,7 +403,8 @@ static int read_params(jsonv *v, sweep *s, const cJSON *params) {
             {"output", "each cell runs in OUT/cells/<name>; set the sweep's \"output\" instead"},
         };
         for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
-            if (!strcmp(steps[0].key, reserved[r][0])) return jsonv_fail(v, jp, "%s", reserved[r][1]);
+            if (!strcmp(steps[0].key, reserved[r][0]))
+                return jsonv_fail(v, jp, "%s", reserved[r][1]);
         char label[SPEC_PATH_CAP] = "";
         append_safe(label, sizeof label, c->string, sizeof label);
         if (add_axis(v, s, AXIS_PARAM, c->string, label, jp, c)) return -1;
@@ -379,18 +418,26 @@ static int read_params(jsonv *v, sweep *s, const cJSON *params) {
 static int read_axes(jsonv *v, sweep *s, const cJSON *axes) {
     if (!axes) return 0; /* one cell: the experiment itself */
     if (!cJSON_IsObject(axes))
-        return jsonv_fail(v, "axes", "expected an object of axes, e.g. {\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2]}, "
-                               "got %s", jsonv_type_name(axes));
+        return jsonv_fail(v, "axes",
+                          "expected an object of axes, e.g. {\"method\": [\"caopd\", \"sdft\"], "
+                          "\"seed\": [1, 2]}, "
+                          "got %s",
+                          jsonv_type_name(axes));
     static const char *const keys[] = {"method", "seed", "order", "ood_severity", "params", NULL};
     if (jsonv_check_keys(v, axes, "axes", "axis", keys)) return -1;
     for (const cJSON *c = axes->child; c; c = c->next) {
         char jp[64];
         snprintf(jp, sizeof jp, "axes.%s", c->string);
-        if (!strcmp(c->string, "method")) add_axis(v, s, AXIS_METHOD, "method", "method", jp, c);
-        else if (!strcmp(c->string, "seed")) add_axis(v, s, AXIS_SEED, "seed", "seed", jp, c);
-        else if (!strcmp(c->string, "order")) add_axis(v, s, AXIS_ORDER, "order", "order", jp, c);
-        else if (!strcmp(c->string, "ood_severity")) add_axis(v, s, AXIS_SEVERITY, "ood_severity", "sev", jp, c);
-        else read_params(v, s, c);
+        if (!strcmp(c->string, "method"))
+            add_axis(v, s, AXIS_METHOD, "method", "method", jp, c);
+        else if (!strcmp(c->string, "seed"))
+            add_axis(v, s, AXIS_SEED, "seed", "seed", jp, c);
+        else if (!strcmp(c->string, "order"))
+            add_axis(v, s, AXIS_ORDER, "order", "order", jp, c);
+        else if (!strcmp(c->string, "ood_severity"))
+            add_axis(v, s, AXIS_SEVERITY, "ood_severity", "sev", jp, c);
+        else
+            read_params(v, s, c);
         if (v->failed) return -1;
     }
     return 0;
@@ -407,7 +454,8 @@ static void cell_index(const sweep *s, int cell, int *idx) {
 }
 
 static const char *domain_of(const cJSON *stage) {
-    const cJSON *d = cJSON_IsObject(stage) ? cJSON_GetObjectItemCaseSensitive(stage, "domain") : NULL;
+    const cJSON *d =
+        cJSON_IsObject(stage) ? cJSON_GetObjectItemCaseSensitive(stage, "domain") : NULL;
     return cJSON_IsString(d) ? d->valuestring : NULL;
 }
 
@@ -420,10 +468,12 @@ static cJSON *order_stages(const cJSON *base_stages, const cJSON *order) {
     int pos = 0;
     for (const cJSON *d = order->child; d; d = d->next, pos++) {
         int occ = 0;
-        for (const cJSON *e = order->child; e != d; e = e->next) occ += !strcmp(e->valuestring, d->valuestring);
+        for (const cJSON *e = order->child; e != d; e = e->next)
+            occ += !strcmp(e->valuestring, d->valuestring);
         const cJSON *first = NULL, *kth = NULL;
         int seen = 0;
-        for (const cJSON *b = cJSON_IsArray(base_stages) ? base_stages->child : NULL; b; b = b->next) {
+        for (const cJSON *b = cJSON_IsArray(base_stages) ? base_stages->child : NULL; b;
+             b = b->next) {
             const char *bd = domain_of(b);
             if (!bd || strcmp(bd, d->valuestring)) continue;
             if (!first) first = b;
@@ -431,7 +481,8 @@ static cJSON *order_stages(const cJSON *base_stages, const cJSON *order) {
         }
         const cJSON *src = kth ? kth : first;
         cJSON *st = src ? cJSON_Duplicate(src, 1) : cJSON_CreateObject();
-        if (!st || (!src && !cJSON_AddStringToObject(st, "domain", d->valuestring)) || !cJSON_AddItemToArray(out, st)) {
+        if (!st || (!src && !cJSON_AddStringToObject(st, "domain", d->valuestring)) ||
+            !cJSON_AddItemToArray(out, st)) {
             cJSON_Delete(st);
             cJSON_Delete(out);
             return NULL;
@@ -450,24 +501,32 @@ static cJSON *build_cell(const sweep *s, int cell, int *bad_axis, char *why, siz
     if (!t) return snprintf(why, whylen, "out of memory"), NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(t, "output");
     int rc = 0;
-    static const axis_kind order[] = {AXIS_ORDER, AXIS_METHOD, AXIS_SEED, AXIS_SEVERITY, AXIS_PARAM};
+    static const axis_kind order[] = {AXIS_ORDER, AXIS_METHOD, AXIS_SEED, AXIS_SEVERITY,
+                                      AXIS_PARAM};
     for (size_t o = 0; !rc && o < sizeof order / sizeof order[0]; o++)
         for (int a = 0; !rc && a < s->n_axes; a++) {
             const axis *ax = &s->ax[a];
             if (ax->kind != order[o]) continue;
             const cJSON *val = cJSON_GetArrayItem(ax->values, idx[a]);
             switch (ax->kind) {
-            case AXIS_ORDER: rc = obj_set(t, "stages", order_stages(cJSON_GetObjectItemCaseSensitive(t, "stages"), val)); break;
+            case AXIS_ORDER:
+                rc = obj_set(t, "stages",
+                             order_stages(cJSON_GetObjectItemCaseSensitive(t, "stages"), val));
+                break;
             case AXIS_METHOD: {
                 cJSON *stages = cJSON_GetObjectItemCaseSensitive(t, "stages");
-                for (cJSON *st = cJSON_IsArray(stages) ? stages->child : NULL; !rc && st; st = st->next)
-                    if (cJSON_IsObject(st)) rc = obj_set(st, "method", cJSON_CreateString(val->valuestring));
+                for (cJSON *st = cJSON_IsArray(stages) ? stages->child : NULL; !rc && st;
+                     st = st->next)
+                    if (cJSON_IsObject(st))
+                        rc = obj_set(st, "method", cJSON_CreateString(val->valuestring));
                 cJSON *d = cJSON_GetObjectItemCaseSensitive(t, "defaults");
                 if (!rc && cJSON_IsObject(d) && cJSON_GetObjectItemCaseSensitive(d, "method"))
                     rc = obj_set(d, "method", cJSON_CreateString(val->valuestring));
                 break;
             }
-            case AXIS_SEED: rc = obj_set(t, "seed", cJSON_CreateNumber(val->valuedouble)); break;
+            case AXIS_SEED:
+                rc = obj_set(t, "seed", cJSON_CreateNumber(val->valuedouble));
+                break;
             case AXIS_SEVERITY: {
                 cJSON *e = cJSON_GetObjectItemCaseSensitive(t, "eval");
                 if (!e) {
@@ -476,7 +535,8 @@ static cJSON *build_cell(const sweep *s, int cell, int *bad_axis, char *why, siz
                 }
                 if (!rc && cJSON_IsObject(e)) {
                     cJSON *arr = cJSON_CreateArray(), *num = cJSON_CreateNumber(val->valuedouble);
-                    if (!arr || !num || !cJSON_AddItemToArray(arr, num)) cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
+                    if (!arr || !num || !cJSON_AddItemToArray(arr, num))
+                        cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
                     rc = obj_set(e, "ood_severities", arr);
                 }
                 break;
@@ -499,7 +559,8 @@ static cJSON *build_cell(const sweep *s, int cell, int *bad_axis, char *why, siz
 
 static int make_name(const sweep *s, int cell, char *buf, size_t len) {
     int width = 3;
-    for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
+    for (int m = s->n_cells - 1; m >= 1000; m /= 10)
+        width++;
     snprintf(buf, len, "%0*d", width > 9 ? 9 : width, cell);
     int idx[SWEEP_MAX_AXES];
     cell_index(s, cell, idx);
@@ -525,9 +586,12 @@ static unsigned severity_mask(const spec *sp) {
 
 static int expand(jsonv *v, sweep *s) {
     double n = 1;
-    for (int a = 0; a < s->n_axes; a++) n *= s->ax[a].n;
+    for (int a = 0; a < s->n_axes; a++)
+        n *= s->ax[a].n;
     if (n > SWEEP_MAX_CELLS)
-        return jsonv_fail(v, "axes", "%.0f cells; at most %d per sweep (split it into several sweeps)", n, SWEEP_MAX_CELLS);
+        return jsonv_fail(v, "axes",
+                          "%.0f cells; at most %d per sweep (split it into several sweeps)", n,
+                          SWEEP_MAX_CELLS);
     s->n_cells = (int)n;
     s->names = calloc((size_t)s->n_cells, sizeof *s->names);
     s->json = calloc((size_t)s->n_cells, sizeof *s->json);
@@ -561,9 +625,11 @@ static int expand(jsonv *v, sweep *s) {
         s->cell_sevs[i] = severity_mask(sp);
         for (int a = 0; a < s->n_axes; a++)
             if (s->ax[a].kind == AXIS_SEVERITY && sp->n_splits < 2) {
-                rc = jsonv_fail(v, s->ax[a].jpath, "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
-                                             "missing), so a severity means nothing; name the kinds, e.g. \"eval\": "
-                                             "{\"ood_kinds\": [\"ood_length\"]}");
+                rc = jsonv_fail(
+                    v, s->ax[a].jpath,
+                    "the experiment evaluates no OOD split (eval.ood_kinds is empty or "
+                    "missing), so a severity means nothing; name the kinds, e.g. \"eval\": "
+                    "{\"ood_kinds\": [\"ood_length\"]}");
                 break;
             }
     }
@@ -586,7 +652,8 @@ static cJSON *base_tree(const sweep *s, int cell, const spec *sp, int *failed) {
         !sp->stages[0].sync_teacher || !sp->stages[0].reset_optimizer)
         return NULL;
     cJSON *t = cJSON_Parse(s->json[cell]), *b = cJSON_CreateObject();
-    static const char *const keys[] = {"format", "version", "seed", "threads", "model", "base", "snapshots", "log", NULL};
+    static const char *const keys[] = {"format", "version",   "seed", "threads", "model",
+                                       "base",   "snapshots", "log",  NULL};
     int rc = !t || !b;
     for (int k = 0; !rc && keys[k]; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, keys[k]);
@@ -607,7 +674,8 @@ static cJSON *base_tree(const sweep *s, int cell, const spec *sp, int *failed) {
  * It depends on the sweep spec only, so re-runs and array tasks agree on it. */
 static void group_name(const sweep *s, const int *first, int i, char *name, size_t len) {
     int width = 3;
-    for (int m = s->n_cells - 1; m >= 1000; m /= 10) width++;
+    for (int m = s->n_cells - 1; m >= 1000; m /= 10)
+        width++;
     snprintf(name, len, "%0*d", width > 9 ? 9 : width, i);
     int idx_i[SWEEP_MAX_AXES], idx_j[SWEEP_MAX_AXES];
     cell_index(s, i, idx_i);
@@ -635,14 +703,16 @@ static int group_bases(jsonv *v, sweep *s) {
     s->cell_base = malloc(sizeof *s->cell_base * (size_t)s->n_cells);
     char **key = calloc((size_t)s->n_cells, sizeof *key);
     spec *sp = malloc(sizeof *sp);
-    int *first = malloc(sizeof *first * (size_t)s->n_cells); /* per cell: the first cell of its key */
+    int *first =
+        malloc(sizeof *first * (size_t)s->n_cells); /* per cell: the first cell of its key */
     int rc = !s->cell_base || !key || !sp || !first;
     for (int i = 0; !rc && i < s->n_cells; i++) {
         s->cell_base[i] = -1;
         first[i] = -1;
         char why[SPEC_ERR_CAP];
         if (!s->share_base) continue;
-        if (spec_parse(s->json[i], sp, why, sizeof why)) continue; /* cannot happen: expand checked it */
+        if (spec_parse(s->json[i], sp, why, sizeof why))
+            continue; /* cannot happen: expand checked it */
         int oom = 0;
         cJSON *b = base_tree(s, i, sp, &oom);
         if (b) key[i] = cJSON_PrintUnformatted(b);
@@ -656,7 +726,8 @@ static int group_bases(jsonv *v, sweep *s) {
     for (int i = 0; !rc && i < s->n_cells; i++) {
         if (first[i] != i) continue;
         int users = 0;
-        for (int j = i; j < s->n_cells; j++) users += first[j] == i;
+        for (int j = i; j < s->n_cells; j++)
+            users += first[j] == i;
         if (users < 2) continue;
         char **nn = realloc(s->base_names, sizeof *nn * (size_t)(s->n_bases + 1));
         if (nn) s->base_names = nn;
@@ -679,7 +750,8 @@ static int group_bases(jsonv *v, sweep *s) {
         for (int j = i; !rc && j < s->n_cells; j++)
             if (first[j] == i) s->cell_base[j] = b;
     }
-    for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
+    for (int i = 0; key && i < s->n_cells; i++)
+        free(key[i]);
     free(key), free(sp), free(first);
     return rc ? jsonv_fail(v, "", "out of memory") : 0;
 }
@@ -697,11 +769,11 @@ static int set_severities(cJSON *t, unsigned mask) {
     for (int x = 1; arr && x <= TASK_SEVERITY_MAX; x++) {
         if (!(mask >> x & 1u)) continue;
         cJSON *num = cJSON_CreateNumber(x);
-        if (!num || !cJSON_AddItemToArray(arr, num)) cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
+        if (!num || !cJSON_AddItemToArray(arr, num))
+            cJSON_Delete(num), cJSON_Delete(arr), arr = NULL;
     }
     return arr ? obj_set(e, "ood_severities", arr) : -1;
 }
-
 
 /* With "share_training" (the default): cells whose experiments differ only in
  * eval.ood_severities (the ood_severity axis, or a params path on it) train the same model, so
@@ -747,7 +819,8 @@ static int group_shared(jsonv *v, sweep *s) {
         char name[NAME_CAP + 64];
         group_name(s, first, i, name, sizeof name);
         s->shared_names[r] = str_dup(name);
-        s->shared_base[r] = s->cell_base[i]; /* the same for the group: its base-only part is equal */
+        s->shared_base[r] =
+            s->cell_base[i]; /* the same for the group: its base-only part is equal */
         cJSON *t = cJSON_Parse(s->json[i]);
         s->shared_json[r] = t && !set_severities(t, all) ? cJSON_Print(t) : NULL;
         cJSON_Delete(t);
@@ -755,7 +828,8 @@ static int group_shared(jsonv *v, sweep *s) {
         for (int j = i; !rc && j < s->n_cells; j++)
             if (first[j] == i) s->cell_shared[j] = r;
     }
-    for (int i = 0; key && i < s->n_cells; i++) free(key[i]);
+    for (int i = 0; key && i < s->n_cells; i++)
+        free(key[i]);
     free(key), free(first);
     return rc ? jsonv_fail(v, "", "out of memory") : 0;
 }
@@ -764,8 +838,8 @@ static int group_shared(jsonv *v, sweep *s) {
 
 /* experiment_text (may be NULL): the experiment file's text when the sweep names it by path
  * (the sweep directory's copy). */
-static int parse_sweep(const char *json, const char *base_dir, const char *experiment_text, sweep **out,
-                       char *err, size_t errlen) {
+static int parse_sweep(const char *json, const char *base_dir, const char *experiment_text,
+                       sweep **out, char *err, size_t errlen) {
     jsonv v = {err, errlen, 0};
     if (err && errlen) err[0] = '\0';
     *out = NULL;
@@ -783,24 +857,30 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
         jsonv_fail(&v, "", "expected a JSON object, got %s", jsonv_type_name(root));
         goto bad;
     }
-    if (jsonv_check_format(&v, root, SWEEP_FORMAT, SWEEP_VERSION, "sweep", "caopd sweep spec", SPEC_FORMAT,
-                           " (run an experiment with caopd run)"))
+    if (jsonv_check_format(&v, root, SWEEP_FORMAT, SWEEP_VERSION, "sweep", "caopd sweep spec",
+                           SPEC_FORMAT, " (run an experiment with caopd run)"))
         goto bad;
-    static const char *const top[] = {"format",     "version", "name",       "description", "output",
-                                      "experiment", "axes",    "share_base", "share_training", NULL};
+    static const char *const top[] = {"format",         "version",    "name", "description",
+                                      "output",         "experiment", "axes", "share_base",
+                                      "share_training", NULL};
     if (jsonv_check_keys(&v, root, "", "key", top)) goto bad;
     snprintf(s->name, sizeof s->name, "sweep");
     jsonv_get_str(&v, root, "", "name", s->name, sizeof s->name, NULL);
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "description");
-    if (j && !cJSON_IsString(j)) jsonv_fail(&v, "description", "expected a string, got %s", jsonv_type_name(j));
+    if (j && !cJSON_IsString(j))
+        jsonv_fail(&v, "description", "expected a string, got %s", jsonv_type_name(j));
     jsonv_get_bool(&v, root, "", "share_base", &s->share_base);
     s->share_training = 1;
     jsonv_get_bool(&v, root, "", "share_training", &s->share_training);
     j = cJSON_GetObjectItemCaseSensitive(root, "output");
     if (!v.failed && j) {
-        if (!cJSON_IsString(j) || !j->valuestring[0]) jsonv_fail(&v, "output", "expected a non-empty path string, got %s", jsonv_type_name(j));
-        else if (strlen(j->valuestring) >= sizeof s->output - 300) jsonv_fail(&v, "output", "longer than %zu bytes", sizeof s->output - 301);
-        else snprintf(s->output, sizeof s->output, "%s", j->valuestring);
+        if (!cJSON_IsString(j) || !j->valuestring[0])
+            jsonv_fail(&v, "output", "expected a non-empty path string, got %s",
+                       jsonv_type_name(j));
+        else if (strlen(j->valuestring) >= sizeof s->output - 300)
+            jsonv_fail(&v, "output", "longer than %zu bytes", sizeof s->output - 301);
+        else
+            snprintf(s->output, sizeof s->output, "%s", j->valuestring);
     } else if (!v.failed) {
         snprintf(s->output, sizeof s->output, "runs/%s", s->name);
     }
@@ -810,27 +890,35 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "experiment");
     char where[SPEC_PATH_CAP + 64] = "experiment";
     if (!e) {
-        jsonv_fail(&v, "experiment", "missing; give the base experiment inline ({\"format\": \"%s\", ...}) or as a path "
-                               "relative to this file (\"quickstart.json\")", SPEC_FORMAT);
+        jsonv_fail(
+            &v, "experiment",
+            "missing; give the base experiment inline ({\"format\": \"%s\", ...}) or as a path "
+            "relative to this file (\"quickstart.json\")",
+            SPEC_FORMAT);
         goto bad;
     }
     if (cJSON_IsString(e)) {
         if (!e->valuestring[0]) {
-            jsonv_fail(&v, "experiment", "empty path; give the base experiment's file, relative to this file");
+            jsonv_fail(&v, "experiment",
+                       "empty path; give the base experiment's file, relative to this file");
             goto bad;
         }
         if (experiment_text) {
             s->exp_text = str_dup(experiment_text);
-            snprintf(where, sizeof where, "experiment (%s/%s)", base_dir && base_dir[0] ? base_dir : ".",
-                     SWEEP_EXPERIMENT_FILE);
+            snprintf(where, sizeof where, "experiment (%s/%s)",
+                     base_dir && base_dir[0] ? base_dir : ".", SWEEP_EXPERIMENT_FILE);
         } else {
             char path[SPEC_PATH_CAP * 2 + 2];
-            if (e->valuestring[0] == '/' || !base_dir || !base_dir[0]) snprintf(path, sizeof path, "%s", e->valuestring);
-            else snprintf(path, sizeof path, "%s/%s", base_dir, e->valuestring);
+            if (e->valuestring[0] == '/' || !base_dir || !base_dir[0])
+                snprintf(path, sizeof path, "%s", e->valuestring);
+            else
+                snprintf(path, sizeof path, "%s/%s", base_dir, e->valuestring);
             s->exp_text = file_read_text(path);
             if (!s->exp_text) {
-                jsonv_fail(&v, "experiment", "cannot read '%s' (%s): %s; the path is relative to the sweep file's folder",
-                     e->valuestring, path, strerror(errno));
+                jsonv_fail(
+                    &v, "experiment",
+                    "cannot read '%s' (%s): %s; the path is relative to the sweep file's folder",
+                    e->valuestring, path, strerror(errno));
                 goto bad;
             }
             snprintf(where, sizeof where, "experiment (%.900s)", path);
@@ -844,7 +932,8 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
     } else if (cJSON_IsObject(e)) {
         s->exp = (cJSON *)e; /* a stray experiment.json next to an inline one is not read */
     } else {
-        jsonv_fail(&v, "experiment", "expected an experiment object or a path string, got %s", jsonv_type_name(e));
+        jsonv_fail(&v, "experiment", "expected an experiment object or a path string, got %s",
+                   jsonv_type_name(e));
         goto bad;
     }
     {
@@ -856,8 +945,8 @@ static int parse_sweep(const char *json, const char *base_dir, const char *exper
         free(sp), free(text);
         if (bad_base) goto bad;
     }
-    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s) || group_bases(&v, s) ||
-        group_shared(&v, s))
+    if (read_axes(&v, s, cJSON_GetObjectItemCaseSensitive(root, "axes")) || expand(&v, s) ||
+        group_bases(&v, s) || group_shared(&v, s))
         goto bad;
     *out = s;
     return 0;
@@ -866,8 +955,8 @@ bad:
     return -1;
 }
 
-int sweep_parse(const char *json, const char *base_dir, const char *experiment_text, sweep **out, char *err,
-                size_t errlen) {
+int sweep_parse(const char *json, const char *base_dir, const char *experiment_text, sweep **out,
+                char *err, size_t errlen) {
     return parse_sweep(json, base_dir, experiment_text, out, err, errlen);
 }
 
@@ -884,14 +973,17 @@ int sweep_load(const char *path, sweep **out, char *err, size_t errlen) {
     *out = NULL;
     char *text = file_read_text(path);
     if (!text) {
-        snprintf(err, errlen, "%s: cannot read the sweep file: %s; check the path", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read the sweep file: %s; check the path", path,
+                 strerror(errno));
         return -1;
     }
     char dir[SPEC_PATH_CAP];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
     if (slash == dir) snprintf(dir, sizeof dir, "/");
     int rc = parse_sweep(text, dir, NULL, out, err, errlen);
     if (rc) prefix_err(err, errlen, path);
@@ -905,7 +997,8 @@ int sweep_load_dir(const char *dir, sweep **out, char *err, size_t errlen) {
     snprintf(p, sizeof p, "%s/%s", dir, SWEEP_FILE);
     char *text = file_read_text(p);
     if (!text) {
-        snprintf(err, errlen, "%s: %s; %s is not a sweep directory of caopd sweep (it writes %s first)", p,
+        snprintf(err, errlen,
+                 "%s: %s; %s is not a sweep directory of caopd sweep (it writes %s first)", p,
                  strerror(errno), dir, SWEEP_FILE);
         return -1;
     }
@@ -916,8 +1009,11 @@ int sweep_load_dir(const char *dir, sweep **out, char *err, size_t errlen) {
     if (peek) by_path = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(peek, "experiment"));
     cJSON_Delete(peek);
     if (by_path && !exp) {
-        snprintf(err, errlen, "%s: missing or unreadable; the sweep names its experiment by path and caopd sweep keeps a "
-                 "copy of it here: restore it, or run caopd sweep SPEC --out %s again", pe, dir);
+        snprintf(err, errlen,
+                 "%s: missing or unreadable; the sweep names its experiment by path and caopd "
+                 "sweep keeps a "
+                 "copy of it here: restore it, or run caopd sweep SPEC --out %s again",
+                 pe, dir);
         free(text);
         return -1;
     }
@@ -930,7 +1026,8 @@ int sweep_load_dir(const char *dir, sweep **out, char *err, size_t errlen) {
 void sweep_free(sweep *s) {
     if (!s) return;
     for (int a = 0; a < s->n_axes; a++) {
-        for (int i = 0; s->ax[a].text && i < s->ax[a].n; i++) free(s->ax[a].text[i]);
+        for (int i = 0; s->ax[a].text && i < s->ax[a].n; i++)
+            free(s->ax[a].text[i]);
         free(s->ax[a].text);
     }
     for (int i = 0; i < s->n_cells; i++) {
@@ -947,7 +1044,8 @@ void sweep_free(sweep *s) {
         if (s->shared_names) free(s->shared_names[r]);
         if (s->shared_json) free(s->shared_json[r]);
     }
-    free(s->shared_names), free(s->shared_json), free(s->shared_base), free(s->cell_shared), free(s->cell_sevs);
+    free(s->shared_names), free(s->shared_json), free(s->shared_base), free(s->cell_shared),
+        free(s->cell_sevs);
     cJSON_Delete(s->exp_own);
     cJSON_Delete(s->root);
     free(s->text), free(s->exp_text);
@@ -1010,7 +1108,8 @@ int sweep_cell_json(const sweep *s, int cell, int threads, char **out) {
     if (b < 0) return edited_json(s->json[cell], threads, NULL, out);
     if (!s->dir[0]) return -1; /* sweep_set_dir first */
     char ckpt[DIR_CAP + NAME_CAP + 64];
-    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b], RUN_CHECKPOINT_FILE);
+    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b],
+             RUN_CHECKPOINT_FILE);
     return edited_json(s->json[cell], threads, ckpt, out);
 }
 
@@ -1056,7 +1155,8 @@ int sweep_shared_json(const sweep *s, int r, int threads, char **out) {
     if (b < 0) return edited_json(s->shared_json[r], threads, NULL, out);
     if (!s->dir[0]) return -1; /* sweep_set_dir first */
     char ckpt[DIR_CAP + NAME_CAP + 64];
-    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b], RUN_CHECKPOINT_FILE);
+    snprintf(ckpt, sizeof ckpt, "%s/%s/%s/%s", s->dir, SWEEP_BASES_DIR, s->base_names[b],
+             RUN_CHECKPOINT_FILE);
     return edited_json(s->shared_json[r], threads, ckpt, out);
 }
 
@@ -1075,21 +1175,26 @@ int sweep_set_dir(sweep *s, const char *dir, char *err, size_t errlen) {
     } else {
         char cwd[DIR_CAP];
         if (!getcwd(cwd, sizeof cwd)) {
-            snprintf(err, errlen, "%s: cannot make the path absolute: the current directory: %s", dir, strerror(errno));
+            snprintf(err, errlen, "%s: cannot make the path absolute: the current directory: %s",
+                     dir, strerror(errno));
             return -1;
         }
         snprintf(abs, sizeof abs, "%s/%s", cwd, strcmp(dir, ".") ? dir : "");
     }
-    for (size_t n = strlen(abs); n > 1 && abs[n - 1] == '/'; n--) abs[n - 1] = '\0';
+    for (size_t n = strlen(abs); n > 1 && abs[n - 1] == '/'; n--)
+        abs[n - 1] = '\0';
     /* the longest base checkpoint path must fit a spec's base.checkpoint */
     size_t longest = 0;
     for (int b = 0; b < s->n_bases; b++)
         if (strlen(s->base_names[b]) > longest) longest = strlen(s->base_names[b]);
-    const size_t need = strlen(abs) + strlen(SWEEP_BASES_DIR) + longest + strlen(RUN_CHECKPOINT_FILE) + 3;
+    const size_t need =
+        strlen(abs) + strlen(SWEEP_BASES_DIR) + longest + strlen(RUN_CHECKPOINT_FILE) + 3;
     if (strlen(abs) >= sizeof s->dir || need >= SPEC_PATH_CAP) {
-        snprintf(err, errlen, "%s: the sweep directory's absolute path is too long (%zu bytes; the cells name their "
-                 "shared bases by absolute path, at most %d bytes); choose a shorter --out", abs, strlen(abs),
-                 SPEC_PATH_CAP - 1);
+        snprintf(
+            err, errlen,
+            "%s: the sweep directory's absolute path is too long (%zu bytes; the cells name their "
+            "shared bases by absolute path, at most %d bytes); choose a shorter --out",
+            abs, strlen(abs), SPEC_PATH_CAP - 1);
         return -1;
     }
     memcpy(s->dir, abs, strlen(abs) + 1); /* fits: checked above */
@@ -1102,8 +1207,8 @@ const char *sweep_dir(const sweep *s) {
 
 /* ---- cell directories ----------------------------------------------------------------------- */
 
-int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_done, int *stages_total, char *err,
-                     size_t errlen) {
+int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_done,
+                     int *stages_total, char *err, size_t errlen) {
     char p[DIR_CAP + 64];
     *status = SWEEP_CELL_ABSENT;
     if (stages_done) *stages_done = 0;
@@ -1121,8 +1226,10 @@ int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_don
     }
     char *st = NULL;
     int64_t T = -1;
-    if (ckpt_reader_attr_str(rd, "", "status", &st) == CKPT_OK && !strcmp(st, "finished")) *status = SWEEP_CELL_FINISHED;
-    if (stages_total && ckpt_reader_attr_i64(rd, "", "n_stages", &T) == CKPT_OK) *stages_total = (int)T + 1;
+    if (ckpt_reader_attr_str(rd, "", "status", &st) == CKPT_OK && !strcmp(st, "finished"))
+        *status = SWEEP_CELL_FINISHED;
+    if (stages_total && ckpt_reader_attr_i64(rd, "", "n_stages", &T) == CKPT_OK)
+        *stages_total = (int)T + 1;
     ckpt_list l = {0};
     if (stages_done && ckpt_reader_list(rd, "stages", &l) == CKPT_OK) *stages_done = (int)l.n;
     ckpt_list_free(&l);
@@ -1134,14 +1241,15 @@ int sweep_cell_state(const char *dir, sweep_cell_status *status, int *stages_don
 /* ---- the summary file ------------------------------------------------------------------------ */
 
 /* Writes one finished cell as group cells/<k>. 0, or -1 with err. */
-static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, int cell, const char *cdir,
-                      char *err, size_t errlen) {
+static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, int cell,
+                      const char *cdir, char *err, size_t errlen) {
     char p[DIR_CAP + 64], g[64];
     snprintf(p, sizeof p, "%s/%s", cdir, RUN_SPEC_FILE);
     char *text = file_read_text(p);
     spec *sp = malloc(sizeof *sp);
     char why[SPEC_ERR_CAP];
-    if (text && sweep_cell_shared(sw, cell) >= 0) { /* the shared run's spec with the cell's own evaluation */
+    if (text && sweep_cell_shared(sw, cell) >=
+                    0) { /* the shared run's spec with the cell's own evaluation */
         cJSON *t = cJSON_Parse(text);
         char *cell_text = t && !set_severities(t, sw->cell_sevs[cell]) ? cJSON_Print(t) : NULL;
         cJSON_Delete(t), free(text);
@@ -1160,17 +1268,20 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
         strbuf_printf(&stn, ",%s", task_domain_name(sp->stages[i].domain));
         strbuf_printf(&stm, ",%s", m);
         int dup = 0;
-        for (int j = 0; j < i; j++) dup |= sp->stages[j].train.method == sp->stages[i].train.method;
+        for (int j = 0; j < i; j++)
+            dup |= sp->stages[j].train.method == sp->stages[i].train.method;
         if (!dup) strbuf_printf(&meth, "%s%s", meth.n ? "+" : "", m);
     }
     task_domain dom[TASK_N_DOMAINS];
     const int nd = spec_eval_domains(sp, dom);
-    for (int j = 0; j < nd; j++) strbuf_printf(&dl, "%s%s", j ? "," : "", task_domain_name(dom[j]));
+    for (int j = 0; j < nd; j++)
+        strbuf_printf(&dl, "%s%s", j ? "," : "", task_domain_name(dom[j]));
     for (int i = 0; i < sp->n_splits; i++) {
         char nm[32];
         strbuf_printf(&sl, "%s%s", i ? "," : "", spec_split_name(sp->splits[i], nm, sizeof nm));
     }
-    for (int a = 0; a < sweep_n_axes(sw); a++) strbuf_printf(&axn, "%s%s", a ? "," : "", sweep_axis_name(sw, a));
+    for (int a = 0; a < sweep_n_axes(sw); a++)
+        strbuf_printf(&axn, "%s%s", a ? "," : "", sweep_axis_name(sw, a));
     int rc = stn.oom || stm.oom || dl.oom || sl.oom || axn.oom || meth.oom ? CKPT_ERR_NOMEM : 0;
     snprintf(p, sizeof p, "%s/%s", cdir, RUN_RESULTS_FILE);
     if (!rc) rc = ckpt_writer_set_attr_str(w, g, "name", sweep_cell_name(sw, cell));
@@ -1205,7 +1316,8 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
         for (int k = 0; !rc && k < METRICS_READOUT_COUNT * METRICS_FIELD_COUNT; k++) {
             const metrics_field f = (metrics_field)(k % METRICS_FIELD_COUNT);
             const metrics_readout q = (metrics_readout)(k / METRICS_FIELD_COUNT);
-            if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout(f)) continue; /* readout-free: once */
+            if (q != METRICS_READOUT_GREEDY && !metrics_field_per_readout(f))
+                continue; /* readout-free: once */
             double *R = NULL;
             int rows = 0, n_dom = 0, version = 0;
             task_domain d2[TASK_N_DOMAINS];
@@ -1215,7 +1327,8 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
                 rc = -1;
                 break;
             }
-            if (k == 0 && i == 0 && ckpt_writer_set_attr_i64(w, g, "results_format_version", version)) {
+            if (k == 0 && i == 0 &&
+                ckpt_writer_set_attr_i64(w, g, "results_format_version", version)) {
                 snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
                 rc = -1;
             }
@@ -1238,8 +1351,8 @@ static int merge_cell(ckpt_writer *w, int k, const sweep *sw, const char *sdir, 
     return rc ? -1 : 0;
 }
 
-int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_merge_info *info, char *err,
-                size_t errlen) {
+int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_merge_info *info,
+                char *err, size_t errlen) {
     memset(info, 0, sizeof *info);
     ckpt_writer *w = NULL;
     ckpt_error ce;
@@ -1261,9 +1374,10 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
             char label[2 * DIR_CAP + 32];
             sweep_cell_run_dir(sw, dirs[d], c, cdir, sizeof cdir);
             if (sweep_cell_shared(sw, c) >= 0)
-                snprintf(label, sizeof label, "%s/%s/%s (its shared run %s)", dirs[d], SWEEP_CELLS_DIR,
-                         sweep_cell_name(sw, c), cdir);
-            else snprintf(label, sizeof label, "%s", cdir);
+                snprintf(label, sizeof label, "%s/%s/%s (its shared run %s)", dirs[d],
+                         SWEEP_CELLS_DIR, sweep_cell_name(sw, c), cdir);
+            else
+                snprintf(label, sizeof label, "%s", cdir);
             info->n_cells++;
             sweep_cell_status st;
             int done = 0, total = 0;
@@ -1277,29 +1391,40 @@ int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_mer
                 continue;
             }
             if (st == SWEEP_CELL_PARTIAL) {
-                if (total) strbuf_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", label, done, total);
-                else strbuf_printf(&skipped, "%s: unfinished (no stage written)\n", label);
+                if (total)
+                    strbuf_printf(&skipped, "%s: unfinished (%d of %d stages written)\n", label,
+                                  done, total);
+                else
+                    strbuf_printf(&skipped, "%s: unfinished (no stage written)\n", label);
                 continue;
             }
-            if (merge_cell(w, k, sw, dirs[d], c, cdir, err, errlen)) rc = -1;
-            else k++, info->n_merged++;
+            if (merge_cell(w, k, sw, dirs[d], c, cdir, err, errlen))
+                rc = -1;
+            else
+                k++, info->n_merged++;
         }
         sweep_free(sw);
     }
     if (!rc && (srcs.oom || skipped.oom)) rc = -1, snprintf(err, errlen, "out of memory");
     if (!rc) {
         char versions[256];
-        snprintf(versions, sizeof versions, "caopd-harness 0.1.0, HDF5 %s, libtorch %s", ckpt_hdf5_version(), tw_version());
-        if (ckpt_writer_set_attr_i64(w, "", "n_cells", k) || ckpt_writer_set_attr_str(w, "", "sweep_dirs", srcs.p ? srcs.p : "") ||
-            ckpt_writer_set_attr_str(w, "", "versions", versions) || ckpt_writer_set_attr_str(w, "", "skipped", skipped.p ? skipped.p : ""))
+        snprintf(versions, sizeof versions, "caopd-harness 0.1.0, HDF5 %s, libtorch %s",
+                 ckpt_hdf5_version(), tw_version());
+        if (ckpt_writer_set_attr_i64(w, "", "n_cells", k) ||
+            ckpt_writer_set_attr_str(w, "", "sweep_dirs", srcs.p ? srcs.p : "") ||
+            ckpt_writer_set_attr_str(w, "", "versions", versions) ||
+            ckpt_writer_set_attr_str(w, "", "skipped", skipped.p ? skipped.p : ""))
             rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
     }
-    if (!rc && k == 0 && ckpt_writer_set_attr_str(w, "cells", "note", "no finished cell") != CKPT_OK)
+    if (!rc && k == 0 &&
+        ckpt_writer_set_attr_str(w, "cells", "note", "no finished cell") != CKPT_OK)
         rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
     if (!rc && ckpt_writer_commit(w)) rc = -1, snprintf(err, errlen, "%s", ckpt_writer_errmsg(w));
     ckpt_writer_free(w);
     free(srcs.p);
-    if (rc) free(skipped.p);
-    else info->skipped = skipped.p;
+    if (rc)
+        free(skipped.p);
+    else
+        info->skipped = skipped.p;
     return rc;
 }

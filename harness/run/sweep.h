@@ -33,19 +33,19 @@ extern "C" {
 #define SWEEP_ERR_CAP 2048
 
 /* Files and folders of a sweep directory (OUT). */
-#define SWEEP_FILE "sweep.json"                /* the sweep spec, verbatim */
-#define SWEEP_EXPERIMENT_FILE "experiment.json" /* the base experiment file, verbatim (only
-                                                   when the spec names it by path) */
-#define SWEEP_CELLS_DIR "cells"                /* OUT/cells/<cell name>/: one run directory each */
-#define SWEEP_CELL_LOG "run.log"               /* stdout + stderr of the cell's `caopd run` */
-#define SWEEP_CELL_LOCK "cell.lock"            /* flock(2)ed while a process runs the cell */
-#define SWEEP_SUMMARY_FILE "summary.h5"        /* caopd-sweep-summary (sweep_merge) */
-#define SWEEP_BASES_DIR "bases"                /* OUT/bases/<base name>/: one run directory per
-                                                  shared base ("share_base"), with run.log and
-                                                  cell.lock like a cell */
-#define SWEEP_SHARED_DIR "shared"              /* OUT/shared/<name>/: one run directory per
-                                                  shared training ("share_training"), read by
-                                                  every cell of its group */
+#define SWEEP_FILE "sweep.json" /* the sweep spec, verbatim */
+/* the base experiment file, verbatim (only when the spec names it by path) */
+#define SWEEP_EXPERIMENT_FILE "experiment.json"
+#define SWEEP_CELLS_DIR "cells"         /* OUT/cells/<cell name>/: one run directory each */
+#define SWEEP_CELL_LOG "run.log"        /* stdout + stderr of the cell's `caopd run` */
+#define SWEEP_CELL_LOCK "cell.lock"     /* flock(2)ed while a process runs the cell */
+#define SWEEP_SUMMARY_FILE "summary.h5" /* caopd-sweep-summary (sweep_merge) */
+/* OUT/bases/<base name>/: one run directory per shared base ("share_base"), with run.log and
+ * cell.lock like a cell */
+#define SWEEP_BASES_DIR "bases"
+/* OUT/shared/<name>/: one run directory per shared training ("share_training"), read by every cell
+ * of its group */
+#define SWEEP_SHARED_DIR "shared"
 
 /* The summary file's format name and version (root attributes format / format_version). */
 #define SWEEP_SUMMARY_FORMAT CKPT_FORMAT_SWEEP_SUMMARY
@@ -181,13 +181,14 @@ typedef struct sweep_merge_info {
 } sweep_merge_info;
 
 /* Gathers the finished cells of the sweep directories dirs[0..n_dirs) (each holding
- * sweep.json; a cell with a shared run is read from it: sweep_cell_run_dir) into the summary file path (caopd-sweep-summary, written atomically; layout in
- * docs/sweep.md): per cell its sweep, index, name, axis values, spec, method and seed, and per
- * (split, metric) the (n_stages + 1) x domains matrix of every scalar metric, of both confidence
- * readouts (metrics_field_key names; NaN for the expected one of a format_version 1 cell), read from its
- * results.h5 (run_read_matrix). Cells not finished are left out and listed in info->skipped.
- * Runs on the HDF5 thread (no ckpt_io queue may be busy). Returns 0 (also when no cell is
- * finished: the summary then has no cells), or -1 with a message naming the file. */
+ * sweep.json; a cell with a shared run is read from it: sweep_cell_run_dir) into the summary file
+ * path (caopd-sweep-summary, written atomically; layout in docs/sweep.md): per cell its sweep,
+ * index, name, axis values, spec, method and seed, and per (split, metric) the (n_stages + 1) x
+ * domains matrix of every scalar metric, of both confidence readouts (metrics_field_key names; NaN
+ * for the expected one of a format_version 1 cell), read from its results.h5 (run_read_matrix).
+ * Cells not finished are left out and listed in info->skipped. Runs on the HDF5 thread (no ckpt_io
+ * queue may be busy). Returns 0 (also when no cell is finished: the summary then has no cells), or
+ * -1 with a message naming the file. */
 int sweep_merge(const char *const *dirs, int n_dirs, const char *path, sweep_merge_info *info,
                 char *err, size_t errlen);
 

@@ -37,9 +37,9 @@ namespace {
 struct shape_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-#define SHAPE_CHECK(cond, ...)                                                                 \
-    do {                                                                                       \
-        if (!(cond)) throw shape_error(c10::str(__VA_ARGS__));                                 \
+#define SHAPE_CHECK(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) throw shape_error(c10::str(__VA_ARGS__));                                     \
     } while (0)
 
 struct Slot {
@@ -74,10 +74,14 @@ std::string torch_msg(const c10::Error &e) {
 at::ScalarType to_scalar(tw_dtype d, bool *ok) {
     *ok = true;
     switch (d) {
-    case TW_DTYPE_F32: return at::kFloat;
-    case TW_DTYPE_I64: return at::kLong;
-    case TW_DTYPE_BOOL: return at::kBool;
-    case TW_DTYPE_F64: return at::kDouble;
+    case TW_DTYPE_F32:
+        return at::kFloat;
+    case TW_DTYPE_I64:
+        return at::kLong;
+    case TW_DTYPE_BOOL:
+        return at::kBool;
+    case TW_DTYPE_F64:
+        return at::kDouble;
     }
     *ok = false;
     return at::kFloat;
@@ -100,7 +104,7 @@ struct tw_ctx {
     // The profile (tw_prof_*): counted only while prof is set.
     bool prof = false;
     int phase = 0;
-    int label = -1;  // a tw_kind, or -1
+    int label = -1;     // a tw_kind, or -1
     int prof_depth = 0; // tw calls in progress (a call made inside another counts in the outer)
     tw_prof table{};
     // (first autograd sequence number, kind) of each forward op that made autograd nodes, in
@@ -119,13 +123,17 @@ struct tw_ctx {
         uint16_t gen = (uint16_t)((h.id >> 32) & 0xffffu);
         uint16_t t = (uint16_t)(h.id >> 48);
         const char *why = nullptr;
-        if (h.id == 0) why = "is the null handle (an earlier op failed or it was never set)";
-        else if (t != tag) why = "belongs to another context";
-        else if (idx == 0 || idx > slots.size()) why = "is not a valid handle";
-        else if (!slots[idx - 1].live || slots[idx - 1].gen != gen) why = "was already freed";
+        if (h.id == 0)
+            why = "is the null handle (an earlier op failed or it was never set)";
+        else if (t != tag)
+            why = "belongs to another context";
+        else if (idx == 0 || idx > slots.size())
+            why = "is not a valid handle";
+        else if (!slots[idx - 1].live || slots[idx - 1].gen != gen)
+            why = "was already freed";
         if (why) {
-            fail(TW_ERR_HANDLE, std::string(op) + ": tensor argument " + std::to_string(argno) +
-                                    " " + why);
+            fail(TW_ERR_HANDLE,
+                 std::string(op) + ": tensor argument " + std::to_string(argno) + " " + why);
             return nullptr;
         }
         return &slots[idx - 1].t;
@@ -209,27 +217,48 @@ int kind_of(const char *name) {
         const char *name;
         int kind;
     } table[] = {
-        {"tw_matmul", TW_KIND_MATMUL}, {"tw_linear", TW_KIND_MATMUL},
-        {"tw_causal_attention", TW_KIND_ATTENTION}, {"tw_attention", TW_KIND_ATTENTION},
-        {"tw_causal_mask", TW_KIND_ATTENTION}, {"tw_layer_norm", TW_KIND_LAYER_NORM},
-        {"tw_multinomial", TW_KIND_SAMPLING}, {"tw_multinomial_rows", TW_KIND_SAMPLING},
-        {"tw_multinomial_skip", TW_KIND_SAMPLING}, {"tw_argmax", TW_KIND_SAMPLING},
-        {"tw_embedding", TW_KIND_GATHER}, {"tw_index_select", TW_KIND_GATHER},
-        {"tw_gather", TW_KIND_GATHER}, {"tw_cat", TW_KIND_GATHER}, {"tw_slice_assign", TW_KIND_GATHER},
-        {"tw_full", TW_KIND_ALLOC}, {"tw_arange", TW_KIND_ALLOC}, {"tw_from_f32", TW_KIND_ALLOC},
-        {"tw_from_i64", TW_KIND_ALLOC}, {"tw_from_f64", TW_KIND_ALLOC}, {"tw_clone", TW_KIND_ALLOC},
-        {"tw_copy_to_f32", TW_KIND_ALLOC}, {"tw_copy_to_i64", TW_KIND_ALLOC},
-        {"tw_copy_to_f64", TW_KIND_ALLOC}, {"tw_copy_from_f32", TW_KIND_ALLOC},
-        {"tw_item", TW_KIND_ALLOC}, {"tw_contiguous", TW_KIND_ALLOC}, {"tw_randn", TW_KIND_ALLOC},
-        {"tw_rand", TW_KIND_ALLOC},
-        {"tw_cross_entropy", TW_KIND_LOSS}, {"tw_kl_rows", TW_KIND_LOSS},
+        {"tw_matmul", TW_KIND_MATMUL},
+        {"tw_linear", TW_KIND_MATMUL},
+        {"tw_causal_attention", TW_KIND_ATTENTION},
+        {"tw_attention", TW_KIND_ATTENTION},
+        {"tw_causal_mask", TW_KIND_ATTENTION},
+        {"tw_layer_norm", TW_KIND_LAYER_NORM},
+        {"tw_multinomial", TW_KIND_SAMPLING},
+        {"tw_multinomial_rows", TW_KIND_SAMPLING},
+        {"tw_multinomial_skip", TW_KIND_SAMPLING},
+        {"tw_argmax", TW_KIND_SAMPLING},
+        {"tw_embedding", TW_KIND_GATHER},
+        {"tw_index_select", TW_KIND_GATHER},
+        {"tw_gather", TW_KIND_GATHER},
+        {"tw_cat", TW_KIND_GATHER},
+        {"tw_slice_assign", TW_KIND_GATHER},
+        {"tw_full", TW_KIND_ALLOC},
+        {"tw_arange", TW_KIND_ALLOC},
+        {"tw_from_f32", TW_KIND_ALLOC},
+        {"tw_from_i64", TW_KIND_ALLOC},
+        {"tw_from_f64", TW_KIND_ALLOC},
+        {"tw_clone", TW_KIND_ALLOC},
+        {"tw_copy_to_f32", TW_KIND_ALLOC},
+        {"tw_copy_to_i64", TW_KIND_ALLOC},
+        {"tw_copy_to_f64", TW_KIND_ALLOC},
+        {"tw_copy_from_f32", TW_KIND_ALLOC},
+        {"tw_item", TW_KIND_ALLOC},
+        {"tw_contiguous", TW_KIND_ALLOC},
+        {"tw_randn", TW_KIND_ALLOC},
+        {"tw_cross_entropy", TW_KIND_LOSS},
+        {"tw_kl_rows", TW_KIND_LOSS},
         {"tw_entropy_rows", TW_KIND_LOSS},
-        {"tw_reshape", TW_KIND_VIEW}, {"tw_transpose", TW_KIND_VIEW}, {"tw_slice", TW_KIND_VIEW},
+        {"tw_reshape", TW_KIND_VIEW},
+        {"tw_transpose", TW_KIND_VIEW},
+        {"tw_slice", TW_KIND_VIEW},
         {"tw_detach", TW_KIND_VIEW},
-        {"tw_zero_grad", TW_KIND_OPTIMIZER}, {"tw_clip_grad_norm", TW_KIND_OPTIMIZER},
-        {"tw_adamw_step", TW_KIND_OPTIMIZER}, {"tw_assign", TW_KIND_OPTIMIZER},
+        {"tw_zero_grad", TW_KIND_OPTIMIZER},
+        {"tw_clip_grad_norm", TW_KIND_OPTIMIZER},
+        {"tw_adamw_step", TW_KIND_OPTIMIZER},
+        {"tw_assign", TW_KIND_OPTIMIZER},
         {"tw_lerp_", TW_KIND_OPTIMIZER},
-        {"tw_backward", TW_KIND_OTHER}, {"tw_set_requires_grad", TW_KIND_OTHER},
+        {"tw_backward", TW_KIND_OTHER},
+        {"tw_set_requires_grad", TW_KIND_OTHER},
     };
     for (const auto &e : table)
         if (std::strcmp(e.name, name) == 0) return e.kind;
@@ -254,7 +283,8 @@ struct prof_timer {
         if (!ctx) {
             return;
         }
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double dt =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         tw_prof_cell &cell = ctx->table.cell[ctx->phase][kind];
         cell.calls++;
         cell.seconds += dt;
@@ -368,7 +398,8 @@ bool check_shape(tw_ctx *ctx, const char *name, int ndim, const int64_t *shape,
 
 int64_t numel_of(const std::vector<int64_t> &s) {
     int64_t n = 1;
-    for (int64_t d : s) n *= d;
+    for (int64_t d : s)
+        n *= d;
     return n;
 }
 
@@ -387,15 +418,24 @@ extern "C" {
 
 const char *tw_status_str(tw_status s) {
     switch (s) {
-    case TW_OK: return "ok";
-    case TW_ERR_ARG: return "invalid argument";
-    case TW_ERR_SHAPE: return "shape mismatch";
-    case TW_ERR_HANDLE: return "invalid tensor handle";
-    case TW_ERR_DEVICE: return "device unavailable";
-    case TW_ERR_NOMEM: return "out of memory";
-    case TW_ERR_TORCH: return "libtorch error";
-    case TW_ERR_STATE: return "invalid state";
-    case TW_ERR_DIST: return "data-parallel group failure";
+    case TW_OK:
+        return "ok";
+    case TW_ERR_ARG:
+        return "invalid argument";
+    case TW_ERR_SHAPE:
+        return "shape mismatch";
+    case TW_ERR_HANDLE:
+        return "invalid tensor handle";
+    case TW_ERR_DEVICE:
+        return "device unavailable";
+    case TW_ERR_NOMEM:
+        return "out of memory";
+    case TW_ERR_TORCH:
+        return "libtorch error";
+    case TW_ERR_STATE:
+        return "invalid state";
+    case TW_ERR_DIST:
+        return "data-parallel group failure";
     }
     return "unknown status";
 }
@@ -417,10 +457,6 @@ tw_status tw_set_num_threads(int n) {
     }
     tw_set_blas_threads(1); // TW_ERR_STATE (not OpenBLAS): nothing to set
     return TW_OK;
-}
-
-int tw_get_num_threads(void) {
-    return at::get_num_threads();
 }
 
 // OpenBLAS keeps its own thread pool, apart from libtorch's; it is reached through the
@@ -512,7 +548,7 @@ size_t tw_live_count(const tw_ctx *ctx) {
 
 const char *tw_kind_name(tw_kind k) {
     static const char *const names[TW_KIND_COUNT] = {
-        "matmul", "attention", "layer_norm", "sampling", "elementwise", "gather",
+        "matmul", "attention", "layer_norm", "sampling",  "elementwise", "gather",
         "alloc",  "loss",      "view",       "optimizer", "other"};
     return (k >= 0 && k < TW_KIND_COUNT) ? names[k] : "?";
 }
@@ -536,8 +572,10 @@ void tw_prof_clear(tw_ctx *ctx) {
 
 void tw_prof_read(const tw_ctx *ctx, tw_prof *out) {
     if (!out) return;
-    if (ctx) *out = ctx->table;
-    else *out = tw_prof{};
+    if (ctx)
+        *out = ctx->table;
+    else
+        *out = tw_prof{};
 }
 
 int tw_prof_phase(tw_ctx *ctx, int phase) {
@@ -722,8 +760,8 @@ tw_status tw_copy_from_f32(tw_ctx *ctx, tw_tensor t, const float *buf, size_t n)
     return ctx->status;
 }
 
-static tw_status inplace2(tw_ctx *ctx, const char *name, tw_tensor dst, tw_tensor src,
-                          double w, bool lerp) {
+static tw_status inplace2(tw_ctx *ctx, const char *name, tw_tensor dst, tw_tensor src, double w,
+                          bool lerp) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
     prof_timer pt(ctx, name);
@@ -738,8 +776,10 @@ static tw_status inplace2(tw_ctx *ctx, const char *name, tw_tensor dst, tw_tenso
     }
     guarded(ctx, name, "", [&] {
         at::NoGradGuard ng;
-        if (lerp) d->lerp_(*s, w);
-        else d->copy_(*s);
+        if (lerp)
+            d->lerp_(*s, w);
+        else
+            d->copy_(*s);
     });
     return ctx->status;
 }
@@ -765,8 +805,8 @@ int64_t tw_size(tw_ctx *ctx, tw_tensor t, int dim) {
     int64_t nd = x->dim();
     int64_t d = dim < 0 ? dim + nd : dim;
     if (d < 0 || d >= nd) {
-        ctx->fail(TW_ERR_ARG, "tw_size: dim " + std::to_string(dim) + " out of range for " +
-                                  shape_str(*x));
+        ctx->fail(TW_ERR_ARG,
+                  "tw_size: dim " + std::to_string(dim) + " out of range for " + shape_str(*x));
         return -1;
     }
     return x->size(d);
@@ -781,10 +821,14 @@ tw_dtype tw_dtype_of(tw_ctx *ctx, tw_tensor t) {
     at::Tensor *x = ctx->get(t, "tw_dtype_of", 1);
     if (!x) return TW_DTYPE_F32;
     switch (x->scalar_type()) {
-    case at::kLong: return TW_DTYPE_I64;
-    case at::kBool: return TW_DTYPE_BOOL;
-    case at::kDouble: return TW_DTYPE_F64;
-    default: return TW_DTYPE_F32;
+    case at::kLong:
+        return TW_DTYPE_I64;
+    case at::kBool:
+        return TW_DTYPE_BOOL;
+    case at::kDouble:
+        return TW_DTYPE_F64;
+    default:
+        return TW_DTYPE_F32;
     }
 }
 
@@ -792,7 +836,8 @@ int tw_shape(tw_ctx *ctx, tw_tensor t, int64_t *dims) {
     at::Tensor *x = ctx->get(t, "tw_shape", 1);
     if (!x) return -1;
     int nd = (int)x->dim();
-    for (int i = 0; i < nd && i < TW_MAX_DIMS; i++) dims[i] = x->size(i);
+    for (int i = 0; i < nd && i < TW_MAX_DIMS; i++)
+        dims[i] = x->size(i);
     return nd;
 }
 
@@ -881,19 +926,6 @@ tw_tensor tw_randn(tw_ctx *ctx, tw_rng *rng, double mean, double std, int ndim,
     return ctx->add(std::move(r));
 }
 
-tw_tensor tw_rand(tw_ctx *ctx, tw_rng *rng, int ndim, const int64_t *shape) {
-    if (!rng_ok(ctx, rng, "tw_rand")) return TW_NULL;
-    std::vector<int64_t> s;
-    if (!check_shape(ctx, "tw_rand", ndim, shape, &s)) return TW_NULL;
-    at::Tensor r;
-    if (!guarded(ctx, "tw_rand", "", [&] {
-            r = at::rand(s, rng->gen, at::TensorOptions().dtype(at::kFloat))
-                    .to(ctx->torch_device);
-        }))
-        return TW_NULL;
-    return ctx->add(std::move(r));
-}
-
 tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs) {
     if (!rng_ok(ctx, rng, "tw_multinomial")) return TW_NULL;
     return op(ctx, "tw_multinomial", {probs}, [&](at::Tensor **a) {
@@ -914,12 +946,13 @@ tw_tensor tw_multinomial_rows(tw_ctx *ctx, tw_rng *rng, tw_tensor probs, int64_t
         const at::Tensor &p = *a[0];
         SHAPE_CHECK(p.dim() == 2, "probs must be (rows, V)");
         const int64_t R = p.size(0);
-        SHAPE_CHECK(row_offset >= 0 && R >= 0 && row_offset + R <= total_rows, "rows [",
-                    row_offset, ", ", row_offset + R, ") do not lie in a batch of ", total_rows);
+        SHAPE_CHECK(row_offset >= 0 && R >= 0 && row_offset + R <= total_rows, "rows [", row_offset,
+                    ", ", row_offset + R, ") do not lie in a batch of ", total_rows);
         // The other rows get uniform probabilities: the generator consumes exactly what one
         // multinomial over the whole batch consumes, and each row's draw depends only on its
         // own probabilities and its place in the batch.
-        at::Tensor full = at::ones({total_rows, p.size(1)}, at::TensorOptions().dtype(p.scalar_type()));
+        at::Tensor full =
+            at::ones({total_rows, p.size(1)}, at::TensorOptions().dtype(p.scalar_type()));
         full.narrow(0, row_offset, R).copy_(p.detach());
         at::Tensor s = at::multinomial(full, 1, false, rng->gen);
         return s.narrow(0, row_offset, R).reshape({R}).to(ctx->torch_device);
@@ -935,7 +968,8 @@ tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t co
     prof_timer pt(ctx, "tw_multinomial_skip");
     guarded(ctx, "tw_multinomial_skip", "", [&] {
         at::Tensor full = at::ones({rows, cols});
-        for (int i = 0; i < times; i++) (void)at::multinomial(full, 1, false, rng->gen);
+        for (int i = 0; i < times; i++)
+            (void)at::multinomial(full, 1, false, rng->gen);
     });
     return ctx->status;
 }
@@ -944,9 +978,6 @@ tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t co
 
 tw_tensor tw_add(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
     return op(ctx, "tw_add", {a, b}, [](at::Tensor **x) { return *x[0] + *x[1]; });
-}
-tw_tensor tw_sub(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
-    return op(ctx, "tw_sub", {a, b}, [](at::Tensor **x) { return *x[0] - *x[1]; });
 }
 tw_tensor tw_mul(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
     return op(ctx, "tw_mul", {a, b}, [](at::Tensor **x) { return *x[0] * *x[1]; });
@@ -962,11 +993,6 @@ tw_tensor tw_exp(tw_ctx *ctx, tw_tensor a) {
 }
 tw_tensor tw_log(tw_ctx *ctx, tw_tensor a) {
     return op(ctx, "tw_log", {a}, [](at::Tensor **x) { return x[0]->log(); });
-}
-tw_tensor tw_where(tw_ctx *ctx, tw_tensor cond, tw_tensor a, tw_tensor b) {
-    return op(ctx, "tw_where", {cond, a, b}, [](at::Tensor **x) {
-        return at::where(x[0]->to(at::kBool), *x[1], *x[2]);
-    });
 }
 tw_tensor tw_to_dtype(tw_ctx *ctx, tw_tensor a, tw_dtype dtype) {
     bool ok;
@@ -1049,11 +1075,9 @@ namespace {
 // where key j is visible) @ v. q is already scaled. Keys and values are rows of D floats at
 // k + j * ks, v + j * vs. s holds Tk floats of scratch. Partial sums in 8 lanes let the compiler
 // vectorize the dot products without reassociating one sum.
-__attribute__((target_clones("avx2", "default"))) void decode_one(const float *q, const float *k,
-                                                                    int64_t ks, const float *v,
-                                                                    int64_t vs, const bool *visible,
-                                                                    int64_t Tk, int64_t D, float *s,
-                                                                    float *out) {
+__attribute__((target_clones("avx2", "default"))) void
+decode_one(const float *q, const float *k, int64_t ks, const float *v, int64_t vs,
+           const bool *visible, int64_t Tk, int64_t D, float *s, float *out) {
     float mx = -INFINITY;
     for (int64_t j = 0; j < Tk; j++) {
         if (visible && !visible[j] && j != Tk - 1) {
@@ -1064,9 +1088,12 @@ __attribute__((target_clones("avx2", "default"))) void decode_one(const float *q
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t d = 0;
         for (; d + 8 <= D; d += 8)
-            for (int l = 0; l < 8; l++) acc[l] += q[d + l] * kj[d + l];
-        float dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (; d < D; d++) dot += q[d] * kj[d];
+            for (int l = 0; l < 8; l++)
+                acc[l] += q[d + l] * kj[d + l];
+        float dot =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; d < D; d++)
+            dot += q[d] * kj[d];
         s[j] = dot;
         if (dot > mx) mx = dot;
     }
@@ -1076,11 +1103,13 @@ __attribute__((target_clones("avx2", "default"))) void decode_one(const float *q
         sum += s[j];
     }
     const float inv = 1.0f / sum;
-    for (int64_t d = 0; d < D; d++) out[d] = 0.0f;
+    for (int64_t d = 0; d < D; d++)
+        out[d] = 0.0f;
     for (int64_t j = 0; j < Tk; j++) {
         if (s[j] == 0.0f) continue;
         const float a = s[j] * inv, *vj = v + j * vs;
-        for (int64_t d = 0; d < D; d++) out[d] += a * vj[d];
+        for (int64_t d = 0; d < D; d++)
+            out[d] += a * vj[d];
     }
 }
 
@@ -1122,8 +1151,7 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
             SHAPE_CHECK(Q.dim() == 4 && K.dim() == 4 && V.dim() == 4,
                         "q, k, v must be (B, H, T, d)");
             SHAPE_CHECK(K.sizes() == V.sizes(), "k and v shapes differ");
-            SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) &&
-                            Q.size(3) == K.size(3),
+            SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) && Q.size(3) == K.size(3),
                         "q and k disagree in batch, heads or head size");
             int64_t tq = Q.size(2), tk = K.size(2);
             SHAPE_CHECK(tq <= tk, "more queries (", tq, ") than keys (", tk, ")");
@@ -1165,8 +1193,8 @@ tw_tensor tw_causal_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v
 tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t tk) {
     if (!ctx || ctx->status != TW_OK) return TW_NULL;
     if (tq < 1 || tq > tk) {
-        ctx->fail(TW_ERR_ARG, "tw_causal_mask: need 1 <= Tq <= Tk (got " + std::to_string(tq) + ", " +
-                                  std::to_string(tk) + ")");
+        ctx->fail(TW_ERR_ARG, "tw_causal_mask: need 1 <= Tq <= Tk (got " + std::to_string(tq) +
+                                  ", " + std::to_string(tk) + ")");
         return TW_NULL;
     }
     auto make = [ctx, tq, tk](const at::Tensor *kv) {
@@ -1175,7 +1203,8 @@ tw_tensor tw_causal_mask(tw_ctx *ctx, tw_tensor key_valid, int64_t tq, int64_t t
         at::Tensor kpos = at::arange(tk, lopts).unsqueeze(0);          // (1, Tk)
         at::Tensor allowed = kpos.le(qpos);                            // (Tq, Tk)
         if (kv) {
-            SHAPE_CHECK(kv->dim() == 2 && kv->size(1) == tk, "key_valid must be (B, Tk) with Tk = ", tk);
+            SHAPE_CHECK(kv->dim() == 2 && kv->size(1) == tk,
+                        "key_valid must be (B, Tk) with Tk = ", tk);
             at::Tensor valid = kv->to(at::kBool).view({kv->size(0), 1, 1, tk});
             allowed = allowed.logical_and(valid.logical_or(kpos.eq(qpos)));
         } else {
@@ -1201,8 +1230,8 @@ tw_tensor tw_attention(tw_ctx *ctx, tw_tensor q, tw_tensor k, tw_tensor v, tw_te
         SHAPE_CHECK(K.sizes() == V.sizes(), "k and v shapes differ");
         SHAPE_CHECK(Q.size(0) == K.size(0) && Q.size(1) == K.size(1) && Q.size(3) == K.size(3),
                     "q and k disagree in batch, heads or head size");
-        SHAPE_CHECK(M.dim() == 4 && M.size(1) == 1 && M.size(2) == Q.size(2) && M.size(3) == K.size(2) &&
-                        (M.size(0) == 1 || M.size(0) == Q.size(0)),
+        SHAPE_CHECK(M.dim() == 4 && M.size(1) == 1 && M.size(2) == Q.size(2) &&
+                        M.size(3) == K.size(2) && (M.size(0) == 1 || M.size(0) == Q.size(0)),
                     "mask must be (B or 1, 1, Tq, Tk)");
         // As tw_causal_attention: the scale on q, the mask added in place.
         const double scale = 1.0 / std::sqrt((double)Q.size(3));
@@ -1228,11 +1257,12 @@ tw_tensor tw_reshape(tw_ctx *ctx, tw_tensor x, int ndim, const int64_t *shape) {
         int64_t known = 1;
         int infer = -1;
         for (size_t i = 0; i < want.size(); i++) {
-            if (want[i] == -1 && infer < 0) infer = (int)i;
-            else known *= want[i];
+            if (want[i] == -1 && infer < 0)
+                infer = (int)i;
+            else
+                known *= want[i];
         }
-        SHAPE_CHECK(infer >= 0 ? (known > 0 && t[0]->numel() % known == 0)
-                               : known == t[0]->numel(),
+        SHAPE_CHECK(infer >= 0 ? (known > 0 && t[0]->numel() % known == 0) : known == t[0]->numel(),
                     "cannot reshape ", t[0]->numel(), " elements to ", at::IntArrayRef(want));
         return t[0]->reshape(want);
     });
@@ -1319,8 +1349,7 @@ tw_tensor tw_mean(tw_ctx *ctx, tw_tensor x) {
     return op(ctx, "tw_mean", {x}, [](at::Tensor **t) { return t[0]->mean(); });
 }
 tw_tensor tw_sum_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim) {
-    return op(ctx, "tw_sum_dim", {x},
-              [=](at::Tensor **t) { return t[0]->sum(dim, keepdim != 0); });
+    return op(ctx, "tw_sum_dim", {x}, [=](at::Tensor **t) { return t[0]->sum(dim, keepdim != 0); });
 }
 tw_tensor tw_mean_dim(tw_ctx *ctx, tw_tensor x, int dim, int keepdim) {
     return op(ctx, "tw_mean_dim", {x},
@@ -1330,8 +1359,7 @@ tw_tensor tw_argmax(tw_ctx *ctx, tw_tensor x, int dim) {
     return op(ctx, "tw_argmax", {x}, [=](at::Tensor **t) { return t[0]->argmax(dim); });
 }
 
-tw_tensor tw_cross_entropy(tw_ctx *ctx, tw_tensor logits, tw_tensor targets,
-                           int64_t ignore_index) {
+tw_tensor tw_cross_entropy(tw_ctx *ctx, tw_tensor logits, tw_tensor targets, int64_t ignore_index) {
     return op(ctx, "tw_cross_entropy", {logits, targets}, [=](at::Tensor **t) {
         SHAPE_CHECK(t[0]->dim() == 2 && t[1]->dim() == 1 && t[0]->size(0) == t[1]->size(0),
                     "expected logits (N, V) and targets (N)");
@@ -1355,7 +1383,8 @@ tw_tensor tw_entropy_rows(tw_ctx *ctx, tw_tensor logits) {
 }
 
 tw_tensor tw_logaddexp(tw_ctx *ctx, tw_tensor a, tw_tensor b) {
-    return op(ctx, "tw_logaddexp", {a, b}, [](at::Tensor **t) { return at::logaddexp(*t[0], *t[1]); });
+    return op(ctx, "tw_logaddexp", {a, b},
+              [](at::Tensor **t) { return at::logaddexp(*t[0], *t[1]); });
 }
 
 tw_tensor tw_isfinite(tw_ctx *ctx, tw_tensor a) {
@@ -1467,11 +1496,13 @@ tw_status tw_clip_grad_norm(tw_ctx *ctx, const tw_tensor *params, int n, double 
         if (!grads.empty()) {
             // Same arithmetic as torch.nn.utils.clip_grad_norm_ (norm of per-tensor norms).
             std::vector<at::Tensor> norms;
-            for (auto &g : grads) norms.push_back(at::norm(g.detach(), 2));
+            for (auto &g : grads)
+                norms.push_back(at::norm(g.detach(), 2));
             at::Tensor tn = at::norm(at::stack(norms), 2);
             total = tn.item<double>();
             at::Tensor coef = at::clamp(max_norm / (tn + 1e-6), c10::nullopt, 1.0);
-            for (auto &g : grads) g.detach().mul_(coef);
+            for (auto &g : grads)
+                g.detach().mul_(coef);
         }
         if (norm_out) *norm_out = total;
     });
@@ -1605,8 +1636,10 @@ void copy_msg(char *err, size_t errlen, const std::string &m) {
 // The first line of an exception's message (c10 errors carry a C++ backtrace after it).
 std::string first_line(const std::exception &e) {
     std::string m;
-    if (auto *ce = dynamic_cast<const c10::Error *>(&e)) m = ce->what_without_backtrace();
-    else m = e.what();
+    if (auto *ce = dynamic_cast<const c10::Error *>(&e))
+        m = ce->what_without_backtrace();
+    else
+        m = e.what();
     size_t nl = m.find('\n');
     if (nl != std::string::npos) m.resize(nl);
     return m;
@@ -1637,26 +1670,33 @@ template <class F> tw_status dist_run(tw_dist *d, tw_ctx *ctx, const char *what,
         return TW_OK;
     } catch (const std::exception &e) {
         std::string m = first_line(e);
-        bool timeout = m.find("imed out") != std::string::npos || m.find("imeout") != std::string::npos;
-        return dist_fail(d, ctx, TW_ERR_DIST,
-                         std::string("data-parallel ") + what + " on rank " + std::to_string(d->p.rank) +
-                             " of " + std::to_string(d->p.world_size) + " failed: " + m + "; " +
-                             (timeout ? "a peer did not take part within CAOPD_DIST_TIMEOUT_S = " +
-                                            std::to_string((int)d->p.timeout_s) +
-                                            " s (it may have stopped, be stuck, or run another spec; "
-                                            "raise the timeout if it is only slow, e.g. in a long evaluation)"
-                                      : std::string("another process of the group has probably stopped "
-                                                    "(see its output); every rank must run the same program on the same inputs")));
+        bool timeout =
+            m.find("imed out") != std::string::npos || m.find("imeout") != std::string::npos;
+        return dist_fail(
+            d, ctx, TW_ERR_DIST,
+            std::string("data-parallel ") + what + " on rank " + std::to_string(d->p.rank) +
+                " of " + std::to_string(d->p.world_size) + " failed: " + m + "; " +
+                (timeout ? "a peer did not take part within CAOPD_DIST_TIMEOUT_S = " +
+                               std::to_string((int)d->p.timeout_s) +
+                               " s (it may have stopped, be stuck, or run another spec; "
+                               "raise the timeout if it is only slow, e.g. in a long evaluation)"
+                         : std::string("another process of the group has probably stopped "
+                                       "(see its output); every rank must run the same program on "
+                                       "the same inputs")));
     } catch (...) {
-        return dist_fail(d, ctx, TW_ERR_DIST, std::string("data-parallel ") + what + ": unknown C++ exception");
+        return dist_fail(d, ctx, TW_ERR_DIST,
+                         std::string("data-parallel ") + what + ": unknown C++ exception");
     }
 }
 
 c10d::ReduceOp to_reduce_op(tw_dist_op op) {
     switch (op) {
-    case TW_DIST_MAX: return c10d::ReduceOp(c10d::ReduceOp::MAX);
-    case TW_DIST_MIN: return c10d::ReduceOp(c10d::ReduceOp::MIN);
-    default: return c10d::ReduceOp(c10d::ReduceOp::SUM);
+    case TW_DIST_MAX:
+        return c10d::ReduceOp(c10d::ReduceOp::MAX);
+    case TW_DIST_MIN:
+        return c10d::ReduceOp(c10d::ReduceOp::MIN);
+    default:
+        return c10d::ReduceOp(c10d::ReduceOp::SUM);
     }
 }
 
@@ -1672,13 +1712,15 @@ tw_status check_count(tw_dist *d, tw_ctx *ctx, const char *what, int64_t n) {
     at::Tensor c = at::empty({2}, at::kLong);
     c[0] = n;
     c[1] = -n;
-    tw_status s = dist_run(d, ctx, what, [&] { allreduce_raw(d, c, c10d::ReduceOp(c10d::ReduceOp::MAX)); });
+    tw_status s =
+        dist_run(d, ctx, what, [&] { allreduce_raw(d, c, c10d::ReduceOp(c10d::ReduceOp::MAX)); });
     if (s != TW_OK) return s;
     const int64_t hi = c[0].item<int64_t>(), lo = -c[1].item<int64_t>();
     if (hi != lo)
         return dist_fail(d, ctx, TW_ERR_SHAPE,
-                         std::string("data-parallel ") + what + ": the ranks pass different element counts (" +
-                             std::to_string(lo) + " to " + std::to_string(hi) + ", this is rank " +
+                         std::string("data-parallel ") + what +
+                             ": the ranks pass different element counts (" + std::to_string(lo) +
+                             " to " + std::to_string(hi) + ", this is rank " +
                              std::to_string(d->p.rank) + " with " + std::to_string(n) +
                              "); every rank must run the same program on the same inputs");
     return TW_OK;
@@ -1694,8 +1736,8 @@ bool dist_ready(tw_dist *d, tw_ctx *ctx) {
 }
 
 // Gathers the float32 tensors behind handles (nullptr and an error for a bad one).
-bool gather_f32(tw_ctx *ctx, const char *name, const tw_tensor *ts, int n, std::vector<at::Tensor *> *out,
-                int64_t *total) {
+bool gather_f32(tw_ctx *ctx, const char *name, const tw_tensor *ts, int n,
+                std::vector<at::Tensor *> *out, int64_t *total) {
     *total = 0;
     if (n < 0 || (n > 0 && !ts)) {
         ctx->fail(TW_ERR_ARG, std::string(name) + ": tensor list is NULL or n < 0");
@@ -1705,8 +1747,8 @@ bool gather_f32(tw_ctx *ctx, const char *name, const tw_tensor *ts, int n, std::
         at::Tensor *t = ctx->get(ts[i], name, i + 1);
         if (!t) return false;
         if (t->scalar_type() != at::kFloat) {
-            ctx->fail(TW_ERR_SHAPE, std::string(name) + ": tensor " + std::to_string(i + 1) + " is " +
-                                        shape_str(*t) + ", float32 expected");
+            ctx->fail(TW_ERR_SHAPE, std::string(name) + ": tensor " + std::to_string(i + 1) +
+                                        " is " + shape_str(*t) + ", float32 expected");
             return false;
         }
         out->push_back(t);
@@ -1725,8 +1767,8 @@ bool env_int(const char *name, long lo, long hi, long *out, std::string *why) {
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || x < lo || x > hi) {
-        *why = std::string(name) + "='" + v + "' is not an integer in " + std::to_string(lo) + ".." +
-               std::to_string(hi);
+        *why = std::string(name) + "='" + v + "' is not an integer in " + std::to_string(lo) +
+               ".." + std::to_string(hi);
         return false;
     }
     *out = x;
@@ -1756,8 +1798,9 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen) {
     const char *ws = getenv("WORLD_SIZE");
     if (ws && *ws) {
         if (!env_int("WORLD_SIZE", 1, 65536, &x, &why)) {
-            copy_msg(err, errlen, why + ": set it to the number of processes of the run (torchrun sets it), or "
-                                        "unset it for one process");
+            copy_msg(err, errlen,
+                     why + ": set it to the number of processes of the run (torchrun sets it), or "
+                           "unset it for one process");
             return TW_ERR_ARG;
         }
         p->world_size = (int)x;
@@ -1767,8 +1810,9 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen) {
         char *end = nullptr;
         double t = strtod(to, &end);
         if (*end || !(t > 0) || t > 1e7) {
-            copy_msg(err, errlen, std::string("CAOPD_DIST_TIMEOUT_S='") + to +
-                                      "' is not a positive number of seconds; unset it for the default (1800)");
+            copy_msg(err, errlen,
+                     std::string("CAOPD_DIST_TIMEOUT_S='") + to +
+                         "' is not a positive number of seconds; unset it for the default (1800)");
             return TW_ERR_ARG;
         }
         p->timeout_s = t;
@@ -1786,23 +1830,26 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen) {
     }
     if (p->world_size == 1) return TW_OK;
     if (!env_int("RANK", 0, p->world_size - 1, &x, &why)) {
-        copy_msg(err, errlen, why + " (WORLD_SIZE is " + std::to_string(p->world_size) +
-                                  "): give each process its own RANK, 0 for the one that hosts the rendezvous");
+        copy_msg(err, errlen,
+                 why + " (WORLD_SIZE is " + std::to_string(p->world_size) +
+                     "): give each process its own RANK, 0 for the one that hosts the rendezvous");
         return TW_ERR_ARG;
     }
     p->rank = (int)x;
     const char *ma = getenv("MASTER_ADDR");
     if (!ma || !*ma || strlen(ma) >= sizeof p->master_addr) {
-        copy_msg(err, errlen, std::string("MASTER_ADDR is ") + (ma && *ma ? "too long" : "not set") +
-                                  " (WORLD_SIZE is " + std::to_string(p->world_size) +
-                                  "): set it to the host name or address of the rank-0 machine (127.0.0.1 "
-                                  "when every process runs on this machine)");
+        copy_msg(err, errlen,
+                 std::string("MASTER_ADDR is ") + (ma && *ma ? "too long" : "not set") +
+                     " (WORLD_SIZE is " + std::to_string(p->world_size) +
+                     "): set it to the host name or address of the rank-0 machine (127.0.0.1 "
+                     "when every process runs on this machine)");
         return TW_ERR_ARG;
     }
     snprintf(p->master_addr, sizeof p->master_addr, "%s", ma);
     if (!env_int("MASTER_PORT", 1, 65535, &x, &why)) {
-        copy_msg(err, errlen, why + ": set it to a free TCP port on the rank-0 machine, the same for every rank "
-                                    "(e.g. 29500)");
+        copy_msg(err, errlen,
+                 why + ": set it to a free TCP port on the rank-0 machine, the same for every rank "
+                       "(e.g. 29500)");
         return TW_ERR_ARG;
     }
     p->master_port = (int)x;
@@ -1817,9 +1864,11 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
     *out = nullptr;
     if (p->world_size < 2 || p->rank < 0 || p->rank >= p->world_size || p->master_port < 1 ||
         p->master_port > 65535 || !(p->timeout_s > 0)) {
-        copy_msg(err, errlen, "tw_dist_init: needs world_size >= 2, 0 <= rank < world_size, a port in 1..65535 "
-                              "and a positive timeout (got rank " + std::to_string(p->rank) + ", world_size " +
-                                  std::to_string(p->world_size) + ", port " + std::to_string(p->master_port) + ")");
+        copy_msg(err, errlen,
+                 "tw_dist_init: needs world_size >= 2, 0 <= rank < world_size, a port in 1..65535 "
+                 "and a positive timeout (got rank " +
+                     std::to_string(p->rank) + ", world_size " + std::to_string(p->world_size) +
+                     ", port " + std::to_string(p->master_port) + ")");
         return TW_ERR_ARG;
     }
     auto *d = new (std::nothrow) tw_dist;
@@ -1830,7 +1879,8 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
     d->p = *p;
     const std::string host = p->master_addr;
     const std::string where = host + ":" + std::to_string(p->master_port);
-    const std::string me = "rank " + std::to_string(p->rank) + " of " + std::to_string(p->world_size);
+    const std::string me =
+        "rank " + std::to_string(p->rank) + " of " + std::to_string(p->world_size);
     const auto timeout = std::chrono::milliseconds((int64_t)(p->timeout_s * 1000.0));
     const int tsec = (int)std::ceil(p->timeout_s);
     std::string stage = "store";
@@ -1840,8 +1890,10 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
         so.isServer = p->rank == 0 && !p->agent_store;
         so.waitWorkers = false;
         so.timeout = timeout;
-        auto tcp = c10::make_intrusive<c10d::TCPStore>(host, so); // a server listens on every interface
-        if (p->agent_store) // torchrun's store: the namespace of this attempt, as torch.distributed uses
+        auto tcp =
+            c10::make_intrusive<c10d::TCPStore>(host, so); // a server listens on every interface
+        if (p->agent_store) // torchrun's store: the namespace of this attempt, as torch.distributed
+                            // uses
             d->store = c10::make_intrusive<c10d::PrefixStore>(
                 "/worker/attempt_" + std::to_string(p->restart_count), tcp);
         else
@@ -1853,7 +1905,8 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
             throw std::runtime_error("another process already joined as " + me +
                                      ": give each process its own RANK");
         std::vector<std::string> keys;
-        for (int r = 0; r < p->world_size; r++) keys.push_back("caopd/joined/" + std::to_string(r));
+        for (int r = 0; r < p->world_size; r++)
+            keys.push_back("caopd/joined/" + std::to_string(r));
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         while (!d->store->check(keys)) {
             if (std::chrono::steady_clock::now() > deadline) {
@@ -1861,14 +1914,16 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
                 int n_missing = 0;
                 for (int r = 0; r < p->world_size; r++)
                     if (!d->store->check({keys[r]})) {
-                        if (n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+                        if (n_missing++ < 8)
+                            missing += (missing.empty() ? "" : ", ") + std::to_string(r);
                     }
-                copy_msg(err, errlen, me + ": rank" + (n_missing > 1 ? "s " : " ") + missing +
-                                          (n_missing > 8 ? ", ..." : "") + " did not join the rendezvous at " +
-                                          where + " within " + std::to_string(tsec) +
-                                          " s (CAOPD_DIST_TIMEOUT_S); start every rank 0.." +
-                                          std::to_string(p->world_size - 1) +
-                                          " with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE");
+                copy_msg(err, errlen,
+                         me + ": rank" + (n_missing > 1 ? "s " : " ") + missing +
+                             (n_missing > 8 ? ", ..." : "") + " did not join the rendezvous at " +
+                             where + " within " + std::to_string(tsec) +
+                             " s (CAOPD_DIST_TIMEOUT_S); start every rank 0.." +
+                             std::to_string(p->world_size - 1) +
+                             " with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE");
                 delete d;
                 return TW_ERR_DIST;
             }
@@ -1876,25 +1931,31 @@ tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t
         }
         stage = "group";
         auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-        if (p->ifname[0]) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(p->ifname));
+        if (p->ifname[0])
+            opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(p->ifname));
         else if (is_loopback(host))
             opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-        else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        else
+            opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         d->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store, p->rank, p->world_size, opts);
     } catch (const std::exception &e) {
         std::string m = first_line(e), what;
         if (stage == "store" && p->rank == 0 && !p->agent_store)
-            what = me + " could not host the rendezvous (TCPStore) on port " + std::to_string(p->master_port) +
-                   ": " + m + "; choose a free MASTER_PORT (the same for every rank)";
+            what = me + " could not host the rendezvous (TCPStore) on port " +
+                   std::to_string(p->master_port) + ": " + m +
+                   "; choose a free MASTER_PORT (the same for every rank)";
         else if (stage == "store")
-            what = me + " could not reach the rendezvous (TCPStore) at " + where + " within " + std::to_string(tsec) +
-                   " s: " + m + "; check MASTER_ADDR and MASTER_PORT, that rank 0 is running, and that no firewall "
-                   "blocks the port";
+            what =
+                me + " could not reach the rendezvous (TCPStore) at " + where + " within " +
+                std::to_string(tsec) + " s: " + m +
+                "; check MASTER_ADDR and MASTER_PORT, that rank 0 is running, and that no firewall "
+                "blocks the port";
         else if (stage == "join")
             what = me + ": joining the rendezvous at " + where + " failed: " + m;
         else
             what = me + ": building the Gloo process group failed: " + m +
-                   "; every rank must reach every other (set GLOO_SOCKET_IFNAME to the network interface to use)";
+                   "; every rank must reach every other (set GLOO_SOCKET_IFNAME to the network "
+                   "interface to use)";
         copy_msg(err, errlen, what);
         delete d;
         return TW_ERR_DIST;
@@ -1952,7 +2013,8 @@ tw_status tw_dist_allreduce(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n,
     at::Tensor flat;
     if (!guarded(ctx, "tw_dist_allreduce", "", [&] {
             std::vector<at::Tensor> parts;
-            for (auto *x : t) parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
+            for (auto *x : t)
+                parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
             flat = parts.empty() ? at::zeros({0}) : at::cat(parts);
         }))
         return ctx->status;
@@ -1970,8 +2032,8 @@ tw_status tw_dist_allreduce(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n,
     return ctx->status;
 }
 
-tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *params, int n, double weight,
-                                  double *total_weight) {
+tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *params, int n,
+                                  double weight, double *total_weight) {
     if (!ctx) return TW_ERR_ARG;
     if (ctx->status != TW_OK) return ctx->status;
     std::vector<at::Tensor *> t;
@@ -1993,27 +2055,34 @@ tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *para
             for (auto *x : t) {
                 at::Tensor dst = flat.narrow(0, off, x->numel());
                 const at::Tensor &g = x->grad();
-                if (g.defined()) dst.copy_(g.detach().reshape({-1}));
-                else dst.zero_();
+                if (g.defined())
+                    dst.copy_(g.detach().reshape({-1}));
+                else
+                    dst.zero_();
                 dst.mul_(weight);
                 off += x->numel();
             }
             flat[total] = weight;
         }))
         return ctx->status;
-    s = dist_run(d, ctx, "gradient all-reduce", [&] { allreduce_raw(d, flat, c10d::ReduceOp(c10d::ReduceOp::SUM)); });
+    s = dist_run(d, ctx, "gradient all-reduce",
+                 [&] { allreduce_raw(d, flat, c10d::ReduceOp(c10d::ReduceOp::SUM)); });
     if (s != TW_OK) return s;
     guarded(ctx, "tw_dist_allreduce_grads", "", [&] {
         at::NoGradGuard ng;
         const double tw = flat[total].item<double>();
         if (total_weight) *total_weight = tw;
-        if (tw != 0.0) flat.div_(tw);
-        else flat.zero_();
+        if (tw != 0.0)
+            flat.div_(tw);
+        else
+            flat.zero_();
         int64_t off = 0;
         for (auto *x : t) {
             at::Tensor src = flat.narrow(0, off, x->numel()).view(x->sizes()).to(x->device());
-            if (x->grad().defined()) x->mutable_grad().detach().copy_(src);
-            else x->mutable_grad() = src.clone();
+            if (x->grad().defined())
+                x->mutable_grad().detach().copy_(src);
+            else
+                x->mutable_grad() = src.clone();
             off += x->numel();
         }
     });
@@ -2022,7 +2091,8 @@ tw_status tw_dist_allreduce_grads(tw_dist *d, tw_ctx *ctx, const tw_tensor *para
 
 tw_status tw_dist_allreduce_f64(tw_dist *d, double *buf, int n, tw_dist_op op) {
     if (n < 0 || (n > 0 && !buf)) {
-        if (d) return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_allreduce_f64: buf is NULL or n < 0");
+        if (d)
+            return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_allreduce_f64: buf is NULL or n < 0");
         return TW_ERR_ARG;
     }
     if (!d || d->p.world_size == 1) return TW_OK;
@@ -2032,7 +2102,8 @@ tw_status tw_dist_allreduce_f64(tw_dist *d, double *buf, int n, tw_dist_op op) {
     at::Tensor t = at::from_blob(buf, {n}, at::kDouble);
     s = dist_run(d, nullptr, "all-reduce", [&] { allreduce_raw(d, t, to_reduce_op(op)); });
     if (s == TW_OK && op == TW_DIST_MEAN)
-        for (int i = 0; i < n; i++) buf[i] /= d->p.world_size;
+        for (int i = 0; i < n; i++)
+            buf[i] /= d->p.world_size;
     return s;
 }
 
@@ -2045,13 +2116,15 @@ tw_status tw_dist_broadcast(tw_dist *d, tw_ctx *ctx, const tw_tensor *ts, int n,
     if (!d || d->p.world_size == 1) return TW_OK;
     if (!dist_ready(d, ctx)) return ctx->status;
     if (root < 0 || root >= d->p.world_size)
-        return dist_fail(d, ctx, TW_ERR_ARG, "tw_dist_broadcast: root " + std::to_string(root) + " is not a rank");
+        return dist_fail(d, ctx, TW_ERR_ARG,
+                         "tw_dist_broadcast: root " + std::to_string(root) + " is not a rank");
     tw_status s = check_count(d, ctx, "broadcast", total);
     if (s != TW_OK || total == 0) return s;
     at::Tensor flat;
     if (!guarded(ctx, "tw_dist_broadcast", "", [&] {
             std::vector<at::Tensor> parts;
-            for (auto *x : t) parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
+            for (auto *x : t)
+                parts.push_back(x->detach().reshape({-1}).to(at::kCPU));
             flat = parts.empty() ? at::zeros({0}) : at::cat(parts);
         }))
         return ctx->status;
@@ -2081,7 +2154,9 @@ tw_status tw_dist_broadcast_bytes(tw_dist *d, void *buf, size_t len, int root) {
     if (!d || d->p.world_size == 1) return TW_OK;
     if (d->status != TW_OK) return d->status;
     if (root < 0 || root >= d->p.world_size)
-        return dist_fail(d, nullptr, TW_ERR_ARG, "tw_dist_broadcast_bytes: root " + std::to_string(root) + " is not a rank");
+        return dist_fail(d, nullptr, TW_ERR_ARG,
+                         "tw_dist_broadcast_bytes: root " + std::to_string(root) +
+                             " is not a rank");
     tw_status s = check_count(d, nullptr, "broadcast", (int64_t)len);
     if (s != TW_OK || len == 0) return s;
     at::Tensor t = at::from_blob(buf, {(int64_t)len}, at::kByte);

@@ -45,7 +45,6 @@ int tw_cuda_available(void);
  * use every core oversubscribes (measured: a training step 4-5x slower on 2 cores), so
  * libtorch's parallel loops (batched matmul, elementwise ops) spread the work instead. */
 tw_status tw_set_num_threads(int n);
-int tw_get_num_threads(void);
 /* Overrides the BLAS thread count (process-wide), e.g. to measure a single large matmul on
  * every core. TW_ERR_STATE when the BLAS in use offers no such control. */
 tw_status tw_set_blas_threads(int n);
@@ -133,9 +132,10 @@ typedef struct tw_prof {
                                      backward pass's two products) */
 } tw_prof;
 
-/* Starts (on != 0, clearing the table) or stops counting on ctx (the table is kept to read). Off (the default), each op pays
- * one branch. While on, every tw call is timed into [phase][kind], and tw_backward times each
- * autograd node (libtorch's RecordFunction callbacks on the calling thread). */
+/* Starts (on != 0, clearing the table) or stops counting on ctx (the table is kept to read). Off
+ * (the default), each op pays one branch. While on, every tw call is timed into [phase][kind], and
+ * tw_backward times each autograd node (libtorch's RecordFunction callbacks on the calling thread).
+ */
 void tw_prof_enable(tw_ctx *ctx, int on);
 int tw_prof_enabled(const tw_ctx *ctx);
 void tw_prof_clear(tw_ctx *ctx);
@@ -194,8 +194,8 @@ tw_status tw_lerp_(tw_ctx *ctx, tw_tensor dst, tw_tensor src, double w);
 /* ---- queries --------------------------------------------------------------------------- */
 
 #define TW_MAX_DIMS 8
-int tw_ndim(tw_ctx *ctx, tw_tensor t);               /* -1 on a bad handle */
-int64_t tw_size(tw_ctx *ctx, tw_tensor t, int dim);  /* negative dim counts from the end */
+int tw_ndim(tw_ctx *ctx, tw_tensor t);              /* -1 on a bad handle */
+int64_t tw_size(tw_ctx *ctx, tw_tensor t, int dim); /* negative dim counts from the end */
 int64_t tw_numel(tw_ctx *ctx, tw_tensor t);
 tw_dtype tw_dtype_of(tw_ctx *ctx, tw_tensor t);
 /* Writes the shape into dims[TW_MAX_DIMS]; returns ndim or -1. */
@@ -215,7 +215,6 @@ tw_status tw_rng_set_state(tw_rng *rng, const uint8_t *buf, size_t len);
 
 tw_tensor tw_randn(tw_ctx *ctx, tw_rng *rng, double mean, double std, int ndim,
                    const int64_t *shape);
-tw_tensor tw_rand(tw_ctx *ctx, tw_rng *rng, int ndim, const int64_t *shape); /* U[0,1) */
 /* One draw per row of probs (..., V), non-negative, rows need not sum to 1 -> int64 (...). */
 tw_tensor tw_multinomial(tw_ctx *ctx, tw_rng *rng, tw_tensor probs);
 /* tw_multinomial for rows [row_offset, row_offset + R) of a batch of total_rows rows, of which
@@ -230,14 +229,12 @@ tw_status tw_multinomial_skip(tw_ctx *ctx, tw_rng *rng, int64_t rows, int64_t co
 /* ---- ops (autograd-recorded) ----------------------------------------------------------- */
 
 tw_tensor tw_add(tw_ctx *ctx, tw_tensor a, tw_tensor b); /* broadcasting */
-tw_tensor tw_sub(tw_ctx *ctx, tw_tensor a, tw_tensor b);
 tw_tensor tw_mul(tw_ctx *ctx, tw_tensor a, tw_tensor b);
 tw_tensor tw_scale(tw_ctx *ctx, tw_tensor a, double s);
 tw_tensor tw_add_scalar(tw_ctx *ctx, tw_tensor a, double s);
 tw_tensor tw_exp(tw_ctx *ctx, tw_tensor a);
 tw_tensor tw_log(tw_ctx *ctx, tw_tensor a);
 /* Elementwise where(cond, a, b); cond is bool, broadcasting. */
-tw_tensor tw_where(tw_ctx *ctx, tw_tensor cond, tw_tensor a, tw_tensor b);
 tw_tensor tw_to_dtype(tw_ctx *ctx, tw_tensor a, tw_dtype dtype);
 /* Elementwise comparisons -> bool. */
 tw_tensor tw_eq(tw_ctx *ctx, tw_tensor a, tw_tensor b);
@@ -362,19 +359,19 @@ tw_status tw_adamw_moments(tw_adamw *opt, int i, tw_tensor *m, tw_tensor *v);
 typedef struct tw_dist tw_dist;
 
 typedef struct tw_dist_params {
-    int rank;             /* RANK: 0..world_size-1 */
-    int world_size;       /* WORLD_SIZE: number of processes (1: no group is needed) */
+    int rank;              /* RANK: 0..world_size-1 */
+    int world_size;        /* WORLD_SIZE: number of processes (1: no group is needed) */
     char master_addr[256]; /* MASTER_ADDR: host of rank 0, which hosts the TCPStore */
-    int master_port;      /* MASTER_PORT: the TCPStore's port on it, 1..65535 */
-    double timeout_s;     /* CAOPD_DIST_TIMEOUT_S: joining, and each collective (1800) */
-    char ifname[64];      /* GLOO_SOCKET_IFNAME: network interface for the collectives ("":
-                             loopback when MASTER_ADDR is a loopback address, else the
-                             address the host name resolves to) */
-    int agent_store;      /* TORCHELASTIC_USE_AGENT_STORE=True (set by torchrun's static
-                             rendezvous): the launcher already hosts the TCPStore at MASTER_ADDR:
-                             MASTER_PORT, so rank 0 connects to it like the others, under the key
-                             prefix /worker/attempt_<restart_count> */
-    int restart_count;    /* TORCHELASTIC_RESTART_COUNT (0) */
+    int master_port;       /* MASTER_PORT: the TCPStore's port on it, 1..65535 */
+    double timeout_s;      /* CAOPD_DIST_TIMEOUT_S: joining, and each collective (1800) */
+    char ifname[64];       /* GLOO_SOCKET_IFNAME: network interface for the collectives ("":
+                              loopback when MASTER_ADDR is a loopback address, else the
+                              address the host name resolves to) */
+    int agent_store;       /* TORCHELASTIC_USE_AGENT_STORE=True (set by torchrun's static
+                              rendezvous): the launcher already hosts the TCPStore at MASTER_ADDR:
+                              MASTER_PORT, so rank 0 connects to it like the others, under the key
+                              prefix /worker/attempt_<restart_count> */
+    int restart_count;     /* TORCHELASTIC_RESTART_COUNT (0) */
 } tw_dist_params;
 
 /* Single process: rank 0, world_size 1, master 127.0.0.1:29500, timeout 1800 s. */
@@ -398,9 +395,9 @@ tw_status tw_dist_params_from_env(tw_dist_params *p, char *err, size_t errlen);
 tw_status tw_dist_init(const tw_dist_params *p, tw_dist **out, char *err, size_t errlen);
 /* tw_dist_params_from_env then tw_dist_init; *out = NULL (and TW_OK) for a single process. */
 tw_status tw_dist_init_env(tw_dist **out, char *err, size_t errlen);
-void tw_dist_free(tw_dist *d); /* NULL is a no-op */
-int tw_dist_rank(const tw_dist *d); /* 0 for NULL */
-int tw_dist_size(const tw_dist *d); /* 1 for NULL */
+void tw_dist_free(tw_dist *d);                /* NULL is a no-op */
+int tw_dist_rank(const tw_dist *d);           /* 0 for NULL */
+int tw_dist_size(const tw_dist *d);           /* 1 for NULL */
 const char *tw_dist_errmsg(const tw_dist *d); /* "" when no error */
 
 typedef enum tw_dist_op {

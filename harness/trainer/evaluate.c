@@ -27,7 +27,8 @@ long eval_conf_offset(const char *completion, size_t len) {
         if (memcmp(completion + i, marker, ml) == 0) last = (long)i;
     if (last < 0) return -1;
     size_t i = (size_t)last + ml;
-    while (i < len && (completion[i] == ' ' || completion[i] == '\t')) i++;
+    while (i < len && (completion[i] == ' ' || completion[i] == '\t'))
+        i++;
     return (long)i;
 }
 
@@ -71,15 +72,18 @@ void eval_expected_combine(const double lp_d1[10], const double lp_dot[10], cons
 
 /* log p(tok) for each of ntok tokens, from each of rows logit rows of width V (float), in
  * double: lp[r * ntok + t] = logit[tok[t]] - logsumexp(row r). */
-static void rows_logprob(const float *logits, int rows, int V, const int *tok, int ntok, double *lp) {
+static void rows_logprob(const float *logits, int rows, int V, const int *tok, int ntok,
+                         double *lp) {
     for (int r = 0; r < rows; r++) {
         const float *x = logits + (size_t)r * V;
         double top = -INFINITY, sum = 0.0;
         for (int v = 0; v < V; v++)
             if (x[v] > top) top = x[v];
-        for (int v = 0; v < V; v++) sum += exp((double)x[v] - top);
+        for (int v = 0; v < V; v++)
+            sum += exp((double)x[v] - top);
         const double lse = top + log(sum);
-        for (int t = 0; t < ntok; t++) lp[(size_t)r * ntok + t] = (double)x[tok[t]] - lse;
+        for (int t = 0; t < ntok; t++)
+            lp[(size_t)r * ntok + t] = (double)x[tok[t]] - lse;
     }
 }
 
@@ -91,7 +95,8 @@ static tw_status tree_level(gpt *m, gpt_kv *kv, const int64_t *tok, const int64_
     const int V = gpt_get_config(m).vocab;
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {rows, 1};
-    tw_tensor logits = gpt_forward_cached(m, kv, tw_from_i64(ctx, tok, 2, shape), tw_from_i64(ctx, pos, 2, shape), TW_NULL);
+    tw_tensor logits = gpt_forward_cached(m, kv, tw_from_i64(ctx, tok, 2, shape),
+                                          tw_from_i64(ctx, pos, 2, shape), TW_NULL);
     tw_status rc = tw_copy_to_f32(ctx, logits, buf, (size_t)rows * V);
     tw_scope_end(ctx, scope);
     if (rc == TW_OK) rows_logprob(buf, rows, V, want, ntok, lp);
@@ -101,8 +106,8 @@ static tw_status tree_level(gpt *m, gpt_kv *kv, const int64_t *tok, const int64_
 /* The readout of S samples whose prefixes (BOS first, unpadded) are pre[i][0..len[i]). All but
  * the last prefix token go through gpt_prefix once per sample; the tree's rows continue it in a
  * shared-prefix KV cache (gpt_kv_new_shared), which holds only their own five positions. */
-static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int S, double *expected,
-                                double *mass) {
+static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int S,
+                                double *expected, double *mass) {
     tw_ctx *ctx = gpt_ctx(m);
     const int V = gpt_get_config(m).vocab;
     int W = 1; /* prefix columns: the longest len - 1, at least one (a pad when every len is 1) */
@@ -118,9 +123,12 @@ static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int
     gpt_prefix *prefix = NULL;
     gpt_kv *kv = NULL;
     tw_status rc = tok && buf && lp1 && lpdot && lp2 && lp3 && lpe ? TW_OK : TW_ERR_NOMEM;
-    if (rc) tw_set_error(ctx, TW_ERR_NOMEM, "eval: out of memory for the expected readout of %d samples", S);
+    if (rc)
+        tw_set_error(ctx, TW_ERR_NOMEM,
+                     "eval: out of memory for the expected readout of %d samples", S);
     int digit[10], dot = tok_char_to_id('.'), eos = TOK_EOS;
-    for (int d = 0; d < 10; d++) digit[d] = tok_char_to_id((unsigned char)('0' + d));
+    for (int d = 0; d < 10; d++)
+        digit[d] = tok_char_to_id((unsigned char)('0' + d));
     tw_no_grad_begin(ctx);
     /* The prefixes without their last token, left-padded. */
     if (rc == TW_OK) {
@@ -132,7 +140,8 @@ static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int
             }
         tw_scope scope = tw_scope_begin(ctx);
         int64_t shape[2] = {S, W};
-        rc = gpt_prefix_new(m, tw_from_i64(ctx, tok, 2, shape), tw_from_i64(ctx, valid, 2, shape), &prefix);
+        rc = gpt_prefix_new(m, tw_from_i64(ctx, tok, 2, shape), tw_from_i64(ctx, valid, 2, shape),
+                            &prefix);
         tw_scope_end(ctx, scope);
     }
     if (rc == TW_OK) rc = gpt_kv_new_shared(m, prefix, 1, 5, &kv);
@@ -143,7 +152,8 @@ static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int
     int n = S;
     for (int level = 0; rc == TW_OK && level <= 4; level++) {
         if (level == 1 || level >= 3) {
-            for (int r = 0; r < n * 10; r++) rows[r] = r / 10;
+            for (int r = 0; r < n * 10; r++)
+                rows[r] = r / 10;
             rc = gpt_kv_select(kv, rows, n * 10);
             n *= 10;
         }
@@ -154,11 +164,21 @@ static tw_status expected_chunk(gpt *m, int32_t *const *pre, const int *len, int
         }
         if (rc == TW_OK) {
             switch (level) {
-            case 0: rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp1); break;
-            case 1: rc = tree_level(m, kv, tok, pos, n, &dot, 1, buf, lpdot); break;
-            case 2: rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp2); break;
-            case 3: rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp3); break;
-            default: rc = tree_level(m, kv, tok, pos, n, &eos, 1, buf, lpe); break;
+            case 0:
+                rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp1);
+                break;
+            case 1:
+                rc = tree_level(m, kv, tok, pos, n, &dot, 1, buf, lpdot);
+                break;
+            case 2:
+                rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp2);
+                break;
+            case 3:
+                rc = tree_level(m, kv, tok, pos, n, digit, 10, buf, lp3);
+                break;
+            default:
+                rc = tree_level(m, kv, tok, pos, n, &eos, 1, buf, lpe);
+                break;
             }
         }
     }
@@ -204,7 +224,8 @@ tw_status eval_expected(gpt *m, const char *const *prompts, const char *const *c
         pre[i][0] = TOK_BOS;
         if (tok_encode(prompts[i], pl, pre[i] + 1, pl, NULL) != TOK_OK ||
             tok_encode(completions[i], (size_t)off, pre[i] + 1 + pl, (size_t)off, NULL) != TOK_OK) {
-            tw_set_error(ctx, TW_ERR_ARG, "eval_expected: sample %d cannot be encoded: %s", i, tok_errmsg());
+            tw_set_error(ctx, TW_ERR_ARG, "eval_expected: sample %d cannot be encoded: %s", i,
+                         tok_errmsg());
             rc = TW_ERR_ARG;
             break;
         }
@@ -215,15 +236,18 @@ tw_status eval_expected(gpt *m, const char *const *prompts, const char *const *c
      * own cache (L x 2 x 5 positions x C floats, validity), the activations of one token (about
      * 12 C floats: the MLP's 4 C and the residual stream), its logits (V floats, twice with the
      * host copy) and the attention scores over the prefix (2 x H x (longest + 5) floats). */
-    const double row_bytes = 4.0 * (cfg.n_layer * 2.0 * 5 * cfg.n_embd + 12.0 * cfg.n_embd + 2.0 * cfg.vocab +
-                                    2.0 * cfg.n_head * (longest + 5)) + 5 * 8.0;
+    const double row_bytes = 4.0 * (cfg.n_layer * 2.0 * 5 * cfg.n_embd + 12.0 * cfg.n_embd +
+                                    2.0 * cfg.vocab + 2.0 * cfg.n_head * (longest + 5)) +
+                             5 * 8.0;
     const double per_sample = 1.1 * EVAL_EXPECTED_STRINGS * row_bytes;
-    const double fit = (double)(p.expected_mem_mb > 0 ? p.expected_mem_mb : 0) * 1048576.0 / per_sample;
+    const double fit =
+        (double)(p.expected_mem_mb > 0 ? p.expected_mem_mb : 0) * 1048576.0 / per_sample;
     const int chunk = fit >= n ? (n > 0 ? n : 1) : fit < 1.0 ? 1 : (int)fit;
     int *idx = malloc(sizeof(int) * (size_t)(chunk));
     int32_t **cp = malloc(sizeof *cp * (size_t)chunk);
     int *cl = malloc(sizeof(int) * (size_t)chunk);
-    double *ce = malloc(sizeof(double) * (size_t)chunk), *cm = malloc(sizeof(double) * (size_t)chunk);
+    double *ce = malloc(sizeof(double) * (size_t)chunk),
+           *cm = malloc(sizeof(double) * (size_t)chunk);
     if (rc == TW_OK && (!idx || !cp || !cl || !ce || !cm)) {
         tw_set_error(ctx, TW_ERR_NOMEM, "eval: out of memory");
         rc = TW_ERR_NOMEM;
@@ -237,15 +261,18 @@ tw_status eval_expected(gpt *m, const char *const *prompts, const char *const *c
             }
         if (k == 0) break;
         rc = expected_chunk(m, cp, cl, k, ce, cm);
-        for (int j = 0; rc == TW_OK && j < k; j++) expected[idx[j]] = ce[j], mass[idx[j]] = cm[j];
+        for (int j = 0; rc == TW_OK && j < k; j++)
+            expected[idx[j]] = ce[j], mass[idx[j]] = cm[j];
     }
-    for (int i = 0; pre && i < n; i++) free(pre[i]);
+    for (int i = 0; pre && i < n; i++)
+        free(pre[i]);
     free(pre), free(len), free(idx), free(cp), free(cl), free(ce), free(cm);
     return rc;
 }
 
 /* One batch of prompts [0, n). */
-static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_params p, eval_sample *out) {
+static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_params p,
+                            eval_sample *out) {
     tw_ctx *ctx = gpt_ctx(m);
     opd_seqs pre;
     opd_seqs_init(&pre);
@@ -264,19 +291,23 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
     }
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {n, Tp};
-    gpt_sample_params sp = {.max_new = p.max_new, .temperature = 0.0, .stop_token = TOK_EOS, .use_cache = 1};
+    gpt_sample_params sp = {
+        .max_new = p.max_new, .temperature = 0.0, .stop_token = TOK_EOS, .use_cache = 1};
     tw_tensor gen = TW_NULL;
-    tw_status rc = Tp >= 2 ? gpt_sample_shared(m, tw_from_i64(ctx, pre.prefix, 2, shape),
-                                               tw_from_i64(ctx, pre.prefix_valid, 2, shape), 1, sp, NULL, &gen)
-                           : gpt_sample(m, tw_from_i64(ctx, pre.prefix, 2, shape),
-                                        tw_from_i64(ctx, pre.prefix_valid, 2, shape), sp, NULL, &gen);
+    tw_status rc =
+        Tp >= 2 ? gpt_sample_shared(m, tw_from_i64(ctx, pre.prefix, 2, shape),
+                                    tw_from_i64(ctx, pre.prefix_valid, 2, shape), 1, sp, NULL, &gen)
+                : gpt_sample(m, tw_from_i64(ctx, pre.prefix, 2, shape),
+                             tw_from_i64(ctx, pre.prefix_valid, 2, shape), sp, NULL, &gen);
     if (rc == TW_OK) rc = tw_copy_to_i64(ctx, gen, toks, (size_t)n * p.max_new);
     tw_scope_end(ctx, scope);
     for (int i = 0; rc == TW_OK && i < n; i++) {
         eval_sample *s = &out[i];
         memset(s, 0, sizeof *s);
         int len = 0;
-        for (int j = 0; j < p.max_new && toks[(size_t)i * p.max_new + j] != TOK_EOS && len < EVAL_TEXT_CAP - 1; j++) {
+        for (int j = 0;
+             j < p.max_new && toks[(size_t)i * p.max_new + j] != TOK_EOS && len < EVAL_TEXT_CAP - 1;
+             j++) {
             int c = tok_id_to_char((int32_t)toks[(size_t)i * p.max_new + j]);
             if (c >= 0) s->completion[len++] = (char)c;
         }
@@ -301,7 +332,8 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
         tw_no_grad_begin(ctx);
         scope = tw_scope_begin(ctx);
         tw_tensor logits = opd_logits(m, &pre, 1);
-        rc = ent && cls ? tw_copy_to_f32(ctx, tw_entropy_rows(ctx, logits), ent, (size_t)(n * W)) : TW_ERR_NOMEM;
+        rc = ent && cls ? tw_copy_to_f32(ctx, tw_entropy_rows(ctx, logits), ent, (size_t)(n * W))
+                        : TW_ERR_NOMEM;
         tw_scope_end(ctx, scope);
         tw_no_grad_end(ctx);
         for (int i = 0; rc == TW_OK && i < n; i++) {
@@ -312,11 +344,13 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
                 sum[cls[j]] += ent[(size_t)i * W + j];
                 cnt[cls[j]] += 1;
             }
-            s->answer_entropy = cnt[OPD_TOK_ANSWER] ? sum[OPD_TOK_ANSWER] / cnt[OPD_TOK_ANSWER] : 0.0;
+            s->answer_entropy =
+                cnt[OPD_TOK_ANSWER] ? sum[OPD_TOK_ANSWER] / cnt[OPD_TOK_ANSWER] : 0.0;
             s->conf_entropy = cnt[OPD_TOK_CONF] ? sum[OPD_TOK_CONF] / cnt[OPD_TOK_CONF] : 0.0;
         }
         free(ent), free(cls);
-        if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK) tw_set_error(ctx, rc, "eval: out of memory");
+        if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK)
+            tw_set_error(ctx, rc, "eval: out of memory");
     }
     opd_seqs_free(&pre);
     /* The expected readout at the greedy completion's last "Confidence: ". */
@@ -327,7 +361,8 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
             tw_set_error(ctx, TW_ERR_NOMEM, "eval: out of memory");
             rc = TW_ERR_NOMEM;
         }
-        for (int i = 0; rc == TW_OK && i < n; i++) comp[i] = out[i].completion;
+        for (int i = 0; rc == TW_OK && i < n; i++)
+            comp[i] = out[i].completion;
         if (rc == TW_OK) rc = eval_expected(m, prompts, comp, n, p, e, ms);
         for (int i = 0; rc == TW_OK && i < n; i++) {
             out[i].confidence_expected = e[i];
@@ -338,11 +373,13 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
     return rc;
 }
 
-tw_status eval_generate(gpt *m, const char *const *prompts, int n, eval_params p, eval_sample *out) {
+tw_status eval_generate(gpt *m, const char *const *prompts, int n, eval_params p,
+                        eval_sample *out) {
     tw_ctx *ctx = gpt_ctx(m);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (n < 0 || p.batch < 1 || p.max_new < 1 || p.max_new >= EVAL_TEXT_CAP) {
-        tw_set_error(ctx, TW_ERR_ARG, "eval: n >= 0, batch >= 1 and max_new in 1..%d required", EVAL_TEXT_CAP - 1);
+        tw_set_error(ctx, TW_ERR_ARG, "eval: n >= 0, batch >= 1 and max_new in 1..%d required",
+                     EVAL_TEXT_CAP - 1);
         return tw_status_get(ctx);
     }
     for (int i = 0; i < n; i += p.batch) {
@@ -355,7 +392,7 @@ tw_status eval_generate(gpt *m, const char *const *prompts, int n, eval_params p
 
 tw_status eval_examples(gpt *m, const task_example *ex, int n, eval_params p, eval_sample *out) {
     tw_ctx *ctx = gpt_ctx(m);
-    char (*texts)[TASK_QUESTION_CAP + 64] = malloc(sizeof *texts * (size_t)(n > 0 ? n : 1));
+    char(*texts)[TASK_QUESTION_CAP + 64] = malloc(sizeof *texts * (size_t)(n > 0 ? n : 1));
     const char **pp = calloc((size_t)(n > 0 ? n : 1), sizeof(char *));
     tw_status rc = TW_OK;
     if (!texts || !pp) {
@@ -379,7 +416,8 @@ tw_status eval_split(gpt *m, task_domain d, task_split s, int severity, uint64_t
     task_gen *g = NULL;
     task_example *ex = ex_out ? ex_out : malloc(sizeof *ex * (size_t)(n > 0 ? n : 1));
     int trc = ex ? task_gen_new(&g, d, s, severity, seed) : TASK_ERR_NOMEM;
-    for (int i = 0; trc == TASK_OK && i < n; i++) trc = task_gen_next(g, &ex[i]);
+    for (int i = 0; trc == TASK_OK && i < n; i++)
+        trc = task_gen_next(g, &ex[i]);
     task_gen_free(g);
     tw_status rc;
     if (trc != TASK_OK) {

@@ -74,8 +74,7 @@ tw_status eval_expected(gpt *m, const char *const *prompts, const char *const *c
 
 /* Greedy completions of prompts[0..n) (texts; BOS is added) into out[0..n), with both
  * confidence readouts (the expected one when p.expected is 1). correct is 0. */
-tw_status eval_generate(gpt *m, const char *const *prompts, int n, eval_params p,
-                        eval_sample *out);
+tw_status eval_generate(gpt *m, const char *const *prompts, int n, eval_params p, eval_sample *out);
 
 /* The student prompts of ex[0..n), verified against their answers. */
 tw_status eval_examples(gpt *m, const task_example *ex, int n, eval_params p, eval_sample *out);

@@ -56,7 +56,8 @@ static int repad(opd_seqs *s) {
     for (int i = 0; i < N; i++) {
         int n = (int)(s->toff[i + 1] - s->toff[i]);
         s->n_target[i] = n;
-        for (int t = 0; t < w; t++) s->target[(size_t)i * w + t] = t < n ? s->traw[s->toff[i] + t] : TOK_PAD;
+        for (int t = 0; t < w; t++)
+            s->target[(size_t)i * w + t] = t < n ? s->traw[s->toff[i] + t] : TOK_PAD;
     }
     return 0;
 }
@@ -71,7 +72,8 @@ static int append_raw(int64_t **raw, int64_t **off, int count, int first, const 
         return -1;
     int64_t *r = *raw + base;
     if (first >= 0) *r++ = first;
-    for (int i = 0; i < n; i++) *r++ = ids[i];
+    for (int i = 0; i < n; i++)
+        *r++ = ids[i];
     if (last >= 0) *r++ = last;
     (*off)[0] = 0;
     (*off)[count + 1] = base + len;
@@ -127,16 +129,6 @@ int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text) {
     return r;
 }
 
-int opd_seqs_max_len(const opd_seqs *s) {
-    int64_t best = 0;
-    for (int i = 0; i < s->n_rows; i++) {
-        int64_t p = s->row_of[i];
-        int64_t len = (s->poff[p + 1] - s->poff[p]) + (s->toff[i + 1] - s->toff[i]);
-        if (len > best) best = len;
-    }
-    return (int)best;
-}
-
 /* ---- logits of a batch ---- */
 
 #define OPD_MAX_CHUNKS 4
@@ -153,7 +145,8 @@ static int plan_chunks(const int64_t *len, const int64_t *rows, int P, int *end)
     double best[OPD_MAX_CHUNKS + 1][P + 1];
     int from[OPD_MAX_CHUNKS + 1][P + 1];
     for (int c = 0; c <= OPD_MAX_CHUNKS; c++)
-        for (int i = 0; i <= P; i++) best[c][i] = INFINITY, from[c][i] = 0;
+        for (int i = 0; i <= P; i++)
+            best[c][i] = INFINITY, from[c][i] = 0;
     best[0][0] = 0;
     for (int c = 1; c <= OPD_MAX_CHUNKS; c++)
         for (int i = 1; i <= P; i++) {
@@ -183,8 +176,9 @@ static int cmp_by_len(const void *a, const void *b) {
 /* The shared-prefix logits of the rows of one chunk: prefixes pre[0..np) (indices into s, in
  * increasing order) and the rows continuing them, in batch order (n_rows, written to rows).
  * stok, sval: (N, W) suffix tokens and validity of every row of the batch. */
-static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np, const int64_t *stok,
-                              const int64_t *sval, int64_t *rows, int *n_rows) {
+static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np,
+                              const int64_t *stok, const int64_t *sval, int64_t *rows,
+                              int *n_rows) {
     tw_ctx *ctx = gpt_ctx(m);
     const int64_t W = s->width;
     int64_t T = 1; /* the chunk's longest prefix */
@@ -199,8 +193,8 @@ static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np,
         tw_set_error(ctx, TW_ERR_NOMEM, "opd_logits: out of memory");
         return TW_NULL;
     }
-    int64_t *ptok = buf, *pval = ptok + np * (T - 1), *rtok = pval + np * (T - 1), *rval = rtok + nr * W,
-            *row_of = rval + nr * W;
+    int64_t *ptok = buf, *pval = ptok + np * (T - 1), *rtok = pval + np * (T - 1),
+            *rval = rtok + nr * W, *row_of = rval + nr * W;
     for (int c = 0; c < np; c++) {
         const int64_t n = s->poff[pre[c] + 1] - s->poff[pre[c]], pad = T - n;
         for (int64_t t = 0; t < T - 1; t++) {
@@ -220,8 +214,8 @@ static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np,
     int64_t pshape[2] = {np, T - 1}, sshape[2] = {nr, W};
     gpt_prefix *prefix = NULL;
     tw_tensor logits = TW_NULL;
-    if (gpt_prefix_new(m, tw_from_i64(ctx, ptok, 2, pshape), tw_from_i64(ctx, pval, 2, pshape), &prefix) ==
-        TW_OK) {
+    if (gpt_prefix_new(m, tw_from_i64(ctx, ptok, 2, pshape), tw_from_i64(ctx, pval, 2, pshape),
+                       &prefix) == TW_OK) {
         logits = gpt_forward_suffix(m, prefix, row_of, nr, tw_from_i64(ctx, rtok, 2, sshape),
                                     tw_from_i64(ctx, rval, 2, sshape));
         gpt_prefix_free(prefix);
@@ -232,7 +226,8 @@ static tw_tensor chunk_logits(gpt *m, const opd_seqs *s, const int *pre, int np,
 
 /* The shared path of opd_logits: chunks of prefixes of similar length, concatenated and put
  * back in row order. */
-static tw_tensor shared_logits(gpt *m, const opd_seqs *s, const int64_t *stok, const int64_t *sval) {
+static tw_tensor shared_logits(gpt *m, const opd_seqs *s, const int64_t *stok,
+                               const int64_t *sval) {
     tw_ctx *ctx = gpt_ctx(m);
     const int P = s->n_prefix, N = s->n_rows;
     int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(4 * P + 2 * N));
@@ -243,9 +238,11 @@ static tw_tensor shared_logits(gpt *m, const opd_seqs *s, const int64_t *stok, c
         return TW_NULL;
     }
     int64_t *len = sorted + 2 * P, *rows_of = len + P, *order = rows_of + P, *inv = order + N;
-    for (int p = 0; p < P; p++) sorted[2 * p] = s->poff[p + 1] - s->poff[p], sorted[2 * p + 1] = p;
+    for (int p = 0; p < P; p++)
+        sorted[2 * p] = s->poff[p + 1] - s->poff[p], sorted[2 * p + 1] = p;
     qsort(sorted, (size_t)P, 2 * sizeof(int64_t), cmp_by_len);
-    for (int p = 0; p < P; p++) len[p] = sorted[2 * p], rows_of[p] = 0;
+    for (int p = 0; p < P; p++)
+        len[p] = sorted[2 * p], rows_of[p] = 0;
     for (int i = 0; i < N; i++)
         for (int p = 0; p < P; p++)
             if (sorted[2 * p + 1] == s->row_of[i]) rows_of[p]++;
@@ -257,7 +254,8 @@ static tw_tensor shared_logits(gpt *m, const opd_seqs *s, const int64_t *stok, c
     int done = 0, identity = 1;
     for (int c = 0, start = 0; c < n_chunks; start = end[c++]) {
         const int np = end[c] - start;
-        for (int k = 0; k < np; k++) pre[k] = (int)sorted[2 * (start + k) + 1];
+        for (int k = 0; k < np; k++)
+            pre[k] = (int)sorted[2 * (start + k) + 1];
         /* increasing prefix index, so that rows stay grouped as in the batch */
         for (int a = 1; a < np; a++)
             for (int b = a; b > 0 && pre[b - 1] > pre[b]; b--) {
@@ -289,7 +287,8 @@ tw_tensor opd_logits(gpt *m, const opd_seqs *s, int share) {
         return TW_NULL;
     }
     const int64_t N = s->n_rows, P = s->n_prefix, Tp = s->prefix_len, W = s->width;
-    const int64_t T = Tp - 1 + W; /* input columns: prefix, then the suffix without its last target */
+    const int64_t T =
+        Tp - 1 + W; /* input columns: prefix, then the suffix without its last target */
     int64_t *buf = malloc(sizeof(int64_t) * (size_t)(3 * N * T));
     if (!buf) {
         tw_set_error(ctx, TW_ERR_NOMEM, "opd_logits: out of memory");
@@ -323,8 +322,9 @@ tw_tensor opd_logits(gpt *m, const opd_seqs *s, int share) {
         gpt_prefix *prefix = NULL;
         if (gpt_prefix_new(m, tw_from_i64(ctx, ptok, 2, pshape), tw_from_i64(ctx, pval, 2, pshape),
                            &prefix) == TW_OK) {
-            logits = gpt_forward_suffix(m, prefix, s->row_of, (int)N, tw_from_i64(ctx, stok, 2, sshape),
-                                        tw_from_i64(ctx, sval, 2, sshape));
+            logits =
+                gpt_forward_suffix(m, prefix, s->row_of, (int)N, tw_from_i64(ctx, stok, 2, sshape),
+                                   tw_from_i64(ctx, sval, 2, sshape));
             gpt_prefix_free(prefix);
         }
     } else {
@@ -354,8 +354,9 @@ tw_tensor opd_logits(gpt *m, const opd_seqs *s, int share) {
             }
         }
         int64_t shape[2] = {N, T};
-        tw_tensor full = gpt_forward(m, tw_from_i64(ctx, tok, 2, shape), tw_from_i64(ctx, pos, 2, shape),
-                                     tw_from_i64(ctx, val, 2, shape));
+        tw_tensor full =
+            gpt_forward(m, tw_from_i64(ctx, tok, 2, shape), tw_from_i64(ctx, pos, 2, shape),
+                        tw_from_i64(ctx, val, 2, shape));
         free(tok);
         logits = tw_slice(ctx, full, 1, Tp - 1, T);
     }
@@ -388,7 +389,8 @@ int opd_divergence_from_name(const char *name, opd_divergence *out) {
 int opd_loss_weights(const opd_seqs *s, int skip_tokens, float *w) {
     const int N = s->n_rows, W = s->width;
     int rows = 0;
-    for (int i = 0; i < N; i++) rows += s->n_target[i] > skip_tokens;
+    for (int i = 0; i < N; i++)
+        rows += s->n_target[i] > skip_tokens;
     for (int i = 0; i < N; i++) {
         const int counted = s->n_target[i] - skip_tokens;
         for (int j = 0; j < W; j++)
@@ -419,8 +421,10 @@ tw_tensor opd_divergence_tokens(tw_ctx *ctx, tw_tensor student_logits, tw_tensor
             tw_set_error(ctx, TW_ERR_ARG, "opd loss: jsd_beta %g must lie in (0, 1)", b);
             break;
         }
-        tw_tensor lm = tw_logaddexp(ctx, tw_add_scalar(ctx, ls, log(1.0 - b)), tw_add_scalar(ctx, lt, log(b)));
-        d = tw_add(ctx, tw_scale(ctx, tw_kl_rows(ctx, lt, lm), b), tw_scale(ctx, tw_kl_rows(ctx, ls, lm), 1.0 - b));
+        tw_tensor lm =
+            tw_logaddexp(ctx, tw_add_scalar(ctx, ls, log(1.0 - b)), tw_add_scalar(ctx, lt, log(b)));
+        d = tw_add(ctx, tw_scale(ctx, tw_kl_rows(ctx, lt, lm), b),
+                   tw_scale(ctx, tw_kl_rows(ctx, ls, lm), 1.0 - b));
         break;
     }
     default:
@@ -461,11 +465,12 @@ int opd_teacher_mode_from_name(const char *name, opd_teacher_mode *out) {
 }
 
 /* The teacher context showing `shown` (a demo when solution == 0). */
-static int make_context(char *buf, const task_example *ex, const char *shown, int solution, int replace,
-                        double p) {
+static int make_context(char *buf, const task_example *ex, const char *shown, int solution,
+                        int replace, double p) {
     char revised[OPD_TEXT_CAP];
     if (replace) {
-        if (tmpl_revise_completion(revised, sizeof revised, shown, strlen(shown), p) >= sizeof revised)
+        if (tmpl_revise_completion(revised, sizeof revised, shown, strlen(shown), p) >=
+            sizeof revised)
             return -1;
         shown = revised;
     }
@@ -497,18 +502,22 @@ int opd_group_build(opd_group *g, const task_example *ex, const char *const *rol
     if (mode == OPD_TEACHER_CORRECT_SOLUTION)
         for (int r = 0; r < k && second < 0; r++)
             if (g->verdict[r].correct) {
-                if (first < 0) first = r;
-                else second = r;
+                if (first < 0)
+                    first = r;
+                else
+                    second = r;
             }
     if (first < 0 || (k == 1 && second < 0)) {
         /* demo mode, or no correct rollout other than the row itself: every row sees the demo */
         g->n_contexts = 1;
-        for (int r = 0; r < k; r++) g->context_of[r] = 0;
+        for (int r = 0; r < k; r++)
+            g->context_of[r] = 0;
         return make_context(g->context[0], ex, demo, 0, replace, g->p_acc);
     }
     /* Rows other than `first` see rollout `first`; row `first` sees `second`, or the demo. */
     g->n_contexts = 2;
-    for (int r = 0; r < k; r++) g->context_of[r] = r == first ? 1 : 0;
+    for (int r = 0; r < k; r++)
+        g->context_of[r] = r == first ? 1 : 0;
     if (make_context(g->context[0], ex, rollouts[first], 1, replace, g->p_acc)) return -1;
     return second >= 0 ? make_context(g->context[1], ex, rollouts[second], 1, replace, g->p_acc)
                        : make_context(g->context[1], ex, demo, 0, replace, g->p_acc);
@@ -519,13 +528,15 @@ void opd_token_classes(const char *text, int n, uint8_t *cls) {
     const int ml = (int)sizeof marker - 1;
     memset(cls, OPD_TOK_OTHER, (size_t)(n > 0 ? n : 0));
     tmpl_parsed pr = tmpl_parse_completion(text, (size_t)n);
-    for (size_t i = 0; i < pr.answer_len; i++) cls[pr.answer_off + i] = OPD_TOK_ANSWER;
+    for (size_t i = 0; i < pr.answer_len; i++)
+        cls[pr.answer_off + i] = OPD_TOK_ANSWER;
     int last = -1;
     for (int i = 0; i + ml <= n; i++)
         if (memcmp(text + i, marker, (size_t)ml) == 0) last = i;
     if (last < 0) return;
     int i = last + ml;
-    while (i < n && (text[i] == ' ' || text[i] == '\t')) i++;
+    while (i < n && (text[i] == ' ' || text[i] == '\t'))
+        i++;
     for (int c = 0; i < n && c < TMPL_CONF_LEN; i++, c++) {
         char ch = text[i];
         if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '+' || ch == '-')) break;
@@ -570,7 +581,8 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
     opd_seqs_init(&b->student);
     opd_seqs_init(&b->teacher);
     if (n < 1 || p.k < 1 || p.k > OPD_MAX_K) {
-        tw_set_error(ctx, TW_ERR_ARG, "opd batch: need >= 1 prompt and K in 1..%d (got %d, %d)", OPD_MAX_K, n, p.k);
+        tw_set_error(ctx, TW_ERR_ARG, "opd batch: need >= 1 prompt and K in 1..%d (got %d, %d)",
+                     OPD_MAX_K, n, p.k);
         return tw_status_get(ctx);
     }
     b->n_prompts = n;
@@ -583,7 +595,9 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
     for (int i = 0; i < n; i++) {
         opd_group *g = &b->groups[i];
         if (opd_group_build(g, &ex[i], rollouts + (size_t)i * p.k, p.k, p.replace, p.teacher)) {
-            tw_set_error(ctx, TW_ERR_ARG, "opd batch: prompt %d (\"%s\"): a rollout, completion or teacher context does not fit its buffer",
+            tw_set_error(ctx, TW_ERR_ARG,
+                         "opd batch: prompt %d (\"%s\"): a rollout, completion or teacher context "
+                         "does not fit its buffer",
                          i, ex[i].question);
             opd_batch_free(b);
             return tw_status_get(ctx);
@@ -622,7 +636,8 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
         st->prompt_tokens = prompt_tokens;
         st->teacher_prompt_tokens = teacher_tokens;
         st->train_tokens = 0;
-        for (int i = 0; i < N; i++) st->train_tokens += b->student.n_target[i];
+        for (int i = 0; i < N; i++)
+            st->train_tokens += b->student.n_target[i];
     }
     return TW_OK;
 nomem:
@@ -631,8 +646,8 @@ nomem:
     return tw_status_get(ctx);
 }
 
-tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n,
-                           opd_params p, opd_batch *b, opd_stats *st) {
+tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n, opd_params p,
+                           opd_batch *b, opd_stats *st) {
     return opd_batch_sample_part(student, rng, ex, n, 0, 0, p, b, st);
 }
 
@@ -642,11 +657,13 @@ tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *e
     memset(b, 0, sizeof *b);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (n < 1 || p.k < 1 || p.k > OPD_MAX_K || p.max_new < 1) {
-        tw_set_error(ctx, TW_ERR_ARG, "opd_batch_sample: need >= 1 prompt, K in 1..%d and max_new >= 1", OPD_MAX_K);
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "opd_batch_sample: need >= 1 prompt, K in 1..%d and max_new >= 1", OPD_MAX_K);
         return tw_status_get(ctx);
     }
     if (total != 0 && (first < 0 || first + n > total)) {
-        tw_set_error(ctx, TW_ERR_ARG, "opd_batch_sample: prompts [%d, %d) are not part of a batch of %d", first,
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "opd_batch_sample: prompts [%d, %d) are not part of a batch of %d", first,
                      first + n, total);
         return tw_status_get(ctx);
     }
@@ -679,24 +696,31 @@ tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *e
         for (int i = 0; i < n; i++) {
             const int pad = tp - (lens[i] + 1);
             for (int t = 0; t < tp; t++) {
-                ptok[i * tp + t] = t < pad ? TOK_PAD : t == pad ? TOK_BOS : ids[(size_t)i * cap + t - pad - 1];
+                ptok[i * tp + t] = t < pad    ? TOK_PAD
+                                   : t == pad ? TOK_BOS
+                                              : ids[(size_t)i * cap + t - pad - 1];
                 pval[i * tp + t] = t >= pad;
             }
         }
         tw_scope scope = tw_scope_begin(ctx);
         int64_t shape[2] = {n, tp};
-        gpt_sample_params sp = {.max_new = p.max_new, .temperature = p.temperature, .stop_token = TOK_EOS, .use_cache = 1,
-                                .row_offset = total ? (int64_t)first * p.k : 0, .total_rows = (int64_t)total * p.k};
+        gpt_sample_params sp = {.max_new = p.max_new,
+                                .temperature = p.temperature,
+                                .stop_token = TOK_EOS,
+                                .use_cache = 1,
+                                .row_offset = total ? (int64_t)first * p.k : 0,
+                                .total_rows = (int64_t)total * p.k};
         tw_tensor toks = TW_NULL;
-        rc = gpt_sample_shared(student, tw_from_i64(ctx, ptok, 2, shape), tw_from_i64(ctx, pval, 2, shape),
-                               p.k, sp, rng, &toks);
+        rc = gpt_sample_shared(student, tw_from_i64(ctx, ptok, 2, shape),
+                               tw_from_i64(ctx, pval, 2, shape), p.k, sp, rng, &toks);
         if (rc == TW_OK) rc = tw_copy_to_i64(ctx, toks, out, (size_t)(N * p.max_new));
         tw_scope_end(ctx, scope);
     }
     for (int64_t r = 0; rc == TW_OK && r < N; r++) {
         char *t = texts + r * OPD_TEXT_CAP;
         int len = 0;
-        for (int j = 0; j < p.max_new && out[r * p.max_new + j] != TOK_EOS && len < OPD_TEXT_CAP - 1; j++) {
+        for (int j = 0;
+             j < p.max_new && out[r * p.max_new + j] != TOK_EOS && len < OPD_TEXT_CAP - 1; j++) {
             int c = tok_id_to_char((int32_t)out[r * p.max_new + j]);
             if (c >= 0) t[len++] = (char)c; /* PAD and BOS inside a rollout are dropped */
         }
@@ -711,13 +735,15 @@ tw_status opd_batch_sample_part(gpt *student, tw_rng *rng, const task_example *e
     }
     if (rc == TW_OK) rc = opd_batch_from_rollouts(ctx, ex, n, rollouts, p, b, st);
     free(ids), free(lens), free(out), free(texts), free(rollouts), free(ptok);
-    if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK) tw_set_error(ctx, TW_ERR_NOMEM, "opd_batch_sample: out of memory");
+    if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK)
+        tw_set_error(ctx, TW_ERR_NOMEM, "opd_batch_sample: out of memory");
     return rc;
 }
 
 /* Mean of per-target values by class over real targets: out[0] answer, out[1] confidence;
  * count[0..2) (may be NULL) receives the targets of each. */
-static void class_means(const float *v, const uint8_t *cls, const opd_seqs *s, double out[2], int64_t *count) {
+static void class_means(const float *v, const uint8_t *cls, const opd_seqs *s, double out[2],
+                        int64_t *count) {
     double sum[3] = {0}, cnt[3] = {0};
     for (int i = 0; i < s->n_rows; i++)
         for (int j = 0; j < s->n_target[i]; j++) {
@@ -774,7 +800,8 @@ tw_status opd_batch_loss(gpt *student, gpt *teacher, const opd_batch *b, opd_par
         if (p.loss.divergence != OPD_DIV_FORWARD_KL) {
             opd_loss_params f = p.loss;
             f.divergence = OPD_DIV_FORWARD_KL;
-            tw_item(ctx, tw_sum(ctx, tw_mul(ctx, opd_divergence_tokens(ctx, sd, tl, f), weights)), &kl);
+            tw_item(ctx, tw_sum(ctx, tw_mul(ctx, opd_divergence_tokens(ctx, sd, tl, f), weights)),
+                    &kl);
         }
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, sd), ent_s, (size_t)(N * W));
         tw_copy_to_f32(ctx, tw_entropy_rows(ctx, tl), ent_t, (size_t)(N * W));

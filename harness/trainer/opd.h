@@ -34,8 +34,8 @@ typedef struct opd_seqs {
     int64_t *target;       /* (N, W): completion, EOS, then PAD */
     int *n_target;         /* (N) */
     /* internal: unpadded storage */
-    int64_t *praw, *traw;  /* concatenated prefixes / targets */
-    int64_t *poff, *toff;  /* (P + 1), (N + 1) offsets into them */
+    int64_t *praw, *traw; /* concatenated prefixes / targets */
+    int64_t *poff, *toff; /* (P + 1), (N + 1) offsets into them */
 } opd_seqs;
 
 void opd_seqs_init(opd_seqs *s); /* empty batch */
@@ -49,7 +49,6 @@ int opd_seqs_add_row(opd_seqs *s, int prefix, const int32_t *ids, int n);
 int opd_seqs_add_prefix_text(opd_seqs *s, const char *text);
 int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text);
 /* Longest row BOS + prompt + completion + EOS, in tokens. */
-int opd_seqs_max_len(const opd_seqs *s);
 
 /* Logits (N, W, V), [i, j] predicting target[i, j]. share = 1: each prefix (all but its last
  * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix), prefixes
@@ -66,6 +65,9 @@ typedef enum opd_divergence {
     OPD_DIV_REVERSE_KL = 1, /* KL(student || teacher) */
     OPD_DIV_JSD = 2,        /* generalized JSD: m = (1-b) s + b t; b KL(t||m) + (1-b) KL(s||m) */
 } opd_divergence;
+#define OPD_N_DIVERGENCES 3
+const char *opd_divergence_name(opd_divergence d); /* "forward_kl", "reverse_kl", "jsd" */
+int opd_divergence_from_name(const char *name, opd_divergence *out); /* 0 or -1 */
 
 typedef struct opd_loss_params {
     opd_divergence divergence;
@@ -74,8 +76,6 @@ typedef struct opd_loss_params {
 } opd_loss_params;
 
 opd_loss_params opd_loss_default(void); /* forward KL, b = 0.5, skip_tokens 3 */
-const char *opd_divergence_name(opd_divergence d); /* "forward_kl", "reverse_kl", "jsd" */
-int opd_divergence_from_name(const char *name, opd_divergence *out); /* 0 or -1 */
 
 /* Host weights (N * W floats) of the loss: target j of row i counts when skip <= j <
  * n_target[i]; a counted target weighs 1 / (counted in its row) / (rows with any counted
@@ -97,6 +97,7 @@ typedef enum opd_teacher_mode {
     OPD_TEACHER_DEMO = 0,             /* SDFT: a ground-truth demonstration */
     OPD_TEACHER_CORRECT_SOLUTION = 1, /* SDPO: another verified-correct rollout, else demo */
 } opd_teacher_mode;
+#define OPD_N_TEACHER_MODES 2
 const char *opd_teacher_mode_name(opd_teacher_mode m); /* "demo", "correct_solution" */
 int opd_teacher_mode_from_name(const char *name, opd_teacher_mode *out);
 
@@ -145,7 +146,8 @@ typedef struct opd_params {
     opd_loss_params loss;
 } opd_params;
 
-opd_params opd_params_default(void); /* CaOPD, demo, K 8, T 1.0, 24 new, shared, forward KL, skip 3 */
+/* CaOPD, demo, K 8, T 1.0, 24 new, shared, forward KL, skip 3 */
+opd_params opd_params_default(void);
 
 /* Profile phases of a step (tw_prof_phase; `caopd bench --profile`): sampling with the
  * verification and batch building, the teacher's forward pass, the student's forward pass, loss
@@ -155,34 +157,34 @@ enum { OPD_PHASE_ROLLOUT = 0, OPD_PHASE_TEACHER = 1, OPD_PHASE_TRAIN = 2, OPD_PH
 /* What one step measured. Entropies are per-token means (nats) over the trained completion
  * tokens of each class; rates are over all B*K rollouts. */
 typedef struct opd_stats {
-    double loss;               /* the configured divergence */
-    double kl;                 /* forward KL(teacher || student) with the loss's weights */
+    double loss; /* the configured divergence */
+    double kl;   /* forward KL(teacher || student) with the loss's weights */
     double student_ent_answer, student_ent_conf;
     double teacher_ent_answer, teacher_ent_conf;
-    double mean_p_acc;         /* mean over prompts */
-    double rollout_acc;        /* fraction of rollouts correct (= mean_p_acc) */
-    double format_adherence;   /* fraction of rollouts without a format failure */
-    double mean_confidence;    /* mean stated confidence of the rollouts */
-    int64_t prompt_tokens;     /* student prompt tokens (BOS included), once per prompt */
+    double mean_p_acc;             /* mean over prompts */
+    double rollout_acc;            /* fraction of rollouts correct (= mean_p_acc) */
+    double format_adherence;       /* fraction of rollouts without a format failure */
+    double mean_confidence;        /* mean stated confidence of the rollouts */
+    int64_t prompt_tokens;         /* student prompt tokens (BOS included), once per prompt */
     int64_t teacher_prompt_tokens; /* teacher context tokens, once per distinct context */
-    int64_t new_tokens;        /* sampled tokens, B * K * max_new */
-    int64_t train_tokens;      /* target tokens of the trained rows */
+    int64_t new_tokens;            /* sampled tokens, B * K * max_new */
+    int64_t train_tokens;          /* target tokens of the trained rows */
     double rollout_s, teacher_s, train_s; /* wall seconds of sampling, teacher scoring, student
                                              forward + backward */
     /* Denominators, for combining the statistics of several processes (data-parallel): */
-    int decode_steps;          /* decoding steps the sampling took (max_new, or fewer when every
-                                  rollout ended early) */
-    int loss_rows;             /* rows with a counted target: the loss and kl average over them */
+    int decode_steps; /* decoding steps the sampling took (max_new, or fewer when every
+                         rollout ended early) */
+    int loss_rows;    /* rows with a counted target: the loss and kl average over them */
     int64_t answer_targets, conf_targets; /* targets of each class: the entropies' counts */
 } opd_stats;
 
 /* The batch of one step, after sampling and replacement (host side). */
 typedef struct opd_batch {
     int n_prompts, k;
-    opd_group *groups;   /* (n_prompts) */
-    opd_seqs student;    /* prefixes: the student prompts; rows: prompt-major, K per prompt */
-    opd_seqs teacher;    /* prefixes: distinct teacher contexts; the same rows */
-    uint8_t *cls;        /* (N, W) token class of each target */
+    opd_group *groups; /* (n_prompts) */
+    opd_seqs student;  /* prefixes: the student prompts; rows: prompt-major, K per prompt */
+    opd_seqs teacher;  /* prefixes: distinct teacher contexts; the same rows */
+    uint8_t *cls;      /* (N, W) token class of each target */
 } opd_batch;
 
 void opd_batch_free(opd_batch *b); /* NULL-safe; leaves an empty batch */
@@ -191,8 +193,8 @@ void opd_batch_free(opd_batch *b); /* NULL-safe; leaves an empty batch */
  * verifies them and applies the method's replacements into *b (which it initializes). Fills
  * the rollout fields of st (rates, tokens, rollout_s). Errors: a status with the message on
  * the student's context. */
-tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n,
-                           opd_params p, opd_batch *b, opd_stats *st);
+tw_status opd_batch_sample(gpt *student, tw_rng *rng, const task_example *ex, int n, opd_params p,
+                           opd_batch *b, opd_stats *st);
 
 /* opd_batch_sample for one process's part of a data-parallel batch: ex[0..n) are prompts
  * [first, first + n) of a global batch of `total` prompts. The generator draws, at every

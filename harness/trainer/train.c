@@ -12,14 +12,14 @@
 #include "common/clock.h"
 
 struct trainer {
-    gpt *student;    /* borrowed */
-    gpt *teacher;    /* owned EMA copy */
-    tw_adamw *opt;   /* owned */
-    tw_rng *rng;     /* owned: rollouts */
-    tw_dist *dist;   /* borrowed: the data-parallel group; NULL: one process */
+    gpt *student;  /* borrowed */
+    gpt *teacher;  /* owned EMA copy */
+    tw_adamw *opt; /* owned */
+    tw_rng *rng;   /* owned: rollouts */
+    tw_dist *dist; /* borrowed: the data-parallel group; NULL: one process */
     train_params p;
-    int64_t step;    /* optimizer steps taken */
-    int64_t sched;   /* steps into the current schedule */
+    int64_t step;  /* optimizer steps taken */
+    int64_t sched; /* steps into the current schedule */
     char stage[48];
 };
 
@@ -57,7 +57,8 @@ train_params train_params_default(void) {
 }
 
 double train_lr_at(const train_params *p, int64_t s) {
-    if (p->warmup_steps > 0 && s < p->warmup_steps) return p->lr * (double)(s + 1) / p->warmup_steps;
+    if (p->warmup_steps > 0 && s < p->warmup_steps)
+        return p->lr * (double)(s + 1) / p->warmup_steps;
     const double span = (double)(p->total_steps - p->warmup_steps);
     double frac = span > 0 ? (double)(s - p->warmup_steps) / span : 1.0;
     if (frac > 1.0) frac = 1.0;
@@ -77,7 +78,11 @@ tw_status train_new(gpt *student, train_params p, uint64_t seed, trainer **out) 
     t->student = student;
     t->p = p;
     snprintf(t->stage, sizeof t->stage, "train");
-    tw_adamw_params hp = {.lr = p.lr, .beta1 = p.beta1, .beta2 = p.beta2, .eps = p.eps, .weight_decay = p.weight_decay};
+    tw_adamw_params hp = {.lr = p.lr,
+                          .beta1 = p.beta1,
+                          .beta2 = p.beta2,
+                          .eps = p.eps,
+                          .weight_decay = p.weight_decay};
     tw_rng *init = NULL;
     tw_status rc = tw_rng_new(ctx, seed, &t->rng);
     if (rc == TW_OK) rc = tw_rng_new(ctx, seed ^ 0x7465616368ull, &init);
@@ -85,9 +90,11 @@ tw_status train_new(gpt *student, train_params p, uint64_t seed, trainer **out) 
     tw_rng_free(init);
     if (rc == TW_OK) rc = gpt_copy_weights(t->teacher, student);
     if (rc == TW_OK)
-        for (int i = 0; i < gpt_param_count(t->teacher); i++) tw_set_requires_grad(ctx, gpt_param(t->teacher, i), 0);
+        for (int i = 0; i < gpt_param_count(t->teacher); i++)
+            tw_set_requires_grad(ctx, gpt_param(t->teacher, i), 0);
     if (rc == TW_OK)
-        rc = tw_adamw_new(ctx, gpt_params(student), gpt_param_decay(student), gpt_param_count(student), hp, &t->opt);
+        rc = tw_adamw_new(ctx, gpt_params(student), gpt_param_decay(student),
+                          gpt_param_count(student), hp, &t->opt);
     if (rc == TW_OK) rc = tw_status_get(ctx);
     if (rc != TW_OK) {
         train_free(t);
@@ -122,10 +129,6 @@ void train_set_params(trainer *t, train_params p) {
     t->sched = 0;
 }
 
-const train_params *train_get_params(const trainer *t) {
-    return &t->p;
-}
-
 void train_set_stage(trainer *t, const char *stage) {
     snprintf(t->stage, sizeof t->stage, "%s", stage ? stage : "");
 }
@@ -142,10 +145,6 @@ void train_set_dist(trainer *t, tw_dist *d) {
     t->dist = d;
 }
 
-tw_dist *train_dist(const trainer *t) {
-    return t->dist;
-}
-
 /* ---- data parallel ------------------------------------------------------------------------ */
 
 /* This process's share [*first, *first + *count) of a global batch of n (all of it with one
@@ -154,8 +153,10 @@ static int shard(trainer *t, int n, int *first, int *count) {
     const int W = tw_dist_size(t->dist), r = tw_dist_rank(t->dist);
     if (n % W != 0) {
         tw_set_error(gpt_ctx(t->student), TW_ERR_ARG,
-                     "stage %s: a batch of %d does not divide among WORLD_SIZE = %d processes; make every batch in "
-                     "the spec a multiple of the number of processes", t->stage, n, W);
+                     "stage %s: a batch of %d does not divide among WORLD_SIZE = %d processes; "
+                     "make every batch in "
+                     "the spec a multiple of the number of processes",
+                     t->stage, n, W);
         return -1;
     }
     *first = r * (n / W);
@@ -174,7 +175,8 @@ static tw_status sync_sampling(trainer *t, opd_stats *st, int64_t rows) {
         return TW_ERR_DIST;
     }
     if (t->p.opd.temperature > 0.0 && (int)steps > st->decode_steps)
-        tw_multinomial_skip(ctx, t->rng, rows, gpt_get_config(t->student).vocab, (int)steps - st->decode_steps);
+        tw_multinomial_skip(ctx, t->rng, rows, gpt_get_config(t->student).vocab,
+                            (int)steps - st->decode_steps);
     st->decode_steps = (int)steps;
     return tw_status_get(ctx);
 }
@@ -183,22 +185,60 @@ static tw_status sync_sampling(trainer *t, opd_stats *st, int64_t rows) {
  * mean over all loss rows: each process's mean weighted by its rows, weight) and the global
  * statistics: sums, and means weighted by what each averages over (timings: mean over
  * processes). *loss becomes the global loss (non-finite when any process's is). */
-static tw_status dist_reduce(trainer *t, double *loss, opd_stats *st, double weight, int n_prompts) {
+static tw_status dist_reduce(trainer *t, double *loss, opd_stats *st, double weight,
+                             int n_prompts) {
     tw_ctx *ctx = gpt_ctx(t->student);
-    enum { W_, LOSS, BAD, KL, SA, TA, NA, SC, TC, NC, PACC, RACC, NP, FMT, CONF, PT, TPT, NEW, TRN, RS, TS, XS, N_ };
+    enum {
+        W_,
+        LOSS,
+        BAD,
+        KL,
+        SA,
+        TA,
+        NA,
+        SC,
+        TC,
+        NC,
+        PACC,
+        RACC,
+        NP,
+        FMT,
+        CONF,
+        PT,
+        TPT,
+        NEW,
+        TRN,
+        RS,
+        TS,
+        XS,
+        N_
+    };
     const int fin = isfinite(*loss);
     const double np = n_prompts, na = (double)st->answer_targets, nc = (double)st->conf_targets;
-    double v[N_] = {
-        [W_] = weight, [LOSS] = fin ? *loss * weight : 0.0, [BAD] = !fin, [KL] = fin ? st->kl * weight : 0.0,
-        [SA] = st->student_ent_answer * na, [TA] = st->teacher_ent_answer * na, [NA] = na,
-        [SC] = st->student_ent_conf * nc, [TC] = st->teacher_ent_conf * nc, [NC] = nc,
-        [PACC] = st->mean_p_acc * np, [RACC] = st->rollout_acc * np, [NP] = np,
-        [FMT] = st->format_adherence * np, [CONF] = st->mean_confidence * np,
-        [PT] = (double)st->prompt_tokens, [TPT] = (double)st->teacher_prompt_tokens,
-        [NEW] = (double)st->new_tokens, [TRN] = (double)st->train_tokens,
-        [RS] = st->rollout_s, [TS] = st->teacher_s, [XS] = st->train_s};
-    tw_status rc = tw_dist_allreduce_grads(t->dist, ctx, gpt_params(t->student), gpt_param_count(t->student),
-                                           weight, NULL);
+    double v[N_] = {[W_] = weight,
+                    [LOSS] = fin ? *loss * weight : 0.0,
+                    [BAD] = !fin,
+                    [KL] = fin ? st->kl * weight : 0.0,
+                    [SA] = st->student_ent_answer * na,
+                    [TA] = st->teacher_ent_answer * na,
+                    [NA] = na,
+                    [SC] = st->student_ent_conf * nc,
+                    [TC] = st->teacher_ent_conf * nc,
+                    [NC] = nc,
+                    [PACC] = st->mean_p_acc * np,
+                    [RACC] = st->rollout_acc * np,
+                    [NP] = np,
+                    [FMT] = st->format_adherence * np,
+                    [CONF] = st->mean_confidence * np,
+                    [PT] = (double)st->prompt_tokens,
+                    [TPT] = (double)st->teacher_prompt_tokens,
+                    [NEW] = (double)st->new_tokens,
+                    [TRN] = (double)st->train_tokens,
+                    [RS] = st->rollout_s,
+                    [TS] = st->teacher_s,
+                    [XS] = st->train_s};
+    tw_status rc = tw_dist_allreduce_grads(t->dist, ctx, gpt_params(t->student),
+                                           gpt_param_count(t->student), weight, NULL);
     if (rc == TW_OK && tw_dist_allreduce_f64(t->dist, v, N_, TW_DIST_SUM) != TW_OK) {
         tw_set_error(ctx, TW_ERR_DIST, "%s", tw_dist_errmsg(t->dist));
         rc = TW_ERR_DIST;
@@ -223,7 +263,8 @@ static tw_status dist_reduce(trainer *t, double *loss, opd_stats *st, double wei
 }
 
 /* After the backward pass: NaN rule, clipping, AdamW, EMA. */
-static tw_status finish_step(trainer *t, double loss, train_log *log, double t0, const opd_stats *st) {
+static tw_status finish_step(trainer *t, double loss, train_log *log, double t0,
+                             const opd_stats *st) {
     tw_ctx *ctx = gpt_ctx(t->student);
     const tw_tensor *params = gpt_params(t->student);
     const int n = gpt_param_count(t->student);
@@ -233,14 +274,16 @@ static tw_status finish_step(trainer *t, double loss, train_log *log, double t0,
         tw_zero_grad(ctx, params, n);
         return tw_status_get(ctx);
     }
-    if (isfinite(loss)) tw_clip_grad_norm(ctx, params, n, t->p.clip_norm > 0 ? t->p.clip_norm : INFINITY, &norm);
+    if (isfinite(loss))
+        tw_clip_grad_norm(ctx, params, n, t->p.clip_norm > 0 ? t->p.clip_norm : INFINITY, &norm);
     if (!isfinite(loss) || !isfinite(norm)) {
         tw_zero_grad(ctx, params, n);
-        tw_set_error(ctx, TW_ERR_STATE,
-                     "stage %s, step %lld: %s is %g; training stopped before the update, the "
-                     "parameters are those after step %lld (lower the learning rate or check the data)",
-                     t->stage, (long long)t->step, isfinite(loss) ? "gradient norm" : "loss",
-                     isfinite(loss) ? norm : loss, (long long)t->step - 1);
+        tw_set_error(
+            ctx, TW_ERR_STATE,
+            "stage %s, step %lld: %s is %g; training stopped before the update, the "
+            "parameters are those after step %lld (lower the learning rate or check the data)",
+            t->stage, (long long)t->step, isfinite(loss) ? "gradient norm" : "loss",
+            isfinite(loss) ? norm : loss, (long long)t->step - 1);
         return TW_ERR_STATE;
     }
     const double lr = train_lr_at(&t->p, t->sched);
@@ -254,7 +297,8 @@ static tw_status finish_step(trainer *t, double loss, train_log *log, double t0,
         log->grad_norm = norm;
         log->s = *st;
         log->step_s = clock_now_s() - t0;
-        log->tok_s = log->step_s > 0 ? (double)(st->new_tokens + st->train_tokens) / log->step_s : 0.0;
+        log->tok_s =
+            log->step_s > 0 ? (double)(st->new_tokens + st->train_tokens) / log->step_s : 0.0;
     }
     t->step++;
     t->sched++;
@@ -265,9 +309,10 @@ tw_status train_step_opd(trainer *t, const task_example *ex, int n, train_log *l
     tw_ctx *ctx = gpt_ctx(t->student);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     if (t->p.method == TRAIN_METHOD_SFT) {
-        char (*prompts)[OPD_CONTEXT_CAP] = malloc(sizeof *prompts * (size_t)n);
-        char (*targets)[OPD_TEXT_CAP] = malloc(sizeof *targets * (size_t)n);
-        const char **pp = malloc(sizeof(char *) * (size_t)n), **tp = malloc(sizeof(char *) * (size_t)n);
+        char(*prompts)[OPD_CONTEXT_CAP] = malloc(sizeof *prompts * (size_t)n);
+        char(*targets)[OPD_TEXT_CAP] = malloc(sizeof *targets * (size_t)n);
+        const char **pp = malloc(sizeof(char *) * (size_t)n),
+                   **tp = malloc(sizeof(char *) * (size_t)n);
         tw_status rc = TW_OK;
         if (!prompts || !targets || !pp || !tp) {
             tw_set_error(ctx, TW_ERR_NOMEM, "train_step_opd: out of memory");
@@ -311,8 +356,8 @@ tw_status train_step_opd(trainer *t, const task_example *ex, int n, train_log *l
     return finish_step(t, loss, log, t0, &st);
 }
 
-tw_status train_step_sup(trainer *t, const char *const *prompts, const char *const *targets,
-                         int n, train_log *log) {
+tw_status train_step_sup(trainer *t, const char *const *prompts, const char *const *targets, int n,
+                         train_log *log) {
     tw_ctx *ctx = gpt_ctx(t->student);
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     tw_prof_phase(ctx, OPD_PHASE_TRAIN);
@@ -330,7 +375,10 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
         int p = opd_seqs_add_prefix_text(&s, prompts[i]);
         if (p < 0 || opd_seqs_add_row_text(&s, p, targets[i]) < 0) {
             opd_seqs_free(&s);
-            tw_set_error(ctx, TW_ERR_ARG, "train_step_sup: pair %d cannot be encoded (out of memory or a byte outside the vocabulary)", i);
+            tw_set_error(ctx, TW_ERR_ARG,
+                         "train_step_sup: pair %d cannot be encoded (out of memory or a byte "
+                         "outside the vocabulary)",
+                         i);
             return tw_status_get(ctx);
         }
     }
@@ -344,8 +392,10 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
     const int rows = opd_loss_weights(&s, 0, w);
     opd_stats st;
     memset(&st, 0, sizeof st);
-    for (int i = 0; i < N; i++) st.train_tokens += s.n_target[i];
-    for (int i = 0; i < s.n_prefix; i++) st.prompt_tokens += s.poff[i + 1] - s.poff[i];
+    for (int i = 0; i < N; i++)
+        st.train_tokens += s.n_target[i];
+    for (int i = 0; i < s.n_prefix; i++)
+        st.prompt_tokens += s.poff[i + 1] - s.poff[i];
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {N, W};
     tw_tensor logits = opd_logits(t->student, &s, 1);
@@ -377,7 +427,8 @@ tw_status train_step_domain(trainer *t, task_gen *gen, task_gen *const *replay, 
     task_example *ex = malloc(sizeof *ex * (size_t)(n > 0 ? n : 1));
     if (!ex || n < 1) {
         free(ex);
-        tw_set_error(ctx, n < 1 ? TW_ERR_ARG : TW_ERR_NOMEM, "train_step_domain: batch_prompts %d (must be >= 1) or out of memory", n);
+        tw_set_error(ctx, n < 1 ? TW_ERR_ARG : TW_ERR_NOMEM,
+                     "train_step_domain: batch_prompts %d (must be >= 1) or out of memory", n);
         return tw_status_get(ctx);
     }
     int n_rep = n_replay > 0 ? (int)lround(t->p.replay_frac * n) : 0;
@@ -406,7 +457,8 @@ tw_status train_step_base(trainer *t, base_gen *g, train_log *log) {
     const char **tp = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     tw_status s = TW_OK;
     if (!pairs || !pp || !tp || n < 1) {
-        tw_set_error(ctx, TW_ERR_NOMEM, "train_step_base: out of memory or batch_prompts %d < 1", n);
+        tw_set_error(ctx, TW_ERR_NOMEM, "train_step_base: out of memory or batch_prompts %d < 1",
+                     n);
         s = tw_status_get(ctx);
     }
     for (int i = 0; s == TW_OK && i < n; i++) {

@@ -21,21 +21,22 @@ typedef enum train_method {
     TRAIN_METHOD_SDFT = 1,  /* the same loop without replacement */
     TRAIN_METHOD_SFT = 2,   /* supervised on demonstrations "{answer}\nConfidence: 1.00" */
 } train_method;
-const char *train_method_name(train_method m); /* "caopd", "sdft", "sft" */
+#define TRAIN_N_METHODS 3
+const char *train_method_name(train_method m);                   /* "caopd", "sdft", "sft" */
 int train_method_from_name(const char *name, train_method *out); /* 0 or -1 */
 
 typedef struct train_params {
     train_method method;
-    opd_params opd;       /* K, temperature, max_new, teacher mode, loss; replace follows method */
-    int batch_prompts;    /* prompts per step (16) */
-    int total_steps;      /* length of the schedule (cosine reaches min_lr here) */
-    int warmup_steps;     /* linear warm-up from lr/warmup to lr (10) */
-    double lr;            /* peak learning rate (1e-4... set per experiment; default 3e-4) */
-    double min_lr_frac;   /* final lr = min_lr_frac * lr (0.1) */
+    opd_params opd;     /* K, temperature, max_new, teacher mode, loss; replace follows method */
+    int batch_prompts;  /* prompts per step (16) */
+    int total_steps;    /* length of the schedule (cosine reaches min_lr here) */
+    int warmup_steps;   /* linear warm-up from lr/warmup to lr (10) */
+    double lr;          /* peak learning rate (1e-4... set per experiment; default 3e-4) */
+    double min_lr_frac; /* final lr = min_lr_frac * lr (0.1) */
     double beta1, beta2, eps, weight_decay; /* AdamW (0.9, 0.95, 1e-8, 0.01) */
-    double clip_norm;     /* global gradient-norm clip (1.0); <= 0: none */
-    double ema_alpha;     /* teacher <- alpha * student + (1 - alpha) * teacher (0.01) */
-    double replay_frac;   /* fraction of each batch drawn from earlier domains (0) */
+    double clip_norm;                       /* global gradient-norm clip (1.0); <= 0: none */
+    double ema_alpha;   /* teacher <- alpha * student + (1 - alpha) * teacher (0.01) */
+    double replay_frac; /* fraction of each batch drawn from earlier domains (0) */
 } train_params;
 
 train_params train_params_default(void);
@@ -46,12 +47,12 @@ double train_lr_at(const train_params *p, int64_t step);
 
 /* One log row per optimizer step. */
 typedef struct train_log {
-    int64_t step;      /* 0-based optimizer step of the trainer */
+    int64_t step; /* 0-based optimizer step of the trainer */
     double lr;
-    double grad_norm;  /* before clipping */
-    opd_stats s;       /* loss, KL, entropies, P_acc, accuracy, format adherence, tokens */
-    double step_s;     /* wall seconds of the whole step */
-    double tok_s;      /* (new tokens + trained target tokens) / step_s */
+    double grad_norm; /* before clipping */
+    opd_stats s;      /* loss, KL, entropies, P_acc, accuracy, format adherence, tokens */
+    double step_s;    /* wall seconds of the whole step */
+    double tok_s;     /* (new tokens + trained target tokens) / step_s */
 } train_log;
 
 typedef struct trainer trainer;
@@ -66,7 +67,6 @@ int64_t train_step_count(const trainer *t);
 /* Replaces the parameters (the schedule restarts at step 0 for the new stage; optimizer
  * moments are kept). */
 void train_set_params(trainer *t, train_params p);
-const train_params *train_get_params(const trainer *t);
 /* Names the stage in error messages ("base", "add", ...); copied. */
 void train_set_stage(trainer *t, const char *stage);
 /* teacher <- student. */
@@ -85,7 +85,6 @@ const char *train_errmsg(const trainer *t);
  * log are those of the global batch (timings: means over the processes). The processes must
  * start from the same parameters and generator state (the scheduler broadcasts them). */
 void train_set_dist(trainer *t, tw_dist *d);
-tw_dist *train_dist(const trainer *t);
 
 /* One step of the configured on-policy method (caopd or sdft) on prompts ex[0..n) (the global
  * batch, under data parallelism):
@@ -97,8 +96,8 @@ tw_status train_step_opd(trainer *t, const task_example *ex, int n, train_log *l
 /* One supervised step: the student learns target[i] after prompt[i] (texts, borrowed), by
  * the per-row mean cross-entropy over target tokens + EOS, averaged over rows. Same
  * optimizer, clipping, EMA and NaN rule. */
-tw_status train_step_sup(trainer *t, const char *const *prompts, const char *const *targets,
-                         int n, train_log *log);
+tw_status train_step_sup(trainer *t, const char *const *prompts, const char *const *targets, int n,
+                         train_log *log);
 
 /* One step of the configured method on the next batch of domain d's train stream (gen,
  * borrowed) with replay: round(replay_frac * batch) prompts come from replay generators

@@ -27,7 +27,8 @@ static void check_read(const char *path, const char *dpath) {
     /* strings are not read as numbers, and numbers not as strings */
     double x[3];
     CHECK(ckpt_reader_read(r, dpath, CKPT_DTYPE_F64, x, 3) == CKPT_ERR_DTYPE);
-    CHECK(strstr(ckpt_reader_errmsg(r), "holds strings; read it with ckpt_reader_read_str") != NULL);
+    CHECK(strstr(ckpt_reader_errmsg(r), "holds strings; read it with ckpt_reader_read_str") !=
+          NULL);
     packed = NULL;
     CHECK(ckpt_reader_read_str(r, "nums", &packed, &n) == CKPT_ERR_DTYPE && packed == NULL);
     CHECK(strstr(ckpt_reader_errmsg(r), "is float64, not strings") != NULL);
@@ -55,7 +56,8 @@ static void test_writer(void) {
     /* what HDF5 tools see */
     char cmd[1600], out[700];
     tu_path(out, sizeof out, "dump.txt");
-    snprintf(cmd, sizeof cmd, "command -v h5dump >/dev/null && h5dump -d /g/texts '%s' > '%s' 2>&1", path, out);
+    snprintf(cmd, sizeof cmd, "command -v h5dump >/dev/null && h5dump -d /g/texts '%s' > '%s' 2>&1",
+             path, out);
     if (system(cmd) == 0) {
         size_t n = 0;
         unsigned char *d = tu_slurp(out, &n);

@@ -117,9 +117,12 @@ int main(void) {
         CHECK_EQ_INT(base_gen_next(g, &bp), BASE_OK);
         if (bp.kind == BASE_KIND_STUDENT) {
             n_student++;
-            if (bp.domain == TASK_DOMAIN_COUNT_CHAR) n_focus++;
-            else if (bp.domain == TASK_DOMAIN_ADD || bp.domain == TASK_DOMAIN_SUB) n_other_student++;
-            else bad++;
+            if (bp.domain == TASK_DOMAIN_COUNT_CHAR)
+                n_focus++;
+            else if (bp.domain == TASK_DOMAIN_ADD || bp.domain == TASK_DOMAIN_SUB)
+                n_other_student++;
+            else
+                bad++;
             continue;
         }
         n_teacher++;

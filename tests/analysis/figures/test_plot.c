@@ -434,9 +434,11 @@ static void test_grid(void) {
                          {.name = "sdft", .y = ece_b, .n = 2, .color = 2},
                          {.name = "caopd", .y = ocg_b, .n = 2, .color = 1},
                          {.name = "sdft", .y = ocg_b, .n = 2, .color = 2}};
-    plot_panel pa[3] = {{"accuracy", 0, 1, &sa[0], 1}, {"ECE (expected)", 0, 0.5, &sa[1], 1},
+    plot_panel pa[3] = {{"accuracy", 0, 1, &sa[0], 1},
+                        {"ECE (expected)", 0, 0.5, &sa[1], 1},
                         {"OCG (expected)", NAN, NAN, &sa[2], 1}};
-    plot_panel pb[3] = {{NULL, NAN, NAN, &sb[0], 2}, {NULL, NAN, NAN, &sb[2], 2}, {NULL, NAN, NAN, &sb[4], 2}};
+    plot_panel pb[3] = {
+        {NULL, NAN, NAN, &sb[0], 2}, {NULL, NAN, NAN, &sb[2], 2}, {NULL, NAN, NAN, &sb[4], 2}};
     plot_grid_column cols[2] = {{"add", st_a, 3, pa}, {"rev", st_b, 2, pb}};
     plot_figure fig = plot_figure_default();
     fig.title = "Retention grid";
@@ -448,8 +450,15 @@ static void test_grid(void) {
     check_png(fig.path, 800, 525);
     fig.path = out("grid.svg");
     CHECK_MSG(plot_retention_grid(&fig, cols, 2, 3) == PLOT_OK, "%s", plot_errmsg());
-    const char *want[] = {"<title>Retention grid</title>", "accuracy", "ECE (expected)", "OCG (expected)", "after stage",
-                          "1 add", "3 count", "bands: min-max over seeds", NULL};
+    const char *want[] = {"<title>Retention grid</title>",
+                          "accuracy",
+                          "ECE (expected)",
+                          "OCG (expected)",
+                          "after stage",
+                          "1 add",
+                          "3 count",
+                          "bands: min-max over seeds",
+                          NULL};
     check_svg(fig.path, want);
     char *d = svg_desc(fig.path);
     CHECK(d != NULL);
@@ -457,10 +466,12 @@ static void test_grid(void) {
         /* column titles, each legend entry once, y labels on the left column only */
         CHECK(strstr(d, "\nadd\n") && strstr(d, "\nrev\n"));
         int n = 0;
-        for (const char *p = d; (p = strstr(p, "\nsdft\n")) != NULL; p++) n++;
+        for (const char *p = d; (p = strstr(p, "\nsdft\n")) != NULL; p++)
+            n++;
         CHECK_EQ_INT(n, 1);
         n = 0;
-        for (const char *p = d; (p = strstr(p, "OCG (expected)")) != NULL; p++) n++;
+        for (const char *p = d; (p = strstr(p, "OCG (expected)")) != NULL; p++)
+            n++;
         CHECK_EQ_INT(n, 1);
         /* the ECE row keeps column 0's fixed range 0..0.5; the OCG row spans both columns' data
          * (3.0 in column 1 only) */

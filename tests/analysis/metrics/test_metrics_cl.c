@@ -116,7 +116,8 @@ static void test_by_direction(void) {
         0.85, 0.90, 0.40, /* */
         0.50, 0.95, 0.60, /* */
     };
-    metrics_cl a = metrics_cl_compute_field(R, 3, METRICS_FIELD_ACCURACY), v = metrics_cl_compute(R, 3);
+    metrics_cl a = metrics_cl_compute_field(R, 3, METRICS_FIELD_ACCURACY),
+               v = metrics_cl_compute(R, 3);
     CHECK(a.acc == v.acc && a.bwt == v.bwt && a.fwt == v.fwt && a.forgetting == v.forgetting);
     metrics_cl e = metrics_cl_compute_field(R, 3, METRICS_FIELD_ECE);
     CHECK(e.acc == v.acc && e.bwt == v.bwt && e.fwt == v.fwt);
@@ -130,9 +131,10 @@ static void test_by_direction(void) {
      * ACC = (0.05 + 0.45 + 0.15) / 3 = 0.65 / 3
      * BWT = ((0.05 - 0.40) + (0.45 - 0.30)) / 2 = -0.10 (closer to calibration)
      * FWT = ((0.25 - 0.20) + (0.20 - 0.10)) / 2 = 0.075
-     * forgetting on -|OCG| = mean_j (|R3j| - min_l |Rlj|) = ((0.05 - 0.10) + (0.45 - 0.25)) / 2 = 0.075
-     * Verbatim they would be 0.25 / 3, 0.55, 0.075 and -0.025: the signs would cancel. */
-    const double O[] = {0.30, -0.20, 0.10, -0.40, 0.25, -0.05, 0.10, -0.30, 0.20, -0.05, 0.45, -0.15};
+     * forgetting on -|OCG| = mean_j (|R3j| - min_l |Rlj|) = ((0.05 - 0.10) + (0.45 - 0.25)) / 2 =
+     * 0.075 Verbatim they would be 0.25 / 3, 0.55, 0.075 and -0.025: the signs would cancel. */
+    const double O[] = {0.30, -0.20, 0.10, -0.40, 0.25, -0.05,
+                        0.10, -0.30, 0.20, -0.05, 0.45, -0.15};
     metrics_cl o = metrics_cl_compute_field(O, 3, METRICS_FIELD_OCG);
     CHECK_NEAR(o.acc, 0.65 / 3, TOL);
     CHECK_NEAR(o.bwt, -0.10, 1e-15);
@@ -143,7 +145,8 @@ static void test_by_direction(void) {
     CHECK_NEAR(ov.forgetting, -0.025, 1e-15);
     /* NaN and T < 2 as for the verbatim formulas */
     double On[12];
-    for (int i = 0; i < 12; i++) On[i] = O[i];
+    for (int i = 0; i < 12; i++)
+        On[i] = O[i];
     On[metrics_cl_index(3, 2, 1)] = NAN;
     o = metrics_cl_compute_field(On, 3, METRICS_FIELD_OCG);
     CHECK(isnan(o.forgetting));

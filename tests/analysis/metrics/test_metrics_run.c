@@ -154,15 +154,21 @@ static void test_readout_keys(void) {
     CHECK_EQ_STR(metrics_readout_name(METRICS_READOUT_EXPECTED), "expected");
     CHECK(metrics_readout_name(METRICS_READOUT_COUNT) == NULL);
     char buf[40];
-    CHECK_EQ_STR(metrics_field_key(METRICS_FIELD_ECE, METRICS_READOUT_GREEDY, buf, sizeof buf), "ece_greedy");
-    CHECK_EQ_STR(metrics_field_key(METRICS_FIELD_ECE_EQUAL_MASS, METRICS_READOUT_EXPECTED, buf, sizeof buf),
-                 "ece_equal_mass_expected");
-    CHECK_EQ_STR(metrics_field_key(METRICS_FIELD_ACCURACY, METRICS_READOUT_EXPECTED, buf, sizeof buf), "accuracy");
-    CHECK_EQ_STR(metrics_field_key(METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, buf, sizeof buf),
-                 "format_fail_rate");
+    CHECK_EQ_STR(metrics_field_key(METRICS_FIELD_ECE, METRICS_READOUT_GREEDY, buf, sizeof buf),
+                 "ece_greedy");
+    CHECK_EQ_STR(
+        metrics_field_key(METRICS_FIELD_ECE_EQUAL_MASS, METRICS_READOUT_EXPECTED, buf, sizeof buf),
+        "ece_equal_mass_expected");
+    CHECK_EQ_STR(
+        metrics_field_key(METRICS_FIELD_ACCURACY, METRICS_READOUT_EXPECTED, buf, sizeof buf),
+        "accuracy");
+    CHECK_EQ_STR(
+        metrics_field_key(METRICS_FIELD_FORMAT_FAIL_RATE, METRICS_READOUT_GREEDY, buf, sizeof buf),
+        "format_fail_rate");
     CHECK(metrics_field_key(METRICS_FIELD_COUNT, METRICS_READOUT_GREEDY, buf, sizeof buf) == NULL);
     CHECK(metrics_field_key(METRICS_FIELD_ECE, METRICS_READOUT_COUNT, buf, sizeof buf) == NULL);
-    CHECK(metrics_field_key(METRICS_FIELD_MEAN_CONF, METRICS_READOUT_EXPECTED, buf, 8) == NULL); /* too small */
+    CHECK(metrics_field_key(METRICS_FIELD_MEAN_CONF, METRICS_READOUT_EXPECTED, buf, 8) ==
+          NULL); /* too small */
     /* 2 readout-free fields, 8 per readout; all keys distinct */
     int per = 0;
     char keys[2 * METRICS_FIELD_COUNT][40];
@@ -176,9 +182,12 @@ static void test_readout_keys(void) {
     CHECK_EQ_INT(per, METRICS_FIELD_COUNT - 2);
     CHECK_EQ_INT(nk, 2 + 2 * (METRICS_FIELD_COUNT - 2));
     for (int a = 0; a < nk; a++)
-        for (int b = 0; b < a; b++) CHECK_MSG(strcmp(keys[a], keys[b]) != 0, "%s twice", keys[a]);
-    CHECK(!metrics_field_per_readout(METRICS_FIELD_ACCURACY) && !metrics_field_per_readout(METRICS_FIELD_FORMAT_FAIL_RATE));
-    CHECK(metrics_field_per_readout(METRICS_FIELD_AUROC) && !metrics_field_per_readout(METRICS_FIELD_COUNT));
+        for (int b = 0; b < a; b++)
+            CHECK_MSG(strcmp(keys[a], keys[b]) != 0, "%s twice", keys[a]);
+    CHECK(!metrics_field_per_readout(METRICS_FIELD_ACCURACY) &&
+          !metrics_field_per_readout(METRICS_FIELD_FORMAT_FAIL_RATE));
+    CHECK(metrics_field_per_readout(METRICS_FIELD_AUROC) &&
+          !metrics_field_per_readout(METRICS_FIELD_COUNT));
 }
 
 int main(void) {

@@ -35,23 +35,23 @@ static const double k_mass[4] = {1.0, 0.9, 0.8, 0.5};
 static const int k_test[3][2] = {{1, 0}, {4, 1}, {2, 3}};
 
 typedef struct fake_run {
-    const char *format;     /* default "caopd-results" */
-    int version;            /* default 2 (the current layout); 1: the layout before the
-                               expected readout (confidence, ece, ...) */
-    const char *status;     /* default "finished" */
-    int T;                  /* domain stages (default 2) */
-    const char *domains;    /* default "add,rev" */
+    const char *format;         /* default "caopd-results" */
+    int version;                /* default 2 (the current layout); 1: the layout before the
+                                   expected readout (confidence, ece, ...) */
+    const char *status;         /* default "finished" */
+    int T;                      /* domain stages (default 2) */
+    const char *domains;        /* default "add,rev" */
     const char *stage_names[8]; /* stage 1..T names (default add, rev); [0] unused */
-    const char *method[8];  /* per stage 1..T, default "caopd"; [0] unused */
+    const char *method[8];      /* per stage 1..T, default "caopd"; [0] unused */
     int n_written;          /* stages written 0..n_written-1 (default T + 1; -1: none, no group) */
     int seed;               /* spec seed */
     const char *skip_group; /* an eval group path not written (missing group) */
     const char *tamper;     /* eval group whose attribute `tamper_attr` gets tamper_value */
     const char *tamper_attr;
     double tamper_value;
-    int no_domains_attr;    /* leave out the root attribute "domains" */
-    int fail_stage;         /* 1..T: one format failure in 4 (0.25) on the first domain's test
-                               split after that stage; 0: none */
+    int no_domains_attr; /* leave out the root attribute "domains" */
+    int fail_stage;      /* 1..T: one format failure in 4 (0.25) on the first domain's test
+                            split after that stage; 0: none */
 } fake_run;
 
 static inline int fake_k(int stage, int dom, int ood) {
@@ -80,9 +80,11 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
     }
     char spec[1024], stages[512] = "";
     for (int i = 1; i <= fr.T; i++)
-        snprintf(stages + strlen(stages), sizeof stages - strlen(stages), "%s{\"domain\": \"%s\"}", i > 1 ? ", " : "",
-                 fr.stage_names[i] ? fr.stage_names[i] : defn[i % 3]);
-    snprintf(spec, sizeof spec, "{\"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"fake\", \"seed\": %d, \"stages\": [%s]}",
+        snprintf(stages + strlen(stages), sizeof stages - strlen(stages), "%s{\"domain\": \"%s\"}",
+                 i > 1 ? ", " : "", fr.stage_names[i] ? fr.stage_names[i] : defn[i % 3]);
+    snprintf(spec, sizeof spec,
+             "{\"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"fake\", \"seed\": %d, "
+             "\"stages\": [%s]}",
              fr.seed, stages);
     ckpt_writer_set_attr_str(w, "", "spec", spec);
     ckpt_writer_set_attr_str(w, "", "versions", "test");
@@ -104,22 +106,31 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
     for (int i = 0; fr.n_written > 0 && i < fr.n_written; i++) {
         char g[256];
         snprintf(g, sizeof g, "stages/%d", i);
-        ckpt_writer_set_attr_str(w, g, "name", i == 0 ? "base" : fr.stage_names[i] ? fr.stage_names[i] : defn[i % 3]);
-        ckpt_writer_set_attr_str(w, g, "method", i == 0 ? "sft" : fr.method[i] ? fr.method[i] : "caopd");
+        ckpt_writer_set_attr_str(w, g, "name",
+                                 i == 0              ? "base"
+                                 : fr.stage_names[i] ? fr.stage_names[i]
+                                                     : defn[i % 3]);
+        ckpt_writer_set_attr_str(w, g, "method",
+                                 i == 0         ? "sft"
+                                 : fr.method[i] ? fr.method[i]
+                                                : "caopd");
         ckpt_writer_set_attr_i64(w, g, "steps", 4);
         for (int d = 0; d < nd; d++)
             for (int sp = 0; sp < 2; sp++) {
-                snprintf(g, sizeof g, "stages/%d/domains/%s/%s", i, doms[d], sp ? "ood_length_1" : "test");
+                snprintf(g, sizeof g, "stages/%d/domains/%s/%s", i, doms[d],
+                         sp ? "ood_length_1" : "test");
                 if (fr.skip_group && !strcmp(fr.skip_group, g)) continue;
                 const int K = fake_k(i, d, sp);
                 uint8_t cor[4], ff[4] = {0, 0, 0, 0};
                 double ent[4] = {1, 2, 3, 4};
                 int64_t nt[4] = {5, 6, 7, 8};
-                for (int q = 0; q < 4; q++) cor[q] = (uint8_t)(q < K);
+                for (int q = 0; q < 4; q++)
+                    cor[q] = (uint8_t)(q < K);
                 if (fr.fail_stage && i == fr.fail_stage && d == 0 && !sp) ff[3] = 1;
                 int64_t dims[1] = {4};
                 char p[320];
-#define W(nm, dt, buf) snprintf(p, sizeof p, "%s/%s", g, nm), ckpt_writer_write(w, p, dt, 1, dims, buf)
+#define W(nm, dt, buf)                                                                             \
+    snprintf(p, sizeof p, "%s/%s", g, nm), ckpt_writer_write(w, p, dt, 1, dims, buf)
                 if (fr.version == 1) {
                     W("confidence", CKPT_DTYPE_F64, k_conf);
                 } else {
@@ -141,13 +152,20 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
                 for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
                     char key[40];
                     if (fr.version == 1) {
-                        ckpt_writer_set_attr_f64(w, g, metrics_field_name((metrics_field)f), metrics_run_get(&m, (metrics_field)f));
+                        ckpt_writer_set_attr_f64(w, g, metrics_field_name((metrics_field)f),
+                                                 metrics_run_get(&m, (metrics_field)f));
                         continue;
                     }
-                    ckpt_writer_set_attr_f64(w, g, metrics_field_key((metrics_field)f, METRICS_READOUT_GREEDY, key, sizeof key),
+                    ckpt_writer_set_attr_f64(w, g,
+                                             metrics_field_key((metrics_field)f,
+                                                               METRICS_READOUT_GREEDY, key,
+                                                               sizeof key),
                                              metrics_run_get(&m, (metrics_field)f));
                     if (metrics_field_per_readout((metrics_field)f))
-                        ckpt_writer_set_attr_f64(w, g, metrics_field_key((metrics_field)f, METRICS_READOUT_EXPECTED, key, sizeof key),
+                        ckpt_writer_set_attr_f64(w, g,
+                                                 metrics_field_key((metrics_field)f,
+                                                                   METRICS_READOUT_EXPECTED, key,
+                                                                   sizeof key),
                                                  metrics_run_get(&mx, (metrics_field)f));
                 }
                 if (fr.version != 1) ckpt_writer_set_attr_f64(w, g, "mean_format_mass", 0.8);
@@ -159,7 +177,8 @@ static inline int write_fake_run(const char *dir, fake_run fr) {
                 if (fr.tamper && !strcmp(fr.tamper, g)) {
                     if (!strcmp(fr.tamper_attr, "n_correct"))
                         ckpt_writer_set_attr_i64(w, g, fr.tamper_attr, (int64_t)fr.tamper_value);
-                    else ckpt_writer_set_attr_f64(w, g, fr.tamper_attr, fr.tamper_value);
+                    else
+                        ckpt_writer_set_attr_f64(w, g, fr.tamper_attr, fr.tamper_value);
                 }
             }
     }

@@ -1,5 +1,5 @@
-/* test_report: analysis/report/report.h on results files written by hand with known per-sample arrays:
- * the metrics (report_get, metrics.csv, eval_results.csv, the printed tables) equal the
+/* test_report: analysis/report/report.h on results files written by hand with known per-sample
+ * arrays: the metrics (report_get, metrics.csv, eval_results.csv, the printed tables) equal the
  * closed-form values and the stored attributes; the CL and calibration-retention metrics equal
  * hand-computed ones; a tampered attribute is reported as a mismatch; a partial run (status
  * running, stages missing), a repeated domain, several runs side by side work; foreign, newer,
@@ -21,8 +21,8 @@
 #define TOL 1e-12
 
 /* The value of column `col` in the metrics.csv row (run, stage, domain, split); NaN if none. */
-static double csv_metric(const char *csv, const char *run, int stage, const char *dom, const char *split,
-                         const char *col) {
+static double csv_metric(const char *csv, const char *run, int stage, const char *dom,
+                         const char *split, const char *col) {
     char hdr[2048];
     const char *nl = strchr(csv, '\n');
     snprintf(hdr, sizeof hdr, "%.*s", (int)(nl - csv), csv);
@@ -42,7 +42,8 @@ static double csv_metric(const char *csv, const char *run, int stage, const char
             *c = '\0', p = c + 1;
         }
         /* run,method,seed,status,results,stage,stage_name,stage_method,domain,split,... */
-        if (nf > ci && !strcmp(f[0], run) && atoi(f[5]) == stage && !strcmp(f[8], dom) && !strcmp(f[9], split))
+        if (nf > ci && !strcmp(f[0], run) && atoi(f[5]) == stage && !strcmp(f[8], dom) &&
+            !strcmp(f[9], split))
             return strcmp(f[ci], "nan") ? atof(f[ci]) : NAN;
         line = e ? e + 1 : line + strlen(line);
     }
@@ -51,7 +52,8 @@ static double csv_metric(const char *csv, const char *run, int stage, const char
 
 static int count_lines(const char *s) {
     int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
+    for (; s && *s; s++)
+        n += *s == '\n';
     return n;
 }
 
@@ -79,8 +81,10 @@ static void test_finished(void) {
         for (int d = 0; d < 2; d++)
             for (int sp = 0; sp < 2; sp++) {
                 metrics_run m[METRICS_READOUT_COUNT];
-                CHECK(report_get(s, 0, i, doms[d], splits[sp], METRICS_READOUT_GREEDY, &m[0]) == REPORT_OK);
-                CHECK(report_get(s, 0, i, doms[d], splits[sp], METRICS_READOUT_EXPECTED, &m[1]) == REPORT_OK);
+                CHECK(report_get(s, 0, i, doms[d], splits[sp], METRICS_READOUT_GREEDY, &m[0]) ==
+                      REPORT_OK);
+                CHECK(report_get(s, 0, i, doms[d], splits[sp], METRICS_READOUT_EXPECTED, &m[1]) ==
+                      REPORT_OK);
                 const int K = fake_k(i, d, sp);
                 CHECK_NEAR(m[0].accuracy, K / 4.0, TOL);
                 CHECK_NEAR(m[1].accuracy, K / 4.0, TOL);
@@ -111,7 +115,8 @@ static void test_finished(void) {
 
     /* CL on accuracy: R = [[.25, 0], [1, .25], [.5, .75]]. */
     metrics_cl cl;
-    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) == REPORT_OK);
+    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) ==
+          REPORT_OK);
     CHECK_NEAR(cl.acc, 0.625, TOL);
     CHECK_NEAR(cl.bwt, -0.5, TOL);
     CHECK_NEAR(cl.fwt, 0.25, TOL);
@@ -151,13 +156,19 @@ static void test_finished(void) {
     CHECK(report_tables(s, 0, &text) == REPORT_OK);
     CHECK(text && strstr(text, "continual learning") && strstr(text, "calibration retention"));
     CHECK_MSG(text && strstr(text, "accuracy  0.625  -0.500  0.250       0.500"), "%s", text);
-    CHECK_MSG(text && strstr(text, "1 add   1.000  0.250"), "%s", text); /* accuracy row after stage 1 */
-    CHECK_MSG(text && strstr(text, "ood_length_1  ood_length         1   0.500    0.250    0.250"), "%s", text);
-    CHECK_MSG(text && strstr(text, "ECE, greedy readout, run caopd_a") && strstr(text, "ECE, expected readout, run caopd_a"),
+    CHECK_MSG(text && strstr(text, "1 add   1.000  0.250"), "%s",
+              text); /* accuracy row after stage 1 */
+    CHECK_MSG(text && strstr(text, "ood_length_1  ood_length         1   0.500    0.250    0.250"),
               "%s", text);
-    CHECK_MSG(text && strstr(text, "2 rev   0.350  0.400"), "%s", text); /* expected ECE after stage 2 */
-    CHECK_MSG(text && strstr(text, "caopd_a  ece_expected    0.375  -0.150  -0.100      -0.150"), "%s", text);
-    CHECK_MSG(text && strstr(text, "caopd_a  ocg_expected    0.125  -0.500  -0.250      -0.500"), "%s", text);
+    CHECK_MSG(text && strstr(text, "ECE, greedy readout, run caopd_a") &&
+                  strstr(text, "ECE, expected readout, run caopd_a"),
+              "%s", text);
+    CHECK_MSG(text && strstr(text, "2 rev   0.350  0.400"), "%s",
+              text); /* expected ECE after stage 2 */
+    CHECK_MSG(text && strstr(text, "caopd_a  ece_expected    0.375  -0.150  -0.100      -0.150"),
+              "%s", text);
+    CHECK_MSG(text && strstr(text, "caopd_a  ocg_expected    0.125  -0.500  -0.250      -0.500"),
+              "%s", text);
     CHECK_MSG(text && strstr(text, "OCG: all four on |OCG|"), "%s", text);
     free(text);
 
@@ -182,10 +193,13 @@ static void test_finished(void) {
         CHECK_NEAR(csv_metric(csv, "caopd_a", 1, "rev", "test", "mean_tokens"), 6.5, TOL);
         CHECK(isnan(csv_metric(csv, "caopd_a", 1, "rev", "ood_length_1", "auroc"))); /* one class */
         static const char hdr[] =
-            "run,method,seed,status,results,stage,stage_name,stage_method,domain,split,kind,severity,n,n_correct,"
+            "run,method,seed,status,results,stage,stage_name,stage_method,domain,split,kind,"
+            "severity,n,n_correct,"
             "n_format_fail,accuracy,mean_conf_greedy,brier_greedy,ocg_greedy,ece_greedy,mce_greedy,"
-            "ece_equal_mass_greedy,spr_greedy,auroc_greedy,format_fail_rate,mean_conf_expected,brier_expected,"
-            "ocg_expected,ece_expected,mce_expected,ece_equal_mass_expected,spr_expected,auroc_expected,"
+            "ece_equal_mass_greedy,spr_greedy,auroc_greedy,format_fail_rate,mean_conf_expected,"
+            "brier_expected,"
+            "ocg_expected,ece_expected,mce_expected,ece_equal_mass_expected,spr_expected,auroc_"
+            "expected,"
             "mean_format_mass,answer_entropy,conf_entropy,mean_tokens,readouts\n";
         CHECK_MSG(strncmp(csv, hdr, strlen(hdr)) == 0, "%s", csv);
         CHECK(strstr(csv, ",greedy+expected\n") != NULL);
@@ -193,14 +207,19 @@ static void test_finished(void) {
     free(csv);
     snprintf(p, sizeof p, "%s/eval_results.csv", out);
     char *ev = read_text(p);
-    static const char ev_hdr[] = "run,method,seed,training_exp,eval_exp,stream,domain,metric,value\n";
+    static const char ev_hdr[] =
+        "run,method,seed,training_exp,eval_exp,stream,domain,metric,value\n";
     CHECK(ev && strncmp(ev, ev_hdr, strlen(ev_hdr)) == 0);
     /* n, 10 greedy fields, 8 expected ones, mean_format_mass */
-    CHECK_EQ_INT(count_lines(ev), 1 + 3 * 2 * 2 * (1 + METRICS_FIELD_COUNT + METRICS_FIELD_COUNT - 2 + 1));
-    CHECK_MSG(ev && strstr(ev, "\ncaopd_a,caopd+sdft,7,2,1,test,add,ece_greedy,0.27500000000000002\n"), "eval_results.csv");
+    CHECK_EQ_INT(count_lines(ev),
+                 1 + 3 * 2 * 2 * (1 + METRICS_FIELD_COUNT + METRICS_FIELD_COUNT - 2 + 1));
+    CHECK_MSG(
+        ev && strstr(ev, "\ncaopd_a,caopd+sdft,7,2,1,test,add,ece_greedy,0.27500000000000002\n"),
+        "eval_results.csv");
     static const char ex_row[] = "\ncaopd_a,caopd+sdft,7,2,1,test,add,ece_expected,";
     const char *ex = ev ? strstr(ev, ex_row) : NULL;
-    CHECK_MSG(ex && fabs(atof(ex + strlen(ex_row)) - 0.35) <= TOL, "eval_results.csv: ece_expected");
+    CHECK_MSG(ex && fabs(atof(ex + strlen(ex_row)) - 0.35) <= TOL,
+              "eval_results.csv: ece_expected");
     CHECK(ev && strstr(ev, "\ncaopd_a,caopd+sdft,7,1,2,ood_length_1,rev,accuracy,0\n"));
     free(ev);
     snprintf(p, sizeof p, "%s/summary.json", out);
@@ -209,25 +228,39 @@ static void test_finished(void) {
     CHECK(j != NULL);
     if (j) {
         cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0);
-        cJSON *acc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "cl"), "test"), "accuracy");
+        cJSON *acc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "cl"), "test"),
+                                         "accuracy");
         CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(acc, "bwt")), -0.5, TOL);
         CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(r0, "seed")), 7, 0);
         cJSON *gap = cJSON_GetArrayItem(cJSON_GetObjectItem(r0, "ood_gaps"), 0);
-        CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(gap, "accuracy")), 0.25, TOL); /* add: .5 - .25 */
-        CHECK(cJSON_IsNull(cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
-                                                  cJSON_GetObjectItem(r0, "matrices"), "ood_length_1"), "auroc_greedy"), 1), 1)));
-        cJSON *ece_x = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "matrices"), "test"), "ece_expected");
-        CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(ece_x, 2), 0)), 0.35, TOL);
+        CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(gap, "accuracy")), 0.25,
+                   TOL); /* add: .5 - .25 */
+        CHECK(cJSON_IsNull(cJSON_GetArrayItem(
+            cJSON_GetArrayItem(
+                cJSON_GetObjectItem(
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "matrices"), "ood_length_1"),
+                    "auroc_greedy"),
+                1),
+            1)));
+        cJSON *ece_x = cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "matrices"), "test"), "ece_expected");
+        CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(ece_x, 2), 0)), 0.35,
+                   TOL);
         CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "version")), 2, 0);
         CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(r0, "readouts")), 2);
-        CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "cl"), "test"), "ocg_expected") != NULL);
+        CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "cl"), "test"),
+                                  "ocg_expected") != NULL);
     }
     cJSON_Delete(j);
     free(js);
-    static const char *const figs[] = {"retention_add.png", "retention_rev.svg", "heatmap_caopd_a_accuracy.png",
-                                       "heatmap_caopd_a_ece_greedy.svg", "heatmap_caopd_a_ece_expected.png",
+    static const char *const figs[] = {"retention_add.png",
+                                       "retention_rev.svg",
+                                       "heatmap_caopd_a_accuracy.png",
+                                       "heatmap_caopd_a_ece_greedy.svg",
+                                       "heatmap_caopd_a_ece_expected.png",
                                        "reliability/caopd_a_stage2_rev_greedy.png",
-                                       "reliability/caopd_a_stage0_add_expected.svg", "report.md"};
+                                       "reliability/caopd_a_stage0_add_expected.svg",
+                                       "report.md"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", out, figs[i]);
         CHECK_MSG(file_exists(p), "%s missing", p);
@@ -244,10 +277,11 @@ static void expect_load_error(const char *path, int status, const char *const *w
     report_set *s = NULL;
     CHECK(report_set_new(&s) == REPORT_OK);
     int rc = report_add_run(s, path);
-    CHECK_MSG(rc == status, "%s: %s, expected %s: %s", path, report_status_str(rc), report_status_str(status),
-              report_errmsg(s));
+    CHECK_MSG(rc == status, "%s: %s, expected %s: %s", path, report_status_str(rc),
+              report_status_str(status), report_errmsg(s));
     for (int i = 0; i < n; i++)
-        CHECK_MSG(strstr(report_errmsg(s), want[i]) != NULL, "'%s' not in: %s", want[i], report_errmsg(s));
+        CHECK_MSG(strstr(report_errmsg(s), want[i]) != NULL, "'%s' not in: %s", want[i],
+                  report_errmsg(s));
     CHECK_EQ_INT(report_n_runs(s), 0);
     report_set_free(s);
 }
@@ -255,19 +289,23 @@ static void expect_load_error(const char *path, int status, const char *const *w
 static void test_mismatch(void) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/tampered", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/1/domains/rev/test", .tamper_attr = "ece_greedy",
+    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/1/domains/rev/test",
+                                         .tamper_attr = "ece_greedy",
                                          .tamper_value = 0.5}) == 0);
-    const char *want[] = {"tampered/results.h5", "stages/1/domains/rev/test: ece_greedy stored 0.5, recomputed 0.425",
+    const char *want[] = {"tampered/results.h5",
+                          "stages/1/domains/rev/test: ece_greedy stored 0.5, recomputed 0.425",
                           "1 stored metric attribute(s) differ"};
     expect_load_error(dir, REPORT_ERR_MISMATCH, want, 3);
     snprintf(dir, sizeof dir, "%s/tampered_count", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/0/domains/add/ood_length_1", .tamper_attr = "n_correct",
+    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/0/domains/add/ood_length_1",
+                                         .tamper_attr = "n_correct",
                                          .tamper_value = 3}) == 0);
     const char *want2[] = {"stages/0/domains/add/ood_length_1: n_correct stored 3, recomputed 0"};
     expect_load_error(dir, REPORT_ERR_MISMATCH, want2, 1);
     /* A difference within REPORT_ATTR_TOL is accepted. */
     snprintf(dir, sizeof dir, "%s/tiny_diff", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/1/domains/rev/test", .tamper_attr = "ece_greedy",
+    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/1/domains/rev/test",
+                                         .tamper_attr = "ece_greedy",
                                          .tamper_value = 0.425 + 1e-15}) == 0);
     report_set *s = NULL;
     report_set_new(&s);
@@ -275,14 +313,17 @@ static void test_mismatch(void) {
     report_set_free(s);
     /* The expected readout's attributes are checked too. */
     snprintf(dir, sizeof dir, "%s/tampered_expected", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/2/domains/add/test", .tamper_attr = "ocg_expected",
+    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/2/domains/add/test",
+                                         .tamper_attr = "ocg_expected",
                                          .tamper_value = 0.1}) == 0);
     const char *want3[] = {"stages/2/domains/add/test: ocg_expected stored 0.1, recomputed "};
     expect_load_error(dir, REPORT_ERR_MISMATCH, want3, 1);
     snprintf(dir, sizeof dir, "%s/tampered_mass", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/0/domains/rev/test", .tamper_attr = "mean_format_mass",
+    CHECK(write_fake_run(dir, (fake_run){.tamper = "stages/0/domains/rev/test",
+                                         .tamper_attr = "mean_format_mass",
                                          .tamper_value = 0.7}) == 0);
-    const char *want4[] = {"stages/0/domains/rev/test: mean_format_mass stored 0.7, recomputed 0.8"};
+    const char *want4[] = {
+        "stages/0/domains/rev/test: mean_format_mass stored 0.7, recomputed 0.8"};
     expect_load_error(dir, REPORT_ERR_MISMATCH, want4, 1);
 }
 
@@ -296,8 +337,10 @@ static void test_format_failures(void) {
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
     char *text = NULL;
     CHECK(report_tables(s, 0, &text) == REPORT_OK);
-    CHECK_MSG(text && strstr(text, "WARNING, run fmt: format failures reach 0.250 (after stage 2 rev, add), above 0.10: "
-                                   "a completion without a confidence reads 0") &&
+    CHECK_MSG(text &&
+                  strstr(text, "WARNING, run fmt: format failures reach 0.250 (after stage 2 rev, "
+                               "add), above 0.10: "
+                               "a completion without a confidence reads 0") &&
                   strstr(text, "format-failure rate, run fmt"),
               "%s", text ? text : "");
     free(text);
@@ -307,8 +350,9 @@ static void test_format_failures(void) {
     report_set_new(&s);
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
     CHECK(report_tables(s, 1, &text) == REPORT_OK);
-    CHECK_MSG(text && strstr(text, "Format failures, run `nofmt`: at most 0.000") && !strstr(text, "**Warning**"), "%s",
-              text ? text : "");
+    CHECK_MSG(text && strstr(text, "Format failures, run `nofmt`: at most 0.000") &&
+                  !strstr(text, "**Warning**"),
+              "%s", text ? text : "");
     free(text);
     report_set_free(s);
 }
@@ -320,8 +364,9 @@ static void test_partial(void) {
     report_set *s = NULL;
     report_set_new(&s);
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
-    CHECK_MSG(strstr(report_notes(s), "run live is not finished (status running; it has no run.lock"), "%s",
-              report_notes(s));
+    CHECK_MSG(
+        strstr(report_notes(s), "run live is not finished (status running; it has no run.lock"),
+        "%s", report_notes(s));
     { /* with run.lock: held by a process (here, this one through another open file) or by nobody */
         char lp[700];
         snprintf(lp, sizeof lp, "%s/run.lock", dir);
@@ -330,24 +375,30 @@ static void test_partial(void) {
         report_set *h = NULL;
         report_set_new(&h);
         CHECK_MSG(report_add_run(h, dir) == REPORT_OK, "%s", report_errmsg(h));
-        CHECK_MSG(strstr(report_notes(h), "run live is still going (a process holds its run.lock): 2 of 3 stages"),
+        CHECK_MSG(strstr(report_notes(h),
+                         "run live is still going (a process holds its run.lock): 2 of 3 stages"),
                   "%s", report_notes(h));
         report_set_free(h);
         close(fd); /* the process is gone */
         report_set_new(&h);
         CHECK_MSG(report_add_run(h, dir) == REPORT_OK, "%s", report_errmsg(h));
         char want[900];
-        snprintf(want, sizeof want, "run live is stopped before finishing (status running, but no process holds its "
-                 "run.lock: it was killed or crashed; continue it with caopd run --resume %s): 2 of 3", dir);
+        snprintf(
+            want, sizeof want,
+            "run live is stopped before finishing (status running, but no process holds its "
+            "run.lock: it was killed or crashed; continue it with caopd run --resume %s): 2 of 3",
+            dir);
         CHECK_MSG(strstr(report_notes(h), want), "%s", report_notes(h));
         report_set_free(h);
         unlink(lp);
     }
     metrics_run m;
-    CHECK(report_get(s, 0, 1, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_OK && m.accuracy == 1.0);
+    CHECK(report_get(s, 0, 1, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_OK &&
+          m.accuracy == 1.0);
     CHECK(report_get(s, 0, 2, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_ERR_ARG);
     metrics_cl cl;
-    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) == REPORT_OK);
+    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) ==
+          REPORT_OK);
     CHECK(isnan(cl.acc) && isnan(cl.bwt) && isnan(cl.forgetting));
     CHECK_NEAR(cl.fwt, 0.25, TOL); /* reads rows 0 and 1 only */
     char *text = NULL;
@@ -407,7 +458,8 @@ static void test_bad_files(void) {
     const char *w6[] = {"noattr/results.h5", "no string attribute 'domains'"};
     expect_load_error(dir, REPORT_ERR_FILE, w6, 2);
     snprintf(dir, sizeof dir, "%s/cut", g_rtmp);
-    CHECK(write_fake_run(dir, (fake_run){.n_written = 2}) == 0); /* "finished" with a stage missing */
+    CHECK(write_fake_run(dir, (fake_run){.n_written = 2}) ==
+          0); /* "finished" with a stage missing */
     const char *w7[] = {"cut/results.h5", "status 'finished' but only 2 of its 3 stages"};
     expect_load_error(dir, REPORT_ERR_FILE, w7, 2);
     /* A failed load leaves the set usable. */
@@ -426,10 +478,13 @@ static void test_repeated_domain(void) {
     report_set_new(&s);
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
     metrics_cl cl;
-    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) == REPORT_ERR_ARG);
+    CHECK(report_cl(s, 0, "test", METRICS_FIELD_ACCURACY, METRICS_READOUT_GREEDY, &cl) ==
+          REPORT_ERR_ARG);
     CHECK(isnan(cl.acc) && isnan(cl.bwt));
-    CHECK_MSG(strstr(report_errmsg(s), "3 domain stages (add, rev, add) do not line up with its 2 evaluation domains"),
-              "%s", report_errmsg(s));
+    CHECK_MSG(
+        strstr(report_errmsg(s),
+               "3 domain stages (add, rev, add) do not line up with its 2 evaluation domains"),
+        "%s", report_errmsg(s));
     CHECK(strstr(report_notes(s), "ACC/BWT/FWT/forgetting are skipped") != NULL);
     char *text = NULL;
     CHECK(report_tables(s, 0, &text) == REPORT_OK);
@@ -487,7 +542,8 @@ static void test_several(void) {
         snprintf(p, sizeof p, "%s/%s", out, files[k]);
         csv = read_text(p);
         const char *row = csv ? strchr(csv, '\n') : NULL;
-        CHECK_MSG(row && !strncmp(row + 1, "\"lr 1e-3,seed 1\",", 17), "%s: %s", files[k], csv ? csv : "(none)");
+        CHECK_MSG(row && !strncmp(row + 1, "\"lr 1e-3,seed 1\",", 17), "%s: %s", files[k],
+                  csv ? csv : "(none)");
         free(csv);
     }
     report_set_free(s);
@@ -503,8 +559,9 @@ static void test_old_version(void) {
     report_set_new(&s);
     CHECK_MSG(report_add_run(s, dir) == REPORT_OK, "%s", report_errmsg(s));
     CHECK_EQ_INT(report_run_has_expected(s, 0), 0);
-    CHECK_MSG(strstr(report_notes(s), "run old has no expected readout: its results file has format_version 1"), "%s",
-              report_notes(s));
+    CHECK_MSG(strstr(report_notes(s),
+                     "run old has no expected readout: its results file has format_version 1"),
+              "%s", report_notes(s));
     metrics_run m;
     CHECK(report_get(s, 0, 2, "add", "test", METRICS_READOUT_GREEDY, &m) == REPORT_OK);
     CHECK_NEAR(m.ece, 0.275, TOL);
@@ -516,7 +573,9 @@ static void test_old_version(void) {
     CHECK(isnan(cl.acc));
     char *text = NULL;
     CHECK(report_tables(s, 0, &text) == REPORT_OK);
-    CHECK_MSG(text && strstr(text, "ECE, expected readout, run old: none (results file format_version 1"), "%s", text);
+    CHECK_MSG(
+        text && strstr(text, "ECE, expected readout, run old: none (results file format_version 1"),
+        "%s", text);
     CHECK_MSG(text && strstr(text, "ece_greedy") && !strstr(text, "ece_expected"), "%s", text);
     CHECK(text && strstr(text, "has no expected readout"));
     free(text);
@@ -532,7 +591,8 @@ static void test_old_version(void) {
     free(csv);
     snprintf(p, sizeof p, "%s/eval_results.csv", out);
     char *ev = read_text(p);
-    CHECK(ev && strstr(ev, ",ece_greedy,") && !strstr(ev, "_expected,") && !strstr(ev, "mean_format_mass"));
+    CHECK(ev && strstr(ev, ",ece_greedy,") && !strstr(ev, "_expected,") &&
+          !strstr(ev, "mean_format_mass"));
     free(ev);
     snprintf(p, sizeof p, "%s/heatmap_old_ece_greedy.png", out);
     CHECK(file_exists(p));
@@ -551,7 +611,8 @@ static void test_old_version(void) {
     cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0);
     CHECK(r0 && cJSON_GetArraySize(cJSON_GetObjectItem(r0, "readouts")) == 1);
     CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(r0, "results_format_version")), 1, 0);
-    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "matrices"), "test"), "ece_expected") == NULL);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r0, "matrices"), "test"),
+                              "ece_expected") == NULL);
     cJSON_Delete(j);
     free(js);
     report_set_free(s);

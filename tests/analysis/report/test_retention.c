@@ -1,5 +1,5 @@
-/* test_retention: the stage-sequence analysis of a sweep (analysis/report/retention.h) on a summary and
- * results files written by hand: 2 series (caopd, sdft) x 2 seeds, 3 domain stages over 3
+/* test_retention: the stage-sequence analysis of a sweep (analysis/report/retention.h) on a summary
+ * and results files written by hand: 2 series (caopd, sdft) x 2 seeds, 3 domain stages over 3
  * domains (mod, count, rev), one seed with two severity cells (averaged first, NaN skipped).
  * Checks the retention-curve points and bands, the CL summaries per series against hand-computed
  * values (accuracy, ECE expected, |OCG| expected), the reliability bins pooled from per-sample
@@ -28,7 +28,8 @@ typedef struct hcell {
 } hcell;
 /* cells 0, 1: caopd seed 1 (severities 1, 2); 2: caopd seed 2; 3: sdft seed 1 (its results file
  * missing); 4: sdft seed 2 */
-static const hcell k_cells[5] = {{0, 1, 1, 1}, {0, 1, 2, 1}, {0, 2, 1, 1}, {1, 1, 1, 0}, {1, 2, 1, 1}};
+static const hcell k_cells[5] = {
+    {0, 1, 1, 1}, {0, 1, 2, 1}, {0, 2, 1, 1}, {1, 1, 1, 0}, {1, 2, 1, 1}};
 #define NCELLS 5
 static const char *const k_method[2] = {"caopd", "sdft"};
 
@@ -86,10 +87,12 @@ static double cell_value(int c, int m, int i, int j) {
 }
 
 static void cell_name(int c, char *buf, size_t len) {
-    snprintf(buf, len, "%03d_method-%s_seed-%d_sev-%d", c, k_method[k_cells[c].series], k_cells[c].seed, k_cells[c].sev);
+    snprintf(buf, len, "%03d_method-%s_seed-%d_sev-%d", c, k_method[k_cells[c].series],
+             k_cells[c].seed, k_cells[c].sev);
 }
 
-/* ---- per-sample data of the results files ----------------------------------------------------- */
+/* ---- per-sample data of the results files -----------------------------------------------------
+ */
 
 /* Sample s of cell c, stage i, domain j: greedy confidence 0.65/0.75/0.85 (bins 6..8), expected
  * 0.05 + 0.1 k (bin k), correct alternating. */
@@ -114,8 +117,10 @@ static int write_results(const char *dir, int c) {
         return -1;
     }
     char spec[512];
-    snprintf(spec, sizeof spec, "{\"format\": \"caopd-experiment\", \"version\": 1, \"seed\": %d, \"stages\": "
-             "[{\"domain\": \"mod\"}, {\"domain\": \"count\"}, {\"domain\": \"rev\"}]}", k_cells[c].seed);
+    snprintf(spec, sizeof spec,
+             "{\"format\": \"caopd-experiment\", \"version\": 1, \"seed\": %d, \"stages\": "
+             "[{\"domain\": \"mod\"}, {\"domain\": \"count\"}, {\"domain\": \"rev\"}]}",
+             k_cells[c].seed);
     ckpt_writer_set_attr_str(w, "", "spec", spec);
     ckpt_writer_set_attr_str(w, "", "versions", "test");
     ckpt_writer_set_attr_str(w, "", "status", "finished");
@@ -132,14 +137,20 @@ static int write_results(const char *dir, int c) {
             snprintf(g, sizeof g, "stages/%d/domains/%s/test", i, k_doms[j]);
             double gc[NS], ec[NS], mass[NS] = {1, 1, 1, 1};
             uint8_t cor[NS], ff[NS] = {0, 0, 0, 0};
-            for (int s = 0; s < NS; s++) gc[s] = g_conf(c, j, s), ec[s] = e_conf(c, j, s), cor[s] = correct_of(c, i, j, s);
+            for (int s = 0; s < NS; s++)
+                gc[s] = g_conf(c, j, s), ec[s] = e_conf(c, j, s), cor[s] = correct_of(c, i, j, s);
             int64_t dims[1] = {NS};
             char p[320];
-            snprintf(p, sizeof p, "%s/confidence_greedy", g), ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, gc);
-            snprintf(p, sizeof p, "%s/confidence_expected", g), ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, ec);
-            snprintf(p, sizeof p, "%s/confidence_format_mass", g), ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, mass);
-            snprintf(p, sizeof p, "%s/correct", g), ckpt_writer_write(w, p, CKPT_DTYPE_U8, 1, dims, cor);
-            snprintf(p, sizeof p, "%s/format_fail", g), ckpt_writer_write(w, p, CKPT_DTYPE_U8, 1, dims, ff);
+            snprintf(p, sizeof p, "%s/confidence_greedy", g),
+                ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, gc);
+            snprintf(p, sizeof p, "%s/confidence_expected", g),
+                ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, ec);
+            snprintf(p, sizeof p, "%s/confidence_format_mass", g),
+                ckpt_writer_write(w, p, CKPT_DTYPE_F64, 1, dims, mass);
+            snprintf(p, sizeof p, "%s/correct", g),
+                ckpt_writer_write(w, p, CKPT_DTYPE_U8, 1, dims, cor);
+            snprintf(p, sizeof p, "%s/format_fail", g),
+                ckpt_writer_write(w, p, CKPT_DTYPE_U8, 1, dims, ff);
             metrics_run m[2];
             metrics_run_compute(gc, cor, ff, NS, &m[0]);
             metrics_run_compute(ec, cor, ff, NS, &m[1]);
@@ -147,8 +158,10 @@ static int write_results(const char *dir, int c) {
                 for (int f = 0; f < METRICS_FIELD_COUNT; f++) {
                     char key[40];
                     if (q && !metrics_field_per_readout((metrics_field)f)) continue;
-                    ckpt_writer_set_attr_f64(w, g, metrics_field_key((metrics_field)f, (metrics_readout)q, key, sizeof key),
-                                             metrics_run_get(&m[q], (metrics_field)f));
+                    ckpt_writer_set_attr_f64(
+                        w, g,
+                        metrics_field_key((metrics_field)f, (metrics_readout)q, key, sizeof key),
+                        metrics_run_get(&m[q], (metrics_field)f));
                 }
             ckpt_writer_set_attr_f64(w, g, "mean_format_mass", 1.0);
             ckpt_writer_set_attr_i64(w, g, "n", (int64_t)m[0].n);
@@ -197,17 +210,21 @@ static int write_summary(const char *path, int n, int T, const char *const *resu
         snprintf(ga, sizeof ga, "%s/axes", g);
         ckpt_writer_set_attr_str(w, ga, "method", k_method[h->series]);
         snprintf(buf, sizeof buf, "%d", h->seed), ckpt_writer_set_attr_str(w, ga, "seed", buf);
-        snprintf(buf, sizeof buf, "%d", h->sev), ckpt_writer_set_attr_str(w, ga, "ood_severity", buf);
+        snprintf(buf, sizeof buf, "%d", h->sev),
+            ckpt_writer_set_attr_str(w, ga, "ood_severity", buf);
         for (int sp = 0; sp < 2; sp++) {
             char gs[160];
-            if (sp) snprintf(gs, sizeof gs, "%s/metrics/ood_length_%d", g, h->sev);
-            else snprintf(gs, sizeof gs, "%s/metrics/test", g);
+            if (sp)
+                snprintf(gs, sizeof gs, "%s/metrics/ood_length_%d", g, h->sev);
+            else
+                snprintf(gs, sizeof gs, "%s/metrics/test", g);
             ckpt_writer_set_attr_str(w, gs, "kind", sp ? "ood_length" : "test");
             ckpt_writer_set_attr_i64(w, gs, "severity", sp ? h->sev : 0);
             for (int m = 0; m < SEVERITY_N_METRICS; m++) {
                 double R[NST * ND];
                 for (int i = 0; i <= T; i++)
-                    for (int j = 0; j < nd; j++) R[i * nd + j] = cell_value(c, m, i, j) - (sp ? 0.01 : 0);
+                    for (int j = 0; j < nd; j++)
+                        R[i * nd + j] = cell_value(c, m, i, j) - (sp ? 0.01 : 0);
                 char dp[220];
                 snprintf(dp, sizeof dp, "%s/%s", gs, severity_metric_names[m]);
                 ckpt_writer_write(w, dp, CKPT_DTYPE_F64, 2, (int64_t[]){T + 1, nd}, R);
@@ -239,22 +256,28 @@ static retention_point two(double a, double b) {
 }
 
 static void check_point(const char *what, retention_point got, retention_point want) {
-    CHECK_MSG(got.n_seeds == want.n_seeds, "%s: n_seeds %d, want %d", what, got.n_seeds, want.n_seeds);
-    CHECK_MSG(fabs(got.mean - want.mean) < TOL, "%s: mean %.17g, want %.17g", what, got.mean, want.mean);
-    CHECK_MSG(fabs(got.min - want.min) < TOL && fabs(got.max - want.max) < TOL, "%s: [%.17g, %.17g], want [%.17g, %.17g]",
-              what, got.min, got.max, want.min, want.max);
-    if (want.n_seeds >= 2) CHECK_MSG(fabs(got.sd - want.sd) < TOL, "%s: sd %.17g, want %.17g", what, got.sd, want.sd);
-    else CHECK_MSG(isnan(got.sd), "%s: sd %g for one seed", what, got.sd);
+    CHECK_MSG(got.n_seeds == want.n_seeds, "%s: n_seeds %d, want %d", what, got.n_seeds,
+              want.n_seeds);
+    CHECK_MSG(fabs(got.mean - want.mean) < TOL, "%s: mean %.17g, want %.17g", what, got.mean,
+              want.mean);
+    CHECK_MSG(fabs(got.min - want.min) < TOL && fabs(got.max - want.max) < TOL,
+              "%s: [%.17g, %.17g], want [%.17g, %.17g]", what, got.min, got.max, want.min,
+              want.max);
+    if (want.n_seeds >= 2)
+        CHECK_MSG(fabs(got.sd - want.sd) < TOL, "%s: sd %.17g, want %.17g", what, got.sd, want.sd);
+    else
+        CHECK_MSG(isnan(got.sd), "%s: sd %g for one seed", what, got.sd);
 }
 
 /* The pooled bins of one series: cells cs[0..nc) at stage 3 over the three domains, computed
  * here sample by sample; *ref_ece = metrics_run_compute's ECE of the concatenated samples. */
-static void pooled(const int *cs, int nc, int q, double cnt[METRICS_NBINS], double conf[METRICS_NBINS],
-                   double acc[METRICS_NBINS], double *ref_ece) {
+static void pooled(const int *cs, int nc, int q, double cnt[METRICS_NBINS],
+                   double conf[METRICS_NBINS], double acc[METRICS_NBINS], double *ref_ece) {
     double all_c[64];
     uint8_t all_y[64];
     int n = 0;
-    for (int b = 0; b < METRICS_NBINS; b++) cnt[b] = conf[b] = acc[b] = 0;
+    for (int b = 0; b < METRICS_NBINS; b++)
+        cnt[b] = conf[b] = acc[b] = 0;
     for (int k = 0; k < nc; k++)
         for (int j = 0; j < ND; j++)
             for (int s = 0; s < NS; s++) {
@@ -276,18 +299,23 @@ static void check_reliability(const retention_analysis *a, int series, const int
         pooled(cs, nc, q, cnt, conf, acc, &ref);
         metrics_bin bins[METRICS_NBINS];
         int ns = -1;
-        CHECK(retention_reliability(a, series, (metrics_readout)q, bins, &ece, &ns) == RETENTION_OK);
+        CHECK(retention_reliability(a, series, (metrics_readout)q, bins, &ece, &ns) ==
+              RETENTION_OK);
         CHECK_EQ_INT(ns, nc);
         for (int b = 0; b < METRICS_NBINS; b++) {
-            CHECK_MSG((double)bins[b].count == cnt[b], "series %d readout %d bin %d: count %zu, want %g", series, q, b,
+            CHECK_MSG((double)bins[b].count == cnt[b],
+                      "series %d readout %d bin %d: count %zu, want %g", series, q, b,
                       bins[b].count, cnt[b]);
             if (cnt[b] > 0)
-                CHECK_MSG(fabs(bins[b].mean_conf - conf[b]) < TOL && fabs(bins[b].accuracy - acc[b]) < TOL,
-                          "series %d readout %d bin %d: conf %g acc %g, want %g %g", series, q, b, bins[b].mean_conf,
-                          bins[b].accuracy, conf[b], acc[b]);
-            else CHECK(isnan(bins[b].mean_conf) && isnan(bins[b].accuracy));
+                CHECK_MSG(fabs(bins[b].mean_conf - conf[b]) < TOL &&
+                              fabs(bins[b].accuracy - acc[b]) < TOL,
+                          "series %d readout %d bin %d: conf %g acc %g, want %g %g", series, q, b,
+                          bins[b].mean_conf, bins[b].accuracy, conf[b], acc[b]);
+            else
+                CHECK(isnan(bins[b].mean_conf) && isnan(bins[b].accuracy));
         }
-        CHECK_MSG(fabs(ece - ref) < TOL, "series %d readout %d: pooled ECE %.17g, metrics_run_compute %.17g", series, q,
+        CHECK_MSG(fabs(ece - ref) < TOL,
+                  "series %d readout %d: pooled ECE %.17g, metrics_run_compute %.17g", series, q,
                   ece, ref);
     }
 }
@@ -321,11 +349,15 @@ static void check_summary_lines(const char *md) {
      * seed 2 (.12+.09+.06)/3: 0.08; per stage 0.06, 0.07, 0.08: worst stage 3. sdft: (.40/3 +
      * .42/3)/2 = 0.136667; stage 2: ((.30+.10)/2 + (.40+.12)/2)/2 = 0.23, the worst. */
     p = after_series(md, "1. ", "caopd");
-    CHECK_MSG(p && sscanf(p, "%lf (worst %lf after stage %d %63[^)])", &x, &y, &i, where) == 4, "%s", md);
+    CHECK_MSG(p && sscanf(p, "%lf (worst %lf after stage %d %63[^)])", &x, &y, &i, where) == 4,
+              "%s", md);
     if (p) CHECK(NEAR3(x, 0.08) && NEAR3(y, 0.08) && i == 3 && !strcmp(where, "rev"));
     p = after_series(md, "1. ", "sdft");
-    CHECK_MSG(p && sscanf(p, "%lf (worst %lf after stage %d %63[^)])", &x, &y, &i, where) == 4, "%s", md);
-    if (p) CHECK_MSG(NEAR3(x, 0.82 / 6) && NEAR3(y, 0.23) && i == 2 && !strcmp(where, "count"), "%g %g %d %s", x, y, i, where);
+    CHECK_MSG(p && sscanf(p, "%lf (worst %lf after stage %d %63[^)])", &x, &y, &i, where) == 4,
+              "%s", md);
+    if (p)
+        CHECK_MSG(NEAR3(x, 0.82 / 6) && NEAR3(y, 0.23) && i == 2 && !strcmp(where, "count"),
+                  "%g %g %d %s", x, y, i, where);
     /* 2. ECE forgetting (on -R) and BWT: caopd seeds .03 and .045 (both), sdft .105 and .105 */
     p = after_series(md, "2. ", "caopd");
     CHECK_MSG(p && sscanf(p, "forgetting %lf, BWT %lf", &x, &y) == 2, "%s", md);
@@ -345,11 +377,18 @@ static void check_summary_lines(const char *md) {
      * minimum -0.08 (mod after stage 2); sdft (.80/3 + .78/3)/2 = 0.263333, minimum 0.11 (rev
      * after stage 3) */
     p = after_series(md, "4. ", "caopd");
-    CHECK_MSG(p && sscanf(p, "%lf after the last stage, minimum %lf (%63s after stage %d", &x, &y, where, &i) == 4, "%s", md);
-    if (p) CHECK_MSG(NEAR3(x, 0.14 / 6) && NEAR3(y, -0.08) && !strcmp(where, "mod") && i == 2, "%g %g %s %d", x, y, where, i);
+    CHECK_MSG(p && sscanf(p, "%lf after the last stage, minimum %lf (%63s after stage %d", &x, &y,
+                          where, &i) == 4,
+              "%s", md);
+    if (p)
+        CHECK_MSG(NEAR3(x, 0.14 / 6) && NEAR3(y, -0.08) && !strcmp(where, "mod") && i == 2,
+                  "%g %g %s %d", x, y, where, i);
     p = after_series(md, "4. ", "sdft");
-    CHECK(p && sscanf(p, "%lf after the last stage, minimum %lf (%63s after stage %d", &x, &y, where, &i) == 4);
-    if (p) CHECK_MSG(NEAR3(x, 1.58 / 6) && NEAR3(y, 0.11) && !strcmp(where, "rev") && i == 3, "%g %g %s %d", x, y, where, i);
+    CHECK(p && sscanf(p, "%lf after the last stage, minimum %lf (%63s after stage %d", &x, &y,
+                      where, &i) == 4);
+    if (p)
+        CHECK_MSG(NEAR3(x, 1.58 / 6) && NEAR3(y, 0.11) && !strcmp(where, "rev") && i == 3,
+                  "%g %g %s %d", x, y, where, i);
     /* 5. calibration kept best: caopd (0.0375 < 0.105); most accuracy lost: sdft (0.6 > 0.2) */
     const char *l5 = line_of(md, "5. ");
     CHECK_MSG(l5 && strstr(l5, "(lowest ECE forgetting, expected readout): `caopd` (0.03") &&
@@ -370,14 +409,16 @@ static void check_png_svg(const char *dir, const char *stem) {
     free(b);
     snprintf(p, sizeof p, "%s/%s.svg", dir, stem);
     b = read_text(p);
-    CHECK_MSG(b && !strncmp(b, "<?xml", 5) && strstr(b, "<svg") && strstr(b, "</svg>"), "%s is not an SVG", p);
+    CHECK_MSG(b && !strncmp(b, "<?xml", 5) && strstr(b, "<svg") && strstr(b, "</svg>"),
+              "%s is not an SVG", p);
     free(b);
 }
 
 /* The numbers of the CSV row that starts with key. */
 static int csv_row(const char *csv, const char *key, double *v, int n) {
     const char *p = csv;
-    while ((p = strstr(p, key)) && p != csv && p[-1] != '\n') p++;
+    while ((p = strstr(p, key)) && p != csv && p[-1] != '\n')
+        p++;
     if (!p) return -1;
     p += strlen(key);
     for (int i = 0; i < n; i++) {
@@ -391,7 +432,8 @@ static int csv_row(const char *csv, const char *key, double *v, int n) {
 
 static int count_lines(const char *s) {
     int n = 0;
-    for (; s && *s; s++) n += *s == '\n';
+    for (; s && *s; s++)
+        n += *s == '\n';
     return n;
 }
 
@@ -410,8 +452,10 @@ static void test_sweep(void) {
         mkdir(dir, 0777);
         if (k_cells[c].has_results) CHECK(write_results(dir, c) == 0);
         /* cell 2 names a path that moved: found again under the summary's folder */
-        if (c == 2) snprintf(res[c], sizeof res[c], "moved/cells/%s/results.h5", nm);
-        else snprintf(res[c], sizeof res[c], "%s/results.h5", dir);
+        if (c == 2)
+            snprintf(res[c], sizeof res[c], "moved/cells/%s/results.h5", nm);
+        else
+            snprintf(res[c], sizeof res[c], "%s/results.h5", dir);
         results[c] = res[c];
     }
     CHECK(write_summary(sum, NCELLS, 3, results) == 0);
@@ -425,14 +469,17 @@ static void test_sweep(void) {
     { /* format failures here are all above 0.10 (k_other): the severity table flags them */
         char *tx = NULL;
         CHECK(severity_tables(t, 0, &tx) == SEVERITY_OK);
-        CHECK_MSG(tx && strstr(tx, "format failures") && strstr(tx, "warning: caopd, test severity 0: format failures ") &&
+        CHECK_MSG(tx && strstr(tx, "format failures") &&
+                      strstr(tx, "warning: caopd, test severity 0: format failures ") &&
                       strstr(tx, "(above 0.10): a completion without a confidence reads 0"),
                   "%s", tx ? tx : "");
         free(tx);
     }
     const severity_cell *c1 = severity_get_cell(t, 1);
-    CHECK(c1 && c1->n_stages == 3 && c1->n_domains == 3 && !strcmp(c1->stage_names[3], "rev") && c1->seed == 1);
-    CHECK(c1 && c1->test[0] && fabs(c1->test[0][3 * 3 + 0] - 0.65) < TOL && isnan(c1->test[0][3 * 3 + 1]));
+    CHECK(c1 && c1->n_stages == 3 && c1->n_domains == 3 && !strcmp(c1->stage_names[3], "rev") &&
+          c1->seed == 1);
+    CHECK(c1 && c1->test[0] && fabs(c1->test[0][3 * 3 + 0] - 0.65) < TOL &&
+          isnan(c1->test[0][3 * 3 + 1]));
     retention_analysis *a = NULL;
     CHECK_MSG(retention_build(t, sum, 1, &a, err, sizeof err) == RETENTION_OK, "%s", err);
     if (!a) {
@@ -456,32 +503,42 @@ static void test_sweep(void) {
                     retention_point got;
                     const int rc = retention_curve(a, s, k_doms[j], m, i, &got);
                     if (i < j + 1) {
-                        CHECK_MSG(rc == RETENTION_ERR_ARG, "series %d %s stage %d is before its training", s, k_doms[j], i);
+                        CHECK_MSG(rc == RETENTION_ERR_ARG,
+                                  "series %d %s stage %d is before its training", s, k_doms[j], i);
                         continue;
                     }
                     char what[160];
-                    snprintf(what, sizeof what, "series %d %s %s after stage %d", s, k_doms[j], severity_metric_names[m], i);
+                    snprintf(what, sizeof what, "series %d %s %s after stage %d", s, k_doms[j],
+                             severity_metric_names[m], i);
                     CHECK_MSG(rc == RETENTION_OK, "%s", what);
-                    check_point(what, got, two(seed_value(m, s, 1, i, j), seed_value(m, s, 2, i, j)));
+                    check_point(what, got,
+                                two(seed_value(m, s, 1, i, j), seed_value(m, s, 2, i, j)));
                 }
-    /* and by hand: caopd accuracy of mod after stage 3: seed 1 (0.55 + 0.65) / 2 = 0.6, seed 2 0.5 */
+    /* and by hand: caopd accuracy of mod after stage 3: seed 1 (0.55 + 0.65) / 2 = 0.6, seed 2 0.5
+     */
     retention_point pt;
     CHECK(retention_curve(a, 0, "mod", midx("accuracy"), 3, &pt) == RETENTION_OK);
-    CHECK(pt.n_seeds == 2 && fabs(pt.mean - 0.55) < TOL && fabs(pt.min - 0.5) < TOL && fabs(pt.max - 0.6) < TOL);
+    CHECK(pt.n_seeds == 2 && fabs(pt.mean - 0.55) < TOL && fabs(pt.min - 0.5) < TOL &&
+          fabs(pt.max - 0.6) < TOL);
     CHECK_NEAR(pt.sd, sqrt(0.005), TOL);
-    CHECK(retention_curve(a, 0, "count", midx("accuracy"), 3, &pt) == RETENTION_OK); /* cell 1's NaN skipped */
+    CHECK(retention_curve(a, 0, "count", midx("accuracy"), 3, &pt) ==
+          RETENTION_OK); /* cell 1's NaN skipped */
     CHECK(pt.n_seeds == 2 && fabs(pt.mean - 0.75) < TOL);
-    CHECK(retention_curve(a, 1, "rev", midx("brier_expected"), 3, &pt) == RETENTION_OK); /* NaN for seed 2 */
-    CHECK(pt.n_seeds == 1 && fabs(pt.mean - k_other(midx("brier_expected"), 1, 1, 3, 2)) < TOL && isnan(pt.sd));
+    CHECK(retention_curve(a, 1, "rev", midx("brier_expected"), 3, &pt) ==
+          RETENTION_OK); /* NaN for seed 2 */
+    CHECK(pt.n_seeds == 1 && fabs(pt.mean - k_other(midx("brier_expected"), 1, 1, 3, 2)) < TOL &&
+          isnan(pt.sd));
     double mv = 0;
     CHECK(retention_matrix(a, 1, "mod", midx("spr_greedy"), 0, &mv) == RETENTION_OK && isnan(mv));
-    CHECK(retention_matrix(a, 0, "rev", midx("accuracy"), 0, &mv) == RETENTION_OK && fabs(mv - 0.3) < TOL);
+    CHECK(retention_matrix(a, 0, "rev", midx("accuracy"), 0, &mv) == RETENTION_OK &&
+          fabs(mv - 0.3) < TOL);
 
     /* CL per series, per seed then over seeds (hand-computed, see the matrices above) */
     retention_cl cl;
     CHECK(retention_cl_get(a, 0, midx("accuracy"), &cl) == RETENTION_OK);
     /* caopd seed 1: ACC 2.2/3, BWT ((.6-.9) + (.7-.8))/2 = -.2, FWT ((.25-.2) + (.4-.3))/2 = .075,
-     * forgetting ((.9-.6) + (.8-.7))/2 = .2; seed 2: 2.0/3, -.2, .075, ((.8-.5) + (.9-.8))/2 = .2 */
+     * forgetting ((.9-.6) + (.8-.7))/2 = .2; seed 2: 2.0/3, -.2, .075, ((.8-.5) + (.9-.8))/2 = .2
+     */
     check_point("caopd ACC", cl.acc, two(2.2 / 3, 2.0 / 3));
     check_point("caopd BWT", cl.bwt, two(-0.2, -0.2));
     check_point("caopd FWT", cl.fwt, two(0.075, 0.075));
@@ -538,16 +595,19 @@ static void test_sweep(void) {
         CHECK_MSG(check_links(out, md) >= 50, "too few links in report.md");
         /* format failures (k_other: 0.01 * 11 + ... > 0.10 everywhere): a section, and flagged */
         CHECK_MSG(strstr(md, "### Format-failure rate") &&
-                      strstr(md, "**Above 0.10** (a completion without a confidence reads 0, so calibration there looks "
+                      strstr(md, "**Above 0.10** (a completion without a confidence reads 0, so "
+                                 "calibration there looks "
                                  "better than it is): `caopd` mod after stage 0 base: 0.1"),
                   "%s", md);
         /* the tables: the matrices' mean over seeds, the CL summaries as mean [min, max] */
-        CHECK_MSG(strstr(md, "| 3 rev | 0.550 | 0.750 | 0.800 | 0.150 | 0.350 | 0.900 |"), "%s", md);
+        CHECK_MSG(strstr(md, "| 3 rev | 0.550 | 0.750 | 0.800 | 0.150 | 0.350 | 0.900 |"), "%s",
+                  md);
         CHECK_MSG(strstr(md, "| ACC | 0.700 [0.667, 0.733] | 0.467 [0.450, 0.483] |"), "%s", md);
         CHECK_MSG(strstr(md, "| \\|OCG\\| forgetting | -0.020 [-0.035, -0.005] |"), "%s", md);
         const char *spr = strstr(md, "### SPR, greedy readout");
         const char *row = spr ? strstr(spr, "| 0 base |") : NULL;
-        CHECK_MSG(row && strstr(row, "n/a") && strstr(row, "n/a") < strchr(row, '\n'), "%s", spr ? spr : md);
+        CHECK_MSG(row && strstr(row, "n/a") && strstr(row, "n/a") < strchr(row, '\n'), "%s",
+                  spr ? spr : md);
         CHECK(strstr(md, "](severity_ood_length_ocg_expected.png)") && strstr(md, "(severity.md)"));
         CHECK(strstr(md, "](retention.png)") && strstr(md, "(reliability_caopd_expected.png)"));
         CHECK(strstr(md, "| `sdft` | expected | 1 | 12 |"));
@@ -556,12 +616,14 @@ static void test_sweep(void) {
     }
     snprintf(p, sizeof p, "%s/retention.csv", out);
     char *csv = read_text(p);
-    CHECK(csv && !strncmp(csv, "series,domain,stage,stage_name,metric,n_seeds,mean,min,max,sd\n", 62));
-    CHECK_EQ_INT(count_lines(csv), 1 + 2 * 6 * SEVERITY_N_METRICS); /* mod 3 stages, count 2, rev 1 */
+    CHECK(csv &&
+          !strncmp(csv, "series,domain,stage,stage_name,metric,n_seeds,mean,min,max,sd\n", 62));
+    CHECK_EQ_INT(count_lines(csv),
+                 1 + 2 * 6 * SEVERITY_N_METRICS); /* mod 3 stages, count 2, rev 1 */
     double v[5];
     CHECK(csv && csv_row(csv, "caopd,mod,3,rev,accuracy,", v, 5) == 0);
-    CHECK(v[0] == 2 && fabs(v[1] - 0.55) < TOL && fabs(v[2] - 0.5) < TOL && fabs(v[3] - 0.6) < TOL &&
-          fabs(v[4] - sqrt(0.005)) < TOL);
+    CHECK(v[0] == 2 && fabs(v[1] - 0.55) < TOL && fabs(v[2] - 0.5) < TOL &&
+          fabs(v[3] - 0.6) < TOL && fabs(v[4] - sqrt(0.005)) < TOL);
     CHECK(csv && csv_row(csv, "sdft,rev,3,rev,brier_expected,", v, 3) == 0 && v[0] == 1 &&
           fabs(v[1] - k_other(midx("brier_expected"), 1, 1, 3, 2)) < TOL);
     CHECK(csv && strstr(csv, "caopd,count,1,") == NULL);
@@ -569,9 +631,10 @@ static void test_sweep(void) {
     snprintf(p, sizeof p, "%s/cl.csv", out);
     csv = read_text(p);
     CHECK(csv && !strncmp(csv, "series,metric,summary,n_seeds,mean,min,max,sd\n", 46));
-    CHECK(csv && csv_row(csv, "sdft,accuracy,forgetting,", v, 4) == 0 && v[0] == 2 && fabs(v[1] - 0.6) < TOL &&
-          fabs(v[2] - 0.575) < TOL && fabs(v[3] - 0.625) < TOL);
-    CHECK(csv && csv_row(csv, "caopd,abs_ocg_expected,forgetting,", v, 4) == 0 && fabs(v[1] + 0.02) < TOL);
+    CHECK(csv && csv_row(csv, "sdft,accuracy,forgetting,", v, 4) == 0 && v[0] == 2 &&
+          fabs(v[1] - 0.6) < TOL && fabs(v[2] - 0.575) < TOL && fabs(v[3] - 0.625) < TOL);
+    CHECK(csv && csv_row(csv, "caopd,abs_ocg_expected,forgetting,", v, 4) == 0 &&
+          fabs(v[1] + 0.02) < TOL);
     free(csv);
     snprintf(p, sizeof p, "%s/reliability.csv", out);
     csv = read_text(p);
@@ -581,7 +644,8 @@ static void test_sweep(void) {
 
     /* figures: per domain from its training stage on, the grid, reliability */
     for (int j = 0; j < ND; j++) {
-        static const char *const fm[] = {"accuracy", "ece_greedy", "ece_expected", "ocg_greedy", "ocg_expected"};
+        static const char *const fm[] = {"accuracy", "ece_greedy", "ece_expected", "ocg_greedy",
+                                         "ocg_expected"};
         for (int k = 0; k < 5; k++) {
             char stem[128];
             snprintf(stem, sizeof stem, "retention_%s_%s", k_doms[j], fm[k]);
@@ -591,7 +655,8 @@ static void test_sweep(void) {
     snprintf(p, sizeof p, "%s/retention_count_accuracy.svg", out);
     char *svg = read_text(p);
     CHECK_MSG(svg && strstr(svg, "2 count") && strstr(svg, "3 rev") && !strstr(svg, "1 mod") &&
-                  strstr(svg, "bands: min-max over seeds") && strstr(svg, "caopd") && strstr(svg, "sdft"),
+                  strstr(svg, "bands: min-max over seeds") && strstr(svg, "caopd") &&
+                  strstr(svg, "sdft"),
               "retention_count_accuracy.svg: stages 2..3, both series, min-max bands");
     free(svg);
     check_png_svg(out, "retention");
@@ -606,8 +671,9 @@ static void test_sweep(void) {
     CHECK_MSG(retention_build(t, sum, 1, &a, err, sizeof err) == RETENTION_OK, "%s", err);
     if (a) {
         check_reliability(a, 0, (const int[]){1, 2}, 2);
-        CHECK_MSG(strstr(retention_notes(a), "cell 000_method-caopd_seed-1_sev-1: its results file"), "%s",
-                  retention_notes(a));
+        CHECK_MSG(
+            strstr(retention_notes(a), "cell 000_method-caopd_seed-1_sev-1: its results file"),
+            "%s", retention_notes(a));
         /* no figures: CSVs and report.md only */
         snprintf(out, sizeof out, "%s/nofig", g_rtmp);
         CHECK(retention_write(a, out, 0, err, sizeof err) == RETENTION_OK);
@@ -645,9 +711,11 @@ static void test_one_stage(void) {
     retention_cl cl;
     CHECK(retention_cl_get(a, 0, midx("accuracy"), &cl) == RETENTION_OK);
     check_point("one stage: ACC", cl.acc, two(0.9, 0.8));
-    CHECK(cl.bwt.n_seeds == 0 && isnan(cl.bwt.mean) && isnan(cl.forgetting.mean) && isnan(cl.fwt.mean));
+    CHECK(cl.bwt.n_seeds == 0 && isnan(cl.bwt.mean) && isnan(cl.forgetting.mean) &&
+          isnan(cl.fwt.mean));
     int ns = -1;
-    CHECK(retention_reliability(a, 0, METRICS_READOUT_EXPECTED, NULL, NULL, &ns) == RETENTION_OK && ns == 0);
+    CHECK(retention_reliability(a, 0, METRICS_READOUT_EXPECTED, NULL, NULL, &ns) == RETENTION_OK &&
+          ns == 0);
     CHECK(strstr(retention_notes(a), "000_method-caopd_seed-1_sev-1: its results file") != NULL);
     char out[800], p[1000];
     snprintf(out, sizeof out, "%s/one", g_rtmp);
@@ -655,8 +723,8 @@ static void test_one_stage(void) {
     CHECK_MSG(retention_write(a, out, 1, err, sizeof err) == RETENTION_OK, "%s", err);
     snprintf(p, sizeof p, "%s/report.md", out);
     char *md = read_text(p);
-    CHECK_MSG(md && strstr(md, "`caopd` forgetting n/a, BWT n/a") && strstr(md, "one series only") &&
-                  strstr(md, "| BWT | n/a |"),
+    CHECK_MSG(md && strstr(md, "`caopd` forgetting n/a, BWT n/a") &&
+                  strstr(md, "one series only") && strstr(md, "| BWT | n/a |"),
               "%s", md ? md : "");
     if (md) check_links(out, md);
     free(md);

@@ -41,16 +41,24 @@ int main(void) {
     int st = run_caopd(NULL, aa);
     char *out = out_txt(), *err = err_txt();
     CHECK_MSG(exited(st, 0), "analyze of a real run: %s", err);
-    CHECK_MSG(strstr(out, "accuracy, run tiny") && strstr(out, "continual learning") && strstr(out, "OOD gaps"), "%s",
-              out);
-    CHECK_MSG(strstr(out, "ECE, greedy readout, run tiny") && strstr(out, "ECE, expected readout, run tiny") &&
-                  strstr(out, "ece_expected") && !strstr(out, "no expected readout"),
+    CHECK_MSG(strstr(out, "accuracy, run tiny") && strstr(out, "continual learning") &&
+                  strstr(out, "OOD gaps"),
+              "%s", out);
+    CHECK_MSG(strstr(out, "ECE, greedy readout, run tiny") &&
+                  strstr(out, "ECE, expected readout, run tiny") && strstr(out, "ece_expected") &&
+                  !strstr(out, "no expected readout"),
               "%s", out);
     CHECK(strstr(err, "analysis/report.md") != NULL);
     free(out), free(err);
-    static const char *const files[] = {"report.md", "metrics.csv", "eval_results.csv", "summary.json",
-                                        "retention_add.png", "retention_rev.svg", "heatmap_tiny_accuracy.png",
-                                        "heatmap_tiny_ece_greedy.png", "heatmap_tiny_ece_expected.png",
+    static const char *const files[] = {"report.md",
+                                        "metrics.csv",
+                                        "eval_results.csv",
+                                        "summary.json",
+                                        "retention_add.png",
+                                        "retention_rev.svg",
+                                        "heatmap_tiny_accuracy.png",
+                                        "heatmap_tiny_ece_greedy.png",
+                                        "heatmap_tiny_ece_expected.png",
                                         "reliability/tiny_stage2_rev_greedy.png",
                                         "reliability/tiny_stage2_rev_expected.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -71,15 +79,19 @@ int main(void) {
     CHECK_MSG(exited(st, 0), "%s", err);
     CHECK_MSG(strstr(out, "known  accuracy  0.625  -0.500  0.250       0.500"), "%s", out);
     CHECK_MSG(strstr(out, "live   accuracy    n/a     n/a  0.250         n/a"), "%s", out);
-    CHECK_MSG(strstr(out, "run live is not finished (status running; it has no run.lock, so whether a process still "
-                          "writes it is unknown; if none does, continue it with caopd run --resume ") &&
-              strstr(out, "/live): 2 of 3 stages written"), "%s", out);
+    CHECK_MSG(strstr(out,
+                     "run live is not finished (status running; it has no run.lock, so whether a "
+                     "process still "
+                     "writes it is unknown; if none does, continue it with caopd run --resume ") &&
+                  strstr(out, "/live): 2 of 3 stages written"),
+              "%s", out);
     free(out), free(err);
     snprintf(p, sizeof p, "%s/eval_results.csv", joint);
     char *ev = slurp(p);
     CHECK(strstr(ev, "\nknown,caopd,5,1,1,test,add,accuracy,1\n") != NULL);
     const char *ex = strstr(ev, "\nknown,caopd,5,1,1,test,add,ece_expected,"); /* K = 4: 0.5 */
-    CHECK(ex && fabs(atof(ex + strlen("\nknown,caopd,5,1,1,test,add,ece_expected,")) - 0.5) < 1e-12);
+    CHECK(ex &&
+          fabs(atof(ex + strlen("\nknown,caopd,5,1,1,test,add,ece_expected,")) - 0.5) < 1e-12);
     free(ev);
 
     /* A results file of format_version 1 (before the expected readout): analysed, and said so. */
@@ -90,7 +102,8 @@ int main(void) {
     st = run_caopd(NULL, oa);
     out = out_txt(), err = err_txt();
     CHECK_MSG(exited(st, 0), "%s", err);
-    CHECK_MSG(strstr(out, "ECE, expected readout, run old: none (results file format_version 1"), "%s", out);
+    CHECK_MSG(strstr(out, "ECE, expected readout, run old: none (results file format_version 1"),
+              "%s", out);
     CHECK_MSG(strstr(out, "run old has no expected readout"), "%s", out);
     free(out), free(err);
 
@@ -99,14 +112,18 @@ int main(void) {
     snprintf(bad, sizeof bad, "%s/foreign", g_tmp);
     CHECK(write_fake_run(bad, (fake_run){.format = "someone-elses-format"}) == 0);
     const char *fa[] = {"analyze", bad, NULL};
-    expect_fail(fa, 1, "foreign/results.h5", "is a 'someone-elses-format' file, not 'caopd-results'");
+    expect_fail(fa, 1, "foreign/results.h5",
+                "is a 'someone-elses-format' file, not 'caopd-results'");
     snprintf(bad, sizeof bad, "%s/newer", g_tmp);
     CHECK(write_fake_run(bad, (fake_run){.version = 4}) == 0);
-    expect_fail(fa, 1, "newer/results.h5", "format_version 4 is newer than this build reads (3); use a newer caopd");
+    expect_fail(fa, 1, "newer/results.h5",
+                "format_version 4 is newer than this build reads (3); use a newer caopd");
     snprintf(bad, sizeof bad, "%s/tampered", g_tmp);
-    CHECK(write_fake_run(bad, (fake_run){.tamper = "stages/2/domains/add/test", .tamper_attr = "brier_greedy",
+    CHECK(write_fake_run(bad, (fake_run){.tamper = "stages/2/domains/add/test",
+                                         .tamper_attr = "brier_greedy",
                                          .tamper_value = 0.2}) == 0);
-    expect_fail(fa, 1, "stages/2/domains/add/test: brier_greedy stored 0.2, recomputed 0.112499", "rerun the evaluation");
+    expect_fail(fa, 1, "stages/2/domains/add/test: brier_greedy stored 0.2, recomputed 0.112499",
+                "rerun the evaluation");
     snprintf(p, sizeof p, "%s/tampered/analysis/report.md", g_tmp);
     CHECK(!file_exists(p)); /* nothing written after a mismatch */
     const char *two[] = {"analyze", a, b, NULL};

@@ -13,10 +13,35 @@ static double num(const cJSON *o, const char *key) {
 
 int main(void) {
     make_tmpdir("caopd_cli_bench");
-    const char *args[] = {"bench", "--json", "--threads", "1", "--width", "16", "--layers", "1",
-                          "--heads", "2", "--batch", "2", "--seq", "16", "--steps", "1",
-                          "--decode-batch", "2", "--decode-new", "3", "--opd-prompts", "2",
-                          "--k", "2", "--opd-new", "4", "--opd-steps", "1", NULL};
+    const char *args[] = {"bench",
+                          "--json",
+                          "--threads",
+                          "1",
+                          "--width",
+                          "16",
+                          "--layers",
+                          "1",
+                          "--heads",
+                          "2",
+                          "--batch",
+                          "2",
+                          "--seq",
+                          "16",
+                          "--steps",
+                          "1",
+                          "--decode-batch",
+                          "2",
+                          "--decode-new",
+                          "3",
+                          "--opd-prompts",
+                          "2",
+                          "--k",
+                          "2",
+                          "--opd-new",
+                          "4",
+                          "--opd-steps",
+                          "1",
+                          NULL};
     int st = run_caopd(NULL, args);
     char p[700];
     snprintf(p, sizeof p, "%s/out.txt", g_tmp);
@@ -27,8 +52,10 @@ int main(void) {
     cJSON *j = cJSON_Parse(out);
     CHECK_MSG(j != NULL, "stdout is not one JSON object: %s", out);
     if (j) {
-        const char *rates[] = {"matmul_gflops", "matmul_gflops_run_threads", "train_step_s",
-                               "train_tok_s", "train_gflops", "decode_tok_s", "recompute_tok_s"};
+        const char *rates[] = {"matmul_gflops",  "matmul_gflops_run_threads",
+                               "train_step_s",   "train_tok_s",
+                               "train_gflops",   "decode_tok_s",
+                               "recompute_tok_s"};
         for (size_t i = 0; i < sizeof rates / sizeof *rates; i++)
             CHECK_MSG(num(j, rates[i]) > 0, "%s not positive", rates[i]);
         CHECK_EQ_INT(num(j, "train_tokens_per_step"), 32);
@@ -43,18 +70,19 @@ int main(void) {
             CHECK(num(opd, "teacher_prompt_tokens") > num(opd, "prompt_tokens"));
             CHECK(num(opd, "step_s") > 0 && num(opd, "rollout_tok_s") > 0 &&
                   num(opd, "teacher_tok_s") > 0 && num(opd, "train_tok_s") > 0);
-            CHECK(num(opd, "step_s") >= num(opd, "rollout_s") + num(opd, "teacher_s") +
-                                            num(opd, "train_s") - 1e-9);
+            CHECK(num(opd, "step_s") >=
+                  num(opd, "rollout_s") + num(opd, "teacher_s") + num(opd, "train_s") - 1e-9);
         }
         cJSON_Delete(j);
     }
     free(out), free(err);
 
-    /* --profile: the CaOPD step's profile object (--opd-only), then the base step's (--base-only) */
+    /* --profile: the CaOPD step's profile object (--opd-only), then the base step's (--base-only)
+     */
     const char *prof_args[2][24] = {
-        {"bench", "--json", "--threads", "1", "--width", "16", "--layers", "1", "--heads", "2",
-         "--opd-prompts", "2", "--k", "2", "--opd-new", "4", "--opd-steps", "1", "--opd-only",
-         "--profile", NULL},
+        {"bench",       "--json", "--threads",     "1",         "--width", "16", "--layers",  "1",
+         "--heads",     "2",      "--opd-prompts", "2",         "--k",     "2",  "--opd-new", "4",
+         "--opd-steps", "1",      "--opd-only",    "--profile", NULL},
         {"bench", "--json", "--threads", "1", "--width", "16", "--layers", "1", "--heads", "2",
          "--base-batch", "2", "--base-steps", "1", "--base-only", "--profile", NULL}};
     for (int run = 0; run < 2; run++) {
@@ -66,21 +94,24 @@ int main(void) {
         CHECK_MSG(exited(st, 0), "bench --profile failed: %s", err);
         j = cJSON_Parse(out);
         CHECK_MSG(j != NULL, "stdout is not one JSON object: %s", out);
-        const char *part = run == 0 ? "opd_step" : "base_step", *other = run == 0 ? "base_step" : "opd_step";
+        const char *part = run == 0 ? "opd_step" : "base_step",
+                   *other = run == 0 ? "base_step" : "opd_step";
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, part);
-        CHECK_MSG(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, other)), "%s measured under --%s-only", other,
-                  run == 0 ? "opd" : "base");
+        CHECK_MSG(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, other)),
+                  "%s measured under --%s-only", other, run == 0 ? "opd" : "base");
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "profile");
         CHECK_MSG(cJSON_IsObject(pr), "%s.profile missing", part);
         if (cJSON_IsObject(pr)) {
             CHECK(num(pr, "op_calls") > 0 && num(pr, "flops") > 0 && num(pr, "flop_limit_s") > 0 &&
                   num(pr, "step_s") > 0);
-            const cJSON *train = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pr, "phases"), "train");
+            const cJSON *train = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(pr, "phases"), "train");
             CHECK_MSG(cJSON_IsObject(train), "profile.phases.train missing");
             if (cJSON_IsObject(train)) {
                 CHECK(num(train, "calls") > 0 && num(train, "wall_s") > 0);
                 CHECK(num(train, "ops_s") <= num(train, "wall_s") + 1e-4);
-                const cJSON *mm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(train, "kinds"), "matmul");
+                const cJSON *mm = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(train, "kinds"), "matmul");
                 CHECK_MSG(cJSON_IsObject(mm) && num(mm, "calls") > 0, "train matmul calls missing");
             }
         }

@@ -49,7 +49,8 @@ static void test_spec_example(void) {
         free(block), free(file);
         return;
     }
-    CHECK_MSG(strcmp(block, file) == 0, "docs/spec.md's example is not experiments/scratch.json verbatim:\n%s", block);
+    CHECK_MSG(strcmp(block, file) == 0,
+              "docs/spec.md's example is not experiments/scratch.json verbatim:\n%s", block);
     static spec sp;
     char err[SPEC_ERR_CAP] = "";
     CHECK_MSG(spec_parse(block, &sp, err, sizeof err) == 0, "docs/spec.md's example: %s", err);
@@ -62,7 +63,8 @@ static void test_sweep_example(void) {
     if (!block) return;
     sweep *s = NULL;
     char err[SWEEP_ERR_CAP] = "";
-    CHECK_MSG(sweep_parse(block, EXPERIMENTS_DIR, NULL, &s, err, sizeof err) == 0, "docs/sweep.md's example: %s", err);
+    CHECK_MSG(sweep_parse(block, EXPERIMENTS_DIR, NULL, &s, err, sizeof err) == 0,
+              "docs/sweep.md's example: %s", err);
     CHECK_EQ_INT(sweep_n_cells(s), 144); /* the count the doc states */
     sweep_free(s);
     free(block);

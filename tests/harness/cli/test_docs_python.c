@@ -27,7 +27,8 @@ static char *python_block(const char *path, int nth) {
 /* code with every occurrence of from replaced by to (malloc'd). */
 static char *replace_all(const char *code, const char *from, const char *to) {
     size_t n = 0;
-    for (const char *p = code; (p = strstr(p, from)); p += strlen(from)) n++;
+    for (const char *p = code; (p = strstr(p, from)); p += strlen(from))
+        n++;
     char *out = malloc(strlen(code) + n * strlen(to) + 1), *o = out;
     for (const char *p = code;;) {
         const char *q = strstr(p, from);
@@ -56,14 +57,15 @@ static void run_block(const char *doc, int nth, const char *from, const char *to
     snprintf(cmd, sizeof cmd, "cd '%s' && /usr/bin/python3 '%s' > '%s' 2>&1", g_tmp, py, out);
     int st = system(cmd);
     char *text = slurp(out);
-    CHECK_MSG(st == 0 && text && text[0], "%s, python block %d, exit status %d:\n%s\n%s", doc, nth, st, edited,
-              text ? text : "");
+    CHECK_MSG(st == 0 && text && text[0], "%s, python block %d, exit status %d:\n%s\n%s", doc, nth,
+              st, edited, text ? text : "");
     free(text), free(edited), free(code);
 }
 
 int main(void) {
     if (system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0) {
-        printf("test_docs_python: /usr/bin/python3 with h5py is not installed (Debian: python3-h5py); skipped\n");
+        printf("test_docs_python: /usr/bin/python3 with h5py is not installed (Debian: "
+               "python3-h5py); skipped\n");
         return 0;
     }
     make_tmpdir("caopd_docs_python");
@@ -75,7 +77,8 @@ int main(void) {
     CHECK_MSG(exited(st, 0), "caopd run: status %d", st);
     write_sweep("sweep.json", "docs", "{\"method\": [\"caopd\", \"sdft\"]}", sw, sizeof sw);
     snprintf(swdir, sizeof swdir, "%s/sweep", g_tmp);
-    st = run_caopd(NULL, (const char *[]){"sweep", sw, "-j", "2", "--threads", "1", "--out", swdir, NULL});
+    st = run_caopd(
+        NULL, (const char *[]){"sweep", sw, "-j", "2", "--threads", "1", "--out", swdir, NULL});
     CHECK_MSG(exited(st, 0), "caopd sweep: status %d", st);
 
     char results[800], summary[800];

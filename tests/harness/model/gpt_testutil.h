@@ -16,8 +16,11 @@ static inline gpt *gpt_from_fixture(tw_ctx *ctx, const fx_file *fx) {
         fprintf(stderr, "fixture has no config entry\n");
         return NULL;
     }
-    gpt_config cfg = {.vocab = (int)c[0], .block_size = (int)c[1], .n_layer = (int)c[2],
-                      .n_head = (int)c[3], .n_embd = (int)c[4]};
+    gpt_config cfg = {.vocab = (int)c[0],
+                      .block_size = (int)c[1],
+                      .n_layer = (int)c[2],
+                      .n_head = (int)c[3],
+                      .n_embd = (int)c[4]};
     tw_rng *rng = NULL;
     gpt *m = NULL;
     if (tw_rng_new(ctx, 0, &rng) || gpt_new(ctx, cfg, rng, &m)) {

@@ -9,9 +9,9 @@
 
 /* Tolerances: float32 C vs float64 reference rounded to float32 (PyTorch float32 itself is
  * off by ~1e-6 on these quantities). */
-#define TOL_LOGITS 1e-4    /* max abs difference */
-#define TOL_LOSS 1e-5      /* abs */
-#define TOL_GRAD_REL 1e-4  /* max abs diff / max abs reference, per parameter */
+#define TOL_LOGITS 1e-4      /* max abs difference */
+#define TOL_LOSS 1e-5        /* abs */
+#define TOL_GRAD_REL 1e-4    /* max abs diff / max abs reference, per parameter */
 #define TOL_ADAMW_PARAM 1e-4 /* abs, after 5 steps at lr 1e-2 */
 /* The key bias of attention has an exactly-zero true gradient (softmax ignores a constant
  * added to every key); Adam turns float32 rounding there into steps of up to lr. */
@@ -111,7 +111,8 @@ static void check_adamw(const char *path) {
     int64_t flat[1] = {B * T}, lshape[2] = {B * T, V};
     tw_tensor y = tw_reshape(ctx, input_i64(ctx, fx, "targets"), 1, flat);
 
-    tw_adamw_params hp = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
+    tw_adamw_params hp = {
+        .lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
     tw_adamw *opt = NULL;
     CHECK(tw_adamw_new(ctx, gpt_params(m), gpt_param_decay(m), gpt_param_count(m), hp, &opt) ==
           TW_OK);

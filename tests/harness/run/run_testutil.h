@@ -22,13 +22,17 @@
  * 8 evaluation samples on test and ood_length_1; 1 thread. */
 static const char tiny_spec[] =
     "{\n"
-    "  \"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"tiny\", \"seed\": 3, \"threads\": 1,\n"
+    "  \"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"tiny\", \"seed\": 3, "
+    "\"threads\": 1,\n"
     "  \"model\": {\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2},\n"
     "  \"base\": {\"steps\": 6, \"batch\": 4, \"lr\": 3e-3, \"warmup\": 1},\n"
-    "  \"defaults\": {\"method\": \"caopd\", \"steps\": 4, \"batch\": 2, \"k\": 2, \"max_new\": 24,\n"
+    "  \"defaults\": {\"method\": \"caopd\", \"steps\": 4, \"batch\": 2, \"k\": 2, \"max_new\": "
+    "24,\n"
     "               \"lr\": 1e-3, \"warmup\": 1, \"ema_alpha\": 0.1},\n"
-    "  \"stages\": [{\"domain\": \"add\"}, {\"domain\": \"rev\", \"method\": \"sdft\", \"replay_frac\": 0.5}],\n"
-    "  \"eval\": {\"n\": 8, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]},\n"
+    "  \"stages\": [{\"domain\": \"add\"}, {\"domain\": \"rev\", \"method\": \"sdft\", "
+    "\"replay_frac\": 0.5}],\n"
+    "  \"eval\": {\"n\": 8, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": "
+    "[1]},\n"
     "  \"snapshots\": {\"every_steps\": 2},\n"
     "  \"log\": {\"every_steps\": 100}\n"
     "}\n";
@@ -64,17 +68,21 @@ static inline char *slurp(const char *path) {
 /* Starts caopd with args (NULL-terminated) in a child process, stdout to out and stderr to err
  * (the same file when err equals out); crash_at (may be NULL) goes to CAOPD_CRASH_AT. Returns the
  * child's pid. */
-static inline pid_t spawn_caopd(const char *out, const char *err, const char *crash_at, const char *const *args) {
+static inline pid_t spawn_caopd(const char *out, const char *err, const char *crash_at,
+                                const char *const *args) {
     pid_t pid = fork();
     if (pid == 0) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
         int fe = strcmp(err, out) ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666) : fo;
         dup2(fo, 1), dup2(fe, 2);
-        if (crash_at) setenv("CAOPD_CRASH_AT", crash_at, 1);
-        else unsetenv("CAOPD_CRASH_AT");
+        if (crash_at)
+            setenv("CAOPD_CRASH_AT", crash_at, 1);
+        else
+            unsetenv("CAOPD_CRASH_AT");
         const char *argv[48] = {CAOPD_EXE};
         int n = 1;
-        for (int i = 0; args[i] && n < 47; i++) argv[n++] = args[i];
+        for (int i = 0; args[i] && n < 47; i++)
+            argv[n++] = args[i];
         argv[n] = NULL;
         execv(CAOPD_EXE, (char *const *)argv);
         _exit(127);
@@ -134,7 +142,8 @@ static inline void cmp_attrs(ckpt_reader *a, ckpt_reader *b, const char *path, c
             double x = 0, y = 1;
             ckpt_reader_attr_f64(a, path, nm, &x);
             ckpt_reader_attr_f64(b, path, nm, &y);
-            CHECK_MSG(memcmp(&x, &y, sizeof x) == 0, "%s %s@%s: %.17g vs %.17g", what, path, nm, x, y);
+            CHECK_MSG(memcmp(&x, &y, sizeof x) == 0, "%s %s@%s: %.17g vs %.17g", what, path, nm, x,
+                      y);
         }
     }
     ckpt_list_free(&la), ckpt_list_free(&lb);
@@ -157,15 +166,20 @@ static inline void cmp_group(ckpt_reader *a, ckpt_reader *b, const char *path, c
         } else if (la.v[i].type == CKPT_KIND_DATASET) {
             ckpt_info ia, ib;
             CHECK(ckpt_reader_info(a, p, &ia) == CKPT_OK && ckpt_reader_info(b, p, &ib) == CKPT_OK);
-            CHECK_MSG(ia.dtype == ib.dtype && ia.nelems == ib.nelems && ia.rank == ib.rank, "%s %s: shape/type", what, p);
+            CHECK_MSG(ia.dtype == ib.dtype && ia.nelems == ib.nelems && ia.rank == ib.rank,
+                      "%s %s: shape/type", what, p);
             if (ia.dtype == CKPT_DTYPE_STR) { /* texts: packed, compared whole */
                 char *x = NULL, *y = NULL;
                 size_t nx = 0, ny = 0;
-                CHECK(ckpt_reader_read_str(a, p, &x, &nx) == CKPT_OK && ckpt_reader_read_str(b, p, &y, &ny) == CKPT_OK);
+                CHECK(ckpt_reader_read_str(a, p, &x, &nx) == CKPT_OK &&
+                      ckpt_reader_read_str(b, p, &y, &ny) == CKPT_OK);
                 size_t bx = 0, by = 0;
-                for (size_t k = 0; x && k < nx; k++) bx += strlen(x + bx) + 1;
-                for (size_t k = 0; y && k < ny; k++) by += strlen(y + by) + 1;
-                CHECK_MSG(x && y && nx == ny && bx == by && memcmp(x, y, bx) == 0, "%s %s: texts differ", what, p);
+                for (size_t k = 0; x && k < nx; k++)
+                    bx += strlen(x + bx) + 1;
+                for (size_t k = 0; y && k < ny; k++)
+                    by += strlen(y + by) + 1;
+                CHECK_MSG(x && y && nx == ny && bx == by && memcmp(x, y, bx) == 0,
+                          "%s %s: texts differ", what, p);
                 free(x), free(y);
             } else {
                 size_t bytes = ia.nelems * ckpt_dtype_size(ia.dtype);
@@ -186,7 +200,8 @@ static inline void cmp_group(ckpt_reader *a, ckpt_reader *b, const char *path, c
 static inline int cmp_files(const char *pa, const char *pb, const char *format) {
     ckpt_reader *a = NULL, *b = NULL;
     ckpt_error ea, eb;
-    CHECK_MSG(ckpt_reader_open(&a, pa, format, 3, &ea) == CKPT_OK, "%s", ea.msg); /* results: 3, checkpoint: 1 */
+    CHECK_MSG(ckpt_reader_open(&a, pa, format, 3, &ea) == CKPT_OK, "%s",
+              ea.msg); /* results: 3, checkpoint: 1 */
     CHECK_MSG(ckpt_reader_open(&b, pb, format, 3, &eb) == CKPT_OK, "%s", eb.msg);
     g_cmp_objects = 0;
     if (a && b) cmp_group(a, b, "", pb);

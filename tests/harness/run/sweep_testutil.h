@@ -11,18 +11,21 @@
 /* Writes <g_tmp>/<file>: a caopd-sweep spec named name with the tiny experiment inline and the
  * given axes object (JSON text); keys: more top-level keys (" \"share_training\": false,"); the
  * path into path. */
-static inline void write_sweep_keys(const char *file, const char *name, const char *keys, const char *axes, char *path,
-                                    size_t len) {
+static inline void write_sweep_keys(const char *file, const char *name, const char *keys,
+                                    const char *axes, char *path, size_t len) {
     snprintf(path, len, "%s/%s", g_tmp, file);
     size_t cap = strlen(tiny_spec) + strlen(keys) + strlen(axes) + 256;
     char *text = malloc(cap);
-    snprintf(text, cap, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"%s\",%s\n \"experiment\": %s,\n \"axes\": %s}\n",
+    snprintf(text, cap,
+             "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"%s\",%s\n \"experiment\": "
+             "%s,\n \"axes\": %s}\n",
              name, keys, tiny_spec, axes);
     write_file(path, text, strlen(text));
     free(text);
 }
 
-static inline void write_sweep(const char *file, const char *name, const char *axes, char *path, size_t len) {
+static inline void write_sweep(const char *file, const char *name, const char *axes, char *path,
+                               size_t len) {
     write_sweep_keys(file, name, "", axes, path, len);
 }
 
@@ -55,7 +58,8 @@ static inline int count_entries(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
     closedir(d);
     return n;
 }
@@ -63,7 +67,8 @@ static inline int count_entries(const char *dir) {
 /* Occurrences of what in text. */
 static inline int count_str(const char *text, const char *what) {
     int n = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++) n++;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
     return n;
 }
 

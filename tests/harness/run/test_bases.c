@@ -23,17 +23,19 @@ static double tol(double p) {
 static void check_samples(const char *dn, const bases_figures *f, const bases_sample *s) {
     int demo = 0, exact = 0, note_ok = 0, ok = 0, one = 0, ff = 0;
     for (int i = 0; i < N; i++) {
-        CHECK_MSG(s[i].question[0] && s[i].answer[0], "%s sample %d: empty question or answer", dn, i);
+        CHECK_MSG(s[i].question[0] && s[i].answer[0], "%s sample %d: empty question or answer", dn,
+                  i);
         CHECK_MSG(s[i].note >= 0 && s[i].note <= 100, "%s sample %d: note %d", dn, i, s[i].note);
         /* a right answer from the student prompt starts its completion */
         if (s[i].correct)
-            CHECK_MSG(!strncmp(s[i].completion, s[i].answer, strlen(s[i].answer)), "%s: '%s' right for '%s'?", dn,
-                      s[i].completion, s[i].answer);
+            CHECK_MSG(!strncmp(s[i].completion, s[i].answer, strlen(s[i].answer)),
+                      "%s: '%s' right for '%s'?", dn, s[i].completion, s[i].answer);
         demo += s[i].demo_correct, exact += s[i].note_exact, note_ok += s[i].note_correct;
         ok += s[i].correct, ff += s[i].format_failure;
         one += !s[i].format_failure && fabs(s[i].confidence - 1.0) < 1e-9;
     }
-    CHECK_MSG(fabs(f->demo_acc - (double)demo / N) < 1e-12, "%s: demo %.4f vs samples %d/%d", dn, f->demo_acc, demo, N);
+    CHECK_MSG(fabs(f->demo_acc - (double)demo / N) < 1e-12, "%s: demo %.4f vs samples %d/%d", dn,
+              f->demo_acc, demo, N);
     CHECK_MSG(fabs(f->note_exact - (double)exact / N) < 1e-12, "%s: note= vs samples", dn);
     CHECK_MSG(fabs(f->note_acc - (double)note_ok / N) < 1e-12, "%s: note acc vs samples", dn);
     CHECK_MSG(fabs(f->acc - (double)ok / N) < 1e-12, "%s: acc vs samples", dn);
@@ -53,7 +55,8 @@ static void check_base(tw_ctx *ctx, const char *path) {
     CHECK_MSG(info.has_figures, "%s: no recorded figures", path);
     CHECK_MSG(info.step > 0, "%s: trainer step %lld", path, (long long)info.step);
     int skills = 0;
-    for (int d = 0; d < TASK_N_DOMAINS; d++) skills += (info.skill_domains >> d) & 1;
+    for (int d = 0; d < TASK_N_DOMAINS; d++)
+        skills += (info.skill_domains >> d) & 1;
     CHECK_MSG(skills >= 4, "%s: %d skill domains, at least 4 wanted", path, skills);
     bases_figures now[TASK_N_DOMAINS];
     for (int d = 0; info.has_figures && d < TASK_N_DOMAINS; d++) {
@@ -61,24 +64,28 @@ static void check_base(tw_ctx *ctx, const char *path) {
         const bases_figures *r = &info.figures[d], *f = &now[d];
         CHECK_EQ_INT(r->n, 200);
         bases_sample samples[N];
-        CHECK_MSG(bases_measure(m, (task_domain)d, N, 77000 + (uint64_t)d, &now[d], samples) == TW_OK, "%s",
-                  tw_errmsg(ctx));
+        CHECK_MSG(bases_measure(m, (task_domain)d, N, 77000 + (uint64_t)d, &now[d], samples) ==
+                      TW_OK,
+                  "%s", tw_errmsg(ctx));
         check_samples(dn, &now[d], samples);
-        fprintf(stderr, "%s %-5s now demo %.3f note %.3f acc %.3f conf=1.00 %.3f | recorded %.3f %.3f %.3f %.3f\n",
-                path, dn, f->demo_acc, f->note_exact, f->acc, f->conf_one, r->demo_acc, r->note_exact, r->acc,
-                r->conf_one);
-        CHECK_MSG(fabs(f->demo_acc - r->demo_acc) <= tol(r->demo_acc), "%s %s: demo %.3f, recorded %.3f", path, dn,
-                  f->demo_acc, r->demo_acc);
-        CHECK_MSG(fabs(f->note_exact - r->note_exact) <= tol(r->note_exact), "%s %s: note %.3f, recorded %.3f", path,
-                  dn, f->note_exact, r->note_exact);
-        CHECK_MSG(fabs(f->acc - r->acc) <= tol(r->acc), "%s %s: acc %.3f, recorded %.3f", path, dn, f->acc, r->acc);
-        CHECK_MSG(fabs(f->conf_one - r->conf_one) <= tol(r->conf_one), "%s %s: conf=1.00 %.3f, recorded %.3f", path,
-                  dn, f->conf_one, r->conf_one);
+        fprintf(stderr,
+                "%s %-5s now demo %.3f note %.3f acc %.3f conf=1.00 %.3f | recorded %.3f %.3f %.3f "
+                "%.3f\n",
+                path, dn, f->demo_acc, f->note_exact, f->acc, f->conf_one, r->demo_acc,
+                r->note_exact, r->acc, r->conf_one);
+        CHECK_MSG(fabs(f->demo_acc - r->demo_acc) <= tol(r->demo_acc),
+                  "%s %s: demo %.3f, recorded %.3f", path, dn, f->demo_acc, r->demo_acc);
+        CHECK_MSG(fabs(f->note_exact - r->note_exact) <= tol(r->note_exact),
+                  "%s %s: note %.3f, recorded %.3f", path, dn, f->note_exact, r->note_exact);
+        CHECK_MSG(fabs(f->acc - r->acc) <= tol(r->acc), "%s %s: acc %.3f, recorded %.3f", path, dn,
+                  f->acc, r->acc);
+        CHECK_MSG(fabs(f->conf_one - r->conf_one) <= tol(r->conf_one),
+                  "%s %s: conf=1.00 %.3f, recorded %.3f", path, dn, f->conf_one, r->conf_one);
     }
     if (info.has_figures) {
         bases_verdict v = bases_judge(info.figures, info.skill_domains);
-        fprintf(stderr, "%s: (a) %s (b) %s, %d in band (c) %s\n", path, v.a ? "yes" : "no", v.b ? "yes" : "no",
-                v.b_in_band, v.c ? "yes" : "no");
+        fprintf(stderr, "%s: (a) %s (b) %s, %d in band (c) %s\n", path, v.a ? "yes" : "no",
+                v.b ? "yes" : "no", v.b_in_band, v.c ? "yes" : "no");
     }
     gpt_free(m);
 }
@@ -91,10 +98,10 @@ static void check_judge(void) {
     const unsigned skill = 0xF; /* add, sub, mul, mod */
     bases_verdict v = bases_judge(f, skill);
     CHECK(v.a && v.b && v.c && v.b_in_band == 4);
-    f[5].demo_acc = 0.94;  /* rev: not a skill domain, still part of (a) */
-    f[2].acc = 0.61;       /* mul: above the band */
-    f[6].acc = 0.10;       /* count: not a skill domain, ignored by (b) */
-    f[0].conf_one = 0.90;  /* add */
+    f[5].demo_acc = 0.94; /* rev: not a skill domain, still part of (a) */
+    f[2].acc = 0.61;      /* mul: above the band */
+    f[6].acc = 0.10;      /* count: not a skill domain, ignored by (b) */
+    f[0].conf_one = 0.90; /* add */
     f[1].note_exact = 0.949;
     v = bases_judge(f, skill);
     CHECK(!v.a && v.a_demo_fail == 1u << 5 && v.a_note_fail == 1u << 1);

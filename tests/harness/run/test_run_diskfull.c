@@ -57,8 +57,8 @@ int main(void) {
     int64_t stage = -1, step = -1;
     CHECK(r && ckpt_reader_attr_i64(r, "", "stage", &stage) == CKPT_OK);
     CHECK(r && ckpt_reader_attr_i64(r, "", "step", &step) == CKPT_OK);
-    CHECK_MSG((stage == 1 && step == 0) || (stage == 0 && step == 4), "checkpoint at (%lld, %lld)", (long long)stage,
-              (long long)step);
+    CHECK_MSG((stage == 1 && step == 0) || (stage == 0 && step == 4), "checkpoint at (%lld, %lld)",
+              (long long)stage, (long long)step);
     ckpt_info info;
     CHECK(r && ckpt_reader_info(r, "student/wte", &info) == CKPT_OK && info.nelems == 99 * 16);
     ckpt_reader_free(r);

@@ -44,9 +44,10 @@ static void expect_resume_error(const char *dir, const char *const *want, int n)
     char p[700];
     snprintf(p, sizeof p, "%s/err.txt", g_tmp);
     char *err = slurp(p);
-    CHECK_MSG(exited(st, 1), "%s: exit status %d (signaled %d): %s", dir, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-              WIFSIGNALED(st), err);
-    for (int i = 0; i < n; i++) CHECK_MSG(strstr(err, want[i]) != NULL, "'%s' not in: %s", want[i], err);
+    CHECK_MSG(exited(st, 1), "%s: exit status %d (signaled %d): %s", dir,
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st), err);
+    for (int i = 0; i < n; i++)
+        CHECK_MSG(strstr(err, want[i]) != NULL, "'%s' not in: %s", want[i], err);
     free(err);
 }
 
@@ -70,7 +71,8 @@ static void test_bad_checkpoints(void) {
     char src[800];
     snprintf(src, sizeof src, "%s/checkpoint.h5", g_partial);
     copy_file(src, p, file_size(src) / 2);
-    expect_resume_error(dir, (const char *[]){"checkpoint.h5: is truncated", "use an intact copy or rerun"}, 2);
+    expect_resume_error(
+        dir, (const char *[]){"checkpoint.h5: is truncated", "use an intact copy or rerun"}, 2);
 
     copy_run("garbage", dir, sizeof dir);
     snprintf(p, sizeof p, "%s/checkpoint.h5", dir);
@@ -86,12 +88,14 @@ static void test_bad_checkpoints(void) {
     snprintf(p, sizeof p, "%s/checkpoint.h5", dir);
     snprintf(src, sizeof src, "%s/results.h5", g_partial);
     copy_file(src, p, -1);
-    expect_resume_error(dir, (const char *[]){"is a 'caopd-results' file, not 'caopd-checkpoint'"}, 1);
+    expect_resume_error(dir, (const char *[]){"is a 'caopd-results' file, not 'caopd-checkpoint'"},
+                        1);
 
     copy_run("newer", dir, sizeof dir);
     snprintf(p, sizeof p, "%s/checkpoint.h5", dir);
     write_h5(p, CKPT_FORMAT_CHECKPOINT, 2);
-    expect_resume_error(dir, (const char *[]){"format_version 2 is newer than this build reads (1)"}, 1);
+    expect_resume_error(dir,
+                        (const char *[]){"format_version 2 is newer than this build reads (1)"}, 1);
 
     copy_run("hollow", dir, sizeof dir);
     snprintf(p, sizeof p, "%s/checkpoint.h5", dir);
@@ -111,7 +115,10 @@ static void test_bad_checkpoints(void) {
     if (seed) seed[8] = '4';
     write_file(p, spec, strlen(spec));
     free(spec);
-    expect_resume_error(dir, (const char *[]){"was written for another spec than", "restore the spec the run started with"}, 2);
+    expect_resume_error(dir,
+                        (const char *[]){"was written for another spec than",
+                                         "restore the spec the run started with"},
+                        2);
 
     snprintf(dir, sizeof dir, "%s/nothing_here", g_tmp);
     mkdir(dir, 0777);
@@ -119,7 +126,8 @@ static void test_bad_checkpoints(void) {
 }
 
 /* A spec whose base stage loads `path`, with the model section `model`. */
-static void expect_base_error(const char *name, const char *path, const char *model, const char *want) {
+static void expect_base_error(const char *name, const char *path, const char *model,
+                              const char *want) {
     char text[2048], sp[700], dir[700];
     snprintf(text, sizeof text,
              "{\"format\": \"caopd-experiment\", \"version\": 1, \"threads\": 1, \"model\": %s,\n"
@@ -145,7 +153,8 @@ static void expect_base_error(const char *name, const char *path, const char *mo
 }
 
 /* caopd run SPEC --check: validates the spec and its base checkpoint, writes nothing. */
-static void expect_check(const char *name, const char *ck, const char *model, int code, const char *want) {
+static void expect_check(const char *name, const char *ck, const char *model, int code,
+                         const char *want) {
     char text[2048], sp[700], dir[700], p[700];
     snprintf(text, sizeof text,
              "{\"format\": \"caopd-experiment\", \"version\": 1, \"threads\": 1, \"model\": %s,\n"
@@ -172,8 +181,10 @@ static void test_check(void) {
     const char *tiny = "{\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2}";
     expect_check("check_ok", ck, tiny, 0, "valid: 1 domain stage, base ");
     expect_check("check_model", ck, "{\"n_embd\": 32, \"n_layer\": 1, \"n_head\": 2}", 2,
-                 "holds a model of n_embd 16, n_layer 1, n_head 2, block_size 256; make the spec's model section match");
-    expect_check("check_missing", "/nonexistent/ck.h5", tiny, 2, "base.checkpoint: /nonexistent/ck.h5: no such file");
+                 "holds a model of n_embd 16, n_layer 1, n_head 2, block_size 256; make the spec's "
+                 "model section match");
+    expect_check("check_missing", "/nonexistent/ck.h5", tiny, 2,
+                 "base.checkpoint: /nonexistent/ck.h5: no such file");
 }
 
 static void test_base_checkpoint(void) {
@@ -183,11 +194,33 @@ static void test_base_checkpoint(void) {
     const char *tiny = "{\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2}";
     expect_base_error("base_ok", ck, tiny, NULL);
     expect_base_error("base_foreign", res, tiny, "base.checkpoint: ");
-    expect_base_error("base_foreign2", res, tiny, "is a 'caopd-results' file, not 'caopd-checkpoint'");
-    expect_base_error("base_model", ck, "{\"n_embd\": 32, \"n_layer\": 1, \"n_head\": 2}",
-                      "model has vocab 99, block_size 256, n_layer 1, n_head 2, n_embd 16; the spec asks for 99, "
-                      "256, 1, 2, 32: make the spec's model section match");
-    expect_base_error("base_missing", "/nonexistent/ck.h5", tiny, "/nonexistent/ck.h5: no such file");
+    expect_base_error("base_foreign2", res, tiny,
+                      "is a 'caopd-results' file, not 'caopd-checkpoint'");
+    expect_base_error(
+        "base_model", ck, "{\"n_embd\": 32, \"n_layer\": 1, \"n_head\": 2}",
+        "model has vocab 99, block_size 256, n_layer 1, n_head 2, n_embd 16; the spec asks for 99, "
+        "256, 1, 2, 32: make the spec's model section match");
+    expect_base_error("base_missing", "/nonexistent/ck.h5", tiny,
+                      "/nonexistent/ck.h5: no such file");
+}
+
+/* The release binary has no test hooks: build/caopd ignores CAOPD_CRASH_AT and finishes the run
+ * that caopd-test was killed in (at the same point it would have been killed again). */
+static void test_release_has_no_hooks(void) {
+    char out[700];
+    snprintf(out, sizeof out, "%s/release.txt", g_tmp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        dup2(fd, 1), dup2(fd, 2);
+        setenv("CAOPD_CRASH_AT", "1:3", 1);
+        execl(CAOPD_RELEASE_EXE, CAOPD_RELEASE_EXE, "run", "--resume", g_partial, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "build/caopd with CAOPD_CRASH_AT: status %d (see %s)", st, out);
 }
 
 int main(void) {
@@ -215,6 +248,7 @@ int main(void) {
     test_bad_checkpoints();
     test_base_checkpoint();
     test_check();
+    test_release_has_no_hooks();
     tmpdir_finish(g_tmp);
     return check_report("test_run_files");
 }

@@ -1,10 +1,10 @@
 /* test_run_resume: `caopd run` killed with SIGKILL at several points (mid base stage just
- * after a checkpoint is queued, before the first checkpoint and between checkpoints, during an evaluation, right after a stage-end
- * checkpoint, twice in one run, and at a moment chosen by the clock from outside) and then
- * continued with --resume finishes with a results file and a final checkpoint identical,
- * dataset for dataset and attribute for attribute, to an uninterrupted run. Also: a finished
- * run directory is not overwritten without --force, and --resume of a finished run leaves it
- * alone. */
+ * after a checkpoint is queued, before the first checkpoint and between checkpoints, during an
+ * evaluation, right after a stage-end checkpoint, twice in one run, and at a moment chosen by the
+ * clock from outside) and then continued with --resume finishes with a results file and a final
+ * checkpoint identical, dataset for dataset and attribute for attribute, to an uninterrupted run.
+ * Also: a finished run directory is not overwritten without --force, and --resume of a finished run
+ * leaves it alone. */
 #include "tests/harness/run/run_testutil.h"
 
 #include <time.h>
@@ -22,7 +22,8 @@ static void compare_with_ref(const char *dir, const char *what) {
     snprintf(b, sizeof b, "%s/checkpoint.h5", dir);
     n = cmp_files(a, b, CKPT_FORMAT_CHECKPOINT);
     CHECK_MSG(n > 20, "%s: only %d checkpoint datasets compared", what, n);
-    fprintf(stderr, "%s: %s\n", what, check_failures == failures_before ? "identical to the uninterrupted run" : "DIFFERS");
+    fprintf(stderr, "%s: %s\n", what,
+            check_failures == failures_before ? "identical to the uninterrupted run" : "DIFFERS");
 }
 
 /* Kills the run at each point of crashes[] in turn (each a CAOPD_CRASH_AT value), resuming
@@ -33,10 +34,12 @@ static void crash_and_resume(const char *name, const char *const *crashes, int n
     const char *start[] = {"run", g_spec_path, "--out", dir, NULL};
     const char *resume[] = {"run", "--resume", dir, NULL};
     int st = run_caopd(crashes[0], start);
-    CHECK_MSG(killed_by_sigkill(st), "%s: first run should be killed at %s (status %d)", name, crashes[0], st);
+    CHECK_MSG(killed_by_sigkill(st), "%s: first run should be killed at %s (status %d)", name,
+              crashes[0], st);
     for (int i = 1; i < n; i++) {
         st = run_caopd(crashes[i], resume);
-        CHECK_MSG(killed_by_sigkill(st), "%s: resume %d should be killed at %s", name, i, crashes[i]);
+        CHECK_MSG(killed_by_sigkill(st), "%s: resume %d should be killed at %s", name, i,
+                  crashes[i]);
     }
     st = run_caopd(NULL, resume);
     char errp[700];
@@ -98,8 +101,10 @@ static void test_overwrite_protection(void) {
     snprintf(p, sizeof p, "%s/err.txt", g_tmp);
     char *err = slurp(p);
     char want[1600];
-    snprintf(want, sizeof want, "caopd run: %s already holds a run; continue it with `caopd run --resume %s`, or pass "
-             "--force to delete it and start over\n", g_ref, g_ref);
+    snprintf(want, sizeof want,
+             "caopd run: %s already holds a run; continue it with `caopd run --resume %s`, or pass "
+             "--force to delete it and start over\n",
+             g_ref, g_ref);
     CHECK_EQ_STR(err, want);
     free(err);
     /* the finished results are untouched: still identical to themselves and finished */
@@ -128,9 +133,12 @@ static void test_overwrite_protection(void) {
         const char *pq = q, *pr = ref, *pc = comp;
         for (size_t i = 0; q && ref && comp && i < 8 && i < nq; i++) {
             long a = -1, b = -1;
-            CHECK_MSG(sscanf(pq, "%ld+%ld=", &a, &b) == 2 && pq[strlen(pq) - 1] == '=', "question '%s'", pq);
+            CHECK_MSG(sscanf(pq, "%ld+%ld=", &a, &b) == 2 && pq[strlen(pq) - 1] == '=',
+                      "question '%s'", pq);
             CHECK_MSG(atol(pr) == a + b, "reference '%s' of '%s'", pr, pq);
-            if (cor[i]) CHECK_MSG(strncmp(pc, pr, strlen(pr)) == 0, "a correct completion '%s' for '%s'", pc, pr);
+            if (cor[i])
+                CHECK_MSG(strncmp(pc, pr, strlen(pr)) == 0, "a correct completion '%s' for '%s'",
+                          pc, pr);
             pq += strlen(pq) + 1, pr += strlen(pr) + 1, pc += strlen(pc) + 1;
         }
         free(q), free(ref), free(comp);
@@ -159,26 +167,32 @@ int main(void) {
     char *out = slurp(p);
     CHECK(strstr(out, "accuracy (rows: model after stage; columns: domain, test split)") != NULL);
     /* rows carry their stage's name */
-    CHECK_MSG(strstr(out, "\n0 base ") && strstr(out, "\n1 add ") && strstr(out, "\n2 rev "), "%s", out);
+    CHECK_MSG(strstr(out, "\n0 base ") && strstr(out, "\n1 add ") && strstr(out, "\n2 rev "), "%s",
+              out);
     /* the tiny model writes no confidence: every cell (3 stages x 2 domains) is flagged */
     CHECK_MSG(strstr(out, "WARNING: 6 cells with more than 10% format failures") &&
-                  strstr(out, "format failures (rows: model after stage"), "%s", out);
-    static const char *const titles[] = {"ECE, greedy readout", "ECE, expected readout", "OCG, greedy readout",
-                                         "OCG, expected readout"};
+                  strstr(out, "format failures (rows: model after stage"),
+              "%s", out);
+    static const char *const titles[] = {"ECE, greedy readout", "ECE, expected readout",
+                                         "OCG, greedy readout", "OCG, expected readout"};
     for (int k = 0; k < 4; k++) {
         char want[128];
-        snprintf(want, sizeof want, "%s (rows: model after stage; columns: domain, test split)", titles[k]);
+        snprintf(want, sizeof want, "%s (rows: model after stage; columns: domain, test split)",
+                 titles[k]);
         CHECK_MSG(strstr(out, want) != NULL, "no '%s' in\n%s", want, out);
     }
     free(out);
     /* the same spec twice gives the same file: the comparison itself is meaningful */
-    crash_and_resume("no_checkpoint_yet", (const char *[]){"0:2"}, 1); /* starts over */
+    crash_and_resume("no_checkpoint_yet", (const char *[]){"0:2"}, 1);   /* starts over */
     crash_and_resume("base_after_ckpt", (const char *[]){"0:ckpt2"}, 1); /* (0, 2) queued */
-    crash_and_resume("base_between", (const char *[]){"0:5"}, 1);     /* (0, 4) queued: resume or restart */
-    crash_and_resume("during_eval", (const char *[]){"1:eval"}, 1);   /* stage 1 trained, not written */
-    crash_and_resume("stage_start", (const char *[]){"2:1"}, 1);      /* resume from (2, 0) */
-    crash_and_resume("twice", (const char *[]){"1:3", "2:eval"}, 2);  /* two crashes, one run */
-    external_kill("external_stage1", "\"stage\":1,\"name\":\"add\",\"method\":\"caopd\",\"step\":1,");
+    crash_and_resume("base_between", (const char *[]){"0:5"},
+                     1); /* (0, 4) queued: resume or restart */
+    crash_and_resume("during_eval", (const char *[]){"1:eval"},
+                     1);                                         /* stage 1 trained, not written */
+    crash_and_resume("stage_start", (const char *[]){"2:1"}, 1); /* resume from (2, 0) */
+    crash_and_resume("twice", (const char *[]){"1:3", "2:eval"}, 2); /* two crashes, one run */
+    external_kill("external_stage1",
+                  "\"stage\":1,\"name\":\"add\",\"method\":\"caopd\",\"step\":1,");
     external_kill("external_eval", "\"event\":\"eval\",\"t\"");
     test_overwrite_protection();
     tmpdir_finish(g_tmp);

@@ -12,7 +12,8 @@ int main(void) {
     make_tmpdir("test_sweep_fail");
     char spec[600], out[600];
     write_sweep("tf.json", "tf",
-                "{\"seed\": [1, 2], \"params\": {\"base\": [{\"steps\": 6, \"batch\": 4, \"lr\": 3e-3, \"warmup\": 1}, "
+                "{\"seed\": [1, 2], \"params\": {\"base\": [{\"steps\": 6, \"batch\": 4, \"lr\": "
+                "3e-3, \"warmup\": 1}, "
                 "{\"checkpoint\": \"no-such-base.h5\"}]}}",
                 spec, sizeof spec);
     snprintf(out, sizeof out, "%s/out", g_tmp);
@@ -23,7 +24,8 @@ int main(void) {
     const char *list[] = {"sweep", spec, "--list", NULL};
     CHECK(exited(run_caopd(NULL, list), 0));
     char *o = last_out();
-    for (int i = 0; i < 4; i++) CHECK_MSG(strstr(o, names[i]) != NULL, "cell name %s not in\n%s", names[i], o);
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(strstr(o, names[i]) != NULL, "cell name %s not in\n%s", names[i], o);
     free(o);
 
     const char *all[] = {"sweep", spec, "-j", "2", "--out", out, NULL};
@@ -31,7 +33,8 @@ int main(void) {
     o = last_out();
     char *e = last_err();
     CHECK_MSG(exited(st, 1), "a failed cell: exit status 1 (status %d)\n%s", st, e);
-    CHECK_MSG(strstr(o, "sweep tf: 4 cells: 2 finished now, 0 finished before, 2 failed") != NULL, "%s", o);
+    CHECK_MSG(strstr(o, "sweep tf: 4 cells: 2 finished now, 0 finished before, 2 failed") != NULL,
+              "%s", o);
     for (int i = 1; i < 4; i += 2) {
         char want[1400];
         snprintf(want, sizeof want, "FAILED %s: base.checkpoint: no-such-base.h5", names[i]);
@@ -42,15 +45,19 @@ int main(void) {
         CHECK_MSG(strstr(e, want) != NULL, "progress should report the failure: %s", e);
     }
     CHECK_MSG(strstr(o, "summary.h5 (2 of 4 cells)") != NULL, "%s", o);
-    CHECK_MSG(strstr(e, "warning: 2 of 4 cells are not finished and are not in the summary") != NULL, "%s", e);
-    CHECK_MSG(strstr(e, "/cells/001_seed-1_base-checkpoint-no-such-base.h5: unfinished") != NULL, "%s", e);
+    CHECK_MSG(strstr(e, "warning: 2 of 4 cells are not finished and are not in the summary") !=
+                  NULL,
+              "%s", e);
+    CHECK_MSG(strstr(e, "/cells/001_seed-1_base-checkpoint-no-such-base.h5: unfinished") != NULL,
+              "%s", e);
     free(o), free(e);
     for (int i = 0; i < 4; i++) {
         char d[900], err[1024];
         snprintf(d, sizeof d, "%s/cells/%s", out, names[i]);
         sweep_cell_status cs = SWEEP_CELL_ABSENT;
         CHECK_MSG(sweep_cell_state(d, &cs, NULL, NULL, err, sizeof err) == 0, "%s", err);
-        CHECK_MSG(cs == (i % 2 ? SWEEP_CELL_PARTIAL : SWEEP_CELL_FINISHED), "cell %d state %d", i, (int)cs);
+        CHECK_MSG(cs == (i % 2 ? SWEEP_CELL_PARTIAL : SWEEP_CELL_FINISHED), "cell %d state %d", i,
+                  (int)cs);
     }
     char p[900];
     snprintf(p, sizeof p, "%s/summary.h5", out);
@@ -74,7 +81,9 @@ int main(void) {
     st = run_caopd(NULL, merge);
     e = last_err();
     CHECK_MSG(exited(st, 0), "merge: %s", e);
-    CHECK_MSG(strstr(e, "caopd merge: warning: 2 of 4 cells are not finished") && strstr(e, names[3]), "%s", e);
+    CHECK_MSG(strstr(e, "caopd merge: warning: 2 of 4 cells are not finished") &&
+                  strstr(e, names[3]),
+              "%s", e);
     CHECK_MSG(strstr(e, "caopd merge: 2 of 4 cells into ") != NULL, "%s", e);
     free(e);
     CHECK(file_size(sum2) > 0);

@@ -10,8 +10,8 @@
 #include "tests/harness/run/sweep_testutil.h"
 
 static const char k_axes[] = "{\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 2]}";
-static const char *const k_names[4] = {"000_method-caopd_seed-1", "001_method-caopd_seed-2", "002_method-sdft_seed-1",
-                                       "003_method-sdft_seed-2"};
+static const char *const k_names[4] = {"000_method-caopd_seed-1", "001_method-caopd_seed-2",
+                                       "002_method-sdft_seed-1", "003_method-sdft_seed-2"};
 
 static int cores(void) {
     cpu_set_t set;
@@ -35,7 +35,8 @@ int main(void) {
     char spec[600], out[600], cdir[4][800];
     write_sweep("sweep.json", "ts", k_axes, spec, sizeof spec);
     snprintf(out, sizeof out, "%s/out", g_tmp);
-    for (int i = 0; i < 4; i++) snprintf(cdir[i], sizeof cdir[i], "%s/cells/%s", out, k_names[i]);
+    for (int i = 0; i < 4; i++)
+        snprintf(cdir[i], sizeof cdir[i], "%s/cells/%s", out, k_names[i]);
 
     /* --list */
     const char *list[] = {"sweep", spec, "--list", NULL};
@@ -78,17 +79,21 @@ int main(void) {
     st = run_caopd(NULL, all);
     o = last_out(), e = last_err();
     CHECK_MSG(exited(st, 0), "sweep: status %d\n%s\n%s", st, o, e);
-    CHECK_MSG(strstr(e, "4 cells in ") && strstr(e, "0 already finished, 4 to run (1 to resume), 2 workers"), "%s", e);
+    CHECK_MSG(strstr(e, "4 cells in ") &&
+                  strstr(e, "0 already finished, 4 to run (1 to resume), 2 workers"),
+              "%s", e);
     CHECK_MSG(strstr(e, "resuming 001_method-caopd_seed-2") != NULL, "%s", e);
     CHECK_MSG(strstr(e, "4/4 done, 0 running, 0 failed, 0 to go") != NULL, "%s", e);
-    CHECK_MSG(strstr(o, "sweep ts: 4 cells: 4 finished now, 0 finished before, 0 failed") != NULL, "%s", o);
+    CHECK_MSG(strstr(o, "sweep ts: 4 cells: 4 finished now, 0 finished before, 0 failed") != NULL,
+              "%s", o);
     CHECK_MSG(strstr(o, "summary.h5 (4 of 4 cells)") != NULL, "%s", o);
     free(o), free(e);
     snprintf(p, sizeof p, "%s/run.log", cdir[1]);
     char *log = slurp(p);
     /* from the stage-end checkpoint (1, 0), or from (0, 4) when the kill came before the I/O
        thread had published (1, 0) on a loaded machine: either way not from the start */
-    CHECK_MSG(strstr(log, "caopd run: resuming at stage") != NULL, "cell 1 should resume from a checkpoint:\n%s", log);
+    CHECK_MSG(strstr(log, "caopd run: resuming at stage") != NULL,
+              "cell 1 should resume from a checkpoint:\n%s", log);
     free(log);
     const int want_threads = cores() / 2 > 1 ? cores() / 2 : 1;
     for (int i = 0; i < 4; i++)
@@ -132,14 +137,17 @@ int main(void) {
 
     /* another sweep into the same directory */
     char other[600];
-    write_sweep("other.json", "ts", "{\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 3]}", other, sizeof other);
+    write_sweep("other.json", "ts", "{\"method\": [\"caopd\", \"sdft\"], \"seed\": [1, 3]}", other,
+                sizeof other);
     snprintf(p, sizeof p, "%s/sweep.json", out);
     char *before = slurp(p);
     const char *diff[] = {"sweep", other, "--out", out, NULL};
     st = run_caopd(NULL, diff);
     e = last_err();
     CHECK(exited(st, 2));
-    CHECK_MSG(strstr(e, "holds another sweep (its sweep.json differs from this spec)") && strstr(e, "--force"), "%s", e);
+    CHECK_MSG(strstr(e, "holds another sweep (its sweep.json differs from this spec)") &&
+                  strstr(e, "--force"),
+              "%s", e);
     free(e);
     char *after = slurp(p);
     CHECK_EQ_STR(after, before);
@@ -155,7 +163,9 @@ int main(void) {
     o = last_out(), e = last_err();
     CHECK_MSG(exited(st, 0), "array task: status %d\n%s", st, e);
     CHECK_MSG(strstr(e, "SLURM_ARRAY_TASK_ID=2: running cell 2 only") != NULL, "%s", e);
-    CHECK_MSG(strstr(o, "cell 2: ") && strstr(o, "/cells/002_method-sdft_seed-1; gather the cells with caopd merge"), "%s", o);
+    CHECK_MSG(strstr(o, "cell 2: ") &&
+                  strstr(o, "/cells/002_method-sdft_seed-1; gather the cells with caopd merge"),
+              "%s", o);
     free(o), free(e);
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s/cells/%s/results.h5", out2, k_names[i]);

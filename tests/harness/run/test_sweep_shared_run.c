@@ -11,12 +11,15 @@
 #include "tests/harness/run/sweep_testutil.h"
 
 static const char k_exp[] =
-    "{\"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"sr\", \"seed\": 3, \"threads\": 1,\n"
+    "{\"format\": \"caopd-experiment\", \"version\": 1, \"name\": \"sr\", \"seed\": 3, "
+    "\"threads\": 1,\n"
     " \"model\": {\"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2},\n"
     " \"base\": {\"steps\": 3, \"batch\": 4, \"lr\": 3e-3, \"warmup\": 1},\n"
-    " \"defaults\": {\"steps\": 2, \"batch\": 2, \"k\": 2, \"max_new\": 24, \"lr\": 1e-3, \"warmup\": 1},\n"
+    " \"defaults\": {\"steps\": 2, \"batch\": 2, \"k\": 2, \"max_new\": 24, \"lr\": 1e-3, "
+    "\"warmup\": 1},\n"
     " \"stages\": [{\"domain\": \"add\"}, {\"domain\": \"rev\"}],\n"
-    " \"eval\": {\"n\": 6, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": [1]},\n"
+    " \"eval\": {\"n\": 6, \"max_new\": 30, \"ood_kinds\": [\"ood_length\"], \"ood_severities\": "
+    "[1]},\n"
     " \"snapshots\": {\"every_steps\": 2}, \"log\": {\"every_steps\": 100}}";
 
 static const char k_axes[] = "{\"method\": [\"caopd\", \"sdft\"], \"ood_severity\": [1, 2]}";
@@ -24,8 +27,11 @@ static const char k_axes[] = "{\"method\": [\"caopd\", \"sdft\"], \"ood_severity
 static void write_spec(const char *file, const char *keys, char *path, size_t len) {
     snprintf(path, len, "%s/%s", g_tmp, file);
     char text[4096];
-    snprintf(text, sizeof text, "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"sr\",%s\n \"experiment\": %s,\n"
-             " \"axes\": %s}\n", keys, k_exp, k_axes);
+    snprintf(
+        text, sizeof text,
+        "{\"format\": \"caopd-sweep\", \"version\": 1, \"name\": \"sr\",%s\n \"experiment\": %s,\n"
+        " \"axes\": %s}\n",
+        keys, k_exp, k_axes);
     write_file(path, text, strlen(text));
 }
 
@@ -55,7 +61,8 @@ static void test_grouping(void) {
     }
     char *j = NULL;
     CHECK(sweep_shared_json(s, 1, 1, &j) == 0);
-    CHECK_MSG(j && strstr(j, "\"ood_severities\":\t[1, 2]") && strstr(j, "\"method\":\t\"sdft\""), "%s", j ? j : "");
+    CHECK_MSG(j && strstr(j, "\"ood_severities\":\t[1, 2]") && strstr(j, "\"method\":\t\"sdft\""),
+              "%s", j ? j : "");
     free(j);
     char dir[700];
     CHECK(sweep_cell_run_dir(s, "OUT", 3, dir, sizeof dir) == 0);
@@ -67,8 +74,11 @@ static void test_grouping(void) {
     /* a params axis on eval.ood_severities groups too; one on eval.n does not */
     char text[4096], path[600];
     snprintf(path, sizeof path, "%s/params.json", g_tmp);
-    snprintf(text, sizeof text, "{\"format\": \"caopd-sweep\", \"version\": 1, \"experiment\": %s, \"axes\": {\"params\": "
-             "{\"eval.n\": [4, 6], \"eval.ood_severities\": [[1], [2, 3]]}}}", k_exp);
+    snprintf(
+        text, sizeof text,
+        "{\"format\": \"caopd-sweep\", \"version\": 1, \"experiment\": %s, \"axes\": {\"params\": "
+        "{\"eval.n\": [4, 6], \"eval.ood_severities\": [[1], [2, 3]]}}}",
+        k_exp);
     write_file(path, text, strlen(text));
     CHECK_MSG(sweep_load(path, &s, err, sizeof err) == 0, "%s", err);
     if (!s) return;
@@ -95,7 +105,8 @@ static void same_summary_cell(const char *sum_a, const char *sum_b, int k) {
         CHECK_MSG(g_cmp_objects == 2 * 18, "cell %d: %d datasets compared", k, g_cmp_objects);
         char *sa = NULL, *sb = NULL;
         snprintf(g, sizeof g, "cells/%d", k);
-        CHECK(ckpt_reader_attr_str(a, g, "splits", &sa) == CKPT_OK && ckpt_reader_attr_str(b, g, "splits", &sb) == CKPT_OK);
+        CHECK(ckpt_reader_attr_str(a, g, "splits", &sa) == CKPT_OK &&
+              ckpt_reader_attr_str(b, g, "splits", &sb) == CKPT_OK);
         CHECK_EQ_STR(sa, k % 2 ? "test,ood_length_2" : "test,ood_length_1");
         CHECK_EQ_STR(sa, sb);
         free(sa), free(sb);
@@ -107,12 +118,17 @@ static void same_summary_cell(const char *sum_a, const char *sum_b, int k) {
 static void test_shared_equals_own(void) {
     snprintf(g_shared, sizeof g_shared, "%s/shared", g_tmp);
     snprintf(g_own, sizeof g_own, "%s/own", g_tmp);
-    int st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out", g_shared, NULL});
+    int st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out",
+                                              g_shared, NULL});
     char *o = last_out(), *e = last_err();
     CHECK_MSG(exited(st, 0), "status %d\n%s\n%s", st, o, e);
-    CHECK_MSG(strstr(e, "4 cells in ") && strstr(e, "; 2 shared runs (4 cells differ only in eval.ood_severities and "
-                                                    "read them): 0 already finished, 2 to run (0 to resume)"), "%s", e);
-    CHECK_MSG(strstr(e, "started shared run 000_method-caopd") && strstr(e, "(shared runs: 2/2 done)"), "%s", e);
+    CHECK_MSG(strstr(e, "4 cells in ") &&
+                  strstr(e, "; 2 shared runs (4 cells differ only in eval.ood_severities and "
+                            "read them): 0 already finished, 2 to run (0 to resume)"),
+              "%s", e);
+    CHECK_MSG(strstr(e, "started shared run 000_method-caopd") &&
+                  strstr(e, "(shared runs: 2/2 done)"),
+              "%s", e);
     /* a shared run's cells are counted done with it: after the first run 3 of 6 jobs, never 1 */
     CHECK_MSG(strstr(e, "sweep: 3/6 done") && !strstr(e, "sweep: 1/6 done"), "%s", e);
     CHECK_MSG(strstr(o, "sweep sr: 4 cells: 4 finished now, 0 finished before, 0 failed"), "%s", o);
@@ -129,23 +145,30 @@ static void test_shared_equals_own(void) {
     CHECK_MSG(strstr(sj, "\"ood_severities\":\t[1, 2]"), "%s", sj);
     free(sj);
 
-    st = run_caopd(NULL, (const char *[]){"sweep", g_spec_own, "-j", "2", "--threads", "1", "--out", g_own, NULL});
+    st = run_caopd(NULL, (const char *[]){"sweep", g_spec_own, "-j", "2", "--threads", "1", "--out",
+                                          g_own, NULL});
     o = last_out();
-    CHECK_MSG(exited(st, 0) && strstr(o, "4 finished now") && !strstr(o, "shared runs"), "status %d\n%s", st, o);
+    CHECK_MSG(exited(st, 0) && strstr(o, "4 finished now") && !strstr(o, "shared runs"),
+              "status %d\n%s", st, o);
     free(o);
     char sa[800], sb[800];
     snprintf(sa, sizeof sa, "%s/summary.h5", g_shared);
     snprintf(sb, sizeof sb, "%s/summary.h5", g_own);
-    for (int k = 0; k < 4; k++) same_summary_cell(sa, sb, k);
+    for (int k = 0; k < 4; k++)
+        same_summary_cell(sa, sb, k);
 
     /* a re-run starts nothing */
     snprintf(p, sizeof p, "%s/shared/000_method-caopd/run.log", g_shared);
     const long before = file_size(p);
-    st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out", g_shared, NULL});
+    st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out",
+                                          g_shared, NULL});
     o = last_out(), e = last_err();
     CHECK_MSG(exited(st, 0), "status %d\n%s", st, e);
-    CHECK_MSG(strstr(e, "4 already finished, 0 to run (0 to resume); 2 shared runs (4 cells differ only in "
-                        "eval.ood_severities and read them): 2 already finished, 0 to run (0 to resume), "), "%s", e);
+    CHECK_MSG(
+        strstr(e,
+               "4 already finished, 0 to run (0 to resume); 2 shared runs (4 cells differ only in "
+               "eval.ood_severities and read them): 2 already finished, 0 to run (0 to resume), "),
+        "%s", e);
     CHECK_MSG(strstr(o, "0 finished now, 4 finished before, 0 failed"), "%s", o);
     CHECK(file_size(p) == before && before > 0);
     free(o), free(e);
@@ -155,16 +178,22 @@ static void test_shared_equals_own(void) {
 static void test_cell_mode(void) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/array", g_tmp);
-    int st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "--cell", "1", "--threads", "1", "--out", dir, NULL});
+    int st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "--cell", "1", "--threads", "1",
+                                              "--out", dir, NULL});
     char *o = last_out();
     char want[1200];
-    snprintf(want, sizeof want, "cell 1: %s/shared/000_method-caopd; gather the cells with caopd merge", dir);
-    CHECK_MSG(exited(st, 0) && strstr(o, "shared runs: 1: 1 run now, 0 finished before, 0 failed") && strstr(o, want),
+    snprintf(want, sizeof want,
+             "cell 1: %s/shared/000_method-caopd; gather the cells with caopd merge", dir);
+    CHECK_MSG(exited(st, 0) &&
+                  strstr(o, "shared runs: 1: 1 run now, 0 finished before, 0 failed") &&
+                  strstr(o, want),
               "status %d\n%s", st, o);
     free(o);
-    st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "--cell", "0", "--threads", "1", "--out", dir, NULL});
+    st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "--cell", "0", "--threads", "1", "--out",
+                                          dir, NULL});
     o = last_out();
-    CHECK_MSG(exited(st, 0) && strstr(o, "1 cell: 0 finished now, 1 finished before, 0 failed"), "status %d\n%s", st, o);
+    CHECK_MSG(exited(st, 0) && strstr(o, "1 cell: 0 finished now, 1 finished before, 0 failed"),
+              "status %d\n%s", st, o);
     free(o);
     char log[800];
     snprintf(log, sizeof log, "%s/shared/000_method-caopd/run.log", dir);
@@ -193,17 +222,20 @@ static void test_failed_run(void) {
     snprintf(p, sizeof p, "%s/shared/000_method-caopd/checkpoint.h5", dir);
     write_file(p, "not a checkpoint\n", 17);
     free(json);
-    int st = run_caopd(NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out", dir, NULL});
+    int st = run_caopd(
+        NULL, (const char *[]){"sweep", g_spec, "-j", "2", "--threads", "1", "--out", dir, NULL});
     char *o = last_out();
     CHECK_MSG(exited(st, 1), "status %d\n%s", st, o);
     CHECK_MSG(strstr(o, "sweep sr: 4 cells: 2 finished now, 0 finished before, 2 failed"), "%s", o);
     CHECK_MSG(strstr(o, "shared runs: 2: 1 run now, 0 finished before, 1 failed"), "%s", o);
-    CHECK_MSG(strstr(o, "FAILED shared run 000_method-caopd: ") && strstr(o, "results.h5 is missing but a checkpoint exists"),
+    CHECK_MSG(strstr(o, "FAILED shared run 000_method-caopd: ") &&
+                  strstr(o, "results.h5 is missing but a checkpoint exists"),
               "%s", o);
     static const char *const failed[2] = {"000_method-caopd_sev-1", "001_method-caopd_sev-2"};
     for (int c = 0; c < 2; c++) {
         char want[1600];
-        snprintf(want, sizeof want, "FAILED %s: its shared run %s/shared/000_method-caopd failed", failed[c], dir);
+        snprintf(want, sizeof want, "FAILED %s: its shared run %s/shared/000_method-caopd failed",
+                 failed[c], dir);
         CHECK_MSG(strstr(o, want), "expected '%s' in\n%s", want, o);
     }
     CHECK_MSG(strstr(o, "summary.h5 (2 of 4 cells)"), "%s", o);

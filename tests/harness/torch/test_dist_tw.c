@@ -1,9 +1,9 @@
 /* tw's data-parallel layer: two forked processes on localhost form a Gloo group and check every
  * collective's values (weighted gradient mean, sum/mean/max/min, broadcasts, barrier), that a
  * size mismatch fails on both ranks instead of hanging, and that a peer that never comes or
- * exits early, or a port already taken, gives a clear error within the timeout. Also: environment parsing, and that
- * tw_multinomial_rows draws, for any split of a batch, what one tw_multinomial over the whole
- * batch draws. */
+ * exits early, or a port already taken, gives a clear error within the timeout. Also: environment
+ * parsing, and that tw_multinomial_rows draws, for any split of a batch, what one tw_multinomial
+ * over the whole batch draws. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +56,8 @@ static int rank_main(int rank, int port) {
     tw_set_requires_grad(ctx, a, 1);
     tw_set_requires_grad(ctx, b, 1);
     float c[4];
-    for (int i = 0; i < 4; i++) c[i] = (float)(rank ? 10 * (i + 1) : i + 1);
+    for (int i = 0; i < 4; i++)
+        c[i] = (float)(rank ? 10 * (i + 1) : i + 1);
     tw_tensor loss = tw_sum(ctx, tw_mul(ctx, a, tw_from_f32(ctx, c, 1, sh)));
     if (rank == 0) loss = tw_add(ctx, loss, tw_sum(ctx, b));
     CHECK_EQ_INT(tw_backward(ctx, loss), TW_OK);
@@ -87,20 +88,23 @@ static int rank_main(int rank, int port) {
     float got[5];
     CHECK_EQ_INT(tw_copy_to_f32(ctx, ys[0], got, 2), TW_OK);
     CHECK_EQ_INT(tw_copy_to_f32(ctx, ys[1], got + 2, 3), TW_OK);
-    for (int i = 0; i < 5; i++) CHECK(got[i] == 1.0f + i + 0.25f);
+    for (int i = 0; i < 5; i++)
+        CHECK(got[i] == 1.0f + i + 0.25f);
     char text[16];
     snprintf(text, sizeof text, rank == 0 ? "from rank 0" : "not this one");
     CHECK_EQ_INT(tw_dist_broadcast_bytes(d, text, sizeof text, 0), TW_OK);
     CHECK_EQ_STR(text, "from rank 0");
     CHECK_EQ_INT(tw_dist_barrier(d), TW_OK);
-    CHECK_EQ_INT(tw_dist_allreduce_f64(d, NULL, 0, TW_DIST_SUM), TW_OK); /* nothing to do, on both */
+    CHECK_EQ_INT(tw_dist_allreduce_f64(d, NULL, 0, TW_DIST_SUM),
+                 TW_OK); /* nothing to do, on both */
     CHECK_EQ_INT(tw_dist_allreduce(d, ctx, NULL, 0, TW_DIST_SUM), TW_OK);
 
     /* a size mismatch fails on both ranks, with both counts, and the group stays failed */
     double w[4] = {0};
     tw_status s = tw_dist_allreduce_f64(d, w, 3 + rank, TW_DIST_SUM);
     CHECK_EQ_INT(s, TW_ERR_SHAPE);
-    CHECK_MSG(strstr(tw_dist_errmsg(d), "different element counts (3 to 4") != NULL, "%s", tw_dist_errmsg(d));
+    CHECK_MSG(strstr(tw_dist_errmsg(d), "different element counts (3 to 4") != NULL, "%s",
+              tw_dist_errmsg(d));
     CHECK_EQ_INT(tw_dist_barrier(d), TW_ERR_SHAPE);
     /* ... and a tensor call on a failed group puts the message on the context too */
     CHECK_EQ_INT(tw_dist_allreduce(d, ctx, &x, 1, TW_DIST_SUM), TW_ERR_SHAPE);
@@ -137,7 +141,9 @@ static void test_missing_peer(void) {
         double dt = now_s() - t0;
         CHECK_EQ_INT(s, TW_ERR_DIST);
         CHECK(d == NULL);
-        CHECK_MSG(strstr(err, "rank 1 did not join") && strstr(err, "MASTER_PORT") && strstr(err, "within 2 s"), "%s", err);
+        CHECK_MSG(strstr(err, "rank 1 did not join") && strstr(err, "MASTER_PORT") &&
+                      strstr(err, "within 2 s"),
+                  "%s", err);
         CHECK_MSG(dt >= 1.4 && dt < 10, "%.2f s", dt);
         /* a worker whose master is not there: cannot reach it, within the timeout */
         p = params(1, free_port(), 1.0);
@@ -145,7 +151,8 @@ static void test_missing_peer(void) {
         s = tw_dist_init(&p, &d, err, sizeof err);
         dt = now_s() - t0;
         CHECK_EQ_INT(s, TW_ERR_DIST);
-        CHECK_MSG(strstr(err, "rank 1 of 2 could not reach") && strstr(err, "MASTER_ADDR"), "%s", err);
+        CHECK_MSG(strstr(err, "rank 1 of 2 could not reach") && strstr(err, "MASTER_ADDR"), "%s",
+                  err);
         CHECK_MSG(dt < 10, "%.2f s", dt);
         /* the port is taken: rank 0 cannot host the store */
         int port = free_port(), fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -198,13 +205,16 @@ static void test_peer_exits(void) {
     }
 }
 
-static void expect_env_error(const char *ws, const char *rank, const char *addr, const char *port, const char *to,
-                             const char *want) {
-    const char *names[5] = {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "CAOPD_DIST_TIMEOUT_S"};
+static void expect_env_error(const char *ws, const char *rank, const char *addr, const char *port,
+                             const char *to, const char *want) {
+    const char *names[5] = {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT",
+                            "CAOPD_DIST_TIMEOUT_S"};
     const char *vals[5] = {ws, rank, addr, port, to};
     for (int i = 0; i < 5; i++) {
-        if (vals[i]) setenv(names[i], vals[i], 1);
-        else unsetenv(names[i]);
+        if (vals[i])
+            setenv(names[i], vals[i], 1);
+        else
+            unsetenv(names[i]);
     }
     tw_dist_params p;
     char err[512] = "";
@@ -241,8 +251,10 @@ static void test_env(void) {
     CHECK_EQ_INT(tw_dist_params_from_env(&p, err, sizeof err), TW_OK);
     CHECK(p.rank == 1 && p.world_size == 2 && p.master_port == 29500 && p.timeout_s == 2.5);
     CHECK_EQ_STR(p.master_addr, "node-a");
-    const char *names[5] = {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "CAOPD_DIST_TIMEOUT_S"};
-    for (int i = 0; i < 5; i++) unsetenv(names[i]);
+    const char *names[5] = {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT",
+                            "CAOPD_DIST_TIMEOUT_S"};
+    for (int i = 0; i < 5; i++)
+        unsetenv(names[i]);
 }
 
 /* Rows [0, 2) and [2, 6) of a batch drawn by two generators give the whole batch's draws, and
@@ -253,17 +265,27 @@ static void test_multinomial_rows(void) {
     CHECK_EQ_INT(tw_ctx_new(&ctx, TW_DEVICE_CPU, err, sizeof err), TW_OK);
     enum { R = 6, V = 7, DRAWS = 20 };
     float probs[R * V];
-    for (int i = 0; i < R * V; i++) probs[i] = (float)(1 + (i * 5) % 7) * (i % 3 ? 1.0f : 0.1f);
+    for (int i = 0; i < R * V; i++)
+        probs[i] = (float)(1 + (i * 5) % 7) * (i % 3 ? 1.0f : 0.1f);
     int64_t shape[2] = {R, V}, sa[2] = {2, V}, sb[2] = {R - 2, V};
     tw_rng *whole = NULL, *ra = NULL, *rb = NULL, *rs = NULL;
-    tw_rng_new(ctx, 99, &whole), tw_rng_new(ctx, 99, &ra), tw_rng_new(ctx, 99, &rb), tw_rng_new(ctx, 99, &rs);
+    tw_rng_new(ctx, 99, &whole), tw_rng_new(ctx, 99, &ra), tw_rng_new(ctx, 99, &rb),
+        tw_rng_new(ctx, 99, &rs);
     int same = 1, differs = 0;
     for (int k = 0; k < DRAWS; k++) {
         tw_scope sc = tw_scope_begin(ctx);
         int64_t w[R], a[2], b[R - 2];
-        CHECK_EQ_INT(tw_copy_to_i64(ctx, tw_multinomial(ctx, whole, tw_from_f32(ctx, probs, 2, shape)), w, R), TW_OK);
-        CHECK_EQ_INT(tw_copy_to_i64(ctx, tw_multinomial_rows(ctx, ra, tw_from_f32(ctx, probs, 2, sa), 0, R), a, 2), TW_OK);
-        CHECK_EQ_INT(tw_copy_to_i64(ctx, tw_multinomial_rows(ctx, rb, tw_from_f32(ctx, probs + 2 * V, 2, sb), 2, R), b, R - 2),
+        CHECK_EQ_INT(tw_copy_to_i64(
+                         ctx, tw_multinomial(ctx, whole, tw_from_f32(ctx, probs, 2, shape)), w, R),
+                     TW_OK);
+        CHECK_EQ_INT(
+            tw_copy_to_i64(ctx, tw_multinomial_rows(ctx, ra, tw_from_f32(ctx, probs, 2, sa), 0, R),
+                           a, 2),
+            TW_OK);
+        CHECK_EQ_INT(tw_copy_to_i64(
+                         ctx,
+                         tw_multinomial_rows(ctx, rb, tw_from_f32(ctx, probs + 2 * V, 2, sb), 2, R),
+                         b, R - 2),
                      TW_OK);
         for (int i = 0; i < R; i++) {
             same &= w[i] == (i < 2 ? a[i] : b[i - 2]);
@@ -284,7 +306,8 @@ static void test_multinomial_rows(void) {
     free(b0), free(b1), free(b2), free(b3);
     /* rows outside the batch */
     CHECK(tw_is_null(tw_multinomial_rows(ctx, ra, tw_from_f32(ctx, probs, 2, sb), 3, R)));
-    CHECK_MSG(strstr(tw_errmsg(ctx), "rows [3, 7) do not lie in a batch of 6") != NULL, "%s", tw_errmsg(ctx));
+    CHECK_MSG(strstr(tw_errmsg(ctx), "rows [3, 7) do not lie in a batch of 6") != NULL, "%s",
+              tw_errmsg(ctx));
     tw_rng_free(whole), tw_rng_free(ra), tw_rng_free(rb), tw_rng_free(rs);
     tw_ctx_free(ctx);
 }

@@ -1,7 +1,7 @@
 /* tw_causal_attention's decoding kernel (one query per row, no autograd) against the composite
  * path libtorch's ops take under grad, and tw_causal_mask + tw_attention against the composite
- * path (values and gradients). Decoding cases: strided keys (a slice of a longer cache), padded keys,
- * head sizes that are and are not multiples of 8, bool and int64 validity; within 1e-5. */
+ * path (values and gradients). Decoding cases: strided keys (a slice of a longer cache), padded
+ * keys, head sizes that are and are not multiples of 8, bool and int64 validity; within 1e-5. */
 #include "tests/check.h"
 #include "harness/torch/tw.h"
 
@@ -10,8 +10,8 @@
 
 #define ATT_TOL 1e-5
 
-static void compare(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64_t Tk, int64_t D, int masked,
-                    tw_dtype vdtype) {
+static void compare(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64_t Tk, int64_t D,
+                    int masked, tw_dtype vdtype) {
     tw_scope sc = tw_scope_begin(ctx);
     int64_t qs[4] = {B, H, 1, D}, cs[4] = {B, H, Tk + 5, D};
     tw_tensor q = tw_randn(ctx, rng, 0, 1, 4, qs);
@@ -21,8 +21,10 @@ static void compare(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64_t Tk, 
     tw_tensor valid = TW_NULL;
     if (masked) {
         int64_t *m = malloc(sizeof(int64_t) * (size_t)(B * Tk));
-        for (int64_t i = 0; i < B * Tk; i++) m[i] = (i * 7 + 3) % 5 != 0; /* some pads */
-        for (int64_t j = 0; j < Tk - 1; j++) m[j] = 0; /* row 0: only the query's own key */
+        for (int64_t i = 0; i < B * Tk; i++)
+            m[i] = (i * 7 + 3) % 5 != 0; /* some pads */
+        for (int64_t j = 0; j < Tk - 1; j++)
+            m[j] = 0; /* row 0: only the query's own key */
         int64_t vs[2] = {B, Tk};
         valid = tw_to_dtype(ctx, tw_from_i64(ctx, m, 2, vs), vdtype);
         free(m);
@@ -38,9 +40,10 @@ static void compare(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64_t Tk, 
     tw_copy_to_f32(ctx, fast, a, n);
     tw_copy_to_f32(ctx, tw_detach(ctx, ref), b, n);
     double worst = 0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
-    CHECK_MSG(worst <= ATT_TOL, "B %lld H %lld Tk %lld D %lld masked %d: max difference %g", (long long)B,
-              (long long)H, (long long)Tk, (long long)D, masked, worst);
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+    CHECK_MSG(worst <= ATT_TOL, "B %lld H %lld Tk %lld D %lld masked %d: max difference %g",
+              (long long)B, (long long)H, (long long)Tk, (long long)D, masked, worst);
     if (masked) { /* row 0 sees only its own key: the output is that key's value */
         float *vv = malloc(sizeof(float) * (size_t)(B * H * Tk * D));
         tw_copy_to_f32(ctx, tw_contiguous(ctx, v), vv, (size_t)(B * H * Tk * D));
@@ -65,7 +68,8 @@ static void compare_masked(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64
     tw_set_requires_grad(ctx, q, 1);
     if (masked) {
         int64_t *m = malloc(sizeof(int64_t) * (size_t)(B * Tk)), vs[2] = {B, Tk};
-        for (int64_t i = 0; i < B * Tk; i++) m[i] = (i * 5 + 1) % 3 != 0;
+        for (int64_t i = 0; i < B * Tk; i++)
+            m[i] = (i * 5 + 1) % 3 != 0;
         valid = tw_from_i64(ctx, m, 2, vs);
         free(m);
     }
@@ -76,16 +80,18 @@ static void compare_masked(tw_ctx *ctx, tw_rng *rng, int64_t B, int64_t H, int64
     tw_copy_to_f32(ctx, tw_detach(ctx, a), x, n);
     tw_copy_to_f32(ctx, tw_detach(ctx, b), y, n);
     double worst = 0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)x[i] - y[i]));
-    CHECK_MSG(worst <= 1e-6, "mask path: max difference %g (Tq %lld Tk %lld masked %d)", worst, (long long)Tq,
-              (long long)Tk, masked);
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)x[i] - y[i]));
+    CHECK_MSG(worst <= 1e-6, "mask path: max difference %g (Tq %lld Tk %lld masked %d)", worst,
+              (long long)Tq, (long long)Tk, masked);
     tw_backward(ctx, tw_sum(ctx, tw_mul(ctx, a, a)));
     tw_copy_to_f32(ctx, tw_grad(ctx, q), x, n);
     tw_zero_grad(ctx, &q, 1);
     tw_backward(ctx, tw_sum(ctx, tw_mul(ctx, b, b)));
     tw_copy_to_f32(ctx, tw_grad(ctx, q), y, n);
     worst = 0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)x[i] - y[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)x[i] - y[i]));
     CHECK_MSG(worst <= 1e-5, "mask path: gradient differs by %g", worst);
     free(x), free(y);
     tw_scope_end(ctx, sc);

@@ -11,7 +11,8 @@
 static void examples(task_example *ex, int n) {
     task_gen *g = NULL;
     CHECK(task_gen_new(&g, TASK_DOMAIN_MOD, TASK_SPLIT_TRAIN, 0, 3) == TASK_OK);
-    for (int i = 0; g && i < n; i++) task_gen_next(g, &ex[i]);
+    for (int i = 0; g && i < n; i++)
+        task_gen_next(g, &ex[i]);
     task_gen_free(g);
 }
 
@@ -71,24 +72,28 @@ int main(void) {
         int64_t calls = 0;
         const double s = phase_ops_s(&pr, ph, &calls);
         CHECK_MSG(calls > 0, "phase %d: no calls", ph);
-        CHECK_MSG(pr.cell[ph][TW_KIND_MATMUL].calls > 0 && pr.cell[ph][TW_KIND_ATTENTION].calls > 0 &&
+        CHECK_MSG(pr.cell[ph][TW_KIND_MATMUL].calls > 0 &&
+                      pr.cell[ph][TW_KIND_ATTENTION].calls > 0 &&
                       pr.cell[ph][TW_KIND_LAYER_NORM].calls > 0,
                   "phase %d: matmul, attention or layer norm missing", ph);
         CHECK_MSG(pr.flops[ph] > 0, "phase %d: no FLOPs", ph);
         /* the ops run inside the phase: their sum is at most its wall time, and most of it */
         CHECK_MSG(s <= wall[ph] + 1e-4, "phase %d: ops %.6f s > wall %.6f s", ph, s, wall[ph]);
-        CHECK_MSG(s >= 0.5 * wall[ph], "phase %d: ops %.6f s, under half the wall %.6f s", ph, s, wall[ph]);
+        CHECK_MSG(s >= 0.5 * wall[ph], "phase %d: ops %.6f s, under half the wall %.6f s", ph, s,
+                  wall[ph]);
     }
     CHECK_MSG(pr.cell[OPD_PHASE_ROLLOUT][TW_KIND_SAMPLING].calls > 0, "rollout: no sampling");
     CHECK_MSG(pr.cell[OPD_PHASE_TEACHER][TW_KIND_SAMPLING].calls == 0, "teacher: sampling");
     CHECK_MSG(pr.cell[OPD_PHASE_TRAIN][TW_KIND_LOSS].calls > 0, "train: no loss ops");
-    CHECK_MSG(pr.cell[OPD_PHASE_TRAIN][TW_KIND_OTHER].calls == 1, "train: the backward pass is one engine call");
+    CHECK_MSG(pr.cell[OPD_PHASE_TRAIN][TW_KIND_OTHER].calls == 1,
+              "train: the backward pass is one engine call");
     CHECK_MSG(pr.cell[OPD_PHASE_REST][TW_KIND_OPTIMIZER].calls > 0, "rest: no optimizer ops");
     CHECK_MSG(pr.flops[OPD_PHASE_REST] == 0, "rest: FLOPs counted");
     /* the student's forward under grad counts its backward: more FLOPs than the teacher's, which
      * reads the same completions (its contexts are longer, but not 3x) */
     CHECK_MSG(pr.flops[OPD_PHASE_TRAIN] > pr.flops[OPD_PHASE_TEACHER],
-              "train FLOPs %g <= teacher %g", pr.flops[OPD_PHASE_TRAIN], pr.flops[OPD_PHASE_TEACHER]);
+              "train FLOPs %g <= teacher %g", pr.flops[OPD_PHASE_TRAIN],
+              pr.flops[OPD_PHASE_TEACHER]);
 
     /* Stopped: nothing more is counted, the table stays readable. */
     CHECK(train_step_opd(t, ex, 3, &log) == TW_OK);
@@ -129,7 +134,8 @@ int main(void) {
     CHECK_NEAR(pr.flops[0], 1024.0 + 3 * 1024.0, 1e-9);
     CHECK_EQ_INT(pr.cell[0][TW_KIND_MATMUL].calls, 1);
     /* the labelled linear and its backward node(s) count as attention */
-    CHECK_MSG(pr.cell[0][TW_KIND_ATTENTION].calls >= 2, "labelled linear and its backward: %lld calls",
+    CHECK_MSG(pr.cell[0][TW_KIND_ATTENTION].calls >= 2,
+              "labelled linear and its backward: %lld calls",
               (long long)pr.cell[0][TW_KIND_ATTENTION].calls);
     tw_scope_end(ctx, sc);
     tw_prof_enable(ctx, 0);

@@ -1,5 +1,5 @@
-/* The expected-confidence readout (harness/trainer/evaluate.h, docs/trainer.md §6) on a random small
- * model: the KV-cached digit tree against scoring each of the 1000 strings "D.DD" EOS with a
+/* The expected-confidence readout (harness/trainer/evaluate.h, docs/trainer.md §6) on a random
+ * small model: the KV-cached digit tree against scoring each of the 1000 strings "D.DD" EOS with a
  * full forward pass; chunking (the memory bound) does not change the values; the edge cases:
  * no marker (a format failure), clipping ("1.37" counts 1.0), several markers (the last one),
  * a marker without a number, a number that would not fit block_size; the cache's row select;
@@ -16,7 +16,8 @@
 
 #define TOL_EXPECTED 1e-5 /* abs: tree vs brute force, both float32 logits */
 #define TOL_MASS_REL 1e-5 /* relative */
-#define TOL_CHUNK 1e-6    /* abs, expected: one sample at a time vs all at once (padding round-off) */
+/* abs, expected: one sample at a time vs all at once (padding round-off) */
+#define TOL_CHUNK 1e-6
 
 enum { TMAX = 96 };
 
@@ -43,24 +44,30 @@ static void shape_model(tw_ctx *ctx, gpt *m, tw_rng *rng, float zero_boost) {
     const int C = cfg.n_embd, V = cfg.vocab;
     float *wte = malloc(sizeof(float) * (size_t)V * C), g[64], b[64];
     tw_tensor pw = gpt_param(m, gpt_param_find(m, "wte"));
-    tw_tensor pg = gpt_param(m, gpt_param_find(m, "ln_f.weight")), pb = gpt_param(m, gpt_param_find(m, "ln_f.bias"));
+    tw_tensor pg = gpt_param(m, gpt_param_find(m, "ln_f.weight")),
+              pb = gpt_param(m, gpt_param_find(m, "ln_f.bias"));
     CHECK(wte && tw_copy_to_f32(ctx, pw, wte, (size_t)V * C) == TW_OK);
-    CHECK(tw_copy_to_f32(ctx, pg, g, (size_t)C) == TW_OK && tw_copy_to_f32(ctx, pb, b, (size_t)C) == TW_OK);
+    CHECK(tw_copy_to_f32(ctx, pg, g, (size_t)C) == TW_OK &&
+          tw_copy_to_f32(ctx, pb, b, (size_t)C) == TW_OK);
     g[0] = 0.0f, b[0] = 3.0f;
-    for (int v = 0; wte && v < V; v++) wte[(size_t)v * C] = 0.0f;
-    for (int d = 0; wte && d < 10; d++) wte[(size_t)tok_char_to_id((unsigned char)('0' + d)) * C] = 1.5f;
+    for (int v = 0; wte && v < V; v++)
+        wte[(size_t)v * C] = 0.0f;
+    for (int d = 0; wte && d < 10; d++)
+        wte[(size_t)tok_char_to_id((unsigned char)('0' + d)) * C] = 1.5f;
     if (wte) {
         wte[(size_t)tok_char_to_id('0') * C] += zero_boost;
         wte[(size_t)tok_char_to_id('.') * C] = 2.5f;
         wte[(size_t)TOK_EOS * C] = 2.5f;
         CHECK(tw_copy_from_f32(ctx, pw, wte, (size_t)V * C) == TW_OK);
     }
-    CHECK(tw_copy_from_f32(ctx, pg, g, (size_t)C) == TW_OK && tw_copy_from_f32(ctx, pb, b, (size_t)C) == TW_OK);
+    CHECK(tw_copy_from_f32(ctx, pg, g, (size_t)C) == TW_OK &&
+          tw_copy_from_f32(ctx, pb, b, (size_t)C) == TW_OK);
     free(wte);
 }
 
 static gpt *make_model(tw_ctx *ctx, uint64_t seed, float zero_boost) {
-    gpt_config cfg = {.vocab = TOK_VOCAB_SIZE, .block_size = TMAX, .n_layer = 2, .n_head = 2, .n_embd = 16};
+    gpt_config cfg = {
+        .vocab = TOK_VOCAB_SIZE, .block_size = TMAX, .n_layer = 2, .n_head = 2, .n_embd = 16};
     tw_rng *rng = NULL;
     gpt *m = NULL;
     CHECK_EQ_INT(tw_rng_new(ctx, seed, &rng), TW_OK);
@@ -86,8 +93,10 @@ static int brute_force(tw_ctx *ctx, gpt *m, const char *comp, double *expected, 
     for (int k = 0; k < 1000; k++) {
         int64_t *r = tok + (size_t)k * W;
         r[0] = TOK_BOS;
-        for (int i = 0; i < pl; i++) r[1 + i] = tok_char_to_id((unsigned char)prompt[i]);
-        for (int i = 0; i < off; i++) r[1 + pl + i] = tok_char_to_id((unsigned char)comp[i]);
+        for (int i = 0; i < pl; i++)
+            r[1 + i] = tok_char_to_id((unsigned char)prompt[i]);
+        for (int i = 0; i < off; i++)
+            r[1 + pl + i] = tok_char_to_id((unsigned char)comp[i]);
         r[T] = tok_char_to_id((unsigned char)('0' + k / 100));
         r[T + 1] = tok_char_to_id('.');
         r[T + 2] = tok_char_to_id((unsigned char)('0' + k / 10 % 10));
@@ -96,8 +105,9 @@ static int brute_force(tw_ctx *ctx, gpt *m, const char *comp, double *expected, 
     tw_no_grad_begin(ctx);
     tw_scope s = tw_scope_begin(ctx);
     int64_t shape[2] = {1000, W};
-    tw_status rc = tw_copy_to_f32(ctx, gpt_forward(m, tw_from_i64(ctx, tok, 2, shape), TW_NULL, TW_NULL), lg,
-                                  (size_t)1000 * W * V);
+    tw_status rc =
+        tw_copy_to_f32(ctx, gpt_forward(m, tw_from_i64(ctx, tok, 2, shape), TW_NULL, TW_NULL), lg,
+                       (size_t)1000 * W * V);
     tw_scope_end(ctx, s);
     tw_no_grad_end(ctx);
     double sum = 0.0, wsum = 0.0;
@@ -107,8 +117,10 @@ static int brute_force(tw_ctx *ctx, gpt *m, const char *comp, double *expected, 
             const float *x = lg + ((size_t)k * W + T - 1 + j) * V;
             const int64_t want = j < 4 ? tok[(size_t)k * W + T + j] : TOK_EOS;
             double top = -INFINITY, z = 0.0;
-            for (int v = 0; v < V; v++) top = x[v] > top ? x[v] : top;
-            for (int v = 0; v < V; v++) z += exp(x[v] - top);
+            for (int v = 0; v < V; v++)
+                top = x[v] > top ? x[v] : top;
+            for (int v = 0; v < V; v++)
+                z += exp(x[v] - top);
             lp += x[want] - top - log(z);
         }
         const double value = fmin(1.0, k / 100 + (k / 10 % 10) / 10.0 + (k % 10) / 100.0);
@@ -169,7 +181,8 @@ static void test_combine(void) {
     CHECK(e == 1.0);
     CHECK_NEAR(ms, 1.0, 1e-15);
     /* A tiny mass keeps its expectation (the ratio is taken after a shift). */
-    for (int i = 0; i < 10; i++) d1[i] = -INFINITY;
+    for (int i = 0; i < 10; i++)
+        d1[i] = -INFINITY;
     d1[0] = -300.0;
     eval_expected_combine(d1, dot, d2, d3, eos, &e, &ms);
     CHECK_NEAR(e, 0.5, 1e-15);
@@ -191,7 +204,8 @@ static void test_tree(tw_ctx *ctx, gpt *m) {
     };
     enum { N = sizeof comps / sizeof comps[0] };
     const char *pr[N];
-    for (int i = 0; i < N; i++) pr[i] = prompt;
+    for (int i = 0; i < N; i++)
+        pr[i] = prompt;
     double e_all[N], m_all[N], e_one[N], m_one[N];
     eval_params p = eval_params_default();
     p.expected_mem_mb = 1024; /* every sample in one chunk */
@@ -209,14 +223,17 @@ static void test_tree(tw_ctx *ctx, gpt *m) {
             continue;
         }
         if (!brute_force(ctx, m, comps[i], &be, &bm)) continue;
-        CHECK_MSG(fabs(e_all[i] - be) <= TOL_EXPECTED, "'%s': tree %.9g, brute force %.9g", comps[i], e_all[i], be);
-        CHECK_MSG(fabs(m_all[i] - bm) <= TOL_MASS_REL * bm, "'%s': mass tree %.9g, brute force %.9g", comps[i],
-                  m_all[i], bm);
-        CHECK_MSG(bm > 1e-6, "'%s': the shaped model should put mass on the format (%g)", comps[i], bm);
+        CHECK_MSG(fabs(e_all[i] - be) <= TOL_EXPECTED, "'%s': tree %.9g, brute force %.9g",
+                  comps[i], e_all[i], be);
+        CHECK_MSG(fabs(m_all[i] - bm) <= TOL_MASS_REL * bm,
+                  "'%s': mass tree %.9g, brute force %.9g", comps[i], m_all[i], bm);
+        CHECK_MSG(bm > 1e-6, "'%s': the shaped model should put mass on the format (%g)", comps[i],
+                  bm);
     }
     /* The last marker counts: the text after it changes nothing, the first marker's prefix
      * gives another value. */
-    const char *a[3] = {"x Confidence: 0.5 Confidence: 0.9", "x Confidence: 0.5 Confidence: ", "x Confidence: "};
+    const char *a[3] = {"x Confidence: 0.5 Confidence: 0.9",
+                        "x Confidence: 0.5 Confidence: ", "x Confidence: "};
     const char *pp[3] = {prompt, prompt, prompt};
     double e3[3], m3[3];
     CHECK(eval_expected(m, pp, a, 3, p, e3, m3) == TW_OK);
@@ -242,7 +259,8 @@ static void test_clipped_model(tw_ctx *ctx) {
     if (!m) return;
     const char *pr[1] = {prompt}, *c[1] = {"3\nConfidence: "};
     double e = 0, ms = 0, be = 0, bm = 0;
-    CHECK_MSG(eval_expected(m, pr, c, 1, eval_params_default(), &e, &ms) == TW_OK, "%s", tw_errmsg(ctx));
+    CHECK_MSG(eval_expected(m, pr, c, 1, eval_params_default(), &e, &ms) == TW_OK, "%s",
+              tw_errmsg(ctx));
     CHECK_MSG(e <= 1.0 && e >= 1.0 - 1e-12, "expected %.17g", e);
     CHECK(ms > 1e-6);
     if (brute_force(ctx, m, c[0], &be, &bm)) CHECK_NEAR(e, be, TOL_EXPECTED);
@@ -269,7 +287,8 @@ static void test_kv_select(tw_ctx *ctx, gpt *m) {
 /* eval_generate: both readouts on every sample, the expected one equal to eval_expected of
  * the greedy completions; p.expected 0 leaves it at 0. */
 static void test_generate(tw_ctx *ctx, gpt *m) {
-    const char *pr[3] = {prompt, "Q: 7%3=\nAnswer, then Confidence.\n", "Q: 1%2=\nAnswer, then Confidence.\n"};
+    const char *pr[3] = {prompt, "Q: 7%3=\nAnswer, then Confidence.\n",
+                         "Q: 1%2=\nAnswer, then Confidence.\n"};
     eval_sample s[3];
     eval_params p = eval_params_default();
     p.max_new = 20;
@@ -277,7 +296,8 @@ static void test_generate(tw_ctx *ctx, gpt *m) {
     const char *c[3] = {s[0].completion, s[1].completion, s[2].completion};
     double e[3], ms[3];
     CHECK(eval_expected(m, pr, c, 3, p, e, ms) == TW_OK);
-    for (int i = 0; i < 3; i++) CHECK(s[i].confidence_expected == e[i] && s[i].confidence_format_mass == ms[i]);
+    for (int i = 0; i < 3; i++)
+        CHECK(s[i].confidence_expected == e[i] && s[i].confidence_format_mass == ms[i]);
     p.expected = 0;
     eval_sample s0[3];
     CHECK(eval_generate(m, pr, 3, p, s0) == TW_OK);

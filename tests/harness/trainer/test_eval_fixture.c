@@ -19,7 +19,8 @@ static char *text_row(const fx_entry *e, int64_t i) {
     const int64_t W = e->dims[1];
     const int64_t *c = (const int64_t *)e->data + i * W;
     char *s = calloc((size_t)W + 1, 1);
-    for (int64_t j = 0; s && j < W && c[j]; j++) s[j] = (char)c[j];
+    for (int64_t j = 0; s && j < W && c[j]; j++)
+        s[j] = (char)c[j];
     return s;
 }
 
@@ -47,26 +48,31 @@ int main(void) {
     if (m && pe && ce && want_e && want_m && want_off && n == nm && n == no) {
         char **pr = calloc((size_t)n, sizeof *pr), **co = calloc((size_t)n, sizeof *co);
         double *e = calloc((size_t)n, sizeof *e), *ms = calloc((size_t)n, sizeof *ms);
-        for (int64_t i = 0; i < n; i++) pr[i] = text_row(pe, i), co[i] = text_row(ce, i);
+        for (int64_t i = 0; i < n; i++)
+            pr[i] = text_row(pe, i), co[i] = text_row(ce, i);
         int zero = 0, real = 0;
-        for (int64_t i = 0; i < n; i++) CHECK_EQ_INT(eval_conf_offset(co[i], strlen(co[i])), want_off[i]);
+        for (int64_t i = 0; i < n; i++)
+            CHECK_EQ_INT(eval_conf_offset(co[i], strlen(co[i])), want_off[i]);
         /* All at once, then one sample at a time (the memory bound): both match. */
         for (int mem = 256; mem >= 0; mem -= 256) {
             eval_params p = eval_params_default();
             p.expected_mem_mb = mem;
-            CHECK_MSG(eval_expected(m, (const char *const *)pr, (const char *const *)co, (int)n, p, e, ms) == TW_OK,
+            CHECK_MSG(eval_expected(m, (const char *const *)pr, (const char *const *)co, (int)n, p,
+                                    e, ms) == TW_OK,
                       "%s", tw_errmsg(ctx));
             for (int64_t i = 0; i < n; i++) {
-                CHECK_MSG(fabs(e[i] - want_e[i]) <= TOL_EXPECTED, "sample %lld (%s): expected %.9g, PyTorch %.9g",
-                          (long long)i, co[i], e[i], want_e[i]);
-                CHECK_MSG(fabs(ms[i] - want_m[i]) <= TOL_MASS_REL * want_m[i], "sample %lld: mass %.9g, PyTorch %.9g",
-                          (long long)i, ms[i], want_m[i]);
+                CHECK_MSG(fabs(e[i] - want_e[i]) <= TOL_EXPECTED,
+                          "sample %lld (%s): expected %.9g, PyTorch %.9g", (long long)i, co[i],
+                          e[i], want_e[i]);
+                CHECK_MSG(fabs(ms[i] - want_m[i]) <= TOL_MASS_REL * want_m[i],
+                          "sample %lld: mass %.9g, PyTorch %.9g", (long long)i, ms[i], want_m[i]);
                 if (mem) want_m[i] == 0.0 ? zero++ : real++;
             }
         }
         /* The fixture covers both kinds: no readout (no marker, too long) and real ones. */
         CHECK(zero >= 2 && real >= 3);
-        for (int64_t i = 0; i < n; i++) free(pr[i]), free(co[i]);
+        for (int64_t i = 0; i < n; i++)
+            free(pr[i]), free(co[i]);
         free(pr), free(co), free(e), free(ms);
     }
     gpt_free(m);

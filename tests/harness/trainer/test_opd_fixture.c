@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL_TOKEN 2e-5    /* per-token divergence and entropy, abs (float32 vs float64) */
-#define TOL_LOSS 1e-5     /* abs */
-#define TOL_GRAD_REL 1e-4 /* max abs diff / max abs reference */
+#define TOL_TOKEN 2e-5      /* per-token divergence and entropy, abs (float32 vs float64) */
+#define TOL_LOSS 1e-5       /* abs */
+#define TOL_GRAD_REL 1e-4   /* max abs diff / max abs reference */
 #define TOL_SHARED_REL 2e-5 /* shared vs unshared gradients, both float32 */
 
-static const char *const grad_params[] = {"wte", "wpe", "h.0.attn.c_attn.weight",
-                                          "h.1.mlp.c_proj.weight", "ln_f.weight", "h.0.ln_1.bias"};
+static const char *const grad_params[] = {
+    "wte",         "wpe",          "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.weight",
+    "ln_f.weight", "h.0.ln_1.bias"};
 
 static int load_teacher(tw_ctx *ctx, const fx_file *fx, gpt **out) {
     *out = gpt_from_fixture(ctx, fx);
@@ -56,7 +57,8 @@ static int build_seqs(const fx_file *fx, const char *prompt, const char *row_of,
     const int64_t *comp = ce->data, *clen = fx_i64(fx, "completion_len", NULL);
     const int64_t *ro = fx_i64(fx, row_of, NULL);
     for (int64_t i = 0; i < ce->dims[0]; i++) {
-        for (int64_t j = 0; j < clen[i]; j++) ids[j] = (int32_t)comp[i * ce->dims[1] + j];
+        for (int64_t j = 0; j < clen[i]; j++)
+            ids[j] = (int32_t)comp[i * ce->dims[1] + j];
         if (opd_seqs_add_row(s, (int)ro[i], ids, (int)clen[i]) != i) return -1;
     }
     return 0;
@@ -105,8 +107,8 @@ static double run_one(tw_ctx *ctx, const fx_file *fx, gpt *st, gpt *te, const op
     tw_item(ctx, loss, &l);
     char name[96];
     snprintf(name, sizeof name, "%s.loss", kind);
-    CHECK_MSG(fabs(l - fx_f32(fx, name, NULL)[0]) <= TOL_LOSS, "%s share %d: loss %.8f, reference %.8f",
-              kind, share, l, fx_f32(fx, name, NULL)[0]);
+    CHECK_MSG(fabs(l - fx_f32(fx, name, NULL)[0]) <= TOL_LOSS,
+              "%s share %d: loss %.8f, reference %.8f", kind, share, l, fx_f32(fx, name, NULL)[0]);
     snprintf(name, sizeof name, "%s.token", kind);
     float *pt = host(ctx, per_tok, N * W);
     double d = pt ? diff_real(ss, pt, fx_f32(fx, name, NULL)) : INFINITY;
@@ -114,7 +116,8 @@ static double run_one(tw_ctx *ctx, const fx_file *fx, gpt *st, gpt *te, const op
     free(pt);
     if (strcmp(kind, "fkl") == 0) {
         tw_no_grad_begin(ctx);
-        float *es = host(ctx, tw_entropy_rows(ctx, sl), N * W), *et = host(ctx, tw_entropy_rows(ctx, tl), N * W);
+        float *es = host(ctx, tw_entropy_rows(ctx, sl), N * W),
+              *et = host(ctx, tw_entropy_rows(ctx, tl), N * W);
         tw_no_grad_end(ctx);
         d = es ? diff_real(ss, es, fx_f32(fx, "student_entropy", NULL)) : INFINITY;
         CHECK_MSG(d <= TOL_TOKEN, "share %d: student entropy differs by %g", share, d);
@@ -135,15 +138,18 @@ static double run_one(tw_ctx *ctx, const fx_file *fx, gpt *st, gpt *te, const op
     }
     /* Every gradient, for the shared/unshared comparison. */
     int64_t total = 0;
-    for (int i = 0; i < gpt_param_count(st); i++) total += tw_numel(ctx, gpt_param(st, i));
+    for (int i = 0; i < gpt_param_count(st); i++)
+        total += tw_numel(ctx, gpt_param(st, i));
     *grads = malloc(sizeof(float) * (size_t)total);
     *n_grads = total;
     int64_t off = 0;
     for (int i = 0; *grads && i < gpt_param_count(st); i++) {
         int64_t n = tw_numel(ctx, gpt_param(st, i));
         tw_tensor g = tw_grad(ctx, gpt_param(st, i));
-        if (tw_is_null(g)) memset(*grads + off, 0, sizeof(float) * (size_t)n);
-        else tw_copy_to_f32(ctx, g, *grads + off, (size_t)n);
+        if (tw_is_null(g))
+            memset(*grads + off, 0, sizeof(float) * (size_t)n);
+        else
+            tw_copy_to_f32(ctx, g, *grads + off, (size_t)n);
         off += n;
     }
     tw_scope_end(ctx, scope);
@@ -176,7 +182,8 @@ int main(void) {
     float *w = malloc(sizeof(float) * (size_t)ss.n_rows * ss.width);
     const float *mask = fx_f32(fx, "mask", NULL);
     int rows = opd_loss_weights(&ss, skip, w), agree = 1;
-    for (int i = 0; i < ss.n_rows * ss.width; i++) agree &= (w[i] > 0) == (mask[i] > 0);
+    for (int i = 0; i < ss.n_rows * ss.width; i++)
+        agree &= (w[i] > 0) == (mask[i] > 0);
     CHECK(agree);
     CHECK_EQ_INT(rows, ss.n_rows - 1);
     free(w);
@@ -193,7 +200,8 @@ int main(void) {
         double l0 = run_one(ctx, fx, st, te, &ss, &ts, kinds[k], lp, 0, &g_full, &n2);
         CHECK_MSG(fabs(l1 - l0) <= 1e-6, "%s: shared loss %.9f, unshared %.9f", kinds[k], l1, l0);
         double rel = (g_shared && g_full && n1 == n2) ? fx_rel_err(g_shared, g_full, n1) : INFINITY;
-        CHECK_MSG(rel <= TOL_SHARED_REL, "%s: shared vs unshared gradients, relative error %g", kinds[k], rel);
+        CHECK_MSG(rel <= TOL_SHARED_REL, "%s: shared vs unshared gradients, relative error %g",
+                  kinds[k], rel);
         free(g_shared), free(g_full);
     }
     tw_zero_grad(ctx, gpt_params(st), gpt_param_count(st));

@@ -8,8 +8,9 @@
 
 #include <string.h>
 
-#define NOTE(p) "Note: The empirical confidence for this question is " p \
-                ". Output this exact value in the 'Confidence:' field.\n"
+#define NOTE(p)                                                                                    \
+    "Note: The empirical confidence for this question is " p                                       \
+    ". Output this exact value in the 'Confidence:' field.\n"
 
 static task_example example(const char *q, const char *a) {
     task_example ex;
@@ -52,9 +53,10 @@ static void test_caopd_demo(void) {
     CHECK_EQ_STR(g.completion[7], "x\nConfidence: 0.38");
     /* (2) the demo's 1.00 becomes P_acc, (3) the note carries P_acc; one context for all rows */
     CHECK_EQ_INT(g.n_contexts, 1);
-    for (int r = 0; r < 8; r++) CHECK_EQ_INT(g.context_of[r], 0);
-    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nExample:\n46\nConfidence: 0.38\n" NOTE("0.38")
-                               "Now answer with a response of your own.\n");
+    for (int r = 0; r < 8; r++)
+        CHECK_EQ_INT(g.context_of[r], 0);
+    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nExample:\n46\nConfidence: 0.38\n" NOTE(
+                                   "0.38") "Now answer with a response of your own.\n");
 }
 
 static void test_sdft(void) {
@@ -62,7 +64,8 @@ static void test_sdft(void) {
     opd_group g;
     CHECK_EQ_INT(opd_group_build(&g, &ex, R, 8, 0, OPD_TEACHER_DEMO), 0);
     CHECK(g.p_acc == 3.0 / 8);
-    for (int r = 0; r < 8; r++) CHECK_EQ_STR(g.completion[r], R[r]); /* as sampled */
+    for (int r = 0; r < 8; r++)
+        CHECK_EQ_STR(g.completion[r], R[r]); /* as sampled */
     CHECK_EQ_STR(g.context[0], "Q: 12+34=\nExample:\n46\nConfidence: 1.00\n"
                                "Now answer with a response of your own.\n");
 }
@@ -74,11 +77,12 @@ static void test_correct_solution(void) {
     CHECK_EQ_INT(opd_group_build(&g, &ex, R, 8, 1, OPD_TEACHER_CORRECT_SOLUTION), 0);
     CHECK_EQ_INT(g.n_contexts, 2);
     CHECK_EQ_INT(g.context_of[0], 1);
-    for (int r = 1; r < 8; r++) CHECK_EQ_INT(g.context_of[r], 0);
-    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nSolution:\n46\nConfidence: 0.38\n" NOTE("0.38")
-                               "Correctly solve the original question.\n");
-    CHECK_EQ_STR(g.context[1], "Q: 12+34=\nSolution:\n 46\nConfidence: 0.38\n" NOTE("0.38")
-                               "Correctly solve the original question.\n");
+    for (int r = 1; r < 8; r++)
+        CHECK_EQ_INT(g.context_of[r], 0);
+    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nSolution:\n46\nConfidence: 0.38\n" NOTE(
+                                   "0.38") "Correctly solve the original question.\n");
+    CHECK_EQ_STR(g.context[1], "Q: 12+34=\nSolution:\n 46\nConfidence: 0.38\n" NOTE(
+                                   "0.38") "Correctly solve the original question.\n");
     /* Without replacement the solution is shown as sampled, without a note. */
     CHECK_EQ_INT(opd_group_build(&g, &ex, R, 8, 0, OPD_TEACHER_CORRECT_SOLUTION), 0);
     CHECK_EQ_STR(g.context[0], "Q: 12+34=\nSolution:\n46\nConfidence: 0.90\n"
@@ -89,16 +93,16 @@ static void test_correct_solution(void) {
     CHECK_EQ_INT(g.n_contexts, 2);
     CHECK_EQ_INT(g.context_of[1], 1);
     CHECK_EQ_INT(g.context_of[0], 0);
-    CHECK_EQ_STR(g.context[1], "Q: 12+34=\nExample:\n46\nConfidence: 0.33\n" NOTE("0.33")
-                               "Now answer with a response of your own.\n");
+    CHECK_EQ_STR(g.context[1], "Q: 12+34=\nExample:\n46\nConfidence: 0.33\n" NOTE(
+                                   "0.33") "Now answer with a response of your own.\n");
     /* No correct rollout: every row falls back to the demo, P_acc 0. */
     const char *none[2] = {"1\nConfidence: 0.2", "2"};
     CHECK_EQ_INT(opd_group_build(&g, &ex, none, 2, 1, OPD_TEACHER_CORRECT_SOLUTION), 0);
     CHECK_EQ_INT(g.n_contexts, 1);
     CHECK(g.p_acc == 0.0);
     CHECK_EQ_STR(g.completion[1], "2\nConfidence: 0.00");
-    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nExample:\n46\nConfidence: 0.00\n" NOTE("0.00")
-                               "Now answer with a response of your own.\n");
+    CHECK_EQ_STR(g.context[0], "Q: 12+34=\nExample:\n46\nConfidence: 0.00\n" NOTE(
+                                   "0.00") "Now answer with a response of your own.\n");
     /* K = 1, correct: no other rollout, so the demo. */
     CHECK_EQ_INT(opd_group_build(&g, &ex, one + 1, 1, 1, OPD_TEACHER_CORRECT_SOLUTION), 0);
     CHECK_EQ_INT(g.n_contexts, 1);
@@ -113,14 +117,21 @@ static void test_token_classes(void) {
     uint8_t cls[64];
     opd_token_classes(t, (int)strlen(t), cls);
     char got[64];
-    for (size_t i = 0; i < strlen(t); i++) got[i] = (char)('0' + cls[i]);
+    for (size_t i = 0; i < strlen(t); i++)
+        got[i] = (char)('0' + cls[i]);
     got[strlen(t)] = '\0';
-    CHECK_EQ_STR(got, "011" "0000000000000" "2222");
+    CHECK_EQ_STR(got, "011"
+                      "0000000000000"
+                      "2222");
     const char *u = "7\nConfidence: 0.2\nConfidence: 1.00xyz";
     opd_token_classes(u, (int)strlen(u), cls);
-    for (size_t i = 0; i < strlen(u); i++) got[i] = (char)('0' + cls[i]);
+    for (size_t i = 0; i < strlen(u); i++)
+        got[i] = (char)('0' + cls[i]);
     got[strlen(u)] = '\0';
-    CHECK_EQ_STR(got, "1" "00000000000000000000000000000" "2222" "000");
+    CHECK_EQ_STR(got, "1"
+                      "00000000000000000000000000000"
+                      "2222"
+                      "000");
     const char *v = "abc";
     opd_token_classes(v, 3, cls);
     CHECK(cls[0] == OPD_TOK_ANSWER && cls[1] == OPD_TOK_ANSWER && cls[2] == OPD_TOK_ANSWER);
@@ -132,8 +143,10 @@ static void test_batch(void) {
     CHECK(tw_ctx_new(&ctx, TW_DEVICE_CPU, err, sizeof err) == TW_OK);
     task_example ex[2] = {example("12+34=", "46"), example("5+5=", "10")};
     const char *roll[16];
-    for (int r = 0; r < 8; r++) roll[r] = R[r];
-    for (int r = 0; r < 8; r++) roll[8 + r] = r < 6 ? "10\nConfidence: 1.00" : "9\nConfidence: 1.00";
+    for (int r = 0; r < 8; r++)
+        roll[r] = R[r];
+    for (int r = 0; r < 8; r++)
+        roll[8 + r] = r < 6 ? "10\nConfidence: 1.00" : "9\nConfidence: 1.00";
     opd_params p = opd_params_default();
     opd_batch b;
     opd_stats st;
@@ -152,14 +165,17 @@ static void test_batch(void) {
     int same = 1;
     for (size_t j = 0; j < strlen(want); j++) {
         same &= b.student.target[9 * b.student.width + j] == tok_char_to_id((unsigned char)want[j]);
-        same &= b.teacher.target[9 * b.teacher.width + j] == b.student.target[9 * b.student.width + j];
+        same &=
+            b.teacher.target[9 * b.teacher.width + j] == b.student.target[9 * b.student.width + j];
     }
     CHECK(same);
     CHECK_EQ_INT(b.student.target[9 * b.student.width + strlen(want)], 2); /* EOS */
     CHECK_EQ_INT(b.student.row_of[9], 1);
     CHECK_EQ_INT(b.teacher.row_of[9], 1);
-    CHECK_EQ_INT(st.prompt_tokens, (1 + 35) + (1 + 33)); /* BOS + "Q: {q}\nAnswer, then Confidence.\n" */
-    CHECK(b.cls[9 * b.student.width + 0] == OPD_TOK_ANSWER && b.cls[9 * b.student.width + 15] == OPD_TOK_CONF);
+    CHECK_EQ_INT(st.prompt_tokens,
+                 (1 + 35) + (1 + 33)); /* BOS + "Q: {q}\nAnswer, then Confidence.\n" */
+    CHECK(b.cls[9 * b.student.width + 0] == OPD_TOK_ANSWER &&
+          b.cls[9 * b.student.width + 15] == OPD_TOK_CONF);
     opd_batch_free(&b);
     /* SDFT with correct_solution: prompt 0 has two contexts, prompt 1 too (6 correct). */
     p.replace = 0;

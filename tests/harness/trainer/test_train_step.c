@@ -30,7 +30,8 @@ static gpt *new_model(tw_ctx *ctx, uint64_t seed) {
 /* All parameters concatenated (caller frees). */
 static float *weights(tw_ctx *ctx, gpt *m, int64_t *n_out) {
     int64_t n = 0;
-    for (int i = 0; i < gpt_param_count(m); i++) n += tw_numel(ctx, gpt_param(m, i));
+    for (int i = 0; i < gpt_param_count(m); i++)
+        n += tw_numel(ctx, gpt_param(m, i));
     float *w = malloc(sizeof(float) * (size_t)n);
     int64_t off = 0;
     for (int i = 0; w && i < gpt_param_count(m); i++) {
@@ -45,7 +46,8 @@ static float *weights(tw_ctx *ctx, gpt *m, int64_t *n_out) {
 static void examples(task_example *ex, int n, uint64_t seed) {
     task_gen *g = NULL;
     CHECK(task_gen_new(&g, TASK_DOMAIN_ADD, TASK_SPLIT_TRAIN, 0, seed) == TASK_OK);
-    for (int i = 0; g && i < n; i++) task_gen_next(g, &ex[i]);
+    for (int i = 0; g && i < n; i++)
+        task_gen_next(g, &ex[i]);
     task_gen_free(g);
 }
 
@@ -85,7 +87,8 @@ static void test_step_ema_determinism(tw_ctx *ctx) {
         CHECK(log.s.mean_p_acc >= 0 && log.s.mean_p_acc <= 1);
         CHECK(log.s.format_adherence >= 0 && log.s.format_adherence <= 1);
         CHECK_EQ_INT(log.s.new_tokens, 3 * 4 * 16);
-        CHECK(log.s.train_tokens >= 3 * 4 * (1 + 17)); /* revised: at least "\nConfidence: x.xx" + EOS */
+        CHECK(log.s.train_tokens >=
+              3 * 4 * (1 + 17)); /* revised: at least "\nConfidence: x.xx" + EOS */
         CHECK(log.s.teacher_prompt_tokens > log.s.prompt_tokens);
         CHECK(log.s.student_ent_conf > 0 && log.s.teacher_ent_conf > 0);
         CHECK(log.tok_s > 0 && log.grad_norm > 0);
@@ -103,8 +106,10 @@ static void test_step_ema_determinism(tw_ctx *ctx) {
         CHECK(moved > n / 2);
         CHECK_MSG(train_step_opd(t, ex, 3, &log) == TW_OK, "%s", tw_errmsg(ctx));
         float *w = weights(ctx, m, &n);
-        if (run == 0) wa = w, na = n;
-        else wb = w, nb = n;
+        if (run == 0)
+            wa = w, na = n;
+        else
+            wb = w, nb = n;
         free(phi0), free(theta0), free(theta1), free(phi1);
         train_free(t);
         gpt_free(m);
@@ -184,17 +189,21 @@ static void test_shared_loss(tw_ctx *ctx) {
         opd_params p = opd_params_default();
         p.k = run == 2 ? 1 : 2;
         p.teacher = (opd_teacher_mode)mode;
-        p.replace = run != 3; /* sdft: the completions stay one character, */
+        p.replace = run != 3;                 /* sdft: the completions stay one character, */
         if (run == 3) p.loss.skip_tokens = 0; /* and every target counts */
         opd_batch b;
-        CHECK(opd_batch_from_rollouts(ctx, ex, 3, run < 2 ? roll : run == 2 ? roll1 : roll_short, p, &b,
-                                      NULL) == TW_OK);
+        CHECK(opd_batch_from_rollouts(ctx, ex, 3,
+                                      run < 2    ? roll
+                                      : run == 2 ? roll1
+                                                 : roll_short,
+                                      p, &b, NULL) == TW_OK);
         double loss[2];
         float *g[2];
         int64_t n = 0;
         for (int share = 0; share < 2; share++) {
             p.share_prefix = share;
-            CHECK_MSG(opd_batch_loss(st, te, &b, p, &loss[share], NULL) == TW_OK, "%s", tw_errmsg(ctx));
+            CHECK_MSG(opd_batch_loss(st, te, &b, p, &loss[share], NULL) == TW_OK, "%s",
+                      tw_errmsg(ctx));
             g[share] = malloc(sizeof(float) * 200000);
             n = 0;
             for (int i = 0; i < gpt_param_count(st); i++) {
@@ -207,14 +216,16 @@ static void test_shared_loss(tw_ctx *ctx) {
             tw_zero_grad(ctx, gpt_params(st), gpt_param_count(st));
         }
         CHECK(loss[0] > 0);
-        CHECK_MSG(fabs(loss[0] - loss[1]) <= 1e-6 * (1 + loss[0]), "mode %d: loss %.9g vs %.9g", mode, loss[0], loss[1]);
+        CHECK_MSG(fabs(loss[0] - loss[1]) <= 1e-6 * (1 + loss[0]), "mode %d: loss %.9g vs %.9g",
+                  mode, loss[0], loss[1]);
         double worst = 0, big = 0;
         for (int64_t i = 0; i < n; i++) {
             double d = fabs((double)g[0][i] - g[1][i]);
             if (!(d <= worst)) worst = d;
             if (fabs(g[0][i]) > big) big = fabs(g[0][i]);
         }
-        CHECK_MSG(worst <= 1e-5 * big, "mode %d: gradients differ by %g (max %g)", mode, worst, big);
+        CHECK_MSG(worst <= 1e-5 * big, "mode %d: gradients differ by %g (max %g)", mode, worst,
+                  big);
         free(g[0]), free(g[1]);
         opd_batch_free(&b);
     }
@@ -230,7 +241,8 @@ static void test_shared_sampling(tw_ctx *ctx) {
     int64_t valid[2][6] = {{0, 0, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1}};
     int64_t shape[2] = {2, 6};
     tw_scope s = tw_scope_begin(ctx);
-    tw_tensor pt = tw_from_i64(ctx, &prompts[0][0], 2, shape), pv = tw_from_i64(ctx, &valid[0][0], 2, shape);
+    tw_tensor pt = tw_from_i64(ctx, &prompts[0][0], 2, shape),
+              pv = tw_from_i64(ctx, &valid[0][0], 2, shape);
     gpt_sample_params sp = gpt_sample_default();
     sp.max_new = 10;
     sp.temperature = 0;
@@ -240,7 +252,8 @@ static void test_shared_sampling(tw_ctx *ctx) {
     int64_t ha[20], hb[60];
     CHECK(tw_copy_to_i64(ctx, a, ha, 20) == TW_OK);
     CHECK(tw_copy_to_i64(ctx, b, hb, 60) == TW_OK);
-    for (int r = 0; r < 6; r++) CHECK(memcmp(hb + r * 10, ha + (r / 3) * 10, sizeof(int64_t) * 10) == 0);
+    for (int r = 0; r < 6; r++)
+        CHECK(memcmp(hb + r * 10, ha + (r / 3) * 10, sizeof(int64_t) * 10) == 0);
     sp.temperature = 1.0;
     int64_t hc[60], hd[60];
     for (int rep = 0; rep < 2; rep++) {
@@ -281,11 +294,13 @@ static void test_supervised(tw_ctx *ctx) {
     trainer *t = NULL;
     CHECK(train_new(m, p, 2, &t) == TW_OK);
     if (!t) return;
-    const char *pr[2] = {"Q: 12+34=\nAnswer, then Confidence.\n", "Q: 5+5=\nAnswer, then Confidence.\n"};
+    const char *pr[2] = {"Q: 12+34=\nAnswer, then Confidence.\n",
+                         "Q: 5+5=\nAnswer, then Confidence.\n"};
     const char *tg[2] = {"46\nConfidence: 1.00", "10\nConfidence: 0.25"};
     train_log first, last;
     CHECK(train_step_sup(t, pr, tg, 2, &first) == TW_OK);
-    for (int i = 0; i < 59; i++) CHECK(train_step_sup(t, pr, tg, 2, &last) == TW_OK);
+    for (int i = 0; i < 59; i++)
+        CHECK(train_step_sup(t, pr, tg, 2, &last) == TW_OK);
     CHECK_MSG(last.s.loss < 0.2 * first.s.loss, "loss %g -> %g", first.s.loss, last.s.loss);
     /* Greedy evaluation now writes the learnt completions. */
     eval_sample es[2];

@@ -28,7 +28,8 @@ int main(int argc, char **argv) {
     gpt *m = NULL;
     gpt_config cfg = gpt_config_default();
     cfg.n_embd = width, cfg.n_layer = layers;
-    if (tw_ctx_new(&ctx, TW_DEVICE_CPU, err, sizeof err) || tw_rng_new(ctx, 1, &rng) || gpt_new(ctx, cfg, rng, &m)) {
+    if (tw_ctx_new(&ctx, TW_DEVICE_CPU, err, sizeof err) || tw_rng_new(ctx, 1, &rng) ||
+        gpt_new(ctx, cfg, rng, &m)) {
         fprintf(stderr, "time_eval_expected: cannot make the model\n");
         return 1;
     }
@@ -61,7 +62,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "time_eval_expected: %s\n", tw_errmsg(ctx));
             return 1;
         }
-        printf("width %d, %d layers, %d MiB, %d samples: greedy evaluation %.2f s, expected readout %.2f s (%.1f ms/sample)\n",
+        printf("width %d, %d layers, %d MiB, %d samples: greedy evaluation %.2f s, expected "
+               "readout %.2f s (%.1f ms/sample)\n",
                width, layers, ep.expected_mem_mb, n, t1 - t0, t2 - t1, 1e3 * (t2 - t1) / n);
     }
     gpt_free(m);
