@@ -1,6 +1,7 @@
 /* cli_args.c: see cli_args.h. */
 #include "harness/cli/cli_args.h"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "common/strings.h"
@@ -10,4 +11,15 @@ int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, i
     fprintf(stderr, "caopd %s: %s expects an integer %ld..%ld, got '%s'\n", cmd, opt, lo, hi,
             s ? s : "");
     return -1;
+}
+
+void cli_duration(double s, char *buf, size_t len) {
+    if (!isfinite(s) || s < 0)
+        snprintf(buf, len, "?");
+    else if (s >= 3600)
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, len, "%ds", (int)s);
 }

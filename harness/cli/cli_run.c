@@ -23,6 +23,7 @@
 #include "harness/cli/cli_run.h"
 #include "checkpoints/ckpt.h"
 #include "harness/run/snapshot.h"
+#include "harness/cli/cli_args.h"
 #include "harness/cli/cli_matrices.h"
 #include "harness/run/run.h"
 
@@ -73,17 +74,6 @@ static int usage(void) {
     return 2;
 }
 
-static void fmt_eta(double s, char *buf, size_t len) {
-    if (!isfinite(s) || s < 0)
-        snprintf(buf, len, "?");
-    else if (s >= 3600)
-        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else if (s >= 60)
-        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else
-        snprintf(buf, len, "%ds", (int)s);
-}
-
 static void end_line(progress *p) {
     if (p->line_open) fputc('\n', stderr);
     p->line_open = 0;
@@ -119,7 +109,7 @@ static void on_event(void *arg, const run_event *ev) {
         if (p->crash_stage == ev->stage && p->crash_step == ev->step && !p->crash_ckpt)
             raise(SIGKILL);
         char eta[32];
-        fmt_eta(ev->eta_s, eta, sizeof eta);
+        cli_duration(ev->eta_s, eta, sizeof eta);
         const int on_policy = strcmp(ev->method, "caopd") == 0 || strcmp(ev->method, "sdft") == 0;
         char pacc[32] = "";
         if (on_policy) snprintf(pacc, sizeof pacc, " P_acc %.3f", ev->log->s.mean_p_acc);

@@ -54,17 +54,6 @@ msg(char *buf, size_t len, const char *fmt, ...) {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static void fmt_dur(double s, char *buf, size_t len) {
-    if (!isfinite(s) || s < 0)
-        snprintf(buf, len, "?");
-    else if (s >= 3600)
-        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else if (s >= 60)
-        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else
-        snprintf(buf, len, "%ds", (int)s);
-}
-
 /* Cores this process may run on (its affinity mask: what Slurm or taskset gave it). */
 static int usable_cores(void) {
     cpu_set_t set;
@@ -300,8 +289,8 @@ static void progress_line(pool *p, const char *what) {
             unknown = 1;
     }
     char eta[32] = "?", el[32], extra[128] = "";
-    if (!unknown) fmt_dur(work / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
-    fmt_dur(clock_now_s() - p->t_start, el, sizeof el);
+    if (!unknown) cli_duration(work / (p->n_workers > 0 ? p->n_workers : 1), eta, sizeof eta);
+    cli_duration(clock_now_s() - p->t_start, el, sizeof el);
     if (n[JOB_BASE] && n[JOB_SHARED])
         snprintf(extra, sizeof extra, " (bases: %d/%d done, shared runs: %d/%d done)",
                  p->done_now[JOB_BASE] + p->skipped[JOB_BASE], n[JOB_BASE],
@@ -380,7 +369,7 @@ static void *worker(void *arg) {
         j->dt = clock_now_s() - j->t0;
         p->running--;
         char dur[32];
-        fmt_dur(j->dt, dur, sizeof dur);
+        cli_duration(j->dt, dur, sizeof dur);
         if (rc == 0) {
             j->state = JOB_DONE;
             p->done_now[j->kind]++;
@@ -886,7 +875,7 @@ int cli_sweep(int argc, char **argv) {
 
     /* the outcome, on stdout */
     char dur[32];
-    fmt_dur(clock_now_s() - p.t_start, dur, sizeof dur);
+    cli_duration(clock_now_s() - p.t_start, dur, sizeof dur);
     printf("sweep %s: %d cell%s: %d finished now, %d finished before, %d failed (%s)\n",
            sweep_name(s), n, n == 1 ? "" : "s", p.done_now[JOB_CELL], p.skipped[JOB_CELL],
            p.failed[JOB_CELL], dur);

@@ -527,17 +527,43 @@ static tw_tensor pick(tw_ctx *ctx, tw_tensor logits, const gpt_sample_params *sp
     return tok;
 }
 
-tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
-                     tw_rng *rng, tw_tensor *out) {
-    tw_ctx *ctx = m->ctx;
-    *out = TW_NULL;
+/* The checks gpt_sample and gpt_sample_shared share (fn names the caller in the message):
+ * a clean context, prompts of two dimensions, a generator when sampling. */
+static tw_status check_sample_args(tw_ctx *ctx, const char *fn, tw_tensor prompts,
+                                   const gpt_sample_params *sp, const tw_rng *rng) {
     if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
     const int nd = tw_ndim(ctx, prompts);
     if (nd != 2) {
         if (nd >= 0)
-            tw_set_error(ctx, TW_ERR_SHAPE, "gpt_sample: prompts must be (B, T), got %d dims", nd);
+            tw_set_error(ctx, TW_ERR_SHAPE, "%s: prompts must be (B, T), got %d dims", fn, nd);
         return tw_status_get(ctx);
     }
+    if (sp->temperature > 0.0 && !rng)
+        tw_set_error(ctx, TW_ERR_ARG, "%s: temperature %g needs a generator (rng is NULL)", fn,
+                     sp->temperature);
+    return tw_status_get(ctx);
+}
+
+/* The stop rule of both samplers on the n tokens just picked: a row that has stopped keeps
+ * writing stop_token; a row that picks stop_token stops. Returns 1 when every row has stopped
+ * (never without a stop token). */
+static int apply_stop(int64_t *next, int *done, int64_t n, int64_t stop_token) {
+    int all_done = 1;
+    for (int64_t i = 0; i < n; i++) {
+        if (done[i])
+            next[i] = stop_token;
+        else if (stop_token >= 0 && next[i] == stop_token)
+            done[i] = 1;
+        all_done &= done[i];
+    }
+    return all_done && stop_token >= 0;
+}
+
+tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_params sp,
+                     tw_rng *rng, tw_tensor *out) {
+    tw_ctx *ctx = m->ctx;
+    *out = TW_NULL;
+    if (check_sample_args(ctx, "gpt_sample", prompts, &sp, rng) != TW_OK) return tw_status_get(ctx);
     const int64_t B = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
     const int64_t total = Tp + sp.max_new;
     if (sp.max_new < 1 || total > m->cfg.block_size) {
@@ -545,11 +571,6 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
             ctx, TW_ERR_ARG,
             "gpt_sample: prompt length %lld + max_new %d must fit block_size %d (max_new >= 1)",
             (long long)Tp, sp.max_new, m->cfg.block_size);
-        return tw_status_get(ctx);
-    }
-    if (sp.temperature > 0.0 && !rng) {
-        tw_set_error(ctx, TW_ERR_ARG, "gpt_sample: temperature %g needs a generator (rng is NULL)",
-                     sp.temperature);
         return tw_status_get(ctx);
     }
 
@@ -636,20 +657,15 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
         rc = tw_copy_to_i64(ctx, tok, next, (size_t)B);
         tw_scope_end(ctx, step);
         if (rc != TW_OK) break;
-        int all_done = 1;
+        const int all_done = apply_stop(next, done, B, sp.stop_token);
         for (int64_t b = 0; b < B; b++) {
-            if (done[b])
-                next[b] = sp.stop_token;
-            else if (sp.stop_token >= 0 && next[b] == sp.stop_token)
-                done[b] = 1;
-            all_done &= done[b];
             seq[b * total + cur] = next[b];
             /* Position of the new token: one past the previous real token. */
             pos[b * total + cur] = pos[b * total + cur - 1] + 1;
         }
         cur++;
         made++;
-        if (all_done && sp.stop_token >= 0) {
+        if (all_done) {
             for (; made < sp.max_new; made++, cur++)
                 for (int64_t b = 0; b < B; b++)
                     seq[b * total + cur] = sp.stop_token;
@@ -1029,14 +1045,8 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
                             gpt_sample_params sp, tw_rng *rng, tw_tensor *out) {
     tw_ctx *ctx = m->ctx;
     *out = TW_NULL;
-    if (tw_status_get(ctx) != TW_OK) return tw_status_get(ctx);
-    const int nd = tw_ndim(ctx, prompts);
-    if (nd != 2) {
-        if (nd >= 0)
-            tw_set_error(ctx, TW_ERR_SHAPE,
-                         "gpt_sample_shared: prompts must be (P, Tp), got %d dims", nd);
+    if (check_sample_args(ctx, "gpt_sample_shared", prompts, &sp, rng) != TW_OK)
         return tw_status_get(ctx);
-    }
     const int64_t P = tw_size(ctx, prompts, 0), Tp = tw_size(ctx, prompts, 1);
     const int64_t N = P * (int64_t)n_rep, total = Tp + sp.max_new;
     if (n_rep < 1 || Tp < 2 || sp.max_new < 1 || total > m->cfg.block_size) {
@@ -1044,12 +1054,6 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
                      "gpt_sample_shared: n_rep %d >= 1, prompt length %lld >= 2, max_new %d >= 1, "
                      "and prompt length + max_new must fit block_size %d",
                      n_rep, (long long)Tp, sp.max_new, m->cfg.block_size);
-        return tw_status_get(ctx);
-    }
-    if (sp.temperature > 0.0 && !rng) {
-        tw_set_error(ctx, TW_ERR_ARG,
-                     "gpt_sample_shared: temperature %g needs a generator (rng is NULL)",
-                     sp.temperature);
         return tw_status_get(ctx);
     }
     int64_t *row_of = malloc(sizeof(int64_t) * (size_t)N);
@@ -1098,19 +1102,14 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         rc = tw_copy_to_i64(ctx, tok, next, (size_t)N);
         tw_scope_end(ctx, step);
         if (rc != TW_OK) break;
-        int all_done = 1;
+        const int all_done = apply_stop(next, done, N, sp.stop_token);
         for (int64_t i = 0; i < N; i++) {
-            if (done[i])
-                next[i] = sp.stop_token;
-            else if (sp.stop_token >= 0 && next[i] == sp.stop_token)
-                done[i] = 1;
-            all_done &= done[i];
             res[i * sp.max_new + made] = next[i];
             cur[i] = next[i];
             pos[i]++;
         }
         made++;
-        if (all_done && sp.stop_token >= 0) {
+        if (all_done) {
             for (; made < sp.max_new; made++)
                 for (int64_t i = 0; i < N; i++)
                     res[i * sp.max_new + made] = sp.stop_token;
