@@ -102,6 +102,13 @@ static tw_tensor layer_param(const gpt *m, int l, int which) {
     return m->params[2 + l * GPT_LAYER_PARAMS + which];
 }
 
+/* The out-of-memory failure every function here reports: the status, with the message the
+ * header promises on the context. */
+static tw_status out_of_memory(tw_ctx *ctx, const char *fn) {
+    tw_set_error(ctx, TW_ERR_NOMEM, "%s: out of memory", fn);
+    return TW_ERR_NOMEM;
+}
+
 tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
     *out = NULL;
     char err[128];
@@ -110,7 +117,7 @@ tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
         return TW_ERR_ARG;
     }
     gpt *m = calloc(1, sizeof *m);
-    if (!m) return TW_ERR_NOMEM;
+    if (!m) return out_of_memory(ctx, "gpt_new");
     m->ctx = ctx;
     m->cfg = cfg;
     m->n_params = 2 + cfg.n_layer * GPT_LAYER_PARAMS + 2;
@@ -119,7 +126,7 @@ tw_status gpt_new(tw_ctx *ctx, gpt_config cfg, tw_rng *rng, gpt **out) {
     m->decay = calloc((size_t)m->n_params, sizeof *m->decay);
     if (!m->names || !m->params || !m->decay) {
         gpt_free(m);
-        return TW_ERR_NOMEM;
+        return out_of_memory(ctx, "gpt_new");
     }
     const int64_t V = cfg.vocab, T = cfg.block_size, C = cfg.n_embd;
     const double std = 0.02, proj_std = 0.02 / sqrt(2.0 * cfg.n_layer);
@@ -313,7 +320,7 @@ tw_status gpt_kv_new(gpt *m, int batch, int max_len, gpt_kv **out) {
         return tw_status_get(ctx);
     }
     gpt_kv *kv = calloc(1, sizeof *kv);
-    if (!kv) return TW_ERR_NOMEM;
+    if (!kv) return out_of_memory(ctx, "gpt_kv_new");
     kv->m = m;
     kv->batch = batch;
     kv->max_len = max_len;
@@ -321,7 +328,7 @@ tw_status gpt_kv_new(gpt *m, int batch, int max_len, gpt_kv **out) {
     kv->v = calloc((size_t)m->cfg.n_layer, sizeof *kv->v);
     if (!kv->k || !kv->v) {
         gpt_kv_free(kv);
-        return TW_ERR_NOMEM;
+        return out_of_memory(ctx, "gpt_kv_new");
     }
     const int64_t H = m->cfg.n_head, D = m->cfg.n_embd / m->cfg.n_head;
     int64_t shape[4] = {batch, H, max_len, D};
@@ -692,6 +699,7 @@ tw_status gpt_sample(gpt *m, tw_tensor prompts, tw_tensor key_valid, gpt_sample_
     free(pos);
     free(next);
     free(done);
+    if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK) out_of_memory(ctx, "gpt_sample");
     return rc ? rc : tw_status_get(ctx);
 }
 
@@ -746,7 +754,7 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     int64_t *host = malloc(sizeof(int64_t) * (size_t)(2 * P * T));
     if (!p || !host) {
         free(p), free(host);
-        return TW_ERR_NOMEM;
+        return out_of_memory(ctx, "gpt_prefix_new");
     }
     p->m = m;
     p->rows = (int)P;
@@ -757,7 +765,7 @@ tw_status gpt_prefix_new(gpt *m, tw_tensor tokens, tw_tensor key_valid, gpt_pref
     if (!p->k || !p->v || !p->count) {
         free(host);
         gpt_prefix_free(p);
-        return TW_ERR_NOMEM;
+        return out_of_memory(ctx, "gpt_prefix_new");
     }
     tw_scope scope = tw_scope_begin(ctx);
     int64_t shape[2] = {P, T};
@@ -1124,6 +1132,7 @@ tw_status gpt_sample_shared(gpt *m, tw_tensor prompts, tw_tensor key_valid, int 
         rc = tw_status_get(ctx);
     }
     free(row_of), free(cur), free(pos), free(next), free(last), free(res), free(done);
+    if (rc == TW_ERR_NOMEM && tw_status_get(ctx) == TW_OK) out_of_memory(ctx, "gpt_sample_shared");
     return rc ? rc : tw_status_get(ctx);
 }
 
