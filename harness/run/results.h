@@ -33,7 +33,8 @@ int results_append(ckpt_snapshot **out, const char *path, const ckpt_write_opts 
                    size_t errlen);
 
 /* Adds the curves of rows[0..n) under <group>/curves (deterministic values, one element per
- * step) and <group>/timing (wall-clock seconds, which differ from run to run). */
+ * step) and <group>/timing (wall-clock seconds, which differ from run to run). CKPT_OK, or a
+ * negative ckpt_status: CKPT_ERR_NOMEM (no message), else the message in ckpt_snapshot_errmsg. */
 int results_add_curves(ckpt_snapshot *s, const char *group, const train_log *rows, int n);
 
 /* Reads what results_add_curves wrote (n rows expected) into rows. */

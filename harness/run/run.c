@@ -175,22 +175,24 @@ static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapsh
                           CKPT_MODE_CREATE, &r->wo, &ce))
         return run_fail(r, "%s", ce.msg);
     char e[1024];
-    int rc = snap_add_trainer(s, r->t, e, sizeof e);
-    if (rc) run_fail(r, "%s", e);
-    uint64_t st[4];
-    int64_t dims1[1] = {4};
-    if (!rc) {
-        base_gen_get_state(r->bg, st);
-        rc = ckpt_snapshot_add(s, "gens/base", CKPT_DTYPE_I64, 1, dims1, st);
+    if (snap_add_trainer(s, r->t, e, sizeof e)) { /* 0 or -1, the message in e */
+        ckpt_snapshot_free(s);
+        return run_fail(r, "%s", e);
     }
     const int ns = r->sp.n_stages;
     int64_t *tgs = calloc((size_t)ns * 4 + 1, sizeof(int64_t)); /* + 1: a base-only run has none */
-    if (!rc && !tgs) rc = CKPT_ERR_NOMEM;
-    for (int i = 0; !rc && i < ns; i++) {
+    if (!tgs) {
+        ckpt_snapshot_free(s);
+        return run_fail(r, "checkpoint: out of memory");
+    }
+    uint64_t st[4];
+    for (int i = 0; i < ns; i++) {
         task_gen_get_state(r->tg[i], st);
         memcpy(&tgs[i * 4], st, sizeof st);
     }
-    int64_t dims2[2] = {ns, 4};
+    base_gen_get_state(r->bg, st);
+    int64_t dims1[1] = {4}, dims2[2] = {ns, 4};
+    ckpt_status rc = ckpt_snapshot_add(s, "gens/base", CKPT_DTYPE_I64, 1, dims1, st);
     if (!rc)
         rc = ckpt_snapshot_add_owned(s, "gens/train", CKPT_DTYPE_I64, 2, dims2, tgs, NULL);
     else
@@ -200,8 +202,9 @@ static int build_checkpoint(run *r, int stage, int step, int n_rows, ckpt_snapsh
     if (!rc) rc = ckpt_snapshot_attr_i64(s, "", "stage", stage);
     if (!rc) rc = ckpt_snapshot_attr_i64(s, "", "step", step);
     if (!rc) rc = ckpt_snapshot_attr_str(s, "", "versions", tw_version());
-    if (rc && !r->err[0]) run_fail(r, "checkpoint: %s", ckpt_snapshot_errmsg(s));
     if (rc) {
+        run_fail(r, "checkpoint: %s",
+                 rc == CKPT_ERR_NOMEM ? "out of memory" : ckpt_snapshot_errmsg(s));
         ckpt_snapshot_free(s);
         return -1;
     }
