@@ -105,8 +105,6 @@ void task_gen_free(task_gen *g);
  * TASK_ERR_NOMEM (the set of drawn questions could not grow); *ex is then unspecified. */
 int task_gen_next(task_gen *g, task_example *ex);
 
-/* How many distinct questions an evaluation stream has emitted (0 for train). */
-
 /* The stream position, for checkpoints of training streams: get, store, set back to resume
  * exactly. On an evaluation stream only the PRNG is restored, not the set of questions
  * already drawn (evaluation streams are re-drawn from their seed, never resumed). */

@@ -64,11 +64,8 @@ int severity_load(const char *path, severity_table **out, char *err, size_t errl
 /* Frees. NULL is a no-op. */
 void severity_free(severity_table *t);
 
-/* Rows, ordered by series (first appearance), kind, severity, then domain ("mean" first). */
-
 /* Cells read and the number of distinct series. */
 int severity_n_cells(const severity_table *t);
-/* Cells without the expected readout (a version 1 summary, or cells of version 1 results). */
 int severity_n_series(const severity_table *t);
 
 /* The name of series s (0 .. severity_n_series - 1), e.g. "caopd defaults.lr=0.001", and its

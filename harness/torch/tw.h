@@ -234,7 +234,6 @@ tw_tensor tw_scale(tw_ctx *ctx, tw_tensor a, double s);
 tw_tensor tw_add_scalar(tw_ctx *ctx, tw_tensor a, double s);
 tw_tensor tw_exp(tw_ctx *ctx, tw_tensor a);
 tw_tensor tw_log(tw_ctx *ctx, tw_tensor a);
-/* Elementwise where(cond, a, b); cond is bool, broadcasting. */
 tw_tensor tw_to_dtype(tw_ctx *ctx, tw_tensor a, tw_dtype dtype);
 /* Elementwise comparisons -> bool. */
 tw_tensor tw_eq(tw_ctx *ctx, tw_tensor a, tw_tensor b);

@@ -276,12 +276,17 @@ static tw_status eval_batch(gpt *m, const char *const *prompts, int n, eval_para
     tw_ctx *ctx = gpt_ctx(m);
     opd_seqs pre;
     opd_seqs_init(&pre);
-    for (int i = 0; i < n; i++)
-        if (opd_seqs_add_prefix_text(&pre, prompts[i]) < 0) {
+    for (int i = 0; i < n; i++) {
+        const int r = opd_seqs_add_prefix_text(&pre, prompts[i]);
+        if (r < 0) {
             opd_seqs_free(&pre);
-            tw_set_error(ctx, TW_ERR_ARG, "eval: prompt %d cannot be encoded", i);
+            if (r == OPD_SEQS_BAD_TEXT)
+                tw_set_error(ctx, TW_ERR_ARG, "eval: prompt %d: %s", i, tok_errmsg());
+            else
+                tw_set_error(ctx, TW_ERR_NOMEM, "eval: out of memory");
             return tw_status_get(ctx);
         }
+    }
     const int64_t Tp = pre.prefix_len;
     int64_t *toks = malloc(sizeof(int64_t) * (size_t)n * p.max_new);
     if (!toks) {

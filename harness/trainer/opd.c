@@ -103,28 +103,33 @@ int opd_seqs_add_row(opd_seqs *s, int prefix, const int32_t *ids, int n) {
     return s->n_rows - 1;
 }
 
-static int32_t *encode(const char *text, size_t *n) {
+/* text -> *ids (malloc'd, *n of them): 0, OPD_SEQS_NOMEM, or OPD_SEQS_BAD_TEXT (tok_errmsg). */
+static int encode(const char *text, int32_t **ids, size_t *n) {
     size_t len = strlen(text);
-    int32_t *ids = malloc(sizeof(int32_t) * (len ? len : 1));
-    if (!ids || tok_encode(text, len, ids, len, n) != TOK_OK) {
-        free(ids);
-        return NULL;
+    *ids = malloc(sizeof(int32_t) * (len ? len : 1));
+    if (!*ids) return OPD_SEQS_NOMEM;
+    if (tok_encode(text, len, *ids, len, n) != TOK_OK) {
+        free(*ids);
+        *ids = NULL;
+        return OPD_SEQS_BAD_TEXT;
     }
-    return ids;
+    return 0;
 }
 
 int opd_seqs_add_prefix_text(opd_seqs *s, const char *text) {
     size_t n = 0;
-    int32_t *ids = encode(text, &n);
-    int r = ids ? opd_seqs_add_prefix(s, ids, (int)n) : -1;
+    int32_t *ids = NULL;
+    int r = encode(text, &ids, &n);
+    if (!r) r = opd_seqs_add_prefix(s, ids, (int)n);
     free(ids);
     return r;
 }
 
 int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text) {
     size_t n = 0;
-    int32_t *ids = encode(text, &n);
-    int r = ids ? opd_seqs_add_row(s, prefix, ids, (int)n) : -1;
+    int32_t *ids = NULL;
+    int r = encode(text, &ids, &n);
+    if (!r) r = opd_seqs_add_row(s, prefix, ids, (int)n);
     free(ids);
     return r;
 }
@@ -574,6 +579,10 @@ static int student_prompt_ids(const task_example *ex, int32_t *ids, int cap, int
     return 0;
 }
 
+static int min_int(int a, int b) {
+    return a < b ? a : b;
+}
+
 tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
                                   const char *const *rollouts, opd_params p, opd_batch *b,
                                   opd_stats *st) {
@@ -587,8 +596,9 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
     }
     b->n_prompts = n;
     b->k = p.k;
+    int fail = OPD_SEQS_NOMEM; /* or OPD_SEQS_BAD_TEXT: why the batch could not be built */
     b->groups = calloc((size_t)n, sizeof *b->groups);
-    if (!b->groups) goto nomem;
+    if (!b->groups) goto fail;
     double sum_p = 0, sum_conf = 0;
     int formatted = 0;
     int64_t teacher_tokens = 0, prompt_tokens = 0;
@@ -612,18 +622,27 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
             teacher_tokens += 1 + (int64_t)strlen(g->context[c]);
         }
         prompt_tokens += 1 + (int64_t)strlen(prompt);
-        if (sp < 0 || tp[0] < 0 || (g->n_contexts > 1 && tp[1] < 0)) goto nomem;
+        const int worst = min_int(sp, min_int(tp[0], g->n_contexts > 1 ? tp[1] : 0));
+        if (worst < 0) {
+            fail = worst;
+            goto fail;
+        }
         for (int r = 0; r < p.k; r++) {
             formatted += !g->verdict[r].format_failure;
             sum_conf += g->verdict[r].confidence;
-            if (opd_seqs_add_row_text(&b->student, sp, g->completion[r]) < 0 ||
-                opd_seqs_add_row_text(&b->teacher, tp[g->context_of[r]], g->completion[r]) < 0)
-                goto nomem;
+            const int rs = opd_seqs_add_row_text(&b->student, sp, g->completion[r]);
+            const int rt =
+                rs < 0 ? 0
+                       : opd_seqs_add_row_text(&b->teacher, tp[g->context_of[r]], g->completion[r]);
+            if (rs < 0 || rt < 0) {
+                fail = min_int(rs, rt);
+                goto fail;
+            }
         }
     }
     const int N = b->student.n_rows, W = b->student.width;
     b->cls = calloc((size_t)N * W, 1);
-    if (!b->cls) goto nomem;
+    if (!b->cls) goto fail;
     for (int i = 0; i < N; i++) {
         const char *text = b->groups[i / p.k].completion[i % p.k];
         opd_token_classes(text, (int)strlen(text), b->cls + (size_t)i * W);
@@ -640,9 +659,14 @@ tw_status opd_batch_from_rollouts(tw_ctx *ctx, const task_example *ex, int n,
             st->train_tokens += b->student.n_target[i];
     }
     return TW_OK;
-nomem:
+fail:
     opd_batch_free(b);
-    tw_set_error(ctx, TW_ERR_NOMEM, "opd batch: out of memory (or a text outside the vocabulary)");
+    if (fail == OPD_SEQS_BAD_TEXT)
+        tw_set_error(ctx, TW_ERR_ARG,
+                     "opd batch: a prompt, context or rollout outside the vocabulary: %s",
+                     tok_errmsg());
+    else
+        tw_set_error(ctx, TW_ERR_NOMEM, "opd batch: out of memory");
     return tw_status_get(ctx);
 }
 

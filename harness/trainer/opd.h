@@ -45,10 +45,12 @@ int opd_seqs_add_prefix(opd_seqs *s, const int32_t *ids, int n);
 /* Adds a row continuing prefix `prefix` with completion ids[0..n) (n >= 0; EOS appended).
  * Returns the row index, or -1 (bad prefix index, out of memory). */
 int opd_seqs_add_row(opd_seqs *s, int prefix, const int32_t *ids, int n);
-/* The same with text, encoded by the tokenizer (-1 also for bytes outside the vocabulary). */
+/* The same with text, encoded by the tokenizer: the index, or OPD_SEQS_NOMEM (-1: out of memory,
+ * or a bad prefix index) or OPD_SEQS_BAD_TEXT (-2: a byte outside the vocabulary; tok_errmsg). */
+#define OPD_SEQS_NOMEM (-1)
+#define OPD_SEQS_BAD_TEXT (-2)
 int opd_seqs_add_prefix_text(opd_seqs *s, const char *text);
 int opd_seqs_add_row_text(opd_seqs *s, int prefix, const char *text);
-/* Longest row BOS + prompt + completion + EOS, in tokens. */
 
 /* Logits (N, W, V), [i, j] predicting target[i, j]. share = 1: each prefix (all but its last
  * token) is computed once (gpt_prefix) and its rows continue it (gpt_forward_suffix), prefixes

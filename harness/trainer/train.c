@@ -1,6 +1,7 @@
 /* train.c: the trainer: EMA teacher, AdamW with warm-up + cosine decay, clipping, the
  * on-policy (caopd/sdft), supervised (sft, base stage) steps and their NaN rule. */
 #include "harness/trainer/train.h"
+#include "tasks/tokenizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -373,12 +374,13 @@ tw_status train_step_sup(trainer *t, const char *const *prompts, const char *con
     opd_seqs_init(&s);
     for (int i = 0; i < n; i++) {
         int p = opd_seqs_add_prefix_text(&s, prompts[i]);
-        if (p < 0 || opd_seqs_add_row_text(&s, p, targets[i]) < 0) {
+        int r = p < 0 ? p : opd_seqs_add_row_text(&s, p, targets[i]);
+        if (r < 0) {
             opd_seqs_free(&s);
-            tw_set_error(ctx, TW_ERR_ARG,
-                         "train_step_sup: pair %d cannot be encoded (out of memory or a byte "
-                         "outside the vocabulary)",
-                         i);
+            if (r == OPD_SEQS_BAD_TEXT)
+                tw_set_error(ctx, TW_ERR_ARG, "train_step_sup: pair %d: %s", i, tok_errmsg());
+            else
+                tw_set_error(ctx, TW_ERR_NOMEM, "train_step_sup: out of memory");
             return tw_status_get(ctx);
         }
     }
@@ -456,9 +458,11 @@ tw_status train_step_base(trainer *t, base_gen *g, train_log *log) {
     const char **pp = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     const char **tp = malloc(sizeof(char *) * (size_t)(n > 0 ? n : 1));
     tw_status s = TW_OK;
-    if (!pairs || !pp || !tp || n < 1) {
-        tw_set_error(ctx, TW_ERR_NOMEM, "train_step_base: out of memory or batch_prompts %d < 1",
-                     n);
+    if (n < 1) {
+        tw_set_error(ctx, TW_ERR_ARG, "train_step_base: batch_prompts %d < 1", n);
+        s = tw_status_get(ctx);
+    } else if (!pairs || !pp || !tp) {
+        tw_set_error(ctx, TW_ERR_NOMEM, "train_step_base: out of memory");
         s = tw_status_get(ctx);
     }
     for (int i = 0; s == TW_OK && i < n; i++) {

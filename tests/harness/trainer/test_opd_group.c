@@ -191,11 +191,28 @@ static void test_batch(void) {
     tw_ctx_free(ctx);
 }
 
+/* A text outside the vocabulary and an allocation failure are told apart (OPD_SEQS_BAD_TEXT,
+ * OPD_SEQS_NOMEM), so callers can say which. */
+static void test_seqs_text_errors(void) {
+    opd_seqs s;
+    opd_seqs_init(&s);
+    CHECK_EQ_INT(opd_seqs_add_prefix_text(&s, "Q: 1+1=\n"), 0);
+    CHECK_EQ_INT(opd_seqs_add_prefix_text(&s, "tab\there"), OPD_SEQS_BAD_TEXT);
+    CHECK_MSG(strstr(tok_errmsg(), "offset 3") != NULL, "%s", tok_errmsg());
+    CHECK_EQ_INT(opd_seqs_add_row_text(&s, 0, "2\nConfidence: 1.00"), 0);
+    CHECK_EQ_INT(opd_seqs_add_row_text(&s, 0, "caf\xc3\xa9"), OPD_SEQS_BAD_TEXT);
+    CHECK_EQ_INT(opd_seqs_add_row_text(&s, 5, "2"), OPD_SEQS_NOMEM); /* no prefix 5 */
+    CHECK_EQ_INT(s.n_prefix, 1);
+    CHECK_EQ_INT(s.n_rows, 1);
+    opd_seqs_free(&s);
+}
+
 int main(void) {
     test_caopd_demo();
     test_sdft();
     test_correct_solution();
     test_token_classes();
     test_batch();
+    test_seqs_text_errors();
     return check_report("test_opd_group");
 }
