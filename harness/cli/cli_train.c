@@ -18,6 +18,7 @@
 #include "tasks/templates.h"
 #include "harness/trainer/train.h"
 #include "harness/cli/cli_train.h"
+#include "harness/cli/cli_args.h"
 #include "common/clock.h"
 
 #define DEMO_MAX_METHODS 3
@@ -110,56 +111,57 @@ static int parse(int argc, char **argv, demo_opts *o) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         i++;
+        int rc = 0; /* -1: a bad value, already reported */
         if (!strcmp(a, "--base-steps"))
-            o->base_steps = atoi(v);
+            rc = cli_int("train-demo", a, v, 0, 1 << 30, &o->base_steps);
         else if (!strcmp(a, "--base-batch"))
-            o->base_batch = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->base_batch);
         else if (!strcmp(a, "--base-lr"))
-            o->base_lr = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1e9, &o->base_lr);
         else if (!strcmp(a, "--base-p-teacher"))
-            o->base_p_teacher = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1, &o->base_p_teacher);
         else if (!strcmp(a, "--base-target-frac"))
-            o->base_target_frac = atof(v);
+            rc = cli_num("train-demo", a, v, -1, 1, &o->base_target_frac);
         else if (!strcmp(a, "--base-p-solution"))
-            o->base_p_solution = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1, &o->base_p_solution);
         else if (!strcmp(a, "--base-p-no-note"))
-            o->base_p_no_note = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1, &o->base_p_no_note);
         else if (!strcmp(a, "--base-p-replaced"))
-            o->base_p_replaced = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1, &o->base_p_replaced);
         else if (!strcmp(a, "--steps"))
-            o->steps = atoi(v);
+            rc = cli_int("train-demo", a, v, 0, 1 << 30, &o->steps);
         else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->batch);
         else if (!strcmp(a, "--k"))
-            o->k = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->k);
         else if (!strcmp(a, "--lr"))
-            o->lr = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1e9, &o->lr);
         else if (!strcmp(a, "--temperature"))
-            o->temperature = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1e9, &o->temperature);
         else if (!strcmp(a, "--ema"))
-            o->ema = atof(v);
+            rc = cli_num("train-demo", a, v, 0, 1, &o->ema);
         else if (!strcmp(a, "--skip"))
-            o->skip = atoi(v);
+            rc = cli_int("train-demo", a, v, 0, 1 << 30, &o->skip);
         else if (!strcmp(a, "--check-every"))
-            o->check_every = atoi(v);
+            rc = cli_int("train-demo", a, v, 0, 1 << 30, &o->check_every);
         else if (!strcmp(a, "--max-new"))
-            o->max_new = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->max_new);
         else if (!strcmp(a, "--eval"))
-            o->eval_n = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->eval_n);
         else if (!strcmp(a, "--check"))
-            o->check_n = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->check_n);
         else if (!strcmp(a, "--seed"))
-            o->seed = strtoull(v, NULL, 10);
+            rc = cli_u64("train-demo", a, v, &o->seed);
         else if (!strcmp(a, "--threads"))
-            o->threads = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->threads);
         else if (!strcmp(a, "--log-every"))
-            o->log_every = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->log_every);
         else if (!strcmp(a, "--width"))
-            o->width = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->width);
         else if (!strcmp(a, "--layers"))
-            o->layers = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->layers);
         else if (!strcmp(a, "--heads"))
-            o->heads = atoi(v);
+            rc = cli_int("train-demo", a, v, 1, 1 << 30, &o->heads);
         else if (!strcmp(a, "--save-base"))
             o->save_base = v;
         else if (!strcmp(a, "--load-base"))
@@ -187,6 +189,7 @@ static int parse(int argc, char **argv, demo_opts *o) {
             if (parse_domains(v, &o->base_student_domains)) return usage();
         } else
             return usage();
+        if (rc) return 2;
     }
     if (o->eval_n < 1 || o->check_n < 1 || o->threads < 1 || o->base_batch < 1 || o->batch < 1 ||
         o->base_p_teacher < 0 || o->base_p_teacher > 1 || o->base_target_frac > 1 ||

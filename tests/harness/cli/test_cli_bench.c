@@ -126,6 +126,29 @@ int main(void) {
     CHECK_MSG(exited(st, 2), "a bad option should exit 2");
     CHECK_MSG(strstr(err, "--frobnicate") != NULL, "message does not name the option: %s", err);
     free(err);
+
+    /* Bad option values, checked the same way by every subcommand (harness/cli/cli_args.h). */
+    const struct {
+        const char *const args[5];
+        const char *want;
+    } values[] = {
+        {{"bench", "--threads", "2x", NULL},
+         "caopd bench: --threads expects an integer 1..1073741824, got '2x'"},
+        {{"sweep", "x.json", "-j", "0", NULL},
+         "caopd sweep: -j expects an integer 1..256, got '0'"},
+        {{"bases", "-n", "", NULL}, "caopd bases: -n expects an integer 1..1000000, got ''"},
+        {{"train-demo", "--ema", "1.5", NULL},
+         "caopd train-demo: --ema expects a number in [0, 1], got '1.5'"},
+        {{"train-demo", "--seed", "-1", NULL},
+         "caopd train-demo: --seed expects an unsigned integer, got '-1'"},
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        st = run_caopd(NULL, values[i].args);
+        err = slurp(p);
+        CHECK_MSG(exited(st, 2), "%s %s: status %d", values[i].args[0], values[i].args[1], st);
+        CHECK_MSG(strstr(err, values[i].want) != NULL, "expected '%s' in\n%s", values[i].want, err);
+        free(err);
+    }
     tmpdir_finish(g_tmp);
     return check_report("test_cli_bench");
 }
