@@ -65,11 +65,11 @@ static inline char *slurp(const char *path) {
     return b;
 }
 
-/* Starts caopd with args (NULL-terminated) in a child process, stdout to out and stderr to err
- * (the same file when err equals out); crash_at (may be NULL) goes to CAOPD_CRASH_AT. Returns the
- * child's pid. */
-static inline pid_t spawn_caopd(const char *out, const char *err, const char *crash_at,
-                                const char *const *args) {
+/* Starts the executable exe with args (NULL-terminated) in a child process, stdout to out and
+ * stderr to err (the same file when err equals out); crash_at (may be NULL) goes to
+ * CAOPD_CRASH_AT. Returns the child's pid. */
+static inline pid_t spawn_exe(const char *exe, const char *out, const char *err,
+                              const char *crash_at, const char *const *args) {
     pid_t pid = fork();
     if (pid == 0) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
@@ -79,15 +79,21 @@ static inline pid_t spawn_caopd(const char *out, const char *err, const char *cr
             setenv("CAOPD_CRASH_AT", crash_at, 1);
         else
             unsetenv("CAOPD_CRASH_AT");
-        const char *argv[48] = {CAOPD_EXE};
+        const char *argv[48] = {exe};
         int n = 1;
         for (int i = 0; args[i] && n < 47; i++)
             argv[n++] = args[i];
         argv[n] = NULL;
-        execv(CAOPD_EXE, (char *const *)argv);
+        execv(exe, (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+/* spawn_exe of CAOPD_EXE. */
+static inline pid_t spawn_caopd(const char *out, const char *err, const char *crash_at,
+                                const char *const *args) {
+    return spawn_exe(CAOPD_EXE, out, err, crash_at, args);
 }
 
 /* Runs caopd with args (NULL-terminated), stdout/stderr to <g_tmp>/out.txt, err.txt; crash_at

@@ -209,14 +209,8 @@ static void test_base_checkpoint(void) {
 static void test_release_has_no_hooks(void) {
     char out[700];
     snprintf(out, sizeof out, "%s/release.txt", g_tmp);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        dup2(fd, 1), dup2(fd, 2);
-        setenv("CAOPD_CRASH_AT", "1:3", 1);
-        execl(CAOPD_RELEASE_EXE, CAOPD_RELEASE_EXE, "run", "--resume", g_partial, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = spawn_exe(CAOPD_RELEASE_EXE, out, out, "1:3",
+                          (const char *[]){"run", "--resume", g_partial, NULL});
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0,
